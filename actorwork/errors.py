@@ -1,0 +1,136 @@
+"""Every exception actorwork raises, in one tree.
+
+::
+
+    ActorworkError
+    ├── ConfigError                  a config key or value is wrong (names both)
+    ├── AddressError                 an address cannot be parsed
+    │   └── UnknownSchemeError       no transport is registered for the scheme
+    ├── TransportError               something went wrong below the messages
+    │   ├── ConnectionClosed         we closed it (using a connection after aclose)
+    │   ├── ConnectionBroken         the peer or the network broke it
+    │   ├── EndOfStream              the peer ended it in an orderly way
+    │   ├── FrameTooLarge            a frame over the cap, refused before allocation
+    │   └── HandshakeError           protocol version or deadline not met
+    │       └── AuthenticationError  shared secret missing or wrong
+    ├── ProtocolError                bytes that do not decode to what the protocol expects
+    ├── MessageEncodeError           a message holds a value that cannot go on the wire
+    └── ActorError                   the actor layer
+        ├── ActorNotFound            no actor of that name
+        ├── ActorStopped             the actor stopped before it handled the message
+        ├── AskTimeout               no reply within the timeout (also a TimeoutError)
+        ├── MessageRejected          the actor does not accept that message type
+        └── RemoteActorError         the handler raised while answering an ask
+
+Foreign errors (``OSError``, ``ssl.SSLError``, ``msgspec`` errors, anyio's stream
+errors) are translated at the transport or codec boundary with ``raise ... from exc``,
+so callers only ever need to catch these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorError",
+    "ActorNotFound",
+    "ActorStopped",
+    "ActorworkError",
+    "AddressError",
+    "AskTimeout",
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectionBroken",
+    "ConnectionClosed",
+    "EndOfStream",
+    "FrameTooLarge",
+    "HandshakeError",
+    "MessageEncodeError",
+    "MessageRejected",
+    "ProtocolError",
+    "RemoteActorError",
+    "TransportError",
+    "UnknownSchemeError",
+]
+
+
+class ActorworkError(Exception):
+    """Base of every error actorwork raises on purpose."""
+
+
+class ConfigError(ActorworkError, ValueError):
+    """A configuration key or value is invalid; the message names both."""
+
+
+class AddressError(ActorworkError, ValueError):
+    """An address string cannot be parsed."""
+
+
+class UnknownSchemeError(AddressError):
+    """No transport is registered for an address scheme."""
+
+
+class TransportError(ActorworkError):
+    """A connection could not be made or used."""
+
+
+class ConnectionClosed(TransportError):
+    """This side closed the connection; it cannot be used any more."""
+
+
+class ConnectionBroken(TransportError):
+    """The peer or the network broke the connection (reset, killed, truncated frame)."""
+
+
+class EndOfStream(TransportError):
+    """The peer ended the connection in an orderly way, between two frames."""
+
+
+class FrameTooLarge(TransportError):
+    """A frame is larger than the configured cap; refused before it is allocated."""
+
+
+class HandshakeError(TransportError):
+    """The connection handshake failed: version mismatch, bad data or deadline."""
+
+
+class AuthenticationError(HandshakeError):
+    """The shared-secret challenge failed: no secret, or the wrong one."""
+
+
+class ProtocolError(ActorworkError):
+    """Bytes that do not decode to the message the protocol expects."""
+
+
+class ActorError(ActorworkError):
+    """Base of the errors of the actor layer."""
+
+
+class ActorNotFound(ActorError, LookupError):
+    """No actor of that name lives in the target system."""
+
+
+class ActorStopped(ActorError):
+    """The target actor stopped, or became unreachable, before handling the message."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived within the ask's timeout."""
+
+
+class MessageRejected(ActorError, TypeError):
+    """The target actor does not accept messages of that type."""
+
+
+class RemoteActorError(ActorError):
+    """The handler of an ask raised; carries the remote exception's type and text.
+
+    ``error_type`` is the qualified name of the exception class that the handler raised.
+    """
+
+    def __init__(self, message: str, *, error_type: str = "", actor: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.actor = actor
+
+
+class MessageEncodeError(ActorworkError, TypeError):
+    """A message cannot be encoded for the wire (a field holds an unencodable value)."""

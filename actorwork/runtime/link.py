@@ -1,0 +1,277 @@
+"""A :class:`Link` is the runtime's side of one connection to another actor system.
+
+It owns two tasks: the reader decodes envelopes and routes them (to a local
+mailbox, or to the future of a pending ask), the writer drains an outbox of encoded
+frames, sending everything queued in one ``send_many`` so that many small messages
+cost one system call. When either side ends, the link fails every pending ask with
+:class:`~actorwork.errors.ActorStopped`, tells watchers of actors behind it that they
+are :class:`~actorwork.messages.Terminated`, and leaves the system.
+
+A frame that is not an envelope closes the link (the peer is broken or hostile);
+a well-formed envelope with a body that does not decode, or that its recipient does
+not accept, fails only that message — an ask gets a FailureReply naming the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from actorwork.codec import Codec, Envelope, Kind
+from actorwork.errors import (
+    ActorNotFound,
+    ActorStopped,
+    ConnectionClosed,
+    EndOfStream,
+    FrameTooLarge,
+    MessageEncodeError,
+    MessageRejected,
+    ProtocolError,
+    TransportError,
+)
+from actorwork.messages import FailureReply, Message, Terminated
+from actorwork.runtime.ref import ActorRef, RemoteRef, WireReply, failure_error
+
+if TYPE_CHECKING:
+    from actorwork.runtime.system import ActorSystem
+    from actorwork.transports.base import Connection
+
+__all__ = ["Link"]
+
+log = structlog.get_logger(__name__)
+
+_HIGH_WATER = 1024  # frames queued before senders wait for the writer
+
+
+class Link:
+    """One connection, seen from this system. Created and run by :class:`ActorSystem`."""
+
+    def __init__(self, system: ActorSystem, connection: Connection, *, address: str | None,
+                 codec: Codec) -> None:
+        self.system = system
+        self.connection = connection
+        self.address = address
+        self.codec = codec
+        self.peer_name = connection.peer_name
+        self.closed = False
+        self.close_reason = ""
+        self._max_frame_size = system.options.max_frame_size
+        self._outbox: deque[bytes] = deque()
+        self._writer_wake: asyncio.Future[None] | None = None
+        self._drained: deque[asyncio.Future[None]] = deque()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._corr = count(1)
+        self._senders: dict[str, RemoteRef] = {}
+        self._watchers: dict[str, set[ActorRef]] = {}
+        self._done = anyio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Link to {self.peer_name!r} ({self.connection.peer_description})>"
+
+    # --- sending -------------------------------------------------------------------
+
+    def enqueue(self, frame: bytes) -> None:
+        """Queue a frame for the writer without waiting (replies, control frames)."""
+        if self.closed:
+            raise ActorStopped(f"connection to {self.peer_name!r} is closed: {self.close_reason}")
+        if len(frame) > self._max_frame_size:
+            raise FrameTooLarge(
+                f"message of {len(frame)} bytes exceeds max_frame_size={self._max_frame_size}"
+            )
+        self._outbox.append(frame)
+        wake = self._writer_wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def send(self, frame: bytes) -> None:
+        """Queue a frame; wait while the outbox is over its high-water mark."""
+        self.enqueue(frame)
+        while len(self._outbox) > _HIGH_WATER and not self.closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._drained.append(waiter)
+            await waiter
+
+    def new_ask(self) -> tuple[int, asyncio.Future[Any]]:
+        if self.closed:
+            raise ActorStopped(f"connection to {self.peer_name!r} is closed: {self.close_reason}")
+        corr = next(self._corr)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[corr] = future
+        return corr, future
+
+    def forget_ask(self, corr: int) -> None:
+        self._pending.pop(corr, None)
+
+    def reply(self, corr: int, result: Any) -> None:
+        if self.closed:
+            return
+        if result is not None and not isinstance(result, Message):
+            self.reply_failure(corr, MessageEncodeError(
+                f"reply of type {type(result).__name__} is not a Message"))
+            return
+        try:
+            frame = self.codec.encode(Kind.REPLY, corr, "", "", result)
+            self.enqueue(frame)
+        except (MessageEncodeError, FrameTooLarge) as exc:
+            self.reply_failure(corr, exc)
+
+    def reply_failure(self, corr: int, error: Exception) -> None:
+        if self.closed:
+            return
+        failure = FailureReply(
+            error_type=getattr(error, "error_type", "") or type(error).__name__,
+            message=str(error),
+            actor=getattr(error, "actor", ""),
+        )
+        self.enqueue(self.codec.encode(Kind.FAILURE, corr, "", "", failure))
+
+    def watch(self, name: str, watcher: ActorRef) -> None:
+        self._watchers.setdefault(name, set()).add(watcher)
+
+    # --- running -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and write until the connection ends; then clean up. Never raises."""
+        reason = "closed"
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_loop, tg.cancel_scope)
+                reason = await self._read_loop()
+                tg.cancel_scope.cancel()
+        except Exception as exc:  # a bug here must not take the system down
+            reason = f"link failed: {exc!r}"
+            log.exception("link_failed", peer=self.peer_name)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._shutdown(reason)
+
+    async def _read_loop(self) -> str:
+        receive = self.connection.receive
+        decode = self.codec.decode_envelope
+        while True:
+            try:
+                frame = await receive()
+            except EndOfStream:
+                return "peer closed the connection"
+            except ConnectionClosed:
+                return self.close_reason or "closed by this side"
+            except FrameTooLarge as exc:
+                log.warning("connection_closed", peer=self.peer_name, reason=str(exc))
+                return str(exc)
+            except TransportError as exc:
+                return f"connection broken: {exc}"
+            try:
+                envelope = decode(frame)
+            except ProtocolError as exc:
+                log.warning("connection_closed", peer=self.peer_name,
+                            peer_address=self.connection.peer_description, reason=str(exc))
+                return str(exc)
+            kind = envelope.kind
+            if kind is Kind.TELL or kind is Kind.ASK:
+                await self._deliver(envelope)
+            else:
+                self._complete(envelope)
+
+    async def _write_loop(self, scope: anyio.CancelScope) -> None:
+        outbox = self._outbox
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while not outbox:
+                    self._writer_wake = loop.create_future()
+                    await self._writer_wake
+                frames = list(outbox)
+                outbox.clear()
+                while self._drained:
+                    waiter = self._drained.popleft()
+                    if not waiter.done():
+                        waiter.set_result(None)
+                await self.connection.send_many(frames)
+        except TransportError as exc:
+            self.close_reason = self.close_reason or f"send failed: {exc}"
+            scope.cancel()
+
+    async def _deliver(self, envelope: Envelope) -> None:
+        ask = envelope.kind is Kind.ASK
+        cell = self.system._cells.get(envelope.recipient)  # noqa: SLF001
+        if cell is None:
+            self._reject(envelope, ActorNotFound(
+                f"no actor named {envelope.recipient!r} in system {self.system.name!r}"))
+            return
+        try:
+            body = self.codec.decode_body(envelope.body)
+        except ProtocolError as exc:
+            self._reject(envelope, MessageRejected(f"message for {envelope.recipient!r}: {exc}"))
+            return
+        if not isinstance(body, cell.accepts):
+            self._reject(envelope, MessageRejected(cell.rejection(body)))
+            return
+        sender = self._sender_ref(envelope.sender) if envelope.sender else None
+        item = (body, sender, WireReply(self, envelope.corr) if ask else None)
+        mailbox = cell.mailbox
+        try:
+            if not mailbox.put_nowait(item):
+                await mailbox.put(item)
+        except ActorStopped as exc:
+            self._reject(envelope, exc)
+
+    def _reject(self, envelope: Envelope, error: Exception) -> None:
+        log.warning("message_rejected", peer=self.peer_name, recipient=envelope.recipient,
+                    reason=str(error))
+        if envelope.kind is Kind.ASK:
+            self.reply_failure(envelope.corr, error)
+
+    def _sender_ref(self, name: str) -> RemoteRef:
+        ref = self._senders.get(name)
+        if ref is None:
+            if len(self._senders) > 4096:
+                self._senders.clear()
+            ref = self._senders[name] = RemoteRef(self.system, name, link=self)
+        return ref
+
+    def _complete(self, envelope: Envelope) -> None:
+        future = self._pending.pop(envelope.corr, None)
+        if future is None or future.done():
+            return  # the asker timed out meanwhile
+        try:
+            body = self.codec.decode_body(envelope.body)
+        except ProtocolError as exc:
+            future.set_exception(exc)
+            return
+        if envelope.kind is Kind.FAILURE and isinstance(body, FailureReply):
+            future.set_exception(failure_error(body))
+        else:
+            future.set_result(body)
+
+    async def aclose(self, reason: str = "closed by this side") -> None:
+        """Close the connection; :meth:`run` then cleans up. Idempotent."""
+        if not self.close_reason:
+            self.close_reason = reason
+        await self.connection.aclose()
+        await self._done.wait()
+
+    async def _shutdown(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = self.close_reason or reason
+        await self.connection.aclose()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ActorStopped(
+                    f"connection to {self.peer_name!r} lost before the reply: {self.close_reason}"))
+        self._pending.clear()
+        for waiter in self._drained:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.system._forget_link(self)  # noqa: SLF001
+        log.debug("link_closed", peer=self.peer_name, reason=self.close_reason)
+        for name, watchers in self._watchers.items():
+            for watcher in watchers:
+                await self.system._notify(watcher, Terminated(name, self.close_reason))  # noqa: SLF001
+        self._done.set()

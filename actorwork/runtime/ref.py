@@ -1,0 +1,208 @@
+"""References to actors: :class:`ActorRef` and its local and remote kinds.
+
+A ref is how anything talks to an actor: ``await ref.tell(message)`` (fire and
+forget, waits only when the target's mailbox or connection is full) and
+``await ref.ask(message, timeout=...)`` (returns the handler's result). Local and
+remote refs behave the same, except that messages to a remote actor are encoded and
+checked against the receiving system's types on arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from actorwork.codec import Kind
+from actorwork.errors import ActorStopped, AskTimeout, MessageRejected, RemoteActorError
+from actorwork.messages import FailureReply, Message
+
+if TYPE_CHECKING:
+    from actorwork.runtime.link import Link
+    from actorwork.runtime.system import ActorSystem, _Cell
+
+__all__ = ["ActorRef", "LocalRef", "RemoteRef", "current_actor"]
+
+#: The ref of the actor whose task is running, used as the default sender.
+_current: contextvars.ContextVar[ActorRef | None] = contextvars.ContextVar(
+    "actorwork_current_actor", default=None
+)
+
+
+def current_actor() -> ActorRef | None:
+    """The actor on whose behalf the current task runs, if any."""
+    return _current.get()
+
+
+class ActorRef(ABC):
+    """An address of one actor that messages can be sent to."""
+
+    name: str
+
+    @abstractmethod
+    async def tell(self, message: Message, *, sender: ActorRef | None = None) -> None:
+        """Deliver ``message`` without waiting for it to be handled.
+
+        ``sender`` defaults to the actor this is called from. Raises MessageRejected
+        (locally known to be unacceptable), MessageEncodeError (remote, unencodable),
+        ActorStopped or a TransportError when it cannot be delivered.
+        """
+
+    @abstractmethod
+    async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
+        """Deliver ``message`` and return the handler's result.
+
+        ``timeout`` defaults to the system's ``ask_timeout``. Raises AskTimeout,
+        RemoteActorError if the handler raised, ActorStopped if the actor stopped or
+        its connection broke first, plus whatever ``tell`` raises.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+async def _await_reply(future: asyncio.Future[Any], timeout: float | None, target: str) -> Any:
+    try:
+        async with asyncio.timeout(timeout):
+            return await future
+    except TimeoutError:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise future.exception() from None  # type: ignore[misc]
+        raise AskTimeout(f"no reply from {target!r} within {timeout}s") from None
+
+
+def failure_error(failure: FailureReply) -> Exception:
+    """The exception an asker sees for a FailureReply."""
+    if failure.error_type == "ActorStopped":
+        return ActorStopped(failure.message)
+    if failure.error_type == "ActorNotFound":
+        from actorwork.errors import ActorNotFound
+
+        return ActorNotFound(failure.message)
+    if failure.error_type == "MessageRejected":
+        return MessageRejected(failure.message)
+    return RemoteActorError(failure.message, error_type=failure.error_type, actor=failure.actor)
+
+
+class LocalRef(ActorRef):
+    """A ref to an actor in this system: messages are handed over as objects."""
+
+    __slots__ = ("_cell", "name")
+
+    def __init__(self, cell: _Cell) -> None:
+        self._cell = cell
+        self.name = cell.name
+
+    @property
+    def system(self) -> ActorSystem:
+        return self._cell.system
+
+    def _check(self, message: Message) -> None:
+        if not isinstance(message, self._cell.accepts):
+            raise MessageRejected(self._cell.rejection(message))
+
+    async def tell(self, message: Message, *, sender: ActorRef | None = None) -> None:
+        self._check(message)
+        item = (message, sender or _current.get(), None)
+        mailbox = self._cell.mailbox
+        if not mailbox.put_nowait(item):
+            await mailbox.put(item)
+
+    async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
+        self._check(message)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = (message, _current.get(), LocalReply(future))
+        mailbox = self._cell.mailbox
+        if not mailbox.put_nowait(item):
+            await mailbox.put(item)
+        if timeout is None:
+            timeout = self._cell.system.ask_timeout
+        return await _await_reply(future, timeout, self.name)
+
+
+class RemoteRef(ActorRef):
+    """A ref to an actor in another system, reached over a :class:`Link`.
+
+    A ref made from an address (``ActorSystem.remote``) reconnects on its next use
+    after the connection was lost; a ref that arrived as the sender of a message is
+    bound to the connection it came on.
+    """
+
+    __slots__ = ("_address", "_link", "_system", "name")
+
+    def __init__(self, system: ActorSystem, name: str, *, link: Link | None = None,
+                 address: str | None = None) -> None:
+        self._system = system
+        self.name = name
+        self._link = link
+        self._address = address
+
+    @property
+    def address(self) -> str | None:
+        return self._address
+
+    async def link(self) -> Link:
+        """The live link to the actor's system, connecting again if needed."""
+        link = self._link
+        if link is not None and not link.closed:
+            return link
+        if self._address is None:
+            raise ActorStopped(f"connection to {self.name!r} is gone and it has no address to reconnect to")
+        self._link = link = await self._system.connect(self._address)
+        return link
+
+    async def tell(self, message: Message, *, sender: ActorRef | None = None) -> None:
+        link = await self.link()
+        sender = sender or _current.get()
+        frame = link.codec.encode(Kind.TELL, 0, self.name, sender.name if sender else "", message)
+        await link.send(frame)
+
+    async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
+        link = await self.link()
+        sender = _current.get()
+        corr, future = link.new_ask()
+        try:
+            frame = link.codec.encode(Kind.ASK, corr, self.name, sender.name if sender else "", message)
+            await link.send(frame)
+            if timeout is None:
+                timeout = self._system.ask_timeout
+            return await _await_reply(future, timeout, self.name)
+        finally:
+            link.forget_ask(corr)
+
+    def __repr__(self) -> str:
+        return f"<RemoteRef {self.name!r} at {self._address or 'incoming connection'}>"
+
+
+class LocalReply:
+    """Where the answer to a local ask goes: straight into the asker's future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+
+    def resolve(self, result: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class WireReply:
+    """Where the answer to a remote ask goes: back over the link it came on."""
+
+    __slots__ = ("corr", "link")
+
+    def __init__(self, link: Link, corr: int) -> None:
+        self.link = link
+        self.corr = corr
+
+    def resolve(self, result: Any) -> None:
+        self.link.reply(self.corr, result)
+
+    def fail(self, error: Exception) -> None:
+        self.link.reply_failure(self.corr, error)

@@ -1,0 +1,157 @@
+"""A connection and a listener over any anyio byte stream, shared by unix, tcp and pipe.
+
+The scheme modules only open sockets; framing, the handshake, the deadline and the
+translation of errors happen here, once.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+import anyio.abc
+import structlog
+from anyio.abc import TaskStatus
+
+from actorwork.errors import HandshakeError, TransportError
+from actorwork.transports._framing import FramedStream
+from actorwork.transports._handshake import client_handshake, server_handshake
+from actorwork.transports.base import Connection, ConnectionHandler, ConnectionOptions, Listener
+
+__all__ = ["StreamConnection", "StreamListener", "describe_stream", "open_stream_connection"]
+
+log = structlog.get_logger(__name__)
+
+StreamWrapper = Callable[[anyio.abc.ByteStream], Awaitable[anyio.abc.ByteStream]]
+
+
+def describe_stream(stream: anyio.abc.ByteStream) -> str:
+    """The remote end of a socket stream, for logs ('' if unknown)."""
+    remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if isinstance(remote, tuple):
+        return f"{remote[0]}:{remote[1]}"
+    return str(remote) if remote else ""
+
+
+class StreamConnection(Connection):
+    """Frames over a byte stream, after a completed handshake."""
+
+    def __init__(self, framed: FramedStream, *, peer_name: str, peer_description: str) -> None:
+        self._framed = framed
+        self.peer_name = peer_name
+        self.peer_description = peer_description
+
+    @property
+    def max_frame_size(self) -> int:
+        return self._framed.max_frame_size
+
+    async def send(self, frame: bytes) -> None:
+        await self._framed.send(frame)
+
+    async def send_many(self, frames: Sequence[bytes]) -> None:
+        await self._framed.send_many(frames)
+
+    async def receive(self) -> bytes:
+        return await self._framed.receive()
+
+    async def aclose(self) -> None:
+        await self._framed.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} peer={self.peer_name!r} at {self.peer_description!r}>"
+
+
+async def open_stream_connection(
+    stream: anyio.abc.ByteStream,
+    options: ConnectionOptions,
+    *,
+    description: str,
+    wrap: StreamWrapper | None = None,
+) -> StreamConnection:
+    """Frame ``stream`` and run the client handshake; close the stream on failure."""
+    framed = FramedStream(stream, max_frame_size=options.max_frame_size)
+    try:
+        if wrap is not None:
+            framed.stream = await wrap(stream)
+        peer_name = await client_handshake(framed, options)
+    except BaseException:
+        await framed.aclose()
+        raise
+    return StreamConnection(framed, peer_name=peer_name, peer_description=description)
+
+
+class StreamListener(Listener):
+    """Accepts byte streams from an anyio listener and serves each after the handshake."""
+
+    def __init__(
+        self,
+        listeners: Sequence[anyio.abc.SocketListener],
+        options: ConnectionOptions,
+        *,
+        address: str,
+        wrap: StreamWrapper | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._listeners = list(listeners)
+        self._options = options
+        self._wrap = wrap
+        self._on_close = on_close
+        self._closed = False
+        self.address = address
+
+    async def serve(
+        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            for listener in self._listeners:
+                tg.start_soon(self._accept_loop, listener, handler, tg)
+            task_status.started()
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.SocketListener,
+        handler: ConnectionHandler,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:  # EMFILE and friends: log, back off, go on
+                log.warning("accept_failed", address=self.address, error=repr(exc))
+                await anyio.sleep(0.1)
+                continue
+            tg.start_soon(self._serve_one, stream, handler)
+
+    async def _serve_one(self, stream: anyio.abc.ByteStream, handler: ConnectionHandler) -> None:
+        description = describe_stream(stream) or self.address
+        framed = FramedStream(stream, max_frame_size=self._options.max_frame_size)
+        try:
+            if self._wrap is not None:
+                with anyio.fail_after(self._options.handshake_timeout):
+                    framed.stream = await self._wrap(stream)
+            peer_name = await server_handshake(framed, self._options)
+        except (HandshakeError, TransportError, TimeoutError, ssl.SSLError, OSError,
+                anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            log.warning("handshake_refused", address=self.address, peer=description,
+                        reason=str(exc) or type(exc).__name__)
+            await framed.aclose()
+            return
+        connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)
+        try:
+            await handler(connection)
+        except Exception:
+            log.exception("connection_handler_failed", address=self.address, peer=description)
+        finally:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self._listeners:
+            await listener.aclose()
+        if self._on_close is not None:
+            self._on_close()

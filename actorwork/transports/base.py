@@ -1,0 +1,159 @@
+"""The transport interfaces: :class:`Transport`, :class:`Listener`, :class:`Connection`.
+
+A transport turns an address into connections that carry *frames* (``bytes``) in
+both directions. It knows how to connect, listen and perform the handshake
+(protocol version, optional shared-secret authentication); it knows nothing about
+messages, which only :mod:`actorwork.codec` turns frames into.
+
+Contract shared by every transport, checked by :mod:`actorwork.testing`:
+
+* frames sent on one connection arrive in order, each whole, or not at all;
+* a frame over ``max_frame_size`` is refused (:class:`~actorwork.errors.FrameTooLarge`)
+  and, on the receiving side, closes that connection;
+* a connection is handed to the caller only after the handshake succeeded;
+* ``aclose()`` is idempotent and never raises for an already broken connection.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from anyio.abc import TaskStatus
+
+from actorwork.addressing import Address
+from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
+
+__all__ = [
+    "Connection",
+    "ConnectionHandler",
+    "ConnectionOptions",
+    "Listener",
+    "Transport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """What both ends of every connection agree on, whatever the transport.
+
+    ``name`` is this side's system name, sent in the handshake for diagnostics.
+    ``secret`` enables the HMAC challenge; a listener with a secret refuses peers
+    without it, and a client with a secret refuses a listener that cannot prove it.
+    """
+
+    name: str = "actorwork"
+    secret: bytes | None = None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    handshake_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_frame_size < 1024:
+            raise ValueError(f"max_frame_size must be at least 1024 bytes, got {self.max_frame_size!r}")
+        if not self.handshake_timeout > 0:
+            raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout!r}")
+
+
+class Connection(ABC):
+    """A handshaken, bidirectional channel of frames to one peer."""
+
+    #: The peer's system name, as it announced itself in the handshake.
+    peer_name: str = ""
+    #: A human-readable description of the other end, for logs.
+    peer_description: str = ""
+
+    @abstractmethod
+    async def send(self, frame: bytes) -> None:
+        """Send one frame.
+
+        Raises FrameTooLarge (nothing sent), ConnectionClosed after ``aclose()``,
+        ConnectionBroken if the peer is gone.
+        """
+
+    async def send_many(self, frames: Sequence[bytes]) -> None:
+        """Send several frames, in order; transports override this to write them at once."""
+        for frame in frames:
+            await self.send(frame)
+
+    @abstractmethod
+    async def receive(self) -> bytes:
+        """The next frame from the peer.
+
+        Raises EndOfStream when the peer closed in an orderly way, ConnectionBroken when
+        it vanished or cut a frame short, FrameTooLarge for a frame over the cap (the
+        caller must then close the connection), ConnectionClosed after ``aclose()``.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection. Idempotent; never raises for a broken peer."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+ConnectionHandler = Callable[[Connection], Awaitable[None]]
+
+
+class Listener(ABC):
+    """Accepts connections on one address and hands each, handshaken, to a handler."""
+
+    #: The address peers connect to, with anything chosen at bind time filled in
+    #: (for ``tcp://127.0.0.1:0``, the real port).
+    address: str
+
+    @abstractmethod
+    async def serve(
+        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = ...
+    ) -> None:
+        """Accept connections until closed or cancelled, calling ``handler`` for each.
+
+        Each handler runs in its own task; when it returns, the connection is closed.
+        A failed handshake is logged with its reason and never reaches the handler.
+        ``task_status.started()`` is called once the listener accepts connections.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Stop accepting. Idempotent. Connections already handed out stay open."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Transport(ABC):
+    """Connects to and listens on addresses of one scheme.
+
+    Instances are cheap; settings that are not part of the address (an
+    ``ssl.SSLContext``, say) are constructor arguments, so a configured instance can
+    be passed wherever an address is accepted.
+    """
+
+    scheme: ClassVar[str]
+
+    @abstractmethod
+    async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
+        """Open a connection and complete the client side of the handshake."""
+
+    @abstractmethod
+    async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
+        """Bind ``address``; connections are accepted once :meth:`Listener.serve` runs."""

@@ -1,0 +1,231 @@
+"""``inproc://`` — connections between actor systems on the same event loop.
+
+Reach: one process, one event loop. Address: ``inproc://name``, unique among the
+listeners of the process. Guarantees: frames arrive in order and whole; the peer's
+``aclose()`` is seen after the frames sent before it. The handshake and the frame cap
+are the same as on every other transport, and the runtime encodes messages into
+frames here too, so a message that cannot be encoded fails in one process exactly as it
+would between hosts — which is what makes one-process debugging trustworthy.
+Back-pressure: a direction holds at most ``capacity`` frames; ``send`` waits for room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from typing import ClassVar
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from actorwork.addressing import Address
+from actorwork.errors import (
+    ConnectionBroken,
+    ConnectionClosed,
+    EndOfStream,
+    FrameTooLarge,
+    HandshakeError,
+    TransportError,
+)
+from actorwork.transports._handshake import client_handshake, server_handshake
+from actorwork.transports.base import Connection, ConnectionHandler, ConnectionOptions, Listener, Transport
+
+__all__ = ["InProcConnection", "InProcListener", "InProcTransport"]
+
+log = structlog.get_logger(__name__)
+
+_listeners: dict[str, InProcListener] = {}
+
+
+class _Direction:
+    """Frames travelling one way, with waiters for data and for room."""
+
+    __slots__ = ("capacity", "closed", "frames", "reader", "writers")
+
+    def __init__(self, capacity: int) -> None:
+        self.frames: deque[bytes] = deque()
+        self.capacity = capacity
+        self.closed = False
+        self.reader: asyncio.Future[None] | None = None
+        self.writers: deque[asyncio.Future[None]] = deque()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake_reader()
+        while self.writers:
+            waiter = self.writers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_reader(self) -> None:
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    async def put_many(self, frames: Sequence[bytes]) -> None:
+        while len(self.frames) >= self.capacity and not self.closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self.writers.append(waiter)
+            await waiter
+        if self.closed:
+            raise ConnectionBroken("peer closed the connection")
+        self.frames.extend(frames)
+        self._wake_reader()
+
+    async def get(self) -> bytes:
+        while not self.frames:
+            if self.closed:
+                raise EndOfStream("peer closed the connection")
+            self.reader = asyncio.get_running_loop().create_future()
+            try:
+                await self.reader
+            finally:
+                self.reader = None
+        frame = self.frames.popleft()
+        if self.writers and len(self.frames) < self.capacity:
+            waiter = self.writers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        return frame
+
+
+class InProcConnection(Connection):
+    """One end of an in-process connection."""
+
+    def __init__(self, inbound: _Direction, outbound: _Direction, *, max_frame_size: int,
+                 description: str) -> None:
+        self._inbound = inbound
+        self._outbound = outbound
+        self._closed = False
+        self.max_frame_size = max_frame_size
+        self.peer_description = description
+
+    async def send(self, frame: bytes) -> None:
+        await self.send_many((frame,))
+
+    async def send_many(self, frames: Sequence[bytes]) -> None:
+        if self._closed:
+            raise ConnectionClosed("connection is closed")
+        for frame in frames:
+            if len(frame) > self.max_frame_size:
+                raise FrameTooLarge(
+                    f"frame of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
+                )
+        await self._outbound.put_many(frames)
+
+    async def receive(self, max_frame_size: int | None = None) -> bytes:
+        if self._closed:
+            raise ConnectionClosed("connection is closed")
+        frame = await self._inbound.get()
+        cap = self.max_frame_size if max_frame_size is None else max_frame_size
+        if len(frame) > cap:
+            raise FrameTooLarge(f"peer sent a frame of {len(frame)} bytes; cap is {cap}")
+        return frame
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._outbound.close()
+        self._inbound.close()
+
+
+class InProcListener(Listener):
+    """Accepts in-process connections made to ``inproc://name``."""
+
+    def __init__(self, name: str, options: ConnectionOptions, capacity: int) -> None:
+        self.name = name
+        self.address = f"inproc://{name}"
+        self.options = options
+        self.capacity = capacity
+        self._incoming: asyncio.Queue[InProcConnection] = asyncio.Queue()
+        self._closed = False
+        self._serving = anyio.Event()
+
+    async def serve(
+        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            self._serving.set()
+            task_status.started()
+            while not self._closed:
+                connection = await self._incoming.get()
+                if self._closed:  # aclose() wakes us with a closed dummy
+                    break
+                tg.start_soon(self._serve_one, connection, handler)
+
+    async def _serve_one(self, connection: InProcConnection, handler: ConnectionHandler) -> None:
+        try:
+            connection.peer_name = await server_handshake(connection, self.options)
+        except HandshakeError as exc:
+            log.warning("handshake_refused", address=self.address, reason=str(exc))
+            await connection.aclose()
+            return
+        try:
+            await handler(connection)
+        except Exception:
+            log.exception("connection_handler_failed", address=self.address)
+        finally:
+            await connection.aclose()
+
+    def _offer(self, connection: InProcConnection) -> None:
+        if self._closed:
+            raise TransportError(f"inproc listener {self.address!r} is closed")
+        self._incoming.put_nowait(connection)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if _listeners.get(self.name) is self:
+            del _listeners[self.name]
+        dummy = _pair(self.capacity, 1024, "closed")[0]
+        self._incoming.put_nowait(dummy)
+        while not self._incoming.empty():
+            await self._incoming.get_nowait().aclose()
+
+
+def _pair(capacity: int, max_frame_size: int, name: str) -> tuple[InProcConnection, InProcConnection]:
+    there, back = _Direction(capacity), _Direction(capacity)
+    client = InProcConnection(back, there, max_frame_size=max_frame_size, description=f"inproc://{name}")
+    server = InProcConnection(there, back, max_frame_size=max_frame_size, description="inproc client")
+    return client, server
+
+
+class InProcTransport(Transport):
+    """Connections within one event loop; ``capacity`` frames may wait in each direction."""
+
+    scheme: ClassVar[str] = "inproc"
+
+    def __init__(self, *, capacity: int = 4096) -> None:
+        self.capacity = capacity
+
+    async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
+        listener = _listeners.get(address.location)
+        if listener is None:
+            known = ", ".join(sorted(_listeners)) or "none"
+            raise TransportError(
+                f"cannot connect to {str(address)!r}: no inproc listener of that name "
+                f"(listening: {known})"
+            )
+        client, server = _pair(self.capacity, options.max_frame_size, address.location)
+        server.max_frame_size = listener.options.max_frame_size
+        listener._offer(server)  # noqa: SLF001 - the listener and transport are one unit
+        try:
+            client.peer_name = await client_handshake(client, options)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
+        name = address.location
+        if not name:
+            raise TransportError(f"address {str(address)!r} needs a name, e.g. 'inproc://scheduler'")
+        if name in _listeners:
+            raise TransportError(f"cannot listen on {str(address)!r}: the name is already in use")
+        listener = InProcListener(name, options, self.capacity)
+        _listeners[name] = listener
+        return listener

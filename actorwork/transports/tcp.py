@@ -1,0 +1,96 @@
+"""``tcp://`` — TCP over anyio, optionally with TLS, for processes on other hosts.
+
+Reach: the network. Address: ``tcp://host:port`` (``tcp://[::1]:7400`` for IPv6;
+port 0 picks a free port, which the listener's ``address`` then shows).
+Guarantees: frames arrive in order, whole, or the connection breaks; a killed peer's
+kernel resets the connection at once, a vanished host is noticed by the runtime's
+heartbeats. Security: a listener that is not on loopback requires a shared secret
+(HMAC challenge in the handshake, see ``_handshake``); TLS is enabled by passing
+``ssl.SSLContext`` objects to :class:`TCPTransport`. The TLS handshake and the
+actorwork handshake share one deadline.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import ClassVar
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from actorwork.addressing import Address, format_address, is_loopback_host, split_host_port
+from actorwork.errors import ConfigError, TransportError
+from actorwork.transports._stream import StreamListener, open_stream_connection
+from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
+
+__all__ = ["TCPTransport"]
+
+
+class TCPTransport(Transport):
+    """Connections over TCP.
+
+    ``server_ssl`` (a server-side ``SSLContext``) turns on TLS for listeners,
+    ``client_ssl`` for outgoing connections; ``server_hostname`` overrides the name
+    checked against the server's certificate.
+    """
+
+    scheme: ClassVar[str] = "tcp"
+
+    def __init__(
+        self,
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+        self.server_hostname = server_hostname
+
+    async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
+        host, port = split_host_port(address)
+        try:
+            with anyio.fail_after(options.handshake_timeout):
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+                if self.client_ssl is not None:
+                    stream = await TLSStream.wrap(
+                        stream,
+                        ssl_context=self.client_ssl,
+                        hostname=self.server_hostname or host,
+                        standard_compatible=False,
+                    )
+        except TimeoutError:
+            raise TransportError(
+                f"cannot connect to {str(address)!r}: no answer within {options.handshake_timeout}s"
+            ) from None
+        except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
+            raise TransportError(f"cannot connect to {str(address)!r}: {exc}") from exc
+        return await open_stream_connection(stream, options, description=str(address))
+
+    async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
+        host, port = split_host_port(address)
+        if options.secret is None and not is_loopback_host(host):
+            raise ConfigError(
+                f"listening on {str(address)!r}, which is not loopback, requires a shared secret; "
+                "set 'secret' (or ACTORWORK_SECRET), or listen on 127.0.0.1"
+            )
+        try:
+            multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as exc:
+            raise TransportError(f"cannot listen on {str(address)!r}: {exc.strerror or exc}") from exc
+        listeners = list(multi.listeners)
+        bound_port = listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+        shown_host = f"[{host}]" if ":" in host else host
+        bound = format_address(self.scheme, f"{shown_host}:{bound_port}")
+        server_ssl = self.server_ssl
+
+        async def wrap(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+            assert server_ssl is not None
+            return await TLSStream.wrap(
+                stream, server_side=True, ssl_context=server_ssl, standard_compatible=False
+            )
+
+        return StreamListener(
+            listeners, options, address=bound, wrap=wrap if server_ssl is not None else None
+        )
