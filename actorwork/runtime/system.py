@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.abc
@@ -38,6 +38,9 @@ from actorwork.runtime.mailbox import Mailbox
 from actorwork.runtime.ref import ActorRef, LocalRef, RemoteRef, _current
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
 from actorwork.transports.registry import resolve_transport
+
+if TYPE_CHECKING:
+    from actorwork.transports.pipe import ChildProcess
 
 __all__ = ["ActorSystem"]
 
@@ -128,6 +131,7 @@ class ActorSystem:
         self._links: set[Link] = set()
         self._links_by_address: dict[str, Link] = {}
         self._connecting: dict[str, anyio.Lock] = {}
+        self._children: set[ChildProcess] = set()
         self._names = itertools.count(1)
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -176,6 +180,8 @@ class ActorSystem:
         with anyio.CancelScope(shield=True):
             if self._listener is not None:
                 await self._listener.aclose()
+            for child in list(self._children):
+                await child.aclose()
             for cell in reversed(list(self._cells.values())):
                 await self._stop_cell(cell, grace=5.0)
             for link in list(self._links):
@@ -342,13 +348,44 @@ class ActorSystem:
     async def _serve(self, listener: Listener, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         await listener.serve(self._run_connection, task_status=task_status)
 
-    async def _run_connection(self, connection: Connection, address: str | None = None) -> None:
+    async def _run_connection(self, connection: Connection) -> None:
+        await self._new_link(connection, None).run()
+
+    def _new_link(self, connection: Connection, address: str | None) -> Link:
         link = Link(self, connection, address=address, codec=self.codec)
         self._links.add(link)
         if address is not None:
             self._links_by_address[address] = link
         log.debug("link_opened", system=self.name, peer=link.peer_name, address=address)
-        await link.run()
+        return link
+
+    async def serve_connection(self, connection: Connection) -> None:
+        """Route messages over an already handshaken ``connection`` until it ends."""
+        self._task_group()
+        await self._run_connection(connection)
+
+    def adopt(self, connection: Connection) -> Link:
+        """Run an already handshaken ``connection`` in the background; its link."""
+        link = self._new_link(connection, None)
+        self._task_group().start_soon(link.run)
+        return link
+
+    async def spawn_child(self, name: str, *, init: str | None = None,
+                          env: dict[str, str] | None = None) -> ChildProcess:
+        """Start a child process with its own actor system, linked over ``pipe://``.
+
+        See :func:`actorwork.transports.pipe.start_child`. The child is stopped when
+        this system closes, and is killed by the OS if this process dies.
+        """
+        from actorwork.transports.pipe import start_child
+
+        self._task_group()
+        child = await start_child(self, name, init=init, env=env)
+        self._children.add(child)
+        return child
+
+    def _forget_child(self, child: ChildProcess) -> None:
+        self._children.discard(child)
 
     def _forget_link(self, link: Link) -> None:
         self._links.discard(link)
@@ -366,11 +403,9 @@ class ActorSystem:
             if link is not None and not link.closed:
                 return link
             parsed, chosen = resolve_transport(address, transport)
-            connection = await chosen.connect(parsed, self.options)
             tg = self._task_group()
-            link = Link(self, connection, address=address, codec=self.codec)
-            self._links.add(link)
-            self._links_by_address[address] = link
+            connection = await chosen.connect(parsed, self.options)
+            link = self._new_link(connection, address)
             tg.start_soon(link.run)
             return link
 

@@ -1,0 +1,30 @@
+"""Fixtures shared by every test: leak checks on tasks and file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+
+def _open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture
+async def no_leaks() -> AsyncIterator[None]:
+    """Fail the test if it leaves tasks running or file descriptors open."""
+    tasks_before = asyncio.all_tasks()
+    fds_before = _open_fds()
+    yield
+    gc.collect()
+    for _ in range(3):  # let closing transports finish their callbacks
+        await asyncio.sleep(0)
+    leaked_tasks = [t for t in asyncio.all_tasks() - tasks_before if t is not asyncio.current_task()]
+    assert not leaked_tasks, f"tasks left running: {leaked_tasks}"
+    leaked_fds = {fd for fd in _open_fds() - fds_before if os.path.exists(f"/proc/self/fd/{fd}")}
+    descriptions = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked_fds}
+    assert not leaked_fds, f"file descriptors left open: {descriptions}"
