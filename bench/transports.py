@@ -519,12 +519,26 @@ async def pipe_actor(sizes: Sizes) -> tuple[Rate, Rate]:
     """
     module = Path(__file__).stem
     async with aw.ActorSystem("bench-client") as system:
-        handle = await system.spawn_child("bench-child", init=f"{module}:quiet_child")
+        with stdout_to_stderr():  # the child inherits fd 1 and logs before init runs
+            handle = await system.spawn_child("bench-child", init=f"{module}:quiet_child")
         try:
             ref = await handle.spawn(f"{module}:BenchSink", name="sink")
             return await measure_actor(ref, sizes.stream_oneway, sizes)
         finally:
             await handle.aclose()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Point fd 1 at stderr for a while, so that children started meanwhile inherit that."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def quiet_child(system: aw.ActorSystem) -> None:

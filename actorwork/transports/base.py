@@ -150,6 +150,12 @@ class Transport(ABC):
 
     scheme: ClassVar[str]
 
+    def check_address(self, address: Address) -> None:
+        """Raise AddressError if ``address`` can never work with this transport.
+
+        Called when configuration is loaded, so a typo fails at start-up, not at first use.
+        """
+
     @abstractmethod
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         """Open a connection and complete the client side of the handshake."""

@@ -22,6 +22,7 @@ from anyio.abc import TaskStatus
 
 from actorwork.addressing import Address
 from actorwork.errors import (
+    AddressError,
     ConnectionBroken,
     ConnectionClosed,
     EndOfStream,
@@ -201,6 +202,10 @@ class InProcTransport(Transport):
 
     def __init__(self, *, capacity: int = 4096) -> None:
         self.capacity = capacity
+
+    def check_address(self, address: Address) -> None:
+        if not address.location:
+            raise AddressError(f"address {str(address)!r} needs a name, e.g. 'inproc://scheduler'")
 
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         listener = _listeners.get(address.location)

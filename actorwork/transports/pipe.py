@@ -84,6 +84,9 @@ class PipeTransport(Transport):
 
     scheme: ClassVar[str] = "pipe"
 
+    def check_address(self, address: Address) -> None:
+        _fd(address)
+
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         stream = await _stream_from_fd(_fd(address), address)
         return await open_stream_connection(stream, options, description=str(address))

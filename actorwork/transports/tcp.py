@@ -48,6 +48,9 @@ class TCPTransport(Transport):
         self.client_ssl = client_ssl
         self.server_hostname = server_hostname
 
+    def check_address(self, address: Address) -> None:
+        split_host_port(address)
+
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         host, port = split_host_port(address)
         try:

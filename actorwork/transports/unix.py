@@ -42,6 +42,9 @@ class UnixTransport(Transport):
             raise AddressError(f"address {str(address)!r} has no socket path")
         return address.location
 
+    def check_address(self, address: Address) -> None:
+        self._path(address)
+
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         path = self._path(address)
         try:

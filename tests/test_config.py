@@ -1,0 +1,84 @@
+"""Configuration: file, environment overrides, and errors that name key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actorwork.config import load_config
+from actorwork.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "actorwork.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={})
+    assert config.source == "defaults"
+    assert config.system.listen == ""
+    assert config.actors == {}
+
+
+def test_file_then_environment_override(tmp_path: Path) -> None:
+    path = write(tmp_path, '[system]\nname = "a"\nlisten = "inproc://x"\nmailbox_capacity = 8\n')
+    config = load_config(path, env={"ACTORWORK_SYSTEM__LISTEN": "tcp://127.0.0.1:7400",
+                                    "ACTORWORK_SYSTEM__MAILBOX_CAPACITY": "16"})
+    assert config.system.name == "a"
+    assert config.system.listen == "tcp://127.0.0.1:7400"
+    assert config.system.mailbox_capacity == 16
+    assert config.source == f"{path} + environment"
+
+
+def test_config_file_from_environment_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, '[system]\nname = "from-env"\n')
+    assert load_config(env={"ACTORWORK_CONFIG": str(path)}).system.name == "from-env"
+
+
+def test_actor_placement_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[actors.greeter]\nfactory = "m:G"\naddress = "inproc://g"\n')
+    config = load_config(path, env={"ACTORWORK_ACTORS__GREETER__ADDRESS": "unix:///tmp/g.sock"})
+    assert config.actors["greeter"].address == "unix:///tmp/g.sock"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("[system]\nmailbox_capacity = 'many'\n", {}, "system.mailbox_capacity = 'many'"),
+        ("", {"ACTORWORK_SYSTEM__ASK_TIMEOUT": "soon"}, "system.ask_timeout = 'soon'"),
+        ("[system]\nask_timeout = -1\n", {}, "system.ask_timeout = -1"),
+        ("[system]\nlisten = 'tpc://127.0.0.1:1'\n", {},
+         "unknown transport scheme 'tpc' in address 'tpc://127.0.0.1:1' (known: inproc, pipe, tcp, unix)"),
+        ("[system]\nlisten = 'tcp://127.0.0.1:99999'\n", {}, "port 99999 outside"),
+        ("[system]\nlistne = 'tcp://127.0.0.1:1'\n", {}, "unknown field `listne`"),
+        ("[actors.g]\nfactory = 'nocolon'\naddress = 'inproc://g'\n", {},
+         "actors.g.factory = 'nocolon'"),
+        ("[actors.g]\naddress = 'inproc://g'\n", {}, "factory"),
+        ("[system\n", {}, "not valid TOML"),
+        ("[system]\nmax_frame_size = 10\n", {}, "system.max_frame_size = 10"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=env)
+    assert expected in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does-not-exist.toml"):
+        load_config(tmp_path / "does-not-exist.toml", env={})
+
+
+def test_secret_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s3cret\n")
+    path = write(tmp_path, f"[system]\nsecret_file = '{tmp_path / 'secret'}'\n")
+    assert load_config(path, env={}).system.secret_bytes() == b"s3cret"
+    missing = write(tmp_path, "[system]\nsecret_file = '/nonexistent/secret'\n")
+    with pytest.raises(ConfigError, match="/nonexistent/secret"):
+        load_config(missing, env={}).system.secret_bytes()
