@@ -81,7 +81,9 @@ def split_host_port(address: Address, *, default_port: int | None = None) -> tup
     try:
         port = int(port_text)
     except ValueError:
-        raise AddressError(f"address {str(address)!r} has a non-numeric port {port_text!r}") from None
+        raise AddressError(
+            f"address {str(address)!r} has a non-numeric port {port_text!r}"
+        ) from None
     if not 0 <= port <= 65535:
         raise AddressError(f"address {str(address)!r} has port {port} outside 0..65535")
     return host, port

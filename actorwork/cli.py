@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -84,7 +83,10 @@ async def _demo(args: argparse.Namespace, config: Config) -> int:
             for name in ("ada", "grace", "alan"):
                 reply = await greeter.ask(Greet(name))
                 where = "this process" if reply.pid == os.getpid() else f"process {reply.pid}"
-                print(f"  {reply.text}  (greeting #{reply.count}, from {where}, system {reply.system!r})")
+                print(
+                    f"  {reply.text}  (greeting #{reply.count}, from {where}, "
+                    f"system {reply.system!r})"
+                )
             try:
                 await greeter.ask(Greet("   "))
             except RemoteActorError as exc:
@@ -123,17 +125,17 @@ async def _reach(node: Any, name: str) -> Any:
 async def _serve(args: argparse.Namespace, config: Config) -> int:
     from actorwork.node import Node
 
-    if args.config:
-        sys.path.insert(0, str(Path(args.config).resolve().parent))
-    sys.path.insert(0, os.getcwd())
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Node(config) as node:
             hosted = await node.host(args.actors or None)
             for name, address in hosted.items():
                 log.info("serving", actor=name, address=address, pid=os.getpid())
             if not hosted:
-                log.warning("nothing_to_serve", config=config.source,
-                            hint="no [actors.*] at a non-inproc address")
+                log.warning(
+                    "nothing_to_serve",
+                    config=config.source,
+                    hint="no [actors.*] at a non-inproc address",
+                )
             async for signum in signals:
                 log.info("stopping", signal=signal.Signals(signum).name)
                 break
@@ -149,9 +151,14 @@ def _print_config(config: Config) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="actorwork", description="background work as asyncio actors")
-    parser.add_argument("--config", default=None, help="TOML config file (default: $ACTORWORK_CONFIG "
-                        "or ./actorwork.toml)")
+    parser = argparse.ArgumentParser(
+        prog="actorwork", description="background work as asyncio actors"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="TOML config file (default: $ACTORWORK_CONFIG or ./actorwork.toml)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run the actor demo over the configured transport")
@@ -174,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         config = _config(args)
         if args.command == "config":
             return _print_config(config)
+        if args.command == "serve":  # factories are imported from next to the config file
+            if args.config:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
+            sys.path.insert(0, os.getcwd())
         runner = _demo if args.command == "demo" else _serve
         return anyio.run(runner, args, config)
     except ActorworkError as exc:

@@ -52,7 +52,9 @@ class Codec:
         self._body_decoder: msgspec.msgpack.Decoder[Any] | None = None
         self._generation = -1
 
-    def encode(self, kind: Kind, corr: int, recipient: str, sender: str, body: Message | None) -> bytes:
+    def encode(
+        self, kind: Kind, corr: int, recipient: str, sender: str, body: Message | None
+    ) -> bytes:
         """An envelope as bytes; MessageEncodeError names the message type if it cannot be."""
         try:
             return self._encoder.encode((kind, corr, recipient, sender, body))
@@ -87,7 +89,9 @@ class Codec:
             other = seen.get(tag)
             if other is not None and other is not cls:
                 raise ProtocolError(
-                    f"message tag {tag!r} is used by both {other.__qualname__} and {cls.__qualname__}"
+                    f"message tag {tag!r} is used by both {other.__module__}.{other.__qualname__} "
+                    f"and {cls.__module__}.{cls.__qualname__}; was a module both run as a "
+                    "script and imported? Keep messages in a module of their own"
                 )
             seen[tag] = cls
         union: Any = None

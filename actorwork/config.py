@@ -84,8 +84,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     source: str = "defaults"
 
 
-def find_config_file(path: str | os.PathLike[str] | None = None,
-                     env: Mapping[str, str] | None = None) -> Path | None:
+def find_config_file(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
     """The file to load, per the order in the module docstring; None for the defaults."""
     env = os.environ if env is None else env
     if path is not None:
@@ -96,8 +97,9 @@ def find_config_file(path: str | os.PathLike[str] | None = None,
     return default if default.is_file() else None
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Load, override from ``env`` (default ``os.environ``) and validate the configuration."""
     env = os.environ if env is None else env
     file = find_config_file(path, env)
@@ -129,12 +131,14 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> bool:
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key or key == "ACTORWORK_CONFIG":
             continue
-        path = [part.lower() for part in key[len(ENV_PREFIX):].split("__")]
+        path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__")]
         node = raw
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"environment variable {key} sets inside {part!r}, which is not a table")
+                raise ConfigError(
+                    f"environment variable {key} sets inside {part!r}, which is not a table"
+                )
             node = child
         node[path[-1]] = value
         applied = True
@@ -170,16 +174,19 @@ def _check(config: Config) -> None:
         if not value > 0:
             raise ConfigError(f"{where}: system.{key} = {value!r} must be greater than 0")
     if system.max_frame_size < 1024:
-        raise ConfigError(f"{where}: system.max_frame_size = {system.max_frame_size!r} "
-                          "must be at least 1024")
+        raise ConfigError(
+            f"{where}: system.max_frame_size = {system.max_frame_size!r} must be at least 1024"
+        )
     if system.listen:
         _check_address("system.listen", system.listen, where)
     for name, placement in config.actors.items():
         _check_address(f"actors.{name}.address", placement.address, where)
         module, sep, attribute = placement.factory.partition(":")
         if not (module and sep and attribute):
-            raise ConfigError(f"{where}: actors.{name}.factory = {placement.factory!r} must look "
-                              "like 'package.module:ClassName'")
+            raise ConfigError(
+                f"{where}: actors.{name}.factory = {placement.factory!r} must look "
+                "like 'package.module:ClassName'"
+            )
 
 
 def _check_address(key: str, value: str, where: str) -> None:

@@ -20,7 +20,7 @@ defined in :mod:`actorwork.codec`, versioned by the handshake's protocol version
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -38,8 +38,19 @@ __all__ = [
 _message_types: list[type[Message]] = []
 
 
-class Message(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
-    """Base of every message an actor sends or receives."""
+if TYPE_CHECKING:
+    # Type checkers reject subclasses of a frozen dataclass-like base that do not
+    # repeat ``frozen=True``; users should not have to. At runtime msgspec passes
+    # ``frozen`` down to every subclass, so assigning to a field still raises.
+    _Base = msgspec.Struct
+else:
+
+    class _Base(msgspec.Struct, frozen=True):
+        pass
+
+
+class Message(_Base, tag=True, tag_field="type"):
+    """Base of every message an actor sends or receives. Frozen: fields cannot change."""
 
     _generation: ClassVar[int] = 0
 

@@ -33,8 +33,9 @@ from actorwork.runtime.system import ActorSystem
 __all__ = ["Node", "system_from_settings"]
 
 
-def system_from_settings(settings: SystemSettings, *, name: str | None = None,
-                         listen: str | None = None) -> ActorSystem:
+def system_from_settings(
+    settings: SystemSettings, *, name: str | None = None, listen: str | None = None
+) -> ActorSystem:
     """An :class:`ActorSystem` configured by ``[system]`` (``listen`` overrides it)."""
     return ActorSystem(
         name or settings.name,
@@ -54,12 +55,15 @@ def make_actor(config: Config, name: str) -> Actor:
     try:
         target = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{config.source}: actors.{name}.factory = {factory!r} "
-                          f"cannot be imported: {exc}") from exc
+        raise ConfigError(
+            f"{config.source}: actors.{name}.factory = {factory!r} cannot be imported: {exc}"
+        ) from exc
     actor = target()
     if not isinstance(actor, Actor):
-        raise ConfigError(f"{config.source}: actors.{name}.factory = {factory!r} made "
-                          f"{type(actor).__qualname__}, not an Actor")
+        raise ConfigError(
+            f"{config.source}: actors.{name}.factory = {factory!r} made "
+            f"{type(actor).__qualname__}, not an Actor"
+        )
     return actor
 
 
@@ -77,8 +81,11 @@ class Node:
         await stack.__aenter__()
         try:
             await stack.enter_async_context(self.system)
-            local = [name for name, placement in self.config.actors.items()
-                     if placement.address.startswith("inproc://")]
+            local = [
+                name
+                for name, placement in self.config.actors.items()
+                if placement.address.startswith("inproc://")
+            ]
             await self._host(stack, local)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -86,8 +93,12 @@ class Node:
         self._stack = stack
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)
@@ -99,13 +110,21 @@ class Node:
         """
         if self._stack is None:
             raise RuntimeError("use the node in 'async with' before hosting actors")
-        chosen = names if names is not None else [
-            name for name, placement in self.config.actors.items()
-            if not placement.address.startswith("inproc://")]
+        chosen = (
+            names
+            if names is not None
+            else [
+                name
+                for name, placement in self.config.actors.items()
+                if not placement.address.startswith("inproc://")
+            ]
+        )
         for name in chosen:
             if name not in self.config.actors:
-                raise ConfigError(f"{self.config.source}: no [actors.{name}] section "
-                                  f"(configured: {', '.join(sorted(self.config.actors)) or 'none'})")
+                raise ConfigError(
+                    f"{self.config.source}: no [actors.{name}] section "
+                    f"(configured: {', '.join(sorted(self.config.actors)) or 'none'})"
+                )
         await self._host(self._stack, chosen)
         return {name: self.config.actors[name].address for name in chosen}
 
@@ -116,8 +135,9 @@ class Node:
         for address, hosted in by_address.items():
             system = self.hosts.get(address)
             if system is None:
-                system = system_from_settings(self.config.system, listen=address,
-                                              name=f"{self.config.system.name}-host")
+                system = system_from_settings(
+                    self.config.system, listen=address, name=f"{self.config.system.name}-host"
+                )
                 await stack.enter_async_context(system)
                 self.hosts[address] = system
             for name in hosted:
@@ -127,6 +147,8 @@ class Node:
         """A ref to the configured actor ``name``, wherever it runs."""
         placement = self.config.actors.get(name)
         if placement is None:
-            raise ActorNotFound(f"no actor {name!r} in {self.config.source} "
-                                f"(configured: {', '.join(sorted(self.config.actors)) or 'none'})")
+            raise ActorNotFound(
+                f"no actor {name!r} in {self.config.source} "
+                f"(configured: {', '.join(sorted(self.config.actors)) or 'none'})"
+            )
         return await self.system.remote(placement.address, name)

@@ -60,7 +60,7 @@ __all__ = [
 SMALL_CAP = 64 * 1024
 
 
-class NotApplicable(Exception):  # noqa: N818 - reads as a verdict, not an error
+class NotApplicable(Exception):
     """Raised by a check that does not apply to the harness's transport."""
 
 
@@ -119,8 +119,9 @@ class TransportHarness:
     async def echo_peer(self) -> AsyncIterator[tuple[anyio.abc.Process, Connection]]:
         """An echo server in a child process, and a connection to it."""
         command = [sys.executable, "-m", "actorwork.testing", "echo", self.new_address()]
-        async with await anyio.open_process(command, stdin=None, stderr=None,
-                                            env=_child_env()) as process:
+        async with await anyio.open_process(
+            command, stdin=None, stderr=None, env=_child_env()
+        ) as process:
             assert process.stdout is not None
             line = await _read_line(process.stdout)
             bound, transport = resolve_transport(line)
@@ -212,8 +213,9 @@ class PipeHarness(TransportHarness):
         server_fd, client_fd = _pipe_fds()
         command = [sys.executable, "-m", "actorwork.testing", "echo", f"pipe://{server_fd}"]
         try:
-            process = await anyio.open_process(command, stdin=None, stderr=None,
-                                               env=_child_env(), pass_fds=(server_fd,))
+            process = await anyio.open_process(
+                command, stdin=None, stderr=None, env=_child_env(), pass_fds=(server_fd,)
+            )
         finally:
             os.close(server_fd)
         async with process:
@@ -283,18 +285,20 @@ async def _closed_by_peer(connection: Connection) -> bool:
 async def check_order_kept(harness: TransportHarness) -> None:
     """Frames on one connection arrive in the order sent, each intact."""
     options = ConnectionOptions(name="server")
-    async with harness.serving(_echo, options) as connect:
-        async with await connect(ConnectionOptions(name="client")) as connection:
-            sent = [i.to_bytes(4, "big") * (i % 7) for i in range(2000)]
+    async with (
+        harness.serving(_echo, options) as connect,
+        await connect(ConnectionOptions(name="client")) as connection,
+    ):
+        sent = [i.to_bytes(4, "big") * (i % 7) for i in range(2000)]
 
-            async def sender() -> None:
-                for frame in sent:
-                    await connection.send(frame)
+        async def sender() -> None:
+            for frame in sent:
+                await connection.send(frame)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(sender)
-                received = [await connection.receive() for _ in sent]
-            assert received == sent
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender)
+            received = [await connection.receive() for _ in sent]
+        assert received == sent
 
 
 async def check_many_connections(harness: TransportHarness) -> None:
@@ -371,7 +375,10 @@ def _hostile_payloads(cap: int) -> dict[str, bytes]:
         "deep nesting": _framed(b"\x95" + b"\x91" * 100_000 + b"\x00"),
         "wrong schema": _framed(msgspec.msgpack.encode({"hello": "world"})),
         "envelope with an undecodable body": _framed(
-            b"\x95\x00\x00" + msgspec.msgpack.encode("_system") + msgspec.msgpack.encode("") + b"\xc1"
+            b"\x95\x00\x00"
+            + msgspec.msgpack.encode("_system")
+            + msgspec.msgpack.encode("")
+            + b"\xc1"
         ),
         "incomplete msgpack": good,
     }
@@ -401,7 +408,9 @@ async def _assert_system_healthy(system: ActorSystem, harness: TransportHarness)
             await client_handshake(framed, probe.options)
             from actorwork.transports._stream import StreamConnection
 
-            link = probe.adopt(StreamConnection(framed, peer_name="server", peer_description="pipe"))
+            link = probe.adopt(
+                StreamConnection(framed, peer_name="server", peer_description="pipe")
+            )
             from actorwork.runtime.ref import RemoteRef
 
             ref = RemoteRef(probe, "_system", link=link)
@@ -414,14 +423,17 @@ async def _assert_system_healthy(system: ActorSystem, harness: TransportHarness)
 async def check_hostile_input_closes_only_that_connection(harness: TransportHarness) -> None:
     """Malformed or hostile input closes only its own connection, with a logged reason."""
     async with harness.system(max_frame_size=SMALL_CAP) as system:
-        cases = (_hostile_payloads(SMALL_CAP) if harness.byte_stream
-                 else _hostile_frames(SMALL_CAP))
+        cases = _hostile_payloads(SMALL_CAP) if harness.byte_stream else _hostile_frames(SMALL_CAP)
         for label, payload in cases.items():
             with capture_logs() as logs:
                 closed = await _send_hostile(harness, system, payload)
             assert closed, f"{label}: connection was not closed"
-            reasons = [e for e in logs if e["event"] in ("connection_closed", "link_closed")
-                       or e["event"] == "message_rejected"]
+            reasons = [
+                e
+                for e in logs
+                if e["event"] in ("connection_closed", "link_closed")
+                or e["event"] == "message_rejected"
+            ]
             assert reasons or label == "truncated frame", f"{label}: no logged reason in {logs}"
             await _assert_system_healthy(system, harness)
 
@@ -444,7 +456,8 @@ async def _send_hostile(harness: TransportHarness, system: ActorSystem, payload:
         await client_handshake(framed, options)
         await stream.send(payload)
         if payload.startswith(HEADER.pack(100)):  # truncated: end the stream mid-frame
-            await stream.send_eof()  # type: ignore[attr-defined]
+            assert isinstance(stream, anyio.abc.SocketStream)
+            await stream.send_eof()
         with anyio.fail_after(10):
             try:
                 while await stream.receive():

@@ -29,8 +29,14 @@ def free_port() -> int:
 
 
 def run_client(config: Path, env: dict[str, str]) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, str(EXAMPLE / "main.py"), str(config)], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE / "main.py"), str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     match = re.search(r"hello, ada from pid (\d+)", done.stdout)
     assert match, done.stdout
@@ -54,8 +60,12 @@ def test_same_code_moves_with_the_address(transport: str, tmp_path: Path) -> Non
         _pid, stdout = run_client(config, env)
         assert "(this process)" in client_pid_line(stdout)
         return
-    host = subprocess.Popen([sys.executable, "-m", "actorwork", "--config", str(config), "serve"],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    host = subprocess.Popen(
+        [sys.executable, "-m", "actorwork", "--config", str(config), "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert host.stderr is not None
         deadline = time.monotonic() + 60

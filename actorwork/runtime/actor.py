@@ -25,8 +25,6 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import structlog
-
 from actorwork.messages import Message
 
 if TYPE_CHECKING:
@@ -96,7 +94,9 @@ class Actor:
     def _running_cell(self) -> _Cell:
         cell = self._cell
         if cell is None:
-            raise RuntimeError(f"{type(self).__qualname__} is not running; spawn it in an ActorSystem")
+            raise RuntimeError(
+                f"{type(self).__qualname__} is not running; spawn it in an ActorSystem"
+            )
         return cell
 
     @classmethod
@@ -123,7 +123,9 @@ def _annotated_message_types(cls: type[Actor]) -> tuple[type, ...]:
     if annotation is Any:
         return (Message,)
     origin = typing.get_origin(annotation)
-    members = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    members = (
+        typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    )
     accepted = tuple(member for member in members if isinstance(member, type))
     for member in accepted:
         if not issubclass(member, Message):

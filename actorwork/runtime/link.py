@@ -51,8 +51,9 @@ _HIGH_WATER = 1024  # frames queued before senders wait for the writer
 class Link:
     """One connection, seen from this system. Created and run by :class:`ActorSystem`."""
 
-    def __init__(self, system: ActorSystem, connection: Connection, *, address: str | None,
-                 codec: Codec) -> None:
+    def __init__(
+        self, system: ActorSystem, connection: Connection, *, address: str | None, codec: Codec
+    ) -> None:
         self.system = system
         self.connection = connection
         self.address = address
@@ -111,8 +112,9 @@ class Link:
         if self.closed:
             return
         if result is not None and not isinstance(result, Message):
-            self.reply_failure(corr, MessageEncodeError(
-                f"reply of type {type(result).__name__} is not a Message"))
+            self.reply_failure(
+                corr, MessageEncodeError(f"reply of type {type(result).__name__} is not a Message")
+            )
             return
         try:
             frame = self.codec.encode(Kind.REPLY, corr, "", "", result)
@@ -168,8 +170,12 @@ class Link:
             try:
                 envelope = decode(frame)
             except ProtocolError as exc:
-                log.warning("connection_closed", peer=self.peer_name,
-                            peer_address=self.connection.peer_description, reason=str(exc))
+                log.warning(
+                    "connection_closed",
+                    peer=self.peer_name,
+                    peer_address=self.connection.peer_description,
+                    reason=str(exc),
+                )
                 return str(exc)
             kind = envelope.kind
             if kind is Kind.TELL or kind is Kind.ASK:
@@ -200,15 +206,19 @@ class Link:
         ask = envelope.kind is Kind.ASK
         cell = self.system._cells.get(envelope.recipient)  # noqa: SLF001
         if cell is None:
-            self._reject(envelope, ActorNotFound(
-                f"no actor named {envelope.recipient!r} in system {self.system.name!r}"))
+            self._reject(
+                envelope,
+                ActorNotFound(
+                    f"no actor named {envelope.recipient!r} in system {self.system.name!r}"
+                ),
+            )
             return
         try:
             body = self.codec.decode_body(envelope.body)
         except ProtocolError as exc:
             self._reject(envelope, MessageRejected(f"message for {envelope.recipient!r}: {exc}"))
             return
-        if not isinstance(body, cell.accepts):
+        if body is None or not isinstance(body, cell.accepts):
             self._reject(envelope, MessageRejected(cell.rejection(body)))
             return
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
@@ -221,8 +231,9 @@ class Link:
             self._reject(envelope, exc)
 
     def _reject(self, envelope: Envelope, error: Exception) -> None:
-        log.warning("message_rejected", peer=self.peer_name, recipient=envelope.recipient,
-                    reason=str(error))
+        log.warning(
+            "message_rejected", peer=self.peer_name, recipient=envelope.recipient, reason=str(error)
+        )
         if envelope.kind is Kind.ASK:
             self.reply_failure(envelope.corr, error)
 
@@ -263,8 +274,12 @@ class Link:
         await self.connection.aclose()
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(ActorStopped(
-                    f"connection to {self.peer_name!r} lost before the reply: {self.close_reason}"))
+                future.set_exception(
+                    ActorStopped(
+                        f"connection to {self.peer_name!r} lost before the reply: "
+                        f"{self.close_reason}"
+                    )
+                )
         self._pending.clear()
         for waiter in self._drained:
             if not waiter.done():

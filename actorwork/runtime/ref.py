@@ -131,8 +131,14 @@ class RemoteRef(ActorRef):
 
     __slots__ = ("_address", "_link", "_system", "name")
 
-    def __init__(self, system: ActorSystem, name: str, *, link: Link | None = None,
-                 address: str | None = None) -> None:
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        *,
+        link: Link | None = None,
+        address: str | None = None,
+    ) -> None:
         self._system = system
         self.name = name
         self._link = link
@@ -148,7 +154,9 @@ class RemoteRef(ActorRef):
         if link is not None and not link.closed:
             return link
         if self._address is None:
-            raise ActorStopped(f"connection to {self.name!r} is gone and it has no address to reconnect to")
+            raise ActorStopped(
+                f"connection to {self.name!r} is gone and it has no address to reconnect to"
+            )
         self._link = link = await self._system.connect(self._address)
         return link
 
@@ -163,7 +171,9 @@ class RemoteRef(ActorRef):
         sender = _current.get()
         corr, future = link.new_ask()
         try:
-            frame = link.codec.encode(Kind.ASK, corr, self.name, sender.name if sender else "", message)
+            frame = link.codec.encode(
+                Kind.ASK, corr, self.name, sender.name if sender else "", message
+            )
             await link.send(frame)
             if timeout is None:
                 timeout = self._system.ask_timeout

@@ -69,8 +69,10 @@ class _Cell:
 
     def rejection(self, message: object) -> str:
         accepted = ", ".join(sorted(t.__name__ for t in self.accepts))
-        return (f"actor {self.name!r} ({type(self.actor).__qualname__}) does not accept "
-                f"{type(message).__name__} (accepts: {accepted})")
+        return (
+            f"actor {self.name!r} ({type(self.actor).__qualname__}) does not accept "
+            f"{type(message).__name__} (accepts: {accepted})"
+        )
 
     def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
         if self.task_group is None:
@@ -80,7 +82,9 @@ class _Cell:
             try:
                 await func(*args)
             except Exception:
-                self.log.exception("actor_task_failed", task=getattr(func, "__qualname__", repr(func)))
+                self.log.exception(
+                    "actor_task_failed", task=getattr(func, "__qualname__", repr(func))
+                )
 
         self.task_group.start_soon(guarded)
 
@@ -111,8 +115,11 @@ class ActorSystem:
     ) -> None:
         if isinstance(secret, str):
             secret = secret.encode()
-        kwargs: dict[str, Any] = {"name": name, "secret": secret or None,
-                                  "handshake_timeout": handshake_timeout}
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "secret": secret or None,
+            "handshake_timeout": handshake_timeout,
+        }
         if max_frame_size is not None:
             kwargs["max_frame_size"] = max_frame_size
         self.options = ConnectionOptions(**kwargs)
@@ -197,8 +204,9 @@ class ActorSystem:
 
     # --- actors --------------------------------------------------------------------
 
-    async def spawn(self, actor: Actor, *, name: str | None = None,
-                    mailbox_capacity: int | None = None) -> LocalRef:
+    async def spawn(
+        self, actor: Actor, *, name: str | None = None, mailbox_capacity: int | None = None
+    ) -> LocalRef:
         """Start ``actor`` under ``name`` and return its ref once ``on_start`` has run."""
         if not isinstance(actor, Actor):
             raise TypeError(f"spawn() takes an Actor instance, got {actor!r}")
@@ -223,7 +231,9 @@ class ActorSystem:
         cell = self._cells.get(name)
         if cell is None:
             known = ", ".join(sorted(n for n in self._cells if not n.startswith("_"))) or "none"
-            raise ActorNotFound(f"no actor named {name!r} in system {self.name!r} (running: {known})")
+            raise ActorNotFound(
+                f"no actor named {name!r} in system {self.name!r} (running: {known})"
+            )
         return cell.ref
 
     async def stop(self, ref: ActorRef | str, *, grace: float = 5.0) -> None:
@@ -299,7 +309,7 @@ class ActorSystem:
             actor._sender = sender  # noqa: SLF001
             try:
                 result = await receive(message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - supervision: any handler error is contained
                 if not await self._handler_failed(cell, message, reply, exc):
                     return f"on_failure raised after {type(exc).__name__}"
             else:
@@ -310,16 +320,23 @@ class ActorSystem:
                 handled = 0
                 await asyncio.sleep(0)
 
-    async def _handler_failed(self, cell: _Cell, message: Message, reply: Any,
-                              exc: Exception) -> bool:
+    async def _handler_failed(
+        self, cell: _Cell, message: Message, reply: Any, exc: Exception
+    ) -> bool:
         """Log, answer the asker, run on_failure; False if the actor must stop."""
-        cell.log.error("actor_handler_failed", message_type=type(message).__name__,
-                       message=_short_repr(message), exc_info=exc)
+        cell.log.error(
+            "actor_handler_failed",
+            message_type=type(message).__name__,
+            message=_short_repr(message),
+            exc_info=exc,
+        )
         if reply is not None:
             error = RemoteActorError(
                 f"actor {cell.name!r} failed handling {type(message).__name__}: "
                 f"{type(exc).__name__}: {exc}",
-                error_type=type(exc).__qualname__, actor=cell.name)
+                error_type=type(exc).__qualname__,
+                actor=cell.name,
+            )
             error.__cause__ = exc
             reply.fail(error)
         try:
@@ -370,8 +387,9 @@ class ActorSystem:
         self._task_group().start_soon(link.run)
         return link
 
-    async def spawn_child(self, name: str, *, init: str | None = None,
-                          env: dict[str, str] | None = None) -> ChildProcess:
+    async def spawn_child(
+        self, name: str, *, init: str | None = None, env: dict[str, str] | None = None
+    ) -> ChildProcess:
         """Start a child process with its own actor system, linked over ``pipe://``.
 
         See :func:`actorwork.transports.pipe.start_child`. The child is stopped when
@@ -409,7 +427,9 @@ class ActorSystem:
             tg.start_soon(link.run)
             return link
 
-    async def remote(self, address: str, name: str, *, transport: Transport | None = None) -> RemoteRef:
+    async def remote(
+        self, address: str, name: str, *, transport: Transport | None = None
+    ) -> RemoteRef:
         """A ref to actor ``name`` in the system listening at ``address``.
 
         Connects now (so a wrong address fails here), and again on a later send if
@@ -433,7 +453,9 @@ class _SystemActor(Actor):
                 return Pong(payload)
             case SpawnActor(factory=factory, name=name, kwargs=kwargs):
                 if not self.system.allow_remote_spawn:
-                    raise PermissionError(f"system {self.system.name!r} does not allow remote spawn")
+                    raise PermissionError(
+                        f"system {self.system.name!r} does not allow remote spawn"
+                    )
                 actor = _import_factory(factory)(**kwargs)
                 ref = await self.system.spawn(actor, name=name)
                 return ActorSpawned(ref.name)
@@ -455,5 +477,3 @@ def _import_factory(path: str) -> Callable[..., Actor]:
 def _short_repr(value: object, limit: int = 300) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-

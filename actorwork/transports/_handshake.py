@@ -86,7 +86,9 @@ def _mac(secret: bytes, label: bytes, first: bytes, second: bytes) -> bytes:
     return hmac.new(secret, label + first + second, hashlib.sha256).digest()
 
 
-async def _receive(channel: FrameChannel, side: str) -> Hello | Challenge | Proof | Welcome | Refused:
+async def _receive(
+    channel: FrameChannel, side: str
+) -> Hello | Challenge | Proof | Welcome | Refused:
     try:
         frame = await channel.receive(_HANDSHAKE_FRAME_CAP)
     except FrameTooLarge as exc:
@@ -94,12 +96,15 @@ async def _receive(channel: FrameChannel, side: str) -> Hello | Challenge | Proo
     except (EndOfStream, ConnectionBroken) as exc:
         raise HandshakeError(f"{side}: peer closed the connection during the handshake") from exc
     try:
-        return _decoder.decode(frame)
+        message: Hello | Challenge | Proof | Welcome | Refused = _decoder.decode(frame)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HandshakeError(f"{side}: malformed handshake frame ({exc})") from exc
+    return message
 
 
-async def _refuse(channel: FrameChannel, reason: str, error: type[HandshakeError]) -> HandshakeError:
+async def _refuse(
+    channel: FrameChannel, reason: str, error: type[HandshakeError]
+) -> HandshakeError:
     try:
         await channel.send(_encoder.encode(Refused(reason)))
     except Exception:  # noqa: BLE001 - the peer may be gone; the refusal is best effort

@@ -101,7 +101,10 @@ class StreamListener(Listener):
         self.address = address
 
     async def serve(
-        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        handler: ConnectionHandler,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         async with anyio.create_task_group() as tg:
             for listener in self._listeners:
@@ -133,10 +136,21 @@ class StreamListener(Listener):
                 with anyio.fail_after(self._options.handshake_timeout):
                     framed.stream = await self._wrap(stream)
             peer_name = await server_handshake(framed, self._options)
-        except (HandshakeError, TransportError, TimeoutError, ssl.SSLError, OSError,
-                anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            log.warning("handshake_refused", address=self.address, peer=description,
-                        reason=str(exc) or type(exc).__name__)
+        except (
+            HandshakeError,
+            TransportError,
+            TimeoutError,
+            ssl.SSLError,
+            OSError,
+            anyio.BrokenResourceError,
+            anyio.EndOfStream,
+        ) as exc:
+            log.warning(
+                "handshake_refused",
+                address=self.address,
+                peer=description,
+                reason=str(exc) or type(exc).__name__,
+            )
             await framed.aclose()
             return
         connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)

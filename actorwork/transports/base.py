@@ -52,7 +52,9 @@ class ConnectionOptions:
 
     def __post_init__(self) -> None:
         if self.max_frame_size < 1024:
-            raise ValueError(f"max_frame_size must be at least 1024 bytes, got {self.max_frame_size!r}")
+            raise ValueError(
+                f"max_frame_size must be at least 1024 bytes, got {self.max_frame_size!r}"
+            )
         if not self.handshake_timeout > 0:
             raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout!r}")
 
@@ -150,7 +152,7 @@ class Transport(ABC):
 
     scheme: ClassVar[str]
 
-    def check_address(self, address: Address) -> None:
+    def check_address(self, address: Address) -> None:  # noqa: B027 - optional hook
         """Raise AddressError if ``address`` can never work with this transport.
 
         Called when configuration is loaded, so a typo fails at start-up, not at first use.

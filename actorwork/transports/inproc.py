@@ -31,7 +31,13 @@ from actorwork.errors import (
     TransportError,
 )
 from actorwork.transports._handshake import client_handshake, server_handshake
-from actorwork.transports.base import Connection, ConnectionHandler, ConnectionOptions, Listener, Transport
+from actorwork.transports.base import (
+    Connection,
+    ConnectionHandler,
+    ConnectionOptions,
+    Listener,
+    Transport,
+)
 
 __all__ = ["InProcConnection", "InProcListener", "InProcTransport"]
 
@@ -95,8 +101,9 @@ class _Direction:
 class InProcConnection(Connection):
     """One end of an in-process connection."""
 
-    def __init__(self, inbound: _Direction, outbound: _Direction, *, max_frame_size: int,
-                 description: str) -> None:
+    def __init__(
+        self, inbound: _Direction, outbound: _Direction, *, max_frame_size: int, description: str
+    ) -> None:
         self._inbound = inbound
         self._outbound = outbound
         self._closed = False
@@ -143,15 +150,16 @@ class InProcListener(Listener):
         self.capacity = capacity
         self._incoming: asyncio.Queue[InProcConnection] = asyncio.Queue()
         self._closed = False
-        self._serving = anyio.Event()
 
     async def serve(
-        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        handler: ConnectionHandler,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         async with anyio.create_task_group() as tg:
-            self._serving.set()
             task_status.started()
-            while not self._closed:
+            while True:
                 connection = await self._incoming.get()
                 if self._closed:  # aclose() wakes us with a closed dummy
                     break
@@ -188,10 +196,16 @@ class InProcListener(Listener):
             await self._incoming.get_nowait().aclose()
 
 
-def _pair(capacity: int, max_frame_size: int, name: str) -> tuple[InProcConnection, InProcConnection]:
+def _pair(
+    capacity: int, max_frame_size: int, name: str
+) -> tuple[InProcConnection, InProcConnection]:
     there, back = _Direction(capacity), _Direction(capacity)
-    client = InProcConnection(back, there, max_frame_size=max_frame_size, description=f"inproc://{name}")
-    server = InProcConnection(there, back, max_frame_size=max_frame_size, description="inproc client")
+    client = InProcConnection(
+        back, there, max_frame_size=max_frame_size, description=f"inproc://{name}"
+    )
+    server = InProcConnection(
+        there, back, max_frame_size=max_frame_size, description="inproc client"
+    )
     return client, server
 
 
@@ -228,7 +242,9 @@ class InProcTransport(Transport):
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
         name = address.location
         if not name:
-            raise TransportError(f"address {str(address)!r} needs a name, e.g. 'inproc://scheduler'")
+            raise TransportError(
+                f"address {str(address)!r} needs a name, e.g. 'inproc://scheduler'"
+            )
         if name in _listeners:
             raise TransportError(f"cannot listen on {str(address)!r}: the name is already in use")
         listener = InProcListener(name, options, self.capacity)

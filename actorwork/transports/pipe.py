@@ -41,7 +41,13 @@ from actorwork.messages import ActorSpawned, SpawnActor
 from actorwork.transports._framing import FramedStream
 from actorwork.transports._handshake import server_handshake
 from actorwork.transports._stream import StreamConnection, open_stream_connection
-from actorwork.transports.base import Connection, ConnectionHandler, ConnectionOptions, Listener, Transport
+from actorwork.transports.base import (
+    Connection,
+    ConnectionHandler,
+    ConnectionOptions,
+    Listener,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from actorwork.runtime.link import Link
@@ -107,7 +113,10 @@ class _PipeListener(Listener):
         self.address = str(address)
 
     async def serve(
-        self, handler: ConnectionHandler, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        handler: ConnectionHandler,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         stream = await _stream_from_fd(self._fd, self._parsed)
         framed = FramedStream(stream, max_frame_size=self._options.max_frame_size)
@@ -140,7 +149,9 @@ class ChildProcess:
     up to ``grace`` seconds before killing it. Idempotent.
     """
 
-    def __init__(self, system: ActorSystem, name: str, process: anyio.abc.Process, link: Link) -> None:
+    def __init__(
+        self, system: ActorSystem, name: str, process: anyio.abc.Process, link: Link
+    ) -> None:
         self.system = system
         self.name = name
         self.process = process
@@ -161,8 +172,9 @@ class ChildProcess:
 
         return RemoteRef(self.system, name, link=self.link)
 
-    async def spawn(self, factory: str, *, name: str, timeout: float | None = None,
-                    **kwargs: Any) -> RemoteRef:
+    async def spawn(
+        self, factory: str, *, name: str, timeout: float | None = None, **kwargs: Any
+    ) -> RemoteRef:
         """Create actor ``name`` in the child from ``"package.module:Class"`` (``kwargs`` to it)."""
         reply = await self.ref("_system").ask(SpawnActor(factory, name, kwargs), timeout=timeout)
         assert isinstance(reply, ActorSpawned)
@@ -201,8 +213,9 @@ def _child_path() -> str:
     return os.pathsep.join(dict.fromkeys([os.getcwd(), *entries]))
 
 
-async def start_child(system: ActorSystem, name: str, *, init: str | None = None,
-                      env: dict[str, str] | None = None) -> ChildProcess:
+async def start_child(
+    system: ActorSystem, name: str, *, init: str | None = None, env: dict[str, str] | None = None
+) -> ChildProcess:
     """Start a child process hosting an actor system called ``name``; see the module doc.
 
     ``init`` is an optional ``"package.module:function"`` called with the child's
@@ -211,16 +224,27 @@ async def start_child(system: ActorSystem, name: str, *, init: str | None = None
     """
     parent_end, child_end = multiprocessing.Pipe(duplex=True)
     child_fd = child_end.fileno()
-    command = [sys.executable, "-m", "actorwork.transports.pipe", str(child_fd), "--name", name,
-               "--parent-pid", str(os.getpid()), "--max-frame-size", str(system.options.max_frame_size)]
+    command = [
+        sys.executable,
+        "-m",
+        "actorwork.transports.pipe",
+        str(child_fd),
+        "--name",
+        name,
+        "--parent-pid",
+        str(os.getpid()),
+        "--max-frame-size",
+        str(system.options.max_frame_size),
+    ]
     if init is not None:
         command += ["--init", init]
     child_env = {**os.environ, **(env or {}), "PYTHONPATH": _child_path()}
     if system.options.secret is not None:
         child_env["ACTORWORK_PIPE_SECRET"] = system.options.secret.hex()
     try:
-        process = await anyio.open_process(command, stdin=None, stdout=None, stderr=None,
-                                           env=child_env, pass_fds=(child_fd,))
+        process = await anyio.open_process(
+            command, stdin=None, stdout=None, stderr=None, env=child_env, pass_fds=(child_fd,)
+        )
     except OSError as exc:
         parent_end.close()
         child_end.close()
@@ -255,8 +279,12 @@ async def _child_main(args: argparse.Namespace) -> None:
     from actorwork.runtime.system import ActorSystem
 
     secret_hex = os.environ.pop("ACTORWORK_PIPE_SECRET", "")
-    system = ActorSystem(args.name, secret=bytes.fromhex(secret_hex) or None,
-                         max_frame_size=args.max_frame_size, allow_remote_spawn=True)
+    system = ActorSystem(
+        args.name,
+        secret=bytes.fromhex(secret_hex) or None,
+        max_frame_size=args.max_frame_size,
+        allow_remote_spawn=True,
+    )
     async with system:
         if args.init:
             module_name, _, attribute = args.init.partition(":")

@@ -71,7 +71,9 @@ def known_schemes() -> list[str]:
     return sorted(set(_BUILTIN) | set(_registered))
 
 
-def resolve_transport(address: str | Address, transport: Transport | None = None) -> tuple[Address, Transport]:
+def resolve_transport(
+    address: str | Address, transport: Transport | None = None
+) -> tuple[Address, Transport]:
     """Parse ``address`` and find its transport; a given ``transport`` wins over the registry.
 
     Raises UnknownSchemeError listing the known schemes.

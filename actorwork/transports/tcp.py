@@ -81,8 +81,10 @@ class TCPTransport(Transport):
         try:
             multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
         except OSError as exc:
-            raise TransportError(f"cannot listen on {str(address)!r}: {exc.strerror or exc}") from exc
-        listeners = list(multi.listeners)
+            raise TransportError(
+                f"cannot listen on {str(address)!r}: {exc.strerror or exc}"
+            ) from exc
+        listeners = [item for item in multi.listeners if isinstance(item, anyio.abc.SocketListener)]
         bound_port = listeners[0].extra(anyio.abc.SocketAttribute.local_port)
         shown_host = f"[{host}]" if ":" in host else host
         bound = format_address(self.scheme, f"{shown_host}:{bound_port}")

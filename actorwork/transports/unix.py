@@ -50,7 +50,9 @@ class UnixTransport(Transport):
         try:
             stream = await anyio.connect_unix(path)
         except OSError as exc:
-            raise TransportError(f"cannot connect to {str(address)!r}: {exc.strerror or exc}") from exc
+            raise TransportError(
+                f"cannot connect to {str(address)!r}: {exc.strerror or exc}"
+            ) from exc
         return await open_stream_connection(stream, options, description=str(address))
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
@@ -59,7 +61,9 @@ class UnixTransport(Transport):
         try:
             listener = await anyio.create_unix_listener(path, mode=self.mode)
         except OSError as exc:
-            raise TransportError(f"cannot listen on {str(address)!r}: {exc.strerror or exc}") from exc
+            raise TransportError(
+                f"cannot listen on {str(address)!r}: {exc.strerror or exc}"
+            ) from exc
 
         def unlink() -> None:
             try:
@@ -76,13 +80,17 @@ def _remove_stale_socket(path: str, address: Address) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
-        raise TransportError(f"cannot listen on {str(address)!r}: {path!r} exists and is not a socket")
+        raise TransportError(
+            f"cannot listen on {str(address)!r}: {path!r} exists and is not a socket"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
     except OSError:
         os.unlink(path)  # nobody answers: left behind by a process that died
     else:
-        raise TransportError(f"cannot listen on {str(address)!r}: another process is listening there")
+        raise TransportError(
+            f"cannot listen on {str(address)!r}: another process is listening there"
+        )
     finally:
         probe.close()

@@ -13,11 +13,11 @@ import os
 import sys
 
 import anyio
+from greeter_actors import Greet
 
 from actorwork.cli import configure_logging
 from actorwork.config import load_config
 from actorwork.node import Node
-from greeter_actors import Greet
 
 
 async def main(config_path: str) -> None:

@@ -244,15 +244,18 @@ async def test_full_mailbox_holds_back_a_local_sender() -> None:
 # Enough data to overflow whatever sits between a sender and a blocked actor: the
 # inproc buffer (4096 frames), the link's outbox (1024 frames) and socket buffers
 # (a few MiB on loopback).
-_FLOOD_COUNT = 8000
-_FLOOD_PAYLOAD = b"x" * 8192
+_FLOOD_COUNT = 100000
+SENT = []
+_FLOOD_PAYLOAD = b"x" * int(__import__("os").environ["PL"])
 
 
 async def test_full_mailbox_eventually_holds_back_a_remote_sender(
     system_pair: OpenPair,
 ) -> None:
     async def flood(worker: Any) -> int:
+        SENT.clear()
         for value in range(_FLOOD_COUNT):
+            SENT.append(value)
             await worker.tell(Chunk(value, _FLOOD_PAYLOAD))
         return _FLOOD_COUNT
 
@@ -267,6 +270,9 @@ async def test_full_mailbox_eventually_holds_back_a_remote_sender(
             tg.start_soon(sender.run, flood(worker))
             await anyio.wait_all_tasks_blocked()
             assert not sender.done.is_set()
+            print("SENT", len(SENT))
+            await anyio.sleep(2)
+            print("SENT later", len(SENT), sender.done.is_set())
         finally:
             actor.release.set()
         await sender.done.wait()
