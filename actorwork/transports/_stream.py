@@ -76,7 +76,8 @@ async def open_stream_connection(
             framed.stream = await wrap(stream)
         peer_name = await client_handshake(framed, options)
     except BaseException:
-        await framed.aclose()
+        with anyio.CancelScope(shield=True):
+            await framed.aclose()
         raise
     return StreamConnection(framed, peer_name=peer_name, peer_description=description)
 
@@ -131,11 +132,13 @@ class StreamListener(Listener):
     async def _serve_one(self, stream: anyio.abc.ByteStream, handler: ConnectionHandler) -> None:
         description = describe_stream(stream) or self.address
         framed = FramedStream(stream, max_frame_size=self._options.max_frame_size)
+        handed_over = False
         try:
             if self._wrap is not None:
                 with anyio.fail_after(self._options.handshake_timeout):
                     framed.stream = await self._wrap(stream)
             peer_name = await server_handshake(framed, self._options)
+            handed_over = True
         except (
             HandshakeError,
             TransportError,
@@ -151,8 +154,11 @@ class StreamListener(Listener):
                 peer=description,
                 reason=str(exc) or type(exc).__name__,
             )
-            await framed.aclose()
             return
+        finally:
+            if not handed_over:
+                with anyio.CancelScope(shield=True):
+                    await framed.aclose()
         connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)
         try:
             await handler(connection)

@@ -305,6 +305,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", default=None)
     args = parser.parse_args(argv)
     _die_with_parent(args.parent_pid)
+    from actorwork.cli import configure_logging
+
+    # A child is a program of its own: its logs go to stderr, never into stdout.
+    configure_logging(os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child stops
     anyio.run(_child_main, args)
 

@@ -27,6 +27,16 @@ from actorwork.transports.base import Connection, ConnectionOptions, Listener, T
 __all__ = ["TCPTransport"]
 
 
+def _connect_error(address: Address, options: ConnectionOptions, exc: Exception) -> Exception:
+    if isinstance(exc, TimeoutError):
+        return TransportError(
+            f"cannot connect to {str(address)!r}: no answer within {options.handshake_timeout}s"
+        )
+    if isinstance(exc, (OSError, ssl.SSLError, anyio.BrokenResourceError)):
+        return TransportError(f"cannot connect to {str(address)!r}: {exc}")
+    return exc
+
+
 class TCPTransport(Transport):
     """Connections over TCP.
 
@@ -53,22 +63,25 @@ class TCPTransport(Transport):
 
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         host, port = split_host_port(address)
+        raw: anyio.abc.SocketStream | None = None
         try:
             with anyio.fail_after(options.handshake_timeout):
-                stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+                raw = await anyio.connect_tcp(host, port)
+                stream: anyio.abc.ByteStream = raw
                 if self.client_ssl is not None:
                     stream = await TLSStream.wrap(
-                        stream,
+                        raw,
                         ssl_context=self.client_ssl,
                         hostname=self.server_hostname or host,
                         standard_compatible=False,
                     )
-        except TimeoutError:
-            raise TransportError(
-                f"cannot connect to {str(address)!r}: no answer within {options.handshake_timeout}s"
-            ) from None
-        except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
-            raise TransportError(f"cannot connect to {str(address)!r}: {exc}") from exc
+        except BaseException as exc:
+            if raw is not None:
+                with anyio.CancelScope(shield=True):
+                    await raw.aclose()
+            if isinstance(exc, Exception):
+                raise _connect_error(address, options, exc) from exc
+            raise
         return await open_stream_connection(stream, options, description=str(address))
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:

@@ -113,14 +113,19 @@ def route(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def system_pair(transport: str, tmp_path_factory: pytest.TempPathFactory) -> OpenPair:
-    """Factory: ``async with system_pair(**server_options) as pair`` over ``transport``."""
+    """Factory: ``async with system_pair(**server_options) as pair`` over ``transport``.
+
+    The server may be closed early with ``await pair.server.aclose()``, provided the
+    test opened no task group or cancel scope after the pair (anyio scopes nest).
+    """
 
     @asynccontextmanager
     async def open_pair(**server_options: Any) -> AsyncIterator[SystemPair]:
         listen = _listen_address(transport, tmp_path_factory)
+        # The server is entered last, so a test may close it early with aclose().
         async with (
-            ActorSystem("server", listen=listen, **server_options) as server,
             ActorSystem("client") as client,
+            ActorSystem("server", listen=listen, **server_options) as server,
         ):
             assert server.address is not None
             yield SystemPair(server, client, server.address)
