@@ -32,6 +32,7 @@ __all__ = [
     "Pong",
     "SpawnActor",
     "Terminated",
+    "WatchActor",
     "message_types",
 ]
 
@@ -71,6 +72,8 @@ class FailureReply(Message, tag="aw.failure"):
     error_type: str
     message: str
     actor: str = ""
+    #: True when the actor's handler raised; False when the runtime refused the message.
+    raised_by_handler: bool = False
 
 
 class Terminated(Message, tag="aw.terminated"):
@@ -89,6 +92,12 @@ class SpawnActor(Message, tag="aw.spawn"):
     factory: str
     name: str
     kwargs: dict[str, Any] = {}
+
+
+class WatchActor(Message, tag="aw.watch"):
+    """Ask a system's ``_system`` actor to send the sender Terminated when ``name`` stops."""
+
+    name: str
 
 
 class ActorSpawned(Message, tag="aw.spawned"):

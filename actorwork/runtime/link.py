@@ -32,6 +32,7 @@ from actorwork.errors import (
     MessageEncodeError,
     MessageRejected,
     ProtocolError,
+    RemoteActorError,
     TransportError,
 )
 from actorwork.messages import FailureReply, Message, Terminated
@@ -46,6 +47,7 @@ __all__ = ["Link"]
 log = structlog.get_logger(__name__)
 
 _HIGH_WATER = 1024  # frames queued before senders wait for the writer
+_BACKLOG = 1024  # deliveries parked behind full mailboxes before the reader stops reading
 
 
 class Link:
@@ -70,6 +72,12 @@ class Link:
         self._senders: dict[str, RemoteRef] = {}
         self._watchers: dict[str, set[ActorRef]] = {}
         self._done = anyio.Event()
+        # Deliveries waiting for room in a full mailbox, in arrival order. While any
+        # wait, later ones queue behind them (per-connection order is kept), but the
+        # reader goes on reading, so replies on this connection are never stuck.
+        self._backlog: deque[tuple[Any, Any, Envelope]] = deque()
+        self._backlog_wake: asyncio.Future[None] | None = None
+        self._backlog_room: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Link to {self.peer_name!r} ({self.connection.peer_description})>"
@@ -125,10 +133,12 @@ class Link:
     def reply_failure(self, corr: int, error: Exception) -> None:
         if self.closed:
             return
+        raised_by_handler = isinstance(error, RemoteActorError)
         failure = FailureReply(
             error_type=getattr(error, "error_type", "") or type(error).__name__,
             message=str(error),
             actor=getattr(error, "actor", ""),
+            raised_by_handler=raised_by_handler,
         )
         self.enqueue(self.codec.encode(Kind.FAILURE, corr, "", "", failure))
 
@@ -143,6 +153,7 @@ class Link:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._write_loop, tg.cancel_scope)
+                tg.start_soon(self._drain_backlog)
                 reason = await self._read_loop()
                 tg.cancel_scope.cancel()
         except Exception as exc:  # a bug here must not take the system down
@@ -223,12 +234,38 @@ class Link:
             return
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
         item = (body, sender, WireReply(self, envelope.corr) if ask else None)
-        mailbox = cell.mailbox
-        try:
-            if not mailbox.put_nowait(item):
-                await mailbox.put(item)
-        except ActorStopped as exc:
-            self._reject(envelope, exc)
+        backlog = self._backlog
+        if not backlog:
+            try:
+                if cell.mailbox.put_nowait(item):
+                    return
+            except ActorStopped as exc:
+                self._reject(envelope, exc)
+                return
+        backlog.append((cell, item, envelope))
+        wake = self._backlog_wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+        while len(backlog) >= _BACKLOG:
+            self._backlog_room = asyncio.get_running_loop().create_future()
+            await self._backlog_room
+
+    async def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        loop = asyncio.get_running_loop()
+        while True:
+            while not backlog:
+                self._backlog_wake = loop.create_future()
+                await self._backlog_wake
+            cell, item, envelope = backlog[0]
+            try:
+                await cell.mailbox.put(item)
+            except ActorStopped as exc:
+                self._reject(envelope, exc)
+            backlog.popleft()
+            room = self._backlog_room
+            if room is not None and not room.done():
+                room.set_result(None)
 
     def _reject(self, envelope: Envelope, error: Exception) -> None:
         log.warning(
@@ -284,6 +321,10 @@ class Link:
         for waiter in self._drained:
             if not waiter.done():
                 waiter.set_result(None)
+        for _cell, (_body, _sender, reply), _envelope in self._backlog:
+            if reply is not None:
+                reply.fail(ActorStopped("connection closed before the message was delivered"))
+        self._backlog.clear()
         self.system._forget_link(self)  # noqa: SLF001
         log.debug("link_closed", peer=self.peer_name, reason=self.close_reason)
         for name, watchers in self._watchers.items():

@@ -61,9 +61,13 @@ class Mailbox(Generic[T]):
             self._putters.append(waiter)
             try:
                 await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
+            except BaseException:
+                # Woken and then cancelled before running: hand the wake-up on, or
+                # the next sender waits for room that is already there.
+                if waiter.done() and not waiter.cancelled() and not self._closed:
+                    self._wake_putter()
+                waiter.cancel()
+                raise
 
     async def get(self) -> T:
         """The next item, waiting for one. ActorStopped once closed and empty."""

@@ -74,6 +74,8 @@ async def _await_reply(future: asyncio.Future[Any], timeout: float | None, targe
 
 def failure_error(failure: FailureReply) -> Exception:
     """The exception an asker sees for a FailureReply."""
+    if failure.raised_by_handler:
+        return RemoteActorError(failure.message, error_type=failure.error_type, actor=failure.actor)
     if failure.error_type == "ActorStopped":
         return ActorStopped(failure.message)
     if failure.error_type == "ActorNotFound":

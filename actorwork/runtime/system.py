@@ -22,6 +22,7 @@ import importlib
 import itertools
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -29,9 +30,17 @@ import anyio
 import anyio.abc
 import structlog
 
-from actorwork.codec import Codec
+from actorwork.codec import Codec, Kind
 from actorwork.errors import ActorNotFound, ActorStopped, RemoteActorError
-from actorwork.messages import ActorSpawned, Message, Ping, Pong, SpawnActor, Terminated
+from actorwork.messages import (
+    ActorSpawned,
+    Message,
+    Ping,
+    Pong,
+    SpawnActor,
+    Terminated,
+    WatchActor,
+)
 from actorwork.runtime.actor import Actor
 from actorwork.runtime.link import Link
 from actorwork.runtime.mailbox import Mailbox
@@ -66,6 +75,8 @@ class _Cell:
         self.scope = anyio.CancelScope()
         self.stopped = anyio.Event()
         self.task_group: anyio.abc.TaskGroup | None = None
+        #: Where the answer to the message being handled goes (None for a tell).
+        self.current_reply: Any = None
 
     def rejection(self, message: object) -> str:
         accepted = ", ".join(sorted(t.__name__ for t in self.accepts))
@@ -97,7 +108,8 @@ class ActorSystem:
     handshake on every connection in and out. ``mailbox_capacity`` bounds each
     actor's mailbox (senders wait when it is full); ``ask_timeout`` is the default
     for :meth:`ActorRef.ask`. ``allow_remote_spawn`` lets peers create actors here
-    from importable classes (used by child processes, off by default).
+    from importable classes (used by child processes, off by default). On close,
+    actors get ``stop_grace`` seconds, together, to finish the message in hand.
     """
 
     def __init__(
@@ -112,6 +124,7 @@ class ActorSystem:
         mailbox_capacity: int = 1024,
         ask_timeout: float = 30.0,
         allow_remote_spawn: bool = False,
+        stop_grace: float = 5.0,
     ) -> None:
         if isinstance(secret, str):
             secret = secret.encode()
@@ -129,6 +142,7 @@ class ActorSystem:
         self.mailbox_capacity = mailbox_capacity
         self.ask_timeout = ask_timeout
         self.allow_remote_spawn = allow_remote_spawn
+        self.stop_grace = stop_grace
         self.codec = Codec()
         self.address: str | None = None
         self._listen = listen
@@ -189,8 +203,9 @@ class ActorSystem:
                 await self._listener.aclose()
             for child in list(self._children):
                 await child.aclose()
-            for cell in reversed(list(self._cells.values())):
-                await self._stop_cell(cell, grace=5.0)
+            async with anyio.create_task_group() as stopping:
+                for cell in reversed(list(self._cells.values())):
+                    stopping.start_soon(partial(self._stop_cell, cell, grace=self.stop_grace))
             for link in list(self._links):
                 await link.aclose()
         if self._tg is not None:
@@ -241,9 +256,11 @@ class ActorSystem:
 
         Messages still in its mailbox are dropped; their askers get ActorStopped.
         """
+        if isinstance(ref, RemoteRef):
+            raise TypeError(f"stop() stops actors of this system; {ref!r} is remote")
         name = ref if isinstance(ref, str) else ref.name
         cell = self._cells.get(name)
-        if cell is not None:
+        if cell is not None and (isinstance(ref, str) or cell.ref is ref):
             await self._stop_cell(cell, grace=grace)
 
     async def _stop_cell(self, cell: _Cell, *, grace: float) -> None:
@@ -260,7 +277,11 @@ class ActorSystem:
                 reply.fail(ActorStopped(f"actor {cell.name!r} stopped before handling the message"))
 
     def watch(self, target: ActorRef, watcher: ActorRef) -> None:
-        """Send ``watcher`` a :class:`Terminated` when ``target`` stops or its connection ends."""
+        """Send ``watcher`` a :class:`Terminated` when ``target`` stops or its connection ends.
+
+        For a remote target the watcher must be a local actor; it may hear twice
+        (the actor stopped, then the connection ended).
+        """
         if isinstance(target, LocalRef):
             cell = self._cells.get(target.name)
             if cell is None or cell.ref is not target:
@@ -270,7 +291,12 @@ class ActorSystem:
             link = target._link  # noqa: SLF001
             if link is None or link.closed:
                 raise ActorStopped(f"no live connection to {target.name!r}")
+            if not isinstance(watcher, LocalRef):
+                raise TypeError(f"a watcher of a remote actor must be local, got {watcher!r}")
             link.watch(target.name, watcher)
+            link.enqueue(
+                self.codec.encode(Kind.TELL, 0, "_system", watcher.name, WatchActor(target.name))
+            )
         else:
             raise TypeError(f"cannot watch {target!r}")
 
@@ -285,16 +311,23 @@ class ActorSystem:
         actor._cell = cell  # noqa: SLF001
         _current.set(cell.ref)
         reason = "stopped"
+        start_error: Exception | None = None
         try:
             with cell.scope:
                 async with anyio.create_task_group() as tg:
                     cell.task_group = tg
-                    await actor.on_start()
-                    task_status.started()
-                    reason = await self._handle_messages(cell)
+                    try:
+                        await actor.on_start()
+                    except Exception as exc:  # noqa: BLE001 - re-raised below, outside the group
+                        start_error = exc
+                    else:
+                        task_status.started()
+                        reason = await self._handle_messages(cell)
                     tg.cancel_scope.cancel()
         finally:
-            await self._finish_actor(cell, reason)
+            await self._finish_actor(cell, reason if start_error is None else "on_start failed")
+        if start_error is not None:
+            raise start_error
 
     async def _handle_messages(self, cell: _Cell) -> str:
         actor = cell.actor
@@ -307,6 +340,7 @@ class ActorSystem:
             except ActorStopped:
                 return "stopped"
             actor._sender = sender  # noqa: SLF001
+            cell.current_reply = reply
             try:
                 result = await receive(message)
             except Exception as exc:  # noqa: BLE001 - supervision: any handler error is contained
@@ -315,6 +349,7 @@ class ActorSystem:
             else:
                 if reply is not None:
                     reply.resolve(result)
+            cell.current_reply = None
             handled += 1
             if handled >= _FAIRNESS:
                 handled = 0
@@ -348,6 +383,11 @@ class ActorSystem:
 
     async def _finish_actor(self, cell: _Cell, reason: str) -> None:
         with anyio.CancelScope(shield=True):
+            if cell.current_reply is not None:  # cancelled mid-handler: the asker still hears
+                cell.current_reply.fail(
+                    ActorStopped(f"actor {cell.name!r} was stopped while handling the message")
+                )
+                cell.current_reply = None
             self._fail_items(cell, cell.mailbox.close())
             try:
                 await cell.actor.on_stop()
@@ -447,8 +487,18 @@ class ActorSystem:
 class _SystemActor(Actor):
     """Every system's ``_system`` actor: answers pings; spawns actors if allowed."""
 
-    async def receive(self, message: Ping | SpawnActor) -> Pong | ActorSpawned:
+    async def receive(self, message: Ping | SpawnActor | WatchActor) -> Pong | ActorSpawned | None:
         match message:
+            case WatchActor(name=name):
+                watcher = self.sender
+                if watcher is None:
+                    return None
+                cell = self.system._cells.get(name)  # noqa: SLF001
+                if cell is None:
+                    await watcher.tell(Terminated(name, "not running"))
+                else:
+                    cell.watchers.add(watcher)
+                return None
             case Ping(payload=payload):
                 return Pong(payload)
             case SpawnActor(factory=factory, name=name, kwargs=kwargs):

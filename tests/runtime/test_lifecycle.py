@@ -150,16 +150,6 @@ async def test_handler_failure_is_answered_logged_and_survived(
 async def test_handler_raising_an_actor_error_reaches_asker_as_remote_actor_error(
     actor_host: OpenHost, route: str, request: pytest.FixtureRequest
 ) -> None:
-    if route != "local":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="BUG: over a connection, a handler's own ActorStopped/ActorNotFound/"
-                "MessageRejected is turned back into that exception (failure_error maps "
-                "FailureReply.error_type), so the asker cannot tell it from the target "
-                "itself being stopped/missing; locally it is a RemoteActorError",
-                strict=True,
-            )
-        )
     async with actor_host() as host:
         worker = await host.spawn(Supervised(), name="worker")
         with pytest.raises(RemoteActorError) as info:
@@ -229,11 +219,6 @@ async def test_queued_asks_fail_when_the_actor_stops(actor_host: OpenHost) -> No
         assert stopping.error is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: when stop() cancels a handler after its grace, the ask being handled is "
-    "never answered: its asker waits for the whole ask timeout instead of ActorStopped",
-    strict=True,
-)
 async def test_ask_being_handled_fails_when_stop_cancels_it(actor_host: OpenHost) -> None:
     async with actor_host() as host, anyio.create_task_group() as tg:
         actor = Supervised()
@@ -307,11 +292,6 @@ async def test_on_start_failure_makes_spawn_fail() -> None:
         assert await ref.ask(Work("up")) == WorkReply("up")
 
 
-@pytest.mark.xfail(
-    reason="BUG: on_start runs inside the actor's own task group, so spawn raises "
-    "ExceptionGroup([RuntimeError]) instead of the RuntimeError (callers need except*)",
-    strict=True,
-)
 async def test_spawn_raises_the_on_start_exception_itself() -> None:
     async with ActorSystem("local") as system:
         with pytest.raises(RuntimeError, match="cannot start"):
@@ -361,11 +341,6 @@ async def test_watcher_is_told_when_a_remote_system_goes_away(system_pair: OpenP
             await target.ask(Work("anyone?"))
 
 
-@pytest.mark.xfail(
-    reason="BUG: watch(RemoteRef) only fires when the connection ends; the remote actor "
-    "stopping is never reported, although watch() promises Terminated 'when target stops'",
-    strict=True,
-)
 async def test_watcher_is_told_when_a_remote_actor_stops(system_pair: OpenPair) -> None:
     async with system_pair() as pair:
         watcher = Watcher()
@@ -385,11 +360,6 @@ async def test_watcher_is_told_when_a_remote_actor_stops(system_pair: OpenPair) 
 
 
 @pytest.mark.parametrize("transport", ["inproc"])
-@pytest.mark.xfail(
-    reason="BUG: ActorSystem.stop() looks the ref up by name only, so stop(remote_ref) "
-    "stops a local actor that happens to share the remote actor's name",
-    strict=True,
-)
 async def test_stop_of_a_remote_ref_leaves_a_local_namesake_running(
     system_pair: OpenPair,
 ) -> None:

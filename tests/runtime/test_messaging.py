@@ -315,12 +315,6 @@ class Replier(Actor):
         return EchoReply(message.text)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a link's reader waits for room in a full mailbox before reading on, so "
-    "replies on that connection queue behind it: an actor that asks back its sender "
-    "while the sender keeps telling it deadlocks until the ask times out",
-    strict=True,
-)
 async def test_reply_is_not_stuck_behind_a_full_mailbox(system_pair: OpenPair) -> None:
     async with system_pair() as pair:
         relayer = Relayer()
@@ -362,12 +356,6 @@ class Canceller(Actor):
                 assert_never(message)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Mailbox.put loses the wake-up of a putter cancelled after it was woken "
-    "(asyncio.timeout / wait_for around tell); the next waiting sender then waits forever "
-    "although the mailbox is empty",
-    strict=True,
-)
 async def test_cancelled_sender_does_not_strand_the_next_one() -> None:
     async with ActorSystem("local") as system:
         actor = Canceller()
