@@ -29,8 +29,9 @@ The baseline does the same with no actor runtime:
     with the sink runs in a child process too, the client in this one.
 ``pipe``
     ``multiprocessing.Pipe`` ``send_bytes``/``recv_bytes`` of MessagePack payloads to
-    a child process. The actor row uses ``ActorSystem.spawn_child`` (the pipe
-    transport); where that is missing the row says so and only the baseline is measured.
+    a child process, in blocking calls with no event loop on either side: a stricter
+    baseline than the framed streams, especially for round trips. The actor row uses
+    ``ActorSystem.spawn_child`` (the pipe transport).
 
 Every cell is the best of ``--repeat`` runs after a short warm-up. The ``met`` column
 is information, never an assertion: on a shared machine rates move by 10-20% between
