@@ -33,9 +33,11 @@ The baseline does the same with no actor runtime:
     baseline than the framed streams, especially for round trips. The actor row uses
     ``ActorSystem.spawn_child`` (the pipe transport).
 
-Every cell is the best of ``--repeat`` runs after a short warm-up. The ``met`` column
-is information, never an assertion: on a shared machine rates move by 10-20% between
-runs, so compare ratios within one run.
+Every cell is the best of ``--repeat`` runs after a short warm-up, and the runs of an
+actor row and of its baseline take turns, so that load from elsewhere on the machine
+falls on both. The ``met`` column is information, never an assertion: on a shared
+machine rates move by 2x between runs (round trips most), so compare ratios within one
+run, and rerun before believing a change of less than that.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -68,17 +70,17 @@ import actorwork as aw
 # --- messages and the sink actor ---------------------------------------------------------
 
 
-class BenchPing(aw.Message, tag="bench.ping", frozen=True):
+class BenchPing(aw.Message, tag="bench.ping"):
     """Counted by the sink; echoed back when it came by ask."""
 
     n: int = 0
 
 
-class BenchCount(aw.Message, tag="bench.count", frozen=True):
+class BenchCount(aw.Message, tag="bench.count"):
     """Ask the sink how many BenchPing it has handled."""
 
 
-class BenchCounted(aw.Message, tag="bench.counted", frozen=True):
+class BenchCounted(aw.Message, tag="bench.counted"):
     count: int
 
 
@@ -170,24 +172,32 @@ class Row:
 # --- measuring ---------------------------------------------------------------------------
 
 
-async def best_of(run: Callable[[int], Awaitable[Rate]], n: int, repeat: int) -> Rate:
-    """The best rate of ``repeat`` runs of ``run(n)``, after a warm-up run."""
-    await run(max(n // 20, 50))
-    best = 0.0
+Run = Callable[[int], Awaitable[Rate]]
+
+
+async def interleaved(runs: dict[str, Run], n: int, repeat: int) -> dict[str, Rate]:
+    """The best rate of each ``run(n)`` over ``repeat`` rounds, after a warm-up of each.
+
+    Every round runs each candidate once, so that a burst of load from elsewhere on
+    the machine falls on the actor and its baseline alike rather than on one of them.
+    """
+    for run in runs.values():
+        await run(max(n // 20, 50))
+    best = dict.fromkeys(runs, 0.0)
     for _ in range(repeat):
-        gc.collect()
-        best = max(best, await run(n))
+        for key, run in runs.items():
+            gc.collect()
+            best[key] = max(best[key], await run(n))
     return best
 
 
-def best_of_sync(run: Callable[[int], Rate], n: int, repeat: int) -> Rate:
-    """:func:`best_of` for blocking code."""
-    run(max(n // 20, 50))
-    best = 0.0
-    for _ in range(repeat):
-        gc.collect()
-        best = max(best, run(n))
-    return best
+def blocking(run: Callable[[int], Rate]) -> Run:
+    """A blocking run as a Run; it holds up the event loop, which has nothing else to do."""
+
+    async def wrapped(n: int) -> Rate:
+        return run(n)
+
+    return wrapped
 
 
 def _rate(n: int, start: float) -> Rate:
@@ -218,12 +228,6 @@ async def actor_ask(ref: aw.ActorRef, n: int) -> Rate:
     for i in range(n):
         await ask(BenchPing(i), timeout=ASK_TIMEOUT)
     return _rate(n, start)
-
-
-async def measure_actor(ref: aw.ActorRef, oneway_n: int, sizes: Sizes) -> tuple[Rate, Rate]:
-    oneway = await best_of(lambda n: actor_oneway(ref, n), oneway_n, sizes.repeat)
-    ask = await best_of(lambda n: actor_ask(ref, n), sizes.round_trips, sizes.repeat)
-    return oneway, ask
 
 
 # --- inproc ------------------------------------------------------------------------------
@@ -266,27 +270,42 @@ async def queue_pingpong(n: int) -> Rate:
 
 
 async def bench_inproc(sizes: Sizes) -> list[Row]:
-    n = sizes.inproc_oneway
-    queue_rate = await best_of(queue_oneway, n, sizes.repeat)
-    pingpong_rate = await best_of(queue_pingpong, sizes.round_trips, sizes.repeat)
+    n, trips, repeat = sizes.inproc_oneway, sizes.round_trips, sizes.repeat
     async with aw.ActorSystem("bench-server", listen="inproc://bench") as server:
         local = await server.spawn(BenchSink(), name="sink")
         async with aw.ActorSystem("bench-client") as client:
             remote = await client.remote(server.address or "inproc://bench", "sink")
-            inproc = await measure_actor(remote, n, sizes)
-        direct = await measure_actor(local, n, sizes)
+            oneway = await interleaved(
+                {
+                    "raw": queue_oneway,
+                    "inproc": lambda k: actor_oneway(remote, k),
+                    "local": lambda k: actor_oneway(local, k),
+                },
+                n,
+                repeat,
+            )
+            ask = await interleaved(
+                {
+                    "raw": queue_pingpong,
+                    "inproc": lambda k: actor_ask(remote, k),
+                    "local": lambda k: actor_ask(local, k),
+                },
+                trips,
+                repeat,
+            )
+    queue, queues = "asyncio.Queue", "2 queues"
     return [
         Row(
             "inproc",
             "one-way",
-            inproc[0],
-            queue_rate,
-            "asyncio.Queue",
+            oneway["inproc"],
+            oneway["raw"],
+            queue,
             TARGETS["inproc", "one-way"],
         ),
-        Row("inproc", "ask", inproc[1], pingpong_rate, "2 queues", TARGETS["inproc", "ask"]),
-        Row("local ref", "one-way", direct[0], queue_rate, "asyncio.Queue", None),
-        Row("local ref", "ask", direct[1], pingpong_rate, "2 queues", None),
+        Row("inproc", "ask", ask["inproc"], ask["raw"], queues, TARGETS["inproc", "ask"]),
+        Row("local ref", "one-way", oneway["local"], oneway["raw"], queue, None),
+        Row("local ref", "ask", ask["local"], ask["raw"], queues, None),
     ]
 
 
@@ -432,25 +451,38 @@ async def serve_actor(listen: str) -> None:
 
 
 async def bench_stream(scheme: str, sizes: Sizes) -> list[Row]:
-    n = sizes.stream_oneway
+    n, trips, repeat = sizes.stream_oneway, sizes.round_trips, sizes.repeat
     with tempfile.TemporaryDirectory(prefix="aw-bench-") as tmp:
         if scheme == "unix":
             raw_listen, actor_listen = f"unix://{tmp}/raw.sock", f"unix://{tmp}/actor.sock"
         else:
             raw_listen = actor_listen = "tcp://127.0.0.1:0"
-        with child("raw-stream", "--listen", raw_listen) as address:
-            oneway_raw = await best_of(lambda k: raw_stream_oneway(address, k), n, sizes.repeat)
-            pingpong_raw = await best_of(
-                lambda k: raw_stream_pingpong(address, k), sizes.round_trips, sizes.repeat
-            )
-        with child("actor", "--listen", actor_listen) as address:
+        with (
+            child("raw-stream", "--listen", raw_listen) as raw,
+            child("actor", "--listen", actor_listen) as address,
+        ):
             async with aw.ActorSystem("bench-client") as client:
                 ref = await client.remote(address, "sink")
-                oneway, ask = await measure_actor(ref, n, sizes)
+                oneway = await interleaved(
+                    {
+                        "raw": lambda k: raw_stream_oneway(raw, k),
+                        "actor": lambda k: actor_oneway(ref, k),
+                    },
+                    n,
+                    repeat,
+                )
+                ask = await interleaved(
+                    {
+                        "raw": lambda k: raw_stream_pingpong(raw, k),
+                        "actor": lambda k: actor_ask(ref, k),
+                    },
+                    trips,
+                    repeat,
+                )
     kind = f"framed {scheme} stream"
     return [
-        Row(scheme, "one-way", oneway, oneway_raw, kind, TARGETS[scheme, "one-way"]),
-        Row(scheme, "ask", ask, pingpong_raw, kind, TARGETS[scheme, "ask"]),
+        Row(scheme, "one-way", oneway["actor"], oneway["raw"], kind, TARGETS[scheme, "one-way"]),
+        Row(scheme, "ask", ask["actor"], ask["raw"], kind, TARGETS[scheme, "ask"]),
     ]
 
 
@@ -512,8 +544,9 @@ def pipe_transport_status() -> str:
     return ""
 
 
-async def pipe_actor(sizes: Sizes) -> tuple[Rate, Rate]:
-    """The actor rows over pipe://: a child system holding the sink, spawned by import path.
+@contextlib.asynccontextmanager
+async def pipe_sink() -> AsyncIterator[aw.ActorRef]:
+    """The sink in a child actor system over pipe://, spawned there by import path.
 
     The child runs ``python -m actorwork.transports.pipe`` with this process's sys.path,
     so it imports this file by its stem (``transports``); ``init`` quiets its logs.
@@ -523,8 +556,7 @@ async def pipe_actor(sizes: Sizes) -> tuple[Rate, Rate]:
         with stdout_to_stderr():  # the child inherits fd 1 and logs before init runs
             handle = await system.spawn_child("bench-child", init=f"{module}:quiet_child")
         try:
-            ref = await handle.spawn(f"{module}:BenchSink", name="sink")
-            return await measure_actor(ref, sizes.stream_oneway, sizes)
+            yield await handle.spawn(f"{module}:BenchSink", name="sink")
         finally:
             await handle.aclose()
 
@@ -548,31 +580,41 @@ def quiet_child(system: aw.ActorSystem) -> None:
 
 
 async def bench_pipe(sizes: Sizes) -> list[Row]:
-    n = sizes.stream_oneway
+    n, trips, repeat = sizes.stream_oneway, sizes.round_trips, sizes.repeat
+    note = pipe_transport_status()
     ours, theirs = multiprocessing.Pipe()
     try:
         with child("raw-pipe", "--fd", str(theirs.fileno()), pass_fds=(theirs.fileno(),)):
             theirs.close()
-            oneway_raw = best_of_sync(lambda k: raw_pipe_oneway(ours, k), n, sizes.repeat)
-            pingpong_raw = best_of_sync(
-                lambda k: raw_pipe_pingpong(ours, k), sizes.round_trips, sizes.repeat
-            )
-            ours.close()
+            oneway_runs = {"raw": blocking(lambda k: raw_pipe_oneway(ours, k))}
+            ask_runs = {"raw": blocking(lambda k: raw_pipe_pingpong(ours, k))}
+            async with contextlib.AsyncExitStack() as stack:
+                if not note:
+                    try:
+                        ref = await stack.enter_async_context(pipe_sink())
+                    except Exception as exc:
+                        note = f"cannot start the pipe child: {exc!r}"
+                    else:
+                        oneway_runs["actor"] = lambda k: actor_oneway(ref, k)
+                        ask_runs["actor"] = lambda k: actor_ask(ref, k)
+                oneway = await interleaved(oneway_runs, n, repeat)
+                ask = await interleaved(ask_runs, trips, repeat)
+            ours.close()  # the raw child's signal to exit
     finally:
         ours.close()
         theirs.close()
-    oneway: Rate | None = None
-    ask: Rate | None = None
-    note = pipe_transport_status()
-    if not note:
-        try:
-            oneway, ask = await pipe_actor(sizes)
-        except Exception as exc:
-            note = f"pipe actor run failed: {exc!r}"
     kind = "multiprocessing.Pipe"
     return [
-        Row("pipe", "one-way", oneway, oneway_raw, kind, TARGETS["pipe", "one-way"], note),
-        Row("pipe", "ask", ask, pingpong_raw, kind, TARGETS["pipe", "ask"], note),
+        Row(
+            "pipe",
+            "one-way",
+            oneway.get("actor"),
+            oneway["raw"],
+            kind,
+            TARGETS["pipe", "one-way"],
+            note,
+        ),
+        Row("pipe", "ask", ask.get("actor"), ask["raw"], kind, TARGETS["pipe", "ask"], note),
     ]
 
 
