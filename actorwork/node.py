@@ -18,12 +18,12 @@ one address in the config file.
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
+from actorwork._importing import import_object
 from actorwork.config import Config, SystemSettings
 from actorwork.errors import ActorNotFound, ConfigError
 from actorwork.runtime.actor import Actor
@@ -51,13 +51,10 @@ def system_from_settings(
 def make_actor(config: Config, name: str) -> Actor:
     """Instantiate the configured factory of actor ``name``."""
     factory = config.actors[name].factory
-    module_name, _, attribute = factory.partition(":")
     try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"{config.source}: actors.{name}.factory = {factory!r} cannot be imported: {exc}"
-        ) from exc
+        target = import_object(factory)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: actors.{name}.factory = {factory!r}: {exc}") from exc
     actor = target()
     if not isinstance(actor, Actor):
         raise ConfigError(

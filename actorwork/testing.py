@@ -44,6 +44,7 @@ from actorwork.runtime.system import ActorSystem
 from actorwork.transports._framing import HEADER, FramedStream
 from actorwork.transports._handshake import client_handshake
 from actorwork.transports.base import Connection, ConnectionOptions
+from actorwork.transports.pipe import child_environment
 from actorwork.transports.registry import resolve_transport
 
 __all__ = [
@@ -120,19 +121,12 @@ class TransportHarness:
         """An echo server in a child process, and a connection to it."""
         command = [sys.executable, "-m", "actorwork.testing", "echo", self.new_address()]
         async with await anyio.open_process(
-            command, stdin=None, stderr=None, env=_child_env()
+            command, stdin=None, stderr=None, env=child_environment()
         ) as process:
             assert process.stdout is not None
             line = await _read_line(process.stdout)
-            bound, transport = resolve_transport(line)
-            connection = await transport.connect(bound, ConnectionOptions(name="client"))
-            try:
+            async with _echo_session(process, line) as connection:
                 yield process, connection
-            finally:
-                await connection.aclose()
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
 
 
 class InProcHarness(TransportHarness):
@@ -214,22 +208,15 @@ class PipeHarness(TransportHarness):
         command = [sys.executable, "-m", "actorwork.testing", "echo", f"pipe://{server_fd}"]
         try:
             process = await anyio.open_process(
-                command, stdin=None, stderr=None, env=_child_env(), pass_fds=(server_fd,)
+                command, stdin=None, stderr=None, env=child_environment(), pass_fds=(server_fd,)
             )
         finally:
             os.close(server_fd)
         async with process:
             assert process.stdout is not None
             await _read_line(process.stdout)
-            bound, transport = resolve_transport(f"pipe://{client_fd}")
-            connection = await transport.connect(bound, ConnectionOptions(name="client"))
-            try:
+            async with _echo_session(process, f"pipe://{client_fd}") as connection:
                 yield process, connection
-            finally:
-                await connection.aclose()
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
 
 
 HARNESSES: dict[str, type[TransportHarness]] = {
@@ -248,9 +235,18 @@ def _pipe_fds() -> tuple[int, int]:
     return fds
 
 
-def _child_env() -> dict[str, str]:
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *paths])}
+@asynccontextmanager
+async def _echo_session(process: anyio.abc.Process, address: str) -> AsyncIterator[Connection]:
+    """A connection to the echo peer ``process`` at ``address``; the peer is gone after."""
+    bound, transport = resolve_transport(address)
+    connection = await transport.connect(bound, ConnectionOptions(name="client"))
+    try:
+        yield connection
+    finally:
+        await connection.aclose()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 async def _read_line(stream: anyio.abc.ByteReceiveStream) -> str:

@@ -18,7 +18,6 @@ can end the system.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -30,6 +29,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from actorwork._importing import import_object
 from actorwork.codec import Codec, Kind
 from actorwork.errors import ActorNotFound, ActorStopped, RemoteActorError
 from actorwork.messages import (
@@ -512,13 +512,7 @@ class _SystemActor(Actor):
 
 
 def _import_factory(path: str) -> Callable[..., Actor]:
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"actor factory must look like 'package.module:ClassName', got {path!r}")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import actor factory {path!r}: {exc}") from exc
+    target = import_object(path)
     if not callable(target):
         raise TypeError(f"actor factory {path!r} is not callable")
     return target  # type: ignore[no-any-return]

@@ -130,42 +130,14 @@ class StreamListener(Listener):
             tg.start_soon(self._serve_one, stream, handler)
 
     async def _serve_one(self, stream: anyio.abc.ByteStream, handler: ConnectionHandler) -> None:
-        description = describe_stream(stream) or self.address
-        framed = FramedStream(stream, max_frame_size=self._options.max_frame_size)
-        handed_over = False
-        try:
-            if self._wrap is not None:
-                with anyio.fail_after(self._options.handshake_timeout):
-                    framed.stream = await self._wrap(stream)
-            peer_name = await server_handshake(framed, self._options)
-            handed_over = True
-        except (
-            HandshakeError,
-            TransportError,
-            TimeoutError,
-            ssl.SSLError,
-            OSError,
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-        ) as exc:
-            log.warning(
-                "handshake_refused",
-                address=self.address,
-                peer=description,
-                reason=str(exc) or type(exc).__name__,
-            )
-            return
-        finally:
-            if not handed_over:
-                with anyio.CancelScope(shield=True):
-                    await framed.aclose()
-        connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)
-        try:
-            await handler(connection)
-        except Exception:
-            log.exception("connection_handler_failed", address=self.address, peer=description)
-        finally:
-            await connection.aclose()
+        await serve_stream(
+            stream,
+            self._options,
+            handler,
+            address=self.address,
+            description=describe_stream(stream) or self.address,
+            wrap=self._wrap,
+        )
 
     async def aclose(self) -> None:
         if self._closed:
@@ -175,3 +147,54 @@ class StreamListener(Listener):
             await listener.aclose()
         if self._on_close is not None:
             self._on_close()
+
+
+async def serve_stream(
+    stream: anyio.abc.ByteStream,
+    options: ConnectionOptions,
+    handler: ConnectionHandler,
+    *,
+    address: str,
+    description: str,
+    wrap: StreamWrapper | None = None,
+) -> None:
+    """Server side of one accepted stream: wrap, handshake, run ``handler``, always close.
+
+    A failed handshake is logged as ``handshake_refused``; an exception from the
+    handler as ``connection_handler_failed``. Neither propagates.
+    """
+    framed = FramedStream(stream, max_frame_size=options.max_frame_size)
+    handed_over = False
+    try:
+        if wrap is not None:
+            with anyio.fail_after(options.handshake_timeout):
+                framed.stream = await wrap(stream)
+        peer_name = await server_handshake(framed, options)
+        handed_over = True
+    except (
+        HandshakeError,
+        TransportError,
+        TimeoutError,
+        ssl.SSLError,
+        OSError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+    ) as exc:
+        log.warning(
+            "handshake_refused",
+            address=address,
+            peer=description,
+            reason=str(exc) or type(exc).__name__,
+        )
+        return
+    finally:
+        if not handed_over:
+            with anyio.CancelScope(shield=True):
+                await framed.aclose()
+    connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)
+    try:
+        await handler(connection)
+    except Exception:
+        log.exception("connection_handler_failed", address=address, peer=description)
+    finally:
+        await connection.aclose()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib
 import inspect
 import multiprocessing
 import os
@@ -35,12 +34,11 @@ import anyio.abc
 import structlog
 from anyio.abc import TaskStatus
 
+from actorwork._importing import import_object
 from actorwork.addressing import Address
 from actorwork.errors import AddressError, TransportError
 from actorwork.messages import ActorSpawned, SpawnActor
-from actorwork.transports._framing import FramedStream
-from actorwork.transports._handshake import server_handshake
-from actorwork.transports._stream import StreamConnection, open_stream_connection
+from actorwork.transports._stream import open_stream_connection, serve_stream
 from actorwork.transports.base import (
     Connection,
     ConnectionHandler,
@@ -119,20 +117,11 @@ class _PipeListener(Listener):
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         stream = await _stream_from_fd(self._fd, self._parsed)
-        framed = FramedStream(stream, max_frame_size=self._options.max_frame_size)
         with anyio.CancelScope() as self._scope:
             task_status.started()
-            try:
-                peer = await server_handshake(framed, self._options)
-            except TransportError as exc:
-                log.warning("handshake_refused", address=self.address, reason=str(exc))
-                await framed.aclose()
-                return
-            connection = StreamConnection(framed, peer_name=peer, peer_description=self.address)
-            try:
-                await handler(connection)
-            finally:
-                await connection.aclose()
+            await serve_stream(
+                stream, self._options, handler, address=self.address, description=self.address
+            )
 
     async def aclose(self) -> None:
         if self._closed:
@@ -208,9 +197,11 @@ class ChildProcess:
         return f"<ChildProcess {self.name!r} pid={self.pid} returncode={self.returncode}>"
 
 
-def _child_path() -> str:
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a child Python, with ``sys.path`` as its PYTHONPATH."""
     entries = [p for p in sys.path if p and os.path.isdir(p)]
-    return os.pathsep.join(dict.fromkeys([os.getcwd(), *entries]))
+    path = os.pathsep.join(dict.fromkeys([os.getcwd(), *entries]))
+    return {**os.environ, **(extra or {}), "PYTHONPATH": path}
 
 
 async def start_child(
@@ -238,7 +229,7 @@ async def start_child(
     ]
     if init is not None:
         command += ["--init", init]
-    child_env = {**os.environ, **(env or {}), "PYTHONPATH": _child_path()}
+    child_env = child_environment(env)
     if system.options.secret is not None:
         child_env["ACTORWORK_PIPE_SECRET"] = system.options.secret.hex()
     try:
@@ -287,8 +278,7 @@ async def _child_main(args: argparse.Namespace) -> None:
     )
     async with system:
         if args.init:
-            module_name, _, attribute = args.init.partition(":")
-            result = getattr(importlib.import_module(module_name), attribute)(system)
+            result = import_object(args.init)(system)
             if inspect.isawaitable(result):
                 await result
         connection = await PipeTransport().listen(Address("pipe", str(args.fd)), system.options)

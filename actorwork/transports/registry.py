@@ -8,10 +8,10 @@ parties register under the ``actorwork.transports`` entry-point group
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from actorwork._importing import import_object
 from actorwork.addressing import Address, parse_address
 from actorwork.errors import UnknownSchemeError
 from actorwork.transports.base import Transport
@@ -47,8 +47,7 @@ def register_transport(scheme: str, factory: TransportFactory | str) -> None:
 
 def _lazy(target: str) -> TransportFactory:
     def factory() -> Transport:
-        module_name, _, attribute = target.partition(":")
-        made = getattr(importlib.import_module(module_name), attribute)()
+        made = import_object(target)()
         if not isinstance(made, Transport):
             raise TypeError(f"transport factory {target!r} made {made!r}, not a Transport")
         return made
