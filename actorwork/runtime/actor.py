@@ -23,7 +23,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from actorwork.messages import Message
 
@@ -31,7 +31,19 @@ if TYPE_CHECKING:
     from actorwork.runtime.ref import ActorRef
     from actorwork.runtime.system import ActorSystem, _Cell
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "Reply"]
+
+
+class Reply(Protocol):
+    """Where the answer to one ask goes; see :meth:`Actor.defer_reply`.
+
+    Only the first ``resolve`` or ``fail`` counts; both are safe to call after the
+    asker has gone (its timeout passed, its connection broke).
+    """
+
+    def resolve(self, result: Any) -> None: ...
+
+    def fail(self, error: Exception) -> None: ...
 
 
 class Actor:
@@ -82,6 +94,17 @@ class Actor:
     def log(self) -> Any:
         """A structlog logger bound to this actor's name."""
         return self._running_cell().log
+
+    def defer_reply(self) -> Reply | None:
+        """Take over answering the message being handled; ``None`` if it was a tell.
+
+        ``receive`` then returns without answering, and the actor resolves the handle
+        later (after a commit, when a job ends). A deferred reply the actor never
+        resolves leaves its asker to time out; resolve or fail it in ``on_stop``.
+        """
+        cell = self._running_cell()
+        reply, cell.current_reply = cell.current_reply, None
+        return reply  # type: ignore[no-any-return]
 
     def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``func(*args)`` in a task that is cancelled when this actor stops.

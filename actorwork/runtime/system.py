@@ -344,9 +344,10 @@ class ActorSystem:
             try:
                 result = await receive(message)
             except Exception as exc:  # noqa: BLE001 - supervision: any handler error is contained
-                if not await self._handler_failed(cell, message, reply, exc):
+                if not await self._handler_failed(cell, message, cell.current_reply, exc):
                     return f"on_failure raised after {type(exc).__name__}"
             else:
+                reply = cell.current_reply  # None if the handler deferred it
                 if reply is not None:
                     reply.resolve(result)
             cell.current_reply = None

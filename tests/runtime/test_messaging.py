@@ -18,6 +18,7 @@ from actorwork import (
     MessageRejected,
 )
 from actorwork.errors import MessageEncodeError
+from actorwork.runtime.actor import Reply
 
 if TYPE_CHECKING:
     from conftest import OpenHost, OpenPair
@@ -141,6 +142,45 @@ async def test_ask_without_reply_in_time_raises_ask_timeout(actor_host: OpenHost
             actor.release.set()
         # The late reply to the timed-out ask is dropped; the next ask gets its own.
         assert await worker.ask(Echo("after")) == EchoReply("after")
+
+
+class Later(Message, tag="test.messaging.later"):
+    """Answered only when a following :class:`Echo` arrives (a deferred reply)."""
+
+
+class Deferring(Actor):
+    """Holds the reply to each Later and answers it with the next Echo's text."""
+
+    def __init__(self) -> None:
+        self.held: list[Reply] = []
+
+    async def receive(self, message: Later | Echo) -> EchoReply | None:
+        match message:
+            case Later():
+                reply = self.defer_reply()
+                assert reply is not None
+                self.held.append(reply)
+                return None
+            case Echo(text=text):
+                for reply in self.held:
+                    reply.resolve(EchoReply(text))
+                self.held.clear()
+                return EchoReply("sent")
+            case _:
+                assert_never(message)
+
+
+async def test_a_deferred_reply_reaches_the_asker_when_resolved(actor_host: OpenHost) -> None:
+    async with actor_host() as host:
+        actor = await host.spawn(Deferring(), name="deferring")
+        async with anyio.create_task_group() as tg:
+            first, second = Outcome(), Outcome()
+            tg.start_soon(first.run, actor.ask(Later()))
+            tg.start_soon(second.run, actor.ask(Later()))
+            await host.settle()
+            assert not first.done.is_set()
+            assert await actor.ask(Echo("both")) == EchoReply("sent")
+        assert (first.value, second.value) == (EchoReply("both"), EchoReply("both"))
 
 
 # --- messages the actor does not accept ------------------------------------------------
