@@ -21,6 +21,13 @@
         ├── AskTimeout               no reply within the timeout (also a TimeoutError)
         ├── MessageRejected          the actor does not accept that message type
         └── RemoteActorError         the handler raised while answering an ask
+    └── JobError                     the job system
+        ├── WorkNotFound             no work registered under that name (lists the known ones)
+        ├── PayloadError             a payload does not match its work's payload type
+        ├── JobNotFound              no job with that id
+        ├── JobFailed                an awaited job ended without succeeding (carries the job)
+        ├── StoreError               the job store cannot be opened, read or written
+        └── OutboxError              a result cannot be persisted in the pool's outbox
 
 Foreign errors (``OSError``, ``ssl.SSLError``, ``msgspec`` errors, anyio's stream
 errors) are translated at the transport or codec boundary with ``raise ... from exc``,
@@ -43,12 +50,19 @@ __all__ = [
     "EndOfStream",
     "FrameTooLarge",
     "HandshakeError",
+    "JobError",
+    "JobFailed",
+    "JobNotFound",
     "MessageEncodeError",
     "MessageRejected",
+    "OutboxError",
+    "PayloadError",
     "ProtocolError",
     "RemoteActorError",
+    "StoreError",
     "TransportError",
     "UnknownSchemeError",
+    "WorkNotFound",
 ]
 
 
@@ -134,3 +148,35 @@ class RemoteActorError(ActorError):
 
 class MessageEncodeError(ActorworkError, TypeError):
     """A message cannot be encoded for the wire (a field holds an unencodable value)."""
+
+
+class JobError(ActorworkError):
+    """Base of the errors of the job system."""
+
+
+class WorkNotFound(JobError, LookupError):
+    """No work is registered under that name; the message lists the registered ones."""
+
+
+class PayloadError(JobError, TypeError):
+    """A payload does not match the payload type of its work; names both."""
+
+
+class JobNotFound(JobError, LookupError):
+    """No job with that id is known to the Scheduler."""
+
+
+class JobFailed(JobError):
+    """An awaited job ended failed, dead or cancelled; ``job`` is its final view."""
+
+    def __init__(self, message: str, *, job: object = None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class StoreError(JobError):
+    """The job store cannot be opened, read or written (a corrupt file, a full disk)."""
+
+
+class OutboxError(JobError, OSError):
+    """A result cannot be persisted in the Pool's outbox (a full disk, no permission)."""

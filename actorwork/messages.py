@@ -20,19 +20,49 @@ defined in :mod:`actorwork.codec`, versioned by the handshake's protocol version
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
 __all__ = [
+    "TERMINAL",
     "ActorSpawned",
+    "Artifact",
+    "AwaitJob",
+    "CancelJob",
+    "DeleteJob",
+    "ExecuteJob",
     "FailureReply",
+    "GetJob",
+    "JobKey",
+    "JobListReply",
+    "JobProgressed",
+    "JobReply",
+    "JobSpec",
+    "JobStatus",
+    "JobView",
+    "ListJobs",
+    "LogLine",
     "Message",
+    "Outcome",
     "Ping",
     "Pong",
+    "PoolHeartbeat",
+    "PoolReady",
+    "ReportResult",
+    "RequestWork",
+    "ResultAcknowledged",
+    "RetryJob",
+    "RunJob",
     "SpawnActor",
+    "StopJob",
+    "SubmitJob",
+    "SubmitRefusedReply",
+    "SubmittedReply",
     "Terminated",
     "WatchActor",
+    "WorkFinished",
+    "WorkResult",
     "message_types",
 ]
 
@@ -114,3 +144,262 @@ class Ping(Message, tag="aw.ping"):
 
 class Pong(Message, tag="aw.pong"):
     payload: bytes = b""
+
+
+# --- the job system: the data that travels inside messages ------------------------------
+
+#: How one attempt ended. ``failed`` is the work's own verdict (it raised
+#: :class:`actorwork.WorkFailed`) and is not retried; ``error`` (an exception),
+#: ``timeout`` and ``lost`` (the worker died or exited without a result) are retried
+#: while attempts remain; ``cancelled`` ends the job; ``returned`` hands the job back
+#: unrun (a pool stopping) and costs no attempt.
+Outcome = Literal["succeeded", "failed", "error", "timeout", "lost", "cancelled", "returned"]
+
+#: Where a job is. Terminal: succeeded, failed, dead, cancelled.
+JobStatus = Literal[
+    "scheduled", "queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"
+]
+
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "dead", "cancelled"})
+
+
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    """One line a job logged or printed, in the order it was written.
+
+    ``source`` is ``log`` (the work's own logger), ``logging`` (a stdlib record),
+    ``stdout`` or ``stderr``; ``time`` is wall-clock seconds since the epoch.
+    """
+
+    time: float
+    source: str
+    level: str
+    text: str
+    fields: dict[str, Any] = {}
+
+
+class Artifact(msgspec.Struct, frozen=True):
+    """A file the work produced (a PDF, a PNG), carried with its result."""
+
+    name: str
+    data: bytes
+    media_type: str = "application/octet-stream"
+
+
+class JobKey(msgspec.Struct, frozen=True, array_like=True):
+    """One attempt of one job: what results and leases are fenced by."""
+
+    job_id: str
+    attempt: int
+
+
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What a worker needs to run one attempt of a job.
+
+    ``payload`` is MessagePack, validated against the work's payload type again in
+    the worker.
+    """
+
+    id: str
+    work: str
+    payload: bytes
+    attempt: int
+    queue: str = "default"
+    timeout: float | None = None
+
+
+class WorkResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one attempt: what the Pool persists and reports.
+
+    ``value`` is the work's return value as MessagePack; ``error`` is
+    ``"ExceptionType: text"`` and ``traceback`` its formatted traceback.
+    """
+
+    job_id: str
+    attempt: int
+    outcome: Outcome
+    value: bytes | None = None
+    error: str = ""
+    traceback: str = ""
+    logs: list[LogLine] = []
+    progress: float | None = None
+    progress_message: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    artifacts: list[Artifact] = []
+    pool: str = ""
+    worker: str = ""
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(self.job_id, self.attempt)
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as the Scheduler knows it; ``result`` is its latest attempt's result."""
+
+    id: str
+    work: str
+    queue: str
+    priority: int
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    created: float
+    updated: float
+    unique_key: str | None = None
+    due: float | None = None
+    error: str = ""
+    progress: float | None = None
+    progress_message: str = ""
+    result: WorkResult | None = None
+
+
+# --- clients and the Scheduler ----------------------------------------------------------
+
+
+class SubmitJob(Message, tag="aw.job.submit"):
+    """Ask the Scheduler to queue a job; answered once the job is durably stored.
+
+    ``None`` options take the work's registered defaults. With a ``unique_key``
+    that a job not yet finished already holds, that job's id is returned instead.
+    """
+
+    work: str
+    payload: bytes
+    job_id: str = ""
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    unique_key: str | None = None
+    due: float | None = None
+
+
+class SubmittedReply(Message, tag="aw.job.submitted"):
+    job_id: str
+    #: False when a unique key matched a job that already existed.
+    created: bool = True
+
+
+class SubmitRefusedReply(Message, tag="aw.job.refused"):
+    """A submit was refused: ``error_type`` is the error class to raise at the client."""
+
+    error_type: str
+    reason: str
+
+
+class GetJob(Message, tag="aw.job.get"):
+    job_id: str
+
+
+class AwaitJob(Message, tag="aw.job.await"):
+    """Answered with the job once it is terminal, or as it is after ``wait`` seconds."""
+
+    job_id: str
+    wait: float = 30.0
+
+
+class CancelJob(Message, tag="aw.job.cancel"):
+    job_id: str
+    reason: str = "cancelled by request"
+
+
+class RetryJob(Message, tag="aw.job.retry"):
+    """Put a dead (or failed) job back in its queue with fresh attempts."""
+
+    job_id: str
+
+
+class DeleteJob(Message, tag="aw.job.delete"):
+    """Forget a finished job and its result."""
+
+    job_id: str
+
+
+class JobReply(Message, tag="aw.job.reply"):
+    job: JobView | None
+
+
+class ListJobs(Message, tag="aw.job.list"):
+    status: str | None = None
+    queue: str | None = None
+    limit: int = 100
+
+
+class JobListReply(Message, tag="aw.job.list-reply"):
+    jobs: list[JobView]
+
+
+# --- Pools and the Scheduler ------------------------------------------------------------
+
+
+class PoolReady(Message, tag="aw.pool.ready"):
+    """A Pool (re)introduces itself: what it runs, and how many jobs it can take now."""
+
+    pool: str
+    queues: list[str]
+    capacity: int
+    free: int
+    running: list[JobKey] = []
+
+
+class RequestWork(Message, tag="aw.pool.request"):
+    """A Pool has ``slots`` more room: the Scheduler may send that many more jobs."""
+
+    pool: str
+    slots: int = 1
+
+
+class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
+    """The Pool is alive and these attempts are still running: extend their leases."""
+
+    pool: str
+    running: list[JobKey] = []
+
+
+class JobProgressed(Message, tag="aw.job.progressed"):
+    job_id: str
+    attempt: int
+    fraction: float | None
+    message: str = ""
+
+
+class ReportResult(Message, tag="aw.pool.result"):
+    """A persisted result; the Scheduler answers with :class:`ResultAcknowledged`."""
+
+    result: WorkResult
+
+
+class RunJob(Message, tag="aw.pool.run"):
+    """The Scheduler hands a job to a Pool; ``lease`` is seconds until it is presumed lost."""
+
+    job: JobSpec
+    lease: float
+
+
+class ResultAcknowledged(Message, tag="aw.pool.ack"):
+    """The Scheduler has durably recorded this result; the Pool may forget it."""
+
+    job_id: str
+    attempt: int
+
+
+class StopJob(Message, tag="aw.pool.stop"):
+    """Stop running this attempt (the job was cancelled or the attempt superseded)."""
+
+    job_id: str
+    attempt: int
+    reason: str = ""
+
+
+# --- a Pool and its workers -------------------------------------------------------------
+
+
+class ExecuteJob(Message, tag="aw.worker.execute"):
+    """Run one attempt; answered with :class:`WorkFinished` when it ends."""
+
+    job: JobSpec
+
+
+class WorkFinished(Message, tag="aw.worker.finished"):
+    result: WorkResult
