@@ -343,7 +343,7 @@ def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
     except Exception as exc:  # noqa: BLE001 - a hostile repr must not break the capture
-        return f"<{type(value).__qualname__} object; repr() raised {type(exc).__name__}>"
+        return f"<{type(value).__name__} object; repr() raised {type(exc).__name__}>"
 
 
 def _safe_str(value: Any) -> str:
