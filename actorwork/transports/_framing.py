@@ -83,22 +83,38 @@ class FramedStream:
         closed mid-frame or the stream failed, FrameTooLarge for an oversized header.
         """
         cap = self.max_frame_size if max_frame_size is None else max_frame_size
-        buffer = self._buffer
-        while True:
-            available = len(buffer) - self._pos
-            if available >= HEADER.size:
-                (length,) = HEADER.unpack_from(buffer, self._pos)
-                if length > cap:
-                    raise FrameTooLarge(f"peer announced a frame of {length} bytes; cap is {cap}")
-                end = self._pos + HEADER.size + length
-                if len(buffer) >= end:
-                    payload = bytes(buffer[self._pos + HEADER.size : end])
-                    self._pos = end
-                    if end == len(buffer):
-                        buffer.clear()
-                        self._pos = 0
-                    return payload
-            await self._fill(available)
+        while (payload := self._pop_frame(cap)) is None:
+            await self._fill(len(self._buffer) - self._pos)
+        return payload
+
+    async def receive_many(self) -> list[bytes]:
+        """The next frame and every complete frame buffered behind it; errors as ``receive``."""
+        frames = [await self.receive()]
+        try:
+            while (payload := self._pop_frame(self.max_frame_size)) is not None:
+                frames.append(payload)
+        except FrameTooLarge:
+            pass  # raised again by the next call, once these frames are handled
+        return frames
+
+    def _pop_frame(self, cap: int) -> bytes | None:
+        """The next complete frame in the buffer, or None; FrameTooLarge if over ``cap``."""
+        buffer, pos = self._buffer, self._pos
+        if len(buffer) - pos < HEADER.size:
+            return None
+        (length,) = HEADER.unpack_from(buffer, pos)
+        if length > cap:
+            raise FrameTooLarge(f"peer announced a frame of {length} bytes; cap is {cap}")
+        end = pos + HEADER.size + length
+        if len(buffer) < end:
+            return None
+        payload = bytes(buffer[pos + HEADER.size : end])
+        if end == len(buffer):
+            buffer.clear()
+            self._pos = 0
+        else:
+            self._pos = end
+        return payload
 
     async def _fill(self, available: int) -> None:
         if self._pos and self._pos > len(self._buffer) // 2:

@@ -55,6 +55,9 @@ class StreamConnection(Connection):
     async def receive(self) -> bytes:
         return await self._framed.receive()
 
+    async def receive_many(self) -> list[bytes]:
+        return await self._framed.receive_many()
+
     async def aclose(self) -> None:
         await self._framed.aclose()
 

@@ -80,6 +80,17 @@ class Connection(ABC):
         for frame in frames:
             await self.send(frame)
 
+    def send_nowait(self, frames: Sequence[bytes]) -> bool:
+        """Send ``frames``, in order, if that needs no waiting; False if it would.
+
+        False means nothing was sent and the caller should ``await send_many(frames)``
+        instead, which also raises the proper error when the connection is closed or
+        broken. Never raises for those itself; raises FrameTooLarge (nothing sent) like
+        ``send``. The base class always returns False; transports that can take frames
+        synchronously override it, which spares the caller a task switch per send.
+        """
+        return False
+
     @abstractmethod
     async def receive(self) -> bytes:
         """The next frame from the peer.
@@ -88,6 +99,14 @@ class Connection(ABC):
         it vanished or cut a frame short, FrameTooLarge for a frame over the cap (the
         caller must then close the connection), ConnectionClosed after ``aclose()``.
         """
+
+    async def receive_many(self) -> list[bytes]:
+        """Every complete frame already received, in order; waits for at least one.
+
+        Raises as ``receive`` does, but only once the frames before the problem have
+        been returned. Transports override this to hand out a whole buffer at once.
+        """
+        return [await self.receive()]
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -45,13 +45,19 @@ log = structlog.get_logger(__name__)
 
 _listeners: dict[str, InProcListener] = {}
 
+#: Most frames one ``receive_many`` takes. Frames taken leave the direction and make
+#: room for the sender, so an unbounded batch would let a reader stuck behind a full
+#: mailbox hold as many frames again as the direction's capacity.
+_BATCH = 256
+
 
 class _Direction:
     """Frames travelling one way, with waiters for data and for room."""
 
-    __slots__ = ("capacity", "closed", "frames", "reader", "writers")
+    __slots__ = ("_loop", "capacity", "closed", "frames", "reader", "writers")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop  # cached: asking asyncio for the running loop costs a getpid()
         self.frames: deque[bytes] = deque()
         self.capacity = capacity
         self.closed = False
@@ -71,31 +77,54 @@ class _Direction:
         if reader is not None and not reader.done():
             reader.set_result(None)
 
+    def _push(self, frames: Sequence[bytes]) -> None:
+        self.frames.extend(frames)
+        self._wake_reader()
+
+    def put_nowait(self, frames: Sequence[bytes]) -> bool:
+        """Add ``frames`` if there is room and no writer waits for it; False otherwise."""
+        if self.closed or self.writers or len(self.frames) >= self.capacity:
+            return False
+        self._push(frames)
+        return True
+
     async def put_many(self, frames: Sequence[bytes]) -> None:
         while len(self.frames) >= self.capacity and not self.closed:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()
             self.writers.append(waiter)
             await waiter
         if self.closed:
             raise ConnectionBroken("peer closed the connection")
-        self.frames.extend(frames)
-        self._wake_reader()
+        self._push(frames)
 
-    async def get(self) -> bytes:
-        while not self.frames:
+    async def take(self, cap: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` frames, waiting for one.
+
+        Stops before a frame over ``cap``, and raises FrameTooLarge when that is the
+        first one, so the frames ahead of it are still delivered.
+        """
+        frames = self.frames
+        while not frames:
             if self.closed:
                 raise EndOfStream("peer closed the connection")
-            self.reader = asyncio.get_running_loop().create_future()
+            self.reader = self._loop.create_future()
             try:
                 await self.reader
             finally:
                 self.reader = None
-        frame = self.frames.popleft()
-        if self.writers and len(self.frames) < self.capacity:
+        taken: list[bytes] = []
+        while frames and len(taken) < limit:
+            if len(frames[0]) > cap:
+                if taken:
+                    break
+                size = len(frames.popleft())
+                raise FrameTooLarge(f"peer sent a frame of {size} bytes; cap is {cap}")
+            taken.append(frames.popleft())
+        while self.writers and len(frames) < self.capacity:
             waiter = self.writers.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-        return frame
+        return taken
 
 
 class InProcConnection(Connection):
@@ -110,27 +139,41 @@ class InProcConnection(Connection):
         self.max_frame_size = max_frame_size
         self.peer_description = description
 
+    def _check_sizes(self, frames: Sequence[bytes]) -> None:
+        for frame in frames:
+            if len(frame) > self.max_frame_size:
+                raise FrameTooLarge(
+                    f"frame of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
+                )
+
     async def send(self, frame: bytes) -> None:
         await self.send_many((frame,))
 
     async def send_many(self, frames: Sequence[bytes]) -> None:
         if self._closed:
             raise ConnectionClosed("connection is closed")
-        for frame in frames:
-            if len(frame) > self.max_frame_size:
-                raise FrameTooLarge(
-                    f"frame of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
-                )
+        self._check_sizes(frames)
         await self._outbound.put_many(frames)
+
+    def send_nowait(self, frames: Sequence[bytes]) -> bool:
+        # Straight into the peer's inbound deque, waking its reader if it waits: the
+        # frames cross without a task switch on this side.
+        if self._closed:
+            return False
+        self._check_sizes(frames)
+        return self._outbound.put_nowait(frames)
 
     async def receive(self, max_frame_size: int | None = None) -> bytes:
         if self._closed:
             raise ConnectionClosed("connection is closed")
-        frame = await self._inbound.get()
         cap = self.max_frame_size if max_frame_size is None else max_frame_size
-        if len(frame) > cap:
-            raise FrameTooLarge(f"peer sent a frame of {len(frame)} bytes; cap is {cap}")
+        (frame,) = await self._inbound.take(cap, 1)
         return frame
+
+    async def receive_many(self) -> list[bytes]:
+        if self._closed:
+            raise ConnectionClosed("connection is closed")
+        return await self._inbound.take(self.max_frame_size, _BATCH)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -199,7 +242,8 @@ class InProcListener(Listener):
 def _pair(
     capacity: int, max_frame_size: int, name: str
 ) -> tuple[InProcConnection, InProcConnection]:
-    there, back = _Direction(capacity), _Direction(capacity)
+    loop = asyncio.get_running_loop()
+    there, back = _Direction(capacity, loop), _Direction(capacity, loop)
     client = InProcConnection(
         back, there, max_frame_size=max_frame_size, description=f"inproc://{name}"
     )
