@@ -1,9 +1,12 @@
 """A :class:`Link` is the runtime's side of one connection to another actor system.
 
-It owns two tasks: the reader decodes envelopes and routes them (to a local
-mailbox, or to the future of a pending ask), the writer drains an outbox of encoded
-frames, sending everything queued in one ``send_many`` so that many small messages
-cost one system call. When either side ends, the link fails every pending ask with
+It owns two tasks: the reader takes every frame the connection has buffered, decodes
+the envelopes and routes them synchronously (to a local mailbox, or to the future of
+a pending ask); the writer drains an outbox of encoded frames, sending everything
+queued in one ``send_many`` so that many small messages cost one system call. While
+the writer is idle a frame skips it and goes straight to the connection
+(``send_nowait``), which saves a task switch per message and keeps the order, since
+nothing is queued ahead of it. When either side ends, the link fails every pending ask with
 :class:`~actorwork.errors.ActorStopped`, tells watchers of actors behind it that they
 are :class:`~actorwork.messages.Terminated`, and leaves the system.
 
@@ -64,7 +67,12 @@ class Link:
         self.closed = False
         self.close_reason = ""
         self._max_frame_size = system.options.max_frame_size
+        # Cached: asking asyncio for the running loop costs a getpid() per call.
+        self._loop = asyncio.get_running_loop()
         self._outbox: deque[bytes] = deque()
+        #: True while the writer task is inside ``send_many``; frames sent meanwhile
+        #: must queue behind the ones it is writing.
+        self._writing = False
         self._writer_wake: asyncio.Future[None] | None = None
         self._drained: deque[asyncio.Future[None]] = deque()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -84,24 +92,34 @@ class Link:
 
     # --- sending -------------------------------------------------------------------
 
-    def enqueue(self, frame: bytes) -> None:
-        """Queue a frame for the writer without waiting (replies, control frames)."""
+    def enqueue(self, frame: bytes) -> bool:
+        """Send or queue a frame without waiting; False once senders should wait.
+
+        False means the outbox is over its high-water mark: tells and asks then
+        ``await drained()``, replies and control frames go on regardless, so that a
+        slow peer never holds up an actor's answer.
+        """
         if self.closed:
             raise ActorStopped(f"connection to {self.peer_name!r} is closed: {self.close_reason}")
         if len(frame) > self._max_frame_size:
             raise FrameTooLarge(
                 f"message of {len(frame)} bytes exceeds max_frame_size={self._max_frame_size}"
             )
-        self._outbox.append(frame)
+        outbox = self._outbox
+        # Nothing queued and no write in flight: hand the frame over now instead of
+        # waking the writer task, which would cost a loop iteration per message.
+        if not outbox and not self._writing and self.connection.send_nowait((frame,)):
+            return True
+        outbox.append(frame)
         wake = self._writer_wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+        return len(outbox) <= _HIGH_WATER
 
-    async def send(self, frame: bytes) -> None:
-        """Queue a frame; wait while the outbox is over its high-water mark."""
-        self.enqueue(frame)
+    async def drained(self) -> None:
+        """Wait until the outbox is back under its high-water mark, or the link closed."""
         while len(self._outbox) > _HIGH_WATER and not self.closed:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()
             self._drained.append(waiter)
             await waiter
 
@@ -109,7 +127,7 @@ class Link:
         if self.closed:
             raise ActorStopped(f"connection to {self.peer_name!r} is closed: {self.close_reason}")
         corr = next(self._corr)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[corr] = future
         return corr, future
 
@@ -164,11 +182,12 @@ class Link:
                 await self._shutdown(reason)
 
     async def _read_loop(self) -> str:
-        receive = self.connection.receive
+        receive_many = self.connection.receive_many
         decode = self.codec.decode_envelope
+        backlog = self._backlog
         while True:
             try:
-                frame = await receive()
+                frames = await receive_many()
             except EndOfStream:
                 return "peer closed the connection"
             except ConnectionClosed:
@@ -178,29 +197,33 @@ class Link:
                 return str(exc)
             except TransportError as exc:
                 return f"connection broken: {exc}"
-            try:
-                envelope = decode(frame)
-            except ProtocolError as exc:
-                log.warning(
-                    "connection_closed",
-                    peer=self.peer_name,
-                    peer_address=self.connection.peer_description,
-                    reason=str(exc),
-                )
-                return str(exc)
-            kind = envelope.kind
-            if kind is Kind.TELL or kind is Kind.ASK:
-                await self._deliver(envelope)
-            else:
-                self._complete(envelope)
+            for frame in frames:
+                try:
+                    envelope = decode(frame)
+                except ProtocolError as exc:
+                    log.warning(
+                        "connection_closed",
+                        peer=self.peer_name,
+                        peer_address=self.connection.peer_description,
+                        reason=str(exc),
+                    )
+                    return str(exc)
+                kind = envelope.kind
+                if kind is Kind.TELL or kind is Kind.ASK:
+                    self._deliver(envelope)
+                    # Stop reading only when too many deliveries wait for full mailboxes.
+                    while len(backlog) >= _BACKLOG:
+                        self._backlog_room = self._loop.create_future()
+                        await self._backlog_room
+                else:
+                    self._complete(envelope)
 
     async def _write_loop(self, scope: anyio.CancelScope) -> None:
         outbox = self._outbox
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 while not outbox:
-                    self._writer_wake = loop.create_future()
+                    self._writer_wake = self._loop.create_future()
                     await self._writer_wake
                 frames = list(outbox)
                 outbox.clear()
@@ -208,12 +231,14 @@ class Link:
                     waiter = self._drained.popleft()
                     if not waiter.done():
                         waiter.set_result(None)
+                self._writing = True
                 await self.connection.send_many(frames)
+                self._writing = False
         except TransportError as exc:
             self.close_reason = self.close_reason or f"send failed: {exc}"
             scope.cancel()
 
-    async def _deliver(self, envelope: Envelope) -> None:
+    def _deliver(self, envelope: Envelope) -> None:
         ask = envelope.kind is Kind.ASK
         cell = self.system._cells.get(envelope.recipient)  # noqa: SLF001
         if cell is None:
@@ -246,16 +271,12 @@ class Link:
         wake = self._backlog_wake
         if wake is not None and not wake.done():
             wake.set_result(None)
-        while len(backlog) >= _BACKLOG:
-            self._backlog_room = asyncio.get_running_loop().create_future()
-            await self._backlog_room
 
     async def _drain_backlog(self) -> None:
         backlog = self._backlog
-        loop = asyncio.get_running_loop()
         while True:
             while not backlog:
-                self._backlog_wake = loop.create_future()
+                self._backlog_wake = self._loop.create_future()
                 await self._backlog_wake
             cell, item, envelope = backlog[0]
             try:

@@ -23,7 +23,7 @@ T = TypeVar("T")
 class Mailbox(Generic[T]):
     """FIFO of at most ``capacity`` items; one consumer."""
 
-    __slots__ = ("_closed", "_getter", "_items", "_putters", "capacity", "owner")
+    __slots__ = ("_closed", "_getter", "_items", "_loop", "_putters", "capacity", "owner")
 
     def __init__(self, capacity: int, owner: str = "") -> None:
         if capacity < 1:
@@ -34,6 +34,7 @@ class Mailbox(Generic[T]):
         self._getter: asyncio.Future[None] | None = None
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -57,7 +58,7 @@ class Mailbox(Generic[T]):
     async def put(self, item: T) -> None:
         """Add ``item``, waiting for room. ActorStopped if the mailbox closes meanwhile."""
         while not self.put_nowait(item):
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._future()
             self._putters.append(waiter)
             try:
                 await waiter
@@ -75,7 +76,7 @@ class Mailbox(Generic[T]):
         while not items:
             if self._closed:
                 raise ActorStopped(f"actor {self.owner!r} has stopped")
-            self._getter = asyncio.get_running_loop().create_future()
+            self._getter = self._future()
             try:
                 await self._getter
             finally:
@@ -84,6 +85,12 @@ class Mailbox(Generic[T]):
         if self._putters:
             self._wake_putter()
         return item
+
+    def _future(self) -> asyncio.Future[None]:
+        loop = self._loop
+        if loop is None:  # cached: asking asyncio for the running loop costs a getpid()
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.create_future()
 
     def _wake_putter(self) -> None:
         while self._putters:

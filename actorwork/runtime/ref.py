@@ -62,14 +62,20 @@ class ActorRef(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-async def _await_reply(future: asyncio.Future[Any], timeout: float | None, target: str) -> Any:
+async def _await_reply(future: asyncio.Future[Any], timeout: float, target: str) -> Any:
+    # A timer that fails the future instead of ``asyncio.timeout()``: no cancel scope
+    # to enter, reschedule and leave on every ask, and no cancellation to translate.
+    # Whichever comes first, reply or timer, settles the future; the other finds it done.
+    timer = future.get_loop().call_later(timeout, _expire, future, timeout, target)
     try:
-        async with asyncio.timeout(timeout):
-            return await future
-    except TimeoutError:
-        if future.done() and not future.cancelled() and future.exception() is not None:
-            raise future.exception() from None  # type: ignore[misc]
-        raise AskTimeout(f"no reply from {target!r} within {timeout}s") from None
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[Any], timeout: float, target: str) -> None:
+    if not future.done():
+        future.set_exception(AskTimeout(f"no reply from {target!r} within {timeout}s"))
 
 
 def failure_error(failure: FailureReply) -> Exception:
@@ -90,10 +96,11 @@ def failure_error(failure: FailureReply) -> Exception:
 class LocalRef(ActorRef):
     """A ref to an actor in this system: messages are handed over as objects."""
 
-    __slots__ = ("_cell", "name")
+    __slots__ = ("_cell", "_loop", "name")
 
     def __init__(self, cell: _Cell) -> None:
         self._cell = cell
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.name = cell.name
 
     @property
@@ -113,7 +120,10 @@ class LocalRef(ActorRef):
 
     async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
         self._check(message)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:  # cached: asking asyncio for the running loop costs a getpid()
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         item = (message, _current.get(), LocalReply(future))
         mailbox = self._cell.mailbox
         if not mailbox.put_nowait(item):
@@ -155,6 +165,9 @@ class RemoteRef(ActorRef):
         link = self._link
         if link is not None and not link.closed:
             return link
+        return await self._reconnect()
+
+    async def _reconnect(self) -> Link:
         if self._address is None:
             raise ActorStopped(
                 f"connection to {self.name!r} is gone and it has no address to reconnect to"
@@ -162,21 +175,31 @@ class RemoteRef(ActorRef):
         self._link = link = await self._system.connect(self._address)
         return link
 
+    # tell and ask test the link inline and call nothing that suspends unless the link
+    # is lost or full: on the hot path an await that never waits still costs a
+    # coroutine each, and a send is just an encode and an enqueue.
+
     async def tell(self, message: Message, *, sender: ActorRef | None = None) -> None:
-        link = await self.link()
+        link = self._link
+        if link is None or link.closed:
+            link = await self._reconnect()
         sender = sender or _current.get()
         frame = link.codec.encode(Kind.TELL, 0, self.name, sender.name if sender else "", message)
-        await link.send(frame)
+        if not link.enqueue(frame):
+            await link.drained()
 
     async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
-        link = await self.link()
+        link = self._link
+        if link is None or link.closed:
+            link = await self._reconnect()
         sender = _current.get()
         corr, future = link.new_ask()
         try:
             frame = link.codec.encode(
                 Kind.ASK, corr, self.name, sender.name if sender else "", message
             )
-            await link.send(frame)
+            if not link.enqueue(frame):
+                await link.drained()
             if timeout is None:
                 timeout = self._system.ask_timeout
             return await _await_reply(future, timeout, self.name)
