@@ -4,6 +4,8 @@ The public API; everything here is re-exported from its home module.
 """
 
 from actorwork.addressing import Address, parse_address
+from actorwork.client import Client, JobHandle
+from actorwork.config import load_config
 from actorwork.errors import (
     ActorError,
     ActorNotFound,
@@ -11,14 +13,25 @@ from actorwork.errors import (
     ActorworkError,
     AskTimeout,
     ConfigError,
+    JobError,
+    JobFailed,
+    JobNotFound,
     MessageRejected,
+    PayloadError,
     ProtocolError,
     RemoteActorError,
     TransportError,
+    WorkFailed,
+    WorkNotFound,
 )
-from actorwork.messages import Message, Terminated
-from actorwork.runtime import Actor, ActorRef, ActorSystem, current_actor
+from actorwork.messages import JobView, LogLine, Message, Terminated, WorkResult
+from actorwork.pool import Pool
+from actorwork.runtime import Actor, ActorRef, ActorSystem, Reply, current_actor
+from actorwork.scheduler import Scheduler
+from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
+from actorwork.work import Work, WorkContext, work
+from actorwork.worker import Worker
 
 __version__ = "0.1.0"
 
@@ -32,16 +45,36 @@ __all__ = [
     "ActorworkError",
     "Address",
     "AskTimeout",
+    "Client",
     "ConfigError",
+    "JobError",
+    "JobFailed",
+    "JobHandle",
+    "JobNotFound",
+    "JobSystem",
+    "JobView",
+    "LogLine",
     "Message",
     "MessageRejected",
+    "PayloadError",
+    "Pool",
     "ProtocolError",
     "RemoteActorError",
+    "Reply",
+    "Scheduler",
     "Terminated",
     "Transport",
     "TransportError",
+    "Work",
+    "WorkContext",
+    "WorkFailed",
+    "WorkNotFound",
+    "WorkResult",
+    "Worker",
     "__version__",
     "current_actor",
+    "load_config",
     "parse_address",
     "register_transport",
+    "work",
 ]

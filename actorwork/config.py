@@ -18,6 +18,19 @@ underscores separate levels; values are converted to the key's type).
     factory = "myapp.actors:Greeter"
     address = "unix:///run/myapp/greeter.sock"
 
+    [jobs]                         # the job system
+    topology = "inline"            # inline | local | distributed
+    modules = ["myapp.tasks"]      # where the @work functions live
+
+    [scheduler]
+    address = "tcp://127.0.0.1:7401"
+    store = "/var/lib/myapp/jobs.db"
+
+    [pools.render]                 # one table per pool
+    kind = "process"               # local | thread | process
+    size = 4
+    queues = ["render"]
+
 Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key and
 the value, and listing the choices where there are some.
 """
@@ -37,7 +50,16 @@ from actorwork.errors import ActorworkError, ConfigError
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.registry import resolve_transport
 
-__all__ = ["ActorPlacement", "Config", "SystemSettings", "find_config_file", "load_config"]
+__all__ = [
+    "ActorPlacement",
+    "Config",
+    "JobSettings",
+    "PoolSettings",
+    "SchedulerSettings",
+    "SystemSettings",
+    "find_config_file",
+    "load_config",
+]
 
 ENV_PREFIX = "ACTORWORK_"
 DEFAULT_FILE = "actorwork.toml"
@@ -76,11 +98,58 @@ class ActorPlacement(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     address: str
 
 
+TOPOLOGIES = ("inline", "local", "distributed")
+POOL_KINDS = ("local", "thread", "process")
+SYNCHRONOUS = ("off", "normal", "full")
+
+
+class JobSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[jobs]``: which topology this process runs, and the modules that define work.
+
+    ``inline`` runs the Scheduler, the Pools and their workers in this process over
+    ``inproc://``; ``local`` does the same with process pools allowed; with
+    ``distributed`` this process only connects to the Scheduler's address, and the
+    Scheduler and Pools run as ``actorwork scheduler`` and ``actorwork pool``.
+    """
+
+    topology: str = "inline"
+    modules: list[str] = []
+
+
+class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[scheduler]``: where the Scheduler listens and how it keeps jobs."""
+
+    address: str = "inproc://actorwork-scheduler"
+    store: str = ".actorwork/jobs.db"
+    synchronous: str = "normal"
+    lease: float = 30.0
+    retry_base: float = 1.0
+    retry_cap: float = 300.0
+
+
+class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[pools.NAME]``: one Pool; ``outbox`` defaults to ``.actorwork/outbox/NAME``."""
+
+    kind: str = "local"
+    size: int = 2
+    queues: list[str] = msgspec.field(default_factory=lambda: ["default"])
+    outbox: str = ""
+    heartbeat: float = 0.0  # 0: a third of the Scheduler's lease
+
+    def outbox_path(self, name: str) -> str:
+        return self.outbox or f".actorwork/outbox/{name}"
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The whole configuration file. ``source`` says where it came from."""
 
     system: SystemSettings = SystemSettings()
     actors: dict[str, ActorPlacement] = {}
+    jobs: JobSettings = JobSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    pools: dict[str, PoolSettings] = msgspec.field(
+        default_factory=lambda: {"default": PoolSettings()}
+    )
     source: str = "defaults"
 
 
@@ -123,6 +192,7 @@ def load_config(
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(exc, raw, source)) from None
     _check(config)
+    _check_jobs(config)
     return config
 
 
@@ -187,6 +257,41 @@ def _check(config: Config) -> None:
                 f"{where}: actors.{name}.factory = {placement.factory!r} must look "
                 "like 'package.module:ClassName'"
             )
+
+
+def _check_jobs(config: Config) -> None:
+    where = config.source
+    jobs, scheduler = config.jobs, config.scheduler
+    _choice("jobs.topology", jobs.topology, TOPOLOGIES, where)
+    _choice("scheduler.synchronous", scheduler.synchronous, SYNCHRONOUS, where)
+    _check_address("scheduler.address", scheduler.address, where)
+    if jobs.topology == "distributed" and scheduler.address.startswith("inproc:"):
+        raise ConfigError(
+            f"{where}: scheduler.address = {scheduler.address!r}: a distributed topology needs "
+            "an address other processes can reach (unix:// or tcp://)"
+        )
+    for key in ("lease", "retry_base", "retry_cap"):
+        value = getattr(scheduler, key)
+        if not value > 0:
+            raise ConfigError(f"{where}: scheduler.{key} = {value!r} must be greater than 0")
+    for name, pool in config.pools.items():
+        _choice(f"pools.{name}.kind", pool.kind, POOL_KINDS, where)
+        if jobs.topology == "inline" and pool.kind == "process":
+            raise ConfigError(
+                f"{where}: pools.{name}.kind = 'process' runs workers in other processes; "
+                "use topology 'local' for that, or kind 'local' or 'thread' to stay inline"
+            )
+        if pool.size < 1:
+            raise ConfigError(f"{where}: pools.{name}.size = {pool.size!r} must be at least 1")
+        if not pool.queues:
+            raise ConfigError(f"{where}: pools.{name}.queues is empty; name at least one queue")
+        if pool.heartbeat < 0:
+            raise ConfigError(f"{where}: pools.{name}.heartbeat = {pool.heartbeat!r} is negative")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{where}: {key} = {value!r} is not one of: {', '.join(choices)}")
 
 
 def _check_address(key: str, value: str, where: str) -> None:

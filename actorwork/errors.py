@@ -26,6 +26,7 @@
         ├── PayloadError             a payload does not match its work's payload type
         ├── JobNotFound              no job with that id
         ├── JobFailed                an awaited job ended without succeeding (carries the job)
+        ├── WorkFailed               raised by work to fail its job without a retry
         ├── StoreError               the job store cannot be opened, read or written
         └── OutboxError              a result cannot be persisted in the pool's outbox
 
@@ -62,6 +63,7 @@ __all__ = [
     "StoreError",
     "TransportError",
     "UnknownSchemeError",
+    "WorkFailed",
     "WorkNotFound",
 ]
 
@@ -180,3 +182,7 @@ class StoreError(JobError):
 
 class OutboxError(JobError, OSError):
     """A result cannot be persisted in the Pool's outbox (a full disk, no permission)."""
+
+
+class WorkFailed(JobError):
+    """Raised by work to end its job as ``failed``: a verdict, not an accident, so no retry."""

@@ -1,0 +1,262 @@
+"""The client API: submit jobs and follow them, the same way in every topology.
+
+::
+
+    handle = await client.submit(render, Page(url="https://example.org"), priority=5)
+    print(await handle.status())
+    value = await handle.result(timeout=60)     # JobFailed if it did not succeed
+    for line in (await handle.wait()).result.logs:
+        print(line.level, line.text)
+
+A :class:`Client` talks to the Scheduler actor over any transport. Payloads are
+checked here when this process knows the work (it imported the module that defines
+it), and again by the Scheduler and the worker.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from actorwork.errors import (
+    JobError,
+    JobFailed,
+    JobNotFound,
+    PayloadError,
+    WorkNotFound,
+)
+from actorwork.messages import (
+    TERMINAL,
+    AwaitJob,
+    CancelJob,
+    DeleteJob,
+    GetJob,
+    JobListReply,
+    JobReply,
+    JobView,
+    ListJobs,
+    LogLine,
+    Message,
+    RetryJob,
+    SubmitJob,
+    SubmitRefusedReply,
+    SubmittedReply,
+)
+from actorwork.runtime import ActorRef, ActorSystem
+from actorwork.work import Work, WorkRegistry, default_registry
+
+__all__ = ["Client", "JobHandle"]
+
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_REFUSALS: dict[str, type[JobError]] = {
+    "WorkNotFound": WorkNotFound,
+    "PayloadError": PayloadError,
+}
+_LONG_POLL = 20.0
+
+
+class Client:
+    """Submits jobs to the Scheduler at ``scheduler`` (an address or a ref) via ``system``."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        scheduler: str | ActorRef,
+        *,
+        scheduler_name: str = "scheduler",
+        registry: WorkRegistry | None = None,
+    ) -> None:
+        self.system = system
+        self.scheduler = scheduler
+        self.scheduler_name = scheduler_name
+        self.registry = registry or default_registry
+        self._ref: ActorRef | None = None if isinstance(scheduler, str) else scheduler
+
+    async def _ask(self, message: Message, timeout: float | None = None) -> Any:
+        ref = self._ref
+        if ref is None:
+            assert isinstance(self.scheduler, str)
+            ref = self._ref = await self.system.remote(self.scheduler, self.scheduler_name)
+        return await ref.ask(message, timeout=timeout)
+
+    async def submit(
+        self,
+        work: Work | str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        unique_key: str | None = None,
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> JobHandle:
+        """Queue ``work`` with ``payload``; returns once the job is durably stored.
+
+        ``None`` options take the work's registered defaults. A ``unique_key`` held by
+        a job that has not finished returns that job's handle instead (``created`` is
+        then False). ``delay`` or ``at`` hold the job until then.
+        """
+        name, encoded = self._encode(work, payload)
+        if job_id is not None and not _JOB_ID.fullmatch(job_id):
+            raise ValueError(
+                f"job_id {job_id!r} must be 1-128 letters, digits or '_', '.', ':', '-'"
+            )
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries!r}")
+        due = _due(delay, at)
+        reply = await self._ask(
+            SubmitJob(
+                work=name,
+                payload=encoded,
+                job_id=job_id or "",
+                queue=queue,
+                priority=priority,
+                max_attempts=None if retries is None else retries + 1,
+                timeout=timeout,
+                unique_key=unique_key,
+                due=due,
+            )
+        )
+        if isinstance(reply, SubmitRefusedReply):
+            raise _REFUSALS.get(reply.error_type, JobError)(reply.reason)
+        assert isinstance(reply, SubmittedReply), reply
+        return JobHandle(self, reply.job_id, created=reply.created)
+
+    def _encode(self, work: Work | str, payload: Any) -> tuple[str, bytes]:
+        if isinstance(work, Work):
+            return work.name, work.encode_payload(payload)
+        if not isinstance(work, str):
+            raise TypeError(f"work must be a @work function or its name, got {work!r}")
+        if work in self.registry:
+            return work, self.registry.get(work).encode_payload(payload)
+        try:
+            return work, msgspec.msgpack.encode(payload)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise PayloadError(f"payload for work {work!r} cannot be encoded: {exc}") from exc
+
+    async def get(self, job_id: str) -> JobView:
+        """The job as the Scheduler knows it now; JobNotFound if it does not."""
+        return _found(job_id, await self._ask(GetJob(job_id)))
+
+    async def wait(self, job_id: str, *, timeout: float | None = None) -> JobView:
+        """Wait until the job is finished (any terminal status) and return it.
+
+        Raises TimeoutError after ``timeout`` seconds (None waits for ever).
+        """
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"job {job_id!r} did not finish within {timeout} s")
+            wait = min(left, _LONG_POLL)
+            view = _found(
+                job_id, await self._ask(AwaitJob(job_id, wait), timeout=wait + _LONG_POLL)
+            )
+            if view.status in TERMINAL:
+                return view
+
+    async def result(self, job_id: str, *, timeout: float | None = None) -> Any:
+        """The return value of a job that succeeded; JobFailed (with the job) otherwise."""
+        view = await self.wait(job_id, timeout=timeout)
+        if view.status != "succeeded" or view.result is None:
+            raise JobFailed(
+                f"job {job_id!r} ({view.work}) ended {view.status} after attempt "
+                f"{view.attempt}: {view.error or 'no error given'}",
+                job=view,
+            )
+        value = view.result.value
+        if value is None:
+            return None
+        return msgspec.msgpack.decode(value, type=self._return_type(view.work))
+
+    def _return_type(self, work: str) -> Any:
+        if work not in self.registry:
+            return Any
+        hints = getattr(self.registry.get(work).func, "__annotations__", {})
+        annotation = hints.get("return", Any)
+        return Any if isinstance(annotation, str) else annotation
+
+    async def cancel(self, job_id: str, reason: str = "cancelled by request") -> JobView:
+        return _found(job_id, await self._ask(CancelJob(job_id, reason)))
+
+    async def retry(self, job_id: str) -> JobView:
+        """Queue a dead, failed or cancelled job again with fresh attempts."""
+        return _found(job_id, await self._ask(RetryJob(job_id)))
+
+    async def delete(self, job_id: str) -> JobView:
+        """Forget a finished job; JobError if it is still live (cancel it first)."""
+        view = _found(job_id, await self._ask(DeleteJob(job_id)))
+        if view.status not in TERMINAL:
+            raise JobError(f"job {job_id!r} is {view.status}; cancel it before deleting it")
+        return view
+
+    async def list(
+        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[JobView]:
+        """The most recent jobs, newest first, optionally of one status or queue."""
+        reply = await self._ask(ListJobs(status, queue, limit))
+        assert isinstance(reply, JobListReply), reply
+        return reply.jobs
+
+
+class JobHandle:
+    """One submitted job: await it, query it, cancel it."""
+
+    def __init__(self, client: Client, job_id: str, *, created: bool = True) -> None:
+        self.client = client
+        self.id = job_id
+        #: False when a unique key matched an existing job.
+        self.created = created
+
+    async def status(self) -> str:
+        return (await self.client.get(self.id)).status
+
+    async def view(self) -> JobView:
+        return await self.client.get(self.id)
+
+    async def wait(self, *, timeout: float | None = None) -> JobView:
+        return await self.client.wait(self.id, timeout=timeout)
+
+    async def result(self, *, timeout: float | None = None) -> Any:
+        return await self.client.result(self.id, timeout=timeout)
+
+    async def cancel(self, reason: str = "cancelled by request") -> JobView:
+        return await self.client.cancel(self.id, reason)
+
+    async def logs(self) -> list[LogLine]:
+        """The log lines of the job's latest attempt that reached the Scheduler."""
+        result = (await self.client.get(self.id)).result
+        return [] if result is None else list(result.logs)
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.id}>"
+
+
+def _found(job_id: str, reply: object) -> JobView:
+    assert isinstance(reply, JobReply), reply
+    if reply.job is None:
+        raise JobNotFound(f"no job {job_id!r} is known to the scheduler")
+    return reply.job
+
+
+def _due(delay: timedelta | float | None, at: datetime | None) -> float | None:
+    if delay is not None and at is not None:
+        raise ValueError("give delay or at, not both")
+    if at is not None:
+        if at.tzinfo is None:
+            raise ValueError(f"at={at!r} has no time zone; pass an aware datetime")
+        return at.timestamp()
+    if delay is None:
+        return None
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if seconds < 0:
+        raise ValueError(f"delay must not be negative, got {delay!r}")
+    return time.time() + seconds

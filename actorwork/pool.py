@@ -1,0 +1,428 @@
+"""The Pool actor: a set of workers of one kind that asks the Scheduler for work.
+
+Pull, not push: the Pool tells the Scheduler how many jobs it can take
+(:class:`PoolReady`, then :class:`RequestWork` as workers come free) and never
+holds more than that. Every result goes to the on-disk :class:`Outbox` before it is
+reported, and leaves it only when the Scheduler acknowledges it. While the
+Scheduler is unreachable the Pool finishes the work it has, keeps the results, and
+reconnects with backoff; on reconnecting (or after a restart of the Pool itself)
+it reports everything still in the outbox. The Scheduler dedupes.
+
+Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
+``thread`` workers run each work in a thread of its own, and ``process`` workers are
+child processes over ``pipe://``: a crash kills only that child, and its attempt is
+reported as ``lost`` at once (the pipe's end of file), never as a success.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, assert_never
+
+import anyio
+import anyio.to_thread
+import msgspec
+import structlog
+
+from actorwork.errors import ActorworkError
+from actorwork.messages import (
+    ExecuteJob,
+    JobKey,
+    JobProgressed,
+    JobSpec,
+    Ping,
+    PoolHeartbeat,
+    PoolReady,
+    ReportResult,
+    RequestWork,
+    ResultAcknowledged,
+    RunJob,
+    StopJob,
+    Terminated,
+    WorkFinished,
+    WorkResult,
+)
+from actorwork.outbox import Outbox
+from actorwork.runtime import Actor, ActorRef
+from actorwork.worker import Worker
+
+if TYPE_CHECKING:
+    from actorwork.transports.pipe import ChildProcess
+
+__all__ = ["Pool", "PoolKind"]
+
+log = structlog.get_logger(__name__)
+
+PoolKind = Literal["local", "thread", "process"]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[WorkResult])
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One worker and the attempt it runs (None when idle)."""
+
+    name: str
+    ref: ActorRef
+    child: ChildProcess | None = None  # a process worker's child process
+    job: JobSpec | None = None
+    since: float = 0.0
+
+
+def _key(result: WorkResult) -> JobKey:
+    return JobKey(result.job_id, result.attempt)
+
+
+class Pool(Actor):
+    """Workers of one kind, fed by a Scheduler; see the module docstring.
+
+    ``scheduler`` is the Scheduler's address (``inproc://``, ``unix://``, ``tcp://``)
+    or a ref to it; ``scheduler_name`` its actor name there. ``outbox`` is the
+    directory of unacknowledged results. ``heartbeat`` is how often the Pool
+    confirms its running attempts (keep it well under the Scheduler's lease).
+    """
+
+    def __init__(
+        self,
+        *,
+        scheduler: str | ActorRef,
+        outbox: str | Path,
+        kind: PoolKind = "local",
+        size: int = 1,
+        queues: list[str] | tuple[str, ...] = ("default",),
+        modules: list[str] | tuple[str, ...] = (),
+        scheduler_name: str = "scheduler",
+        heartbeat: float = 5.0,
+        reconnect_max: float = 5.0,
+        fsync: bool = True,
+    ) -> None:
+        if kind not in ("local", "thread", "process"):
+            raise ValueError(f"pool kind must be 'local', 'thread' or 'process', got {kind!r}")
+        if size < 1:
+            raise ValueError(f"pool size must be at least 1, got {size!r}")
+        if not queues:
+            raise ValueError("a pool must serve at least one queue")
+        self.scheduler = scheduler
+        self.scheduler_name = scheduler_name
+        self.kind: PoolKind = kind
+        self.size = size
+        self.queues = list(queues)
+        self.modules = list(modules)
+        self.heartbeat = heartbeat
+        self.reconnect_max = reconnect_max
+        self.outbox = Outbox(outbox, fsync=fsync)
+        self.slots: list[_Slot] = []
+        #: Results persisted and not yet acknowledged, and the outbox entry holding each.
+        self.unacked: dict[JobKey, tuple[WorkResult, str]] = {}
+        #: Outbox entries and the results in them still waiting for an acknowledgement.
+        self._entries: dict[str, set[JobKey]] = {}
+        self._batches = itertools.count()
+        self._run_id = secrets.token_hex(4)
+        self._link_to_scheduler: ActorRef | None = None
+        self._lost = anyio.Event()
+        self._to_persist: list[WorkResult] = []
+        self._to_remove: list[str] = []
+        self._persist_wake = anyio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        entries = await anyio.to_thread.run_sync(self.outbox.open)
+        for entry, data in entries:
+            try:
+                results = _decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("outbox_entry_unreadable", pool=self.name, entry=entry, error=str(exc))
+                continue
+            self._hold(entry, results)
+        for index in range(self.size):
+            self.slots.append(await self._start_worker(index))
+        self.log.info(
+            "pool_started",
+            kind=self.kind,
+            size=self.size,
+            queues=self.queues,
+            results_to_deliver=len(self.unacked),
+        )
+        self.start_soon(self._persist_forever)
+        self.start_soon(self._connect_forever)
+        self.start_soon(self._heartbeat_forever)
+
+    async def on_stop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._persist_pending()
+            for slot in self.slots:
+                if slot.child is not None:
+                    await slot.child.aclose()
+                else:
+                    await self.system.stop(slot.ref)
+
+    async def _start_worker(self, index: int) -> _Slot:
+        name = f"{self.name}.worker-{index}"
+        if self.kind == "process":
+            child = await self.system.spawn_child(name)
+            remote: ActorRef = await child.spawn(
+                "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
+            )
+            self.system.watch(remote, self.ref)
+            return _Slot(name, remote, child)
+        worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
+        ref = await self.system.spawn(worker, name=name)
+        return _Slot(name, ref)
+
+    # --- messages -------------------------------------------------------------------
+
+    async def receive(
+        self,
+        message: RunJob | WorkFinished | JobProgressed | ResultAcknowledged | StopJob | Terminated,
+    ) -> None:
+        match message:
+            case RunJob(job=spec):
+                await self._run(spec)
+            case WorkFinished(result=result):
+                self._finished(result)
+            case JobProgressed():
+                await self._tell_scheduler(message)
+            case ResultAcknowledged(job_id=job_id, attempt=attempt):
+                held = self.unacked.pop(JobKey(job_id, attempt), None)
+                if held is not None:
+                    waiting = self._entries[held[1]]
+                    waiting.discard(JobKey(job_id, attempt))
+                    if not waiting:
+                        del self._entries[held[1]]
+                        self._to_remove.append(held[1])
+                        self._persist_wake.set()
+            case StopJob(job_id=job_id, attempt=attempt):
+                for slot in self.slots:
+                    if slot.job is not None and (slot.job.id, slot.job.attempt) == (
+                        job_id,
+                        attempt,
+                    ):
+                        await self._tell_worker(slot, message)
+            case Terminated(name=name):
+                await self._terminated(name, message.reason)
+            case _:
+                assert_never(message)
+
+    async def _run(self, spec: JobSpec) -> None:
+        key = (spec.id, spec.attempt)
+        if any(s.job is not None and (s.job.id, s.job.attempt) == key for s in self.slots):
+            return  # a duplicate dispatch: one execution per attempt
+        slot = next((s for s in self.slots if s.job is None), None)
+        if slot is None:
+            log.warning("pool_over_capacity", pool=self.name, job_id=spec.id)
+            returned = WorkResult(
+                job_id=spec.id,
+                attempt=spec.attempt,
+                outcome="returned",
+                error=f"pool {self.name!r} had no free worker",
+                pool=self.name,
+            )
+            await self._tell_scheduler(ReportResult(returned))
+            return
+        slot.job, slot.since = spec, time.time()
+        await self._tell_worker(slot, ExecuteJob(spec))
+        if self.kind == "process" and spec.timeout is not None:
+            self.start_soon(self._enforce_timeout, slot, spec)
+
+    async def _tell_worker(self, slot: _Slot, message: ExecuteJob | StopJob) -> None:
+        try:
+            await slot.ref.tell(message)
+        except ActorworkError as exc:
+            if isinstance(message, ExecuteJob):
+                self._lose(slot, f"worker {slot.name!r} unreachable: {exc}")
+
+    def _finished(self, result: WorkResult) -> None:
+        for slot in self.slots:
+            job = slot.job
+            if job is not None and (job.id, job.attempt) == (result.job_id, result.attempt):
+                slot.job = None
+                break
+        else:
+            return  # already reported as lost (a worker that answered after its end)
+        self._to_persist.append(result)
+        self._persist_wake.set()
+
+    def _lose(self, slot: _Slot, error: str) -> None:
+        job = slot.job
+        if job is None:
+            return
+        slot.job = None
+        log.warning("worker_lost", pool=self.name, worker=slot.name, job_id=job.id, error=error)
+        self._to_persist.append(
+            WorkResult(
+                job_id=job.id,
+                attempt=job.attempt,
+                outcome="lost",
+                error=error,
+                started=slot.since,
+                finished=time.time(),
+                pool=self.name,
+                worker=slot.name,
+            )
+        )
+        self._persist_wake.set()
+
+    async def _terminated(self, name: str, reason: str) -> None:
+        if name == self.scheduler_name:
+            self._lost.set()
+            return
+        for index, slot in enumerate(self.slots):
+            if slot.name == name and slot.child is not None:
+                child = slot.child
+                code = await _exit_code(child)
+                self._lose(slot, f"worker process exited (code {code}) without a result")
+                await child.aclose()
+                self.slots[index] = await self._start_worker(index)
+                if self._link_to_scheduler is not None:
+                    await self._tell_scheduler(RequestWork(self.name, 0))
+                return
+
+    async def _enforce_timeout(self, slot: _Slot, spec: JobSpec) -> None:
+        """Kill a process worker that overruns its job's timeout by more than a grace."""
+        assert spec.timeout is not None
+        await anyio.sleep(spec.timeout + max(1.0, spec.timeout * 0.1))
+        if slot.job is spec and slot.child is not None:
+            log.warning("worker_killed_after_timeout", pool=self.name, job_id=spec.id)
+            slot.child.kill()
+
+    # --- results --------------------------------------------------------------------
+
+    async def _persist_forever(self) -> None:
+        while True:
+            await self._persist_wake.wait()
+            self._persist_wake = anyio.Event()
+            await self._persist_pending()
+
+    async def _persist_pending(self) -> None:
+        """Write finished results (one group write), then report them; drop acked ones."""
+        while self._to_persist or self._to_remove:
+            results, self._to_persist = self._to_persist, []
+            removed, self._to_remove = self._to_remove, []
+            # One entry per batch: one fsync however many results ended together.
+            entry = f"{self._run_id}-{next(self._batches)}"
+            items = [(entry, _encoder.encode(results))] if results else []
+            try:
+                await anyio.to_thread.run_sync(self._write, items, removed)
+            except ActorworkError as exc:
+                log.error("outbox_write_failed", pool=self.name, error=str(exc))
+                self._to_persist[:0] = results
+                self._to_remove[:0] = removed
+                await anyio.sleep(1.0)
+                continue
+            self._hold(entry, results)
+            for result in results:
+                await self._tell_scheduler(ReportResult(result))
+            freed = sum(1 for r in results if r.outcome != "returned")
+            if freed:
+                await self._tell_scheduler(RequestWork(self.name, freed))
+
+    def _hold(self, entry: str, results: list[WorkResult]) -> None:
+        if results:
+            self._entries[entry] = {_key(r) for r in results}
+            for result in results:
+                self.unacked[_key(result)] = (result, entry)
+
+    def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
+        if items:
+            self.outbox.put_many(items)
+        if removed:
+            self.outbox.remove_many(removed)
+
+    # --- the Scheduler ----------------------------------------------------------------
+
+    async def _tell_scheduler(
+        self, message: ReportResult | RequestWork | JobProgressed | PoolHeartbeat
+    ) -> None:
+        ref = self._link_to_scheduler
+        if ref is None:
+            return  # results stay in the outbox; credit is restated on reconnect
+        try:
+            await ref.tell(message)
+        except ActorworkError as exc:
+            log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
+            self._lost.set()
+
+    async def _connect_forever(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                ref = await self._reach_scheduler()
+                ready = PoolReady(
+                    self.name,
+                    self.queues,
+                    capacity=self.size,
+                    free=sum(1 for s in self.slots if s.job is None),
+                    running=self._running(),
+                )
+                self._lost = anyio.Event()
+                self._link_to_scheduler = ref
+                await ref.tell(ready)
+            except (ActorworkError, OSError) as exc:
+                self._link_to_scheduler = None
+                log.info("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
+                await anyio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            delay = 0.1
+            log.info("scheduler_connected", pool=self.name, results_to_deliver=len(self.unacked))
+            for result, _ in list(self.unacked.values()):
+                await self._tell_scheduler(ReportResult(result))
+            await self._lost.wait()
+            self._link_to_scheduler = None
+            log.warning("scheduler_lost", pool=self.name)
+
+    async def _reach_scheduler(self) -> ActorRef:
+        if not isinstance(self.scheduler, str):
+            return self.scheduler
+        ref = await self.system.remote(self.scheduler, self.scheduler_name)
+        self.system.watch(ref, self.ref)
+        return ref
+
+    def _running(self) -> list[JobKey]:
+        return [JobKey(s.job.id, s.job.attempt) for s in self.slots if s.job is not None]
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat)
+            if self._link_to_scheduler is None:
+                continue
+            alive = await self._responsive()
+            await self._tell_scheduler(PoolHeartbeat(self.name, alive))
+
+    async def _responsive(self) -> list[JobKey]:
+        """The running attempts whose workers answer: a stopped process earns no lease."""
+        alive: list[JobKey] = []
+
+        async def probe(child: ChildProcess, slot: _Slot, key: JobKey) -> None:
+            try:
+                await child.ref("_system").ask(Ping(), timeout=self.heartbeat / 2)
+            except ActorworkError:
+                log.warning(
+                    "worker_unresponsive", pool=self.name, worker=slot.name, job_id=key.job_id
+                )
+                return
+            alive.append(key)
+
+        async with anyio.create_task_group() as tg:
+            for slot in self.slots:
+                if slot.job is None:
+                    continue
+                key = JobKey(slot.job.id, slot.job.attempt)
+                if slot.child is None:
+                    alive.append(key)
+                else:
+                    tg.start_soon(probe, slot.child, slot, key)
+        return alive
+
+
+async def _exit_code(child: ChildProcess) -> int | None:
+    with anyio.move_on_after(1.0):
+        return await child.wait()
+    return None

@@ -1,0 +1,370 @@
+"""The Scheduler actor: owns the queues, the job store and the clock; hands work out.
+
+A thin shell around :class:`~actorwork.scheduler_state.SchedulerState`. Each message
+becomes effects; the persistent ones gather in a batch that one task commits to the
+store (a group commit: while one commit runs, the next batch fills), and the
+outbound ones — dispatches, acknowledgements, replies — leave only after the commit
+that made them true. A Scheduler killed at any moment has promised nothing it did
+not store.
+
+Pools are reached through the ref they introduced themselves with
+(:class:`PoolReady`); a send that fails marks the pool lost until it says it is
+ready again, and a dispatch that could not be delivered is queued again at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import assert_never
+
+import anyio
+import structlog
+
+from actorwork.errors import ActorworkError, PayloadError, WorkNotFound
+from actorwork.messages import (
+    TERMINAL,
+    AwaitJob,
+    CancelJob,
+    DeleteJob,
+    GetJob,
+    JobKey,
+    JobListReply,
+    JobProgressed,
+    JobReply,
+    JobView,
+    ListJobs,
+    Message,
+    PoolHeartbeat,
+    PoolReady,
+    ReportResult,
+    RequestWork,
+    RetryJob,
+    RunJob,
+    SubmitJob,
+    SubmitRefusedReply,
+)
+from actorwork.runtime import Actor, ActorRef, Reply
+from actorwork.scheduler_state import (
+    Backoff,
+    Effect,
+    Finished,
+    Forget,
+    Job,
+    Now,
+    Persist,
+    Record,
+    SchedulerState,
+    Send,
+)
+from actorwork.scheduler_state import Reply as ReplyEffect
+from actorwork.store import JobStore, Synchronous
+from actorwork.work import WorkRegistry, default_registry
+
+__all__ = ["Scheduler", "SchedulerInbound", "real_clock"]
+
+log = structlog.get_logger(__name__)
+
+SchedulerInbound = (
+    SubmitJob
+    | GetJob
+    | AwaitJob
+    | CancelJob
+    | RetryJob
+    | DeleteJob
+    | ListJobs
+    | PoolReady
+    | RequestWork
+    | PoolHeartbeat
+    | JobProgressed
+    | ReportResult
+)
+
+#: An effect bound to where it goes: a reply effect carries the handle of its ask.
+_Pending = tuple[Effect, Reply | None]
+
+
+def real_clock() -> Now:
+    return Now(time.monotonic(), time.time())
+
+
+class Scheduler(Actor):
+    """Queues, leases, retries and results; see the module docstring.
+
+    ``store`` is the SQLite file (or a :class:`JobStore`); ``lease`` is how long a
+    dispatched attempt may go without a heartbeat before it counts as lost;
+    ``modules`` are imported at start so the Scheduler knows the works it checks
+    submits against.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str | Path | JobStore = "actorwork.db",
+        synchronous: Synchronous = "normal",
+        lease: float = 30.0,
+        backoff: Backoff | None = None,
+        registry: WorkRegistry | None = None,
+        modules: list[str] | tuple[str, ...] = (),
+        tick: float = 0.05,
+        clock: Callable[[], Now] = real_clock,
+    ) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be positive, got {lease!r}")
+        self.store = (
+            store if isinstance(store, JobStore) else JobStore(store, synchronous=synchronous)
+        )
+        self.state = SchedulerState(lease=lease, backoff=backoff or Backoff())
+        self.registry = registry or default_registry
+        self.modules = list(modules)
+        self.tick = tick
+        self.clock = clock
+        self.pools: dict[str, ActorRef] = {}
+        self._pending: list[_Pending] = []
+        self._wake = anyio.Event()
+        self._waiters: dict[str, list[tuple[Reply, float]]] = {}
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.registry.import_modules(self.modules)
+        await self.store.open()
+        jobs = await self.store.live_jobs()
+        self.state.load(jobs, self.clock())
+        self.log.info("scheduler_started", store=self.store.path, live_jobs=len(jobs))
+        self.start_soon(self._flush_forever)
+        self.start_soon(self._tick_forever)
+
+    async def on_stop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            batch, self._pending = self._pending, []
+            try:
+                await self.store.apply([effect for effect, _ in batch])
+            except ActorworkError:
+                log.exception("store_final_commit_failed")
+            else:
+                for effect, handle in batch:
+                    if isinstance(effect, ReplyEffect) and handle is not None:
+                        handle.resolve(effect.message)
+            for waiters in self._waiters.values():
+                for handle, _ in waiters:
+                    handle.fail(ActorworkError("the scheduler stopped"))
+            self._waiters.clear()
+            await self.store.aclose()
+
+    # --- messages -------------------------------------------------------------------
+
+    async def receive(self, message: SchedulerInbound) -> Message | None:
+        now = self.clock()
+        state = self.state
+        match message:
+            case SubmitJob():
+                try:
+                    job = self._new_job(message, now)
+                except (WorkNotFound, PayloadError, ValueError) as exc:
+                    return SubmitRefusedReply(type(exc).__name__, str(exc))
+                self._apply(state.submit(job, now), self.defer_reply())
+            case GetJob(job_id=job_id):
+                return JobReply(await self._view(job_id))
+            case AwaitJob(job_id=job_id, wait=wait):
+                view = await self._view(job_id)
+                if view is None or view.status in TERMINAL or wait <= 0:
+                    return JobReply(view)
+                handle = self.defer_reply()
+                if handle is not None:
+                    self._waiters.setdefault(job_id, []).append((handle, now.mono + wait))
+            case CancelJob(job_id=job_id, reason=reason):
+                if job_id in state.jobs:
+                    self._apply(state.cancel(job_id, reason, now), None)
+                    await self._reply_after_commit(job_id)
+                    return None
+                return JobReply(await self._view(job_id))
+            case RetryJob(job_id=job_id):
+                stored = None if job_id in state.jobs else await self.store.get(job_id)
+                if stored is not None and stored.status in ("dead", "failed", "cancelled"):
+                    self._apply(state.revive(stored, now), None)
+                    await self._reply_after_commit(job_id)
+                    return None
+                return JobReply(await self._view(job_id))
+            case DeleteJob(job_id=job_id):
+                view = await self._view(job_id)
+                if view is not None and view.status in TERMINAL:
+                    self._apply([Forget(job_id)], None)
+                    await self._reply_after_commit(job_id, view)
+                    return None
+                return JobReply(view)
+            case ListJobs(status=status, queue=queue, limit=limit):
+                return JobListReply(await self._list(status, queue, limit))
+            case PoolReady(pool=pool, queues=queues, free=free, running=running):
+                if self.sender is None:
+                    raise ValueError(f"PoolReady from {pool!r} came without a sender")
+                self.pools[pool] = self.sender
+                log.info("pool_ready", pool=pool, queues=queues, free=free, running=len(running))
+                self._apply(state.pool_ready(pool, queues, free, running, now), None)
+            case RequestWork(pool=pool, slots=slots):
+                self._apply(state.request_work(pool, slots, now), None)
+            case PoolHeartbeat(pool=pool, running=running):
+                self._apply(state.heartbeat(pool, running, now), None)
+            case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
+                state.progress(JobKey(job_id, attempt), fraction, text)
+            case ReportResult(result=result):
+                pool = result.pool
+                if pool not in self.pools and self.sender is not None:
+                    self.pools[pool] = self.sender
+                self._apply(state.result(pool, result, now), None)
+            case _:
+                assert_never(message)
+        return None
+
+    def _new_job(self, message: SubmitJob, now: Now) -> Job:
+        work = self.registry.get(message.work)
+        work.decode_payload(message.payload)
+        max_attempts = (
+            message.max_attempts if message.max_attempts is not None else work.max_attempts
+        )
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts!r}")
+        timeout = message.timeout if message.timeout is not None else work.timeout
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        job_id = message.job_id or uuid.uuid4().hex
+        if job_id in self.state.jobs:
+            raise ValueError(f"job id {job_id!r} is already in use")
+        return Job(
+            id=job_id,
+            work=work.name,
+            queue=message.queue or work.queue,
+            priority=message.priority if message.priority is not None else work.priority,
+            payload=message.payload,
+            status="queued",
+            attempt=0,
+            max_attempts=max_attempts,
+            created=now.wall,
+            updated=now.wall,
+            seq=self.state.next_seq(),
+            timeout=timeout,
+            unique_key=message.unique_key,
+            due=message.due,
+        )
+
+    async def _view(self, job_id: str) -> JobView | None:
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            job = await self.store.get(job_id)
+        return None if job is None else job.view()
+
+    async def _list(self, status: str | None, queue: str | None, limit: int) -> list[JobView]:
+        stored = await self.store.find(status=status, queue=queue, limit=limit)
+        live = self.state.jobs
+        views = [(live.get(job.id) or job).view() for job in stored]
+        seen = {view.id for view in views}
+        views += [
+            job.view()
+            for job in live.values()
+            if job.id not in seen
+            and (status is None or job.status == status)
+            and (queue is None or job.queue == queue)
+        ]
+        views.sort(key=lambda view: view.created, reverse=True)
+        return views[:limit]
+
+    async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:
+        """Answer the current ask with the job's view once the pending batch is durable."""
+        handle = self.defer_reply()
+        if view is None:
+            view = await self._view(job_id)
+        self._pending.append((ReplyEffect(JobReply(view)), handle))
+        self._wake.set()
+
+    # --- effects --------------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect], handle: Reply | None) -> None:
+        if not effects:
+            return
+        self._pending.extend((effect, handle) for effect in effects)
+        self._wake.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._commit([effect for effect, _ in batch])
+                await self._carry_out(batch)
+
+    async def _commit(self, effects: list[Effect]) -> None:
+        """Commit until it succeeds: nothing goes out that is not stored."""
+        delay = 0.05
+        while True:
+            try:
+                await self.store.apply(effects)
+            except ActorworkError as exc:
+                log.error("store_commit_failed", error=str(exc), retry_in=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
+
+    async def _carry_out(self, batch: list[_Pending]) -> None:
+        for effect, handle in batch:
+            match effect:
+                case Send(pool=pool, message=message):
+                    await self._send(pool, message)
+                case ReplyEffect(message=message):
+                    if handle is not None:
+                        handle.resolve(message)
+                case Finished(view=view):
+                    for waiter, _ in self._waiters.pop(view.id, []):
+                        waiter.resolve(JobReply(view))
+                    log.info(
+                        "job_finished",
+                        job_id=view.id,
+                        work=view.work,
+                        status=view.status,
+                        attempt=view.attempt,
+                        error=view.error or None,
+                    )
+                case Persist() | Record() | Forget():
+                    pass
+                case _:
+                    assert_never(effect)
+
+    async def _send(self, pool: str, message: Message) -> None:
+        ref = self.pools.get(pool)
+        try:
+            if ref is not None:
+                await ref.tell(message)
+        except ActorworkError as exc:
+            ref = None
+            log.warning("pool_unreachable", pool=pool, error=str(exc))
+        if ref is None:
+            self.state.pool_lost(pool)
+            if isinstance(message, RunJob):
+                key = JobKey(message.job.id, message.job.attempt)
+                self._apply(self.state.dispatch_failed(key, self.clock()), None)
+
+    # --- time -----------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.tick)
+            now = self.clock()
+            self._apply(self.state.tick(now), None)
+            self._expire_waiters(now)
+
+    def _expire_waiters(self, now: Now) -> None:
+        for job_id in list(self._waiters):
+            waiters = self._waiters[job_id]
+            due = [w for w in waiters if w[1] <= now.mono]
+            if not due:
+                continue
+            self._waiters[job_id] = [w for w in waiters if w[1] > now.mono]
+            if not self._waiters[job_id]:
+                del self._waiters[job_id]
+            job = self.state.jobs.get(job_id)
+            view = None if job is None else job.view()
+            for handle, _ in due:
+                handle.resolve(JobReply(view))

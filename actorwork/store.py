@@ -1,0 +1,346 @@
+"""The Scheduler's durable job store: one SQLite file, the embedded default.
+
+Two tables: ``jobs`` (one row per job, rewritten whole on every change) and
+``results`` (every attempt's result that reached the Scheduler, committed or not:
+the history that shows a stale attempt was fenced). The Scheduler keeps its live
+jobs in memory and writes through this store in batches, one transaction each (a
+group commit), so the cost of a commit is shared by every change that waited for it.
+
+Durability: WAL journal. ``synchronous="normal"`` (the default) makes a commit
+survive the crash or SIGKILL of the process — what the invariants ask for — but not
+necessarily a power cut; ``"full"`` adds an fsync per commit for that. Every method
+is blocking and must run on one thread at a time: :class:`JobStore` gives it a
+thread of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import msgspec
+import structlog
+
+from actorwork.errors import StoreError
+from actorwork.messages import TERMINAL, WorkResult
+from actorwork.scheduler_state import Effect, Forget, Job, Persist, Record
+
+__all__ = ["JobStore", "Synchronous", "prepare"]
+
+log = structlog.get_logger(__name__)
+
+Synchronous = Literal["off", "normal", "full"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    work TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    timeout REAL,
+    unique_key TEXT,
+    due REAL,
+    seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    error TEXT NOT NULL,
+    progress REAL,
+    progress_message TEXT NOT NULL,
+    result BLOB
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
+"""
+
+_COLUMNS = (
+    "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
+    "unique_key, due, seq, created, updated, error, progress, progress_message, result"
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_result_decoder = msgspec.msgpack.Decoder(WorkResult)
+
+
+class _Database:
+    """The blocking half: a sqlite3 connection used from one thread only."""
+
+    def __init__(self, path: str, synchronous: Synchronous) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the job store {path!r}: {exc}") from exc
+        try:
+            self._prepare(synchronous)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(
+                f"the job store {path!r} is not a usable SQLite database ({exc}); "
+                "move it aside to start with an empty store, or restore it from a backup"
+            ) from exc
+
+    def _prepare(self, synchronous: Synchronous) -> None:
+        db = self.db
+        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal" and self.path != ":memory:":
+            log.warning("store_not_wal", path=self.path, journal_mode=mode)
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        (check,) = db.execute("PRAGMA quick_check").fetchone()
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"quick_check says {check!r}")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version not in (0, SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
+            )
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def apply(self, batch: Batch) -> None:
+        rows, results, forgotten = batch
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            placeholders = ", ".join("?" * 19)
+            db.executemany(
+                f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
+                rows,
+            )
+            # A duplicate delivery never overwrites the first record of an attempt.
+            db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)", results)
+            db.executemany("DELETE FROM jobs WHERE id = ?", forgotten)
+            db.executemany("DELETE FROM results WHERE job_id = ?", forgotten)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def live_jobs(self) -> list[Job]:
+        marks = ", ".join("?" * len(TERMINAL))
+        cursor = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq",
+            tuple(TERMINAL),
+        )
+        return [_job(row) for row in cursor]
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def find(self, status: str | None, queue: str | None, limit: int) -> list[Job]:
+        clauses, args = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        if queue is not None:
+            clauses.append("queue = ?")
+            args.append(queue)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        cursor = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+        )
+        return [_job(row) for row in cursor]
+
+    def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
+        cursor = self.db.execute(
+            "SELECT data, committed, note FROM results WHERE job_id = ? ORDER BY attempt",
+            (job_id,),
+        )
+        return [(_result_decoder.decode(data), bool(c), note) for data, c, note in cursor]
+
+    def max_seq(self) -> int:
+        (top,) = self.db.execute("SELECT COALESCE(MAX(seq), -1) FROM jobs").fetchone()
+        return int(top)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]]]
+
+
+def prepare(effects: Iterable[Effect]) -> Batch:
+    """The rows one batch writes, taken on the caller's thread while the jobs hold still."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    results: list[tuple[Any, ...]] = []
+    forgotten: list[tuple[str]] = []
+    for effect in effects:
+        match effect:
+            case Persist(job=job):
+                rows[job.id] = _row(job)
+            case Record(result=result, committed=committed, note=note):
+                encoded = _encoder.encode(result)
+                results.append(
+                    (result.job_id, result.attempt, result.outcome, int(committed), note, encoded)
+                )
+            case Forget(job_id=job_id):
+                rows.pop(job_id, None)
+                forgotten.append((job_id,))
+            case _:
+                pass
+    return list(rows.values()), results, forgotten
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.work,
+        job.queue,
+        job.priority,
+        job.payload,
+        job.status,
+        job.attempt,
+        job.failures,
+        job.max_attempts,
+        job.timeout,
+        job.unique_key,
+        job.due,
+        job.seq,
+        job.created,
+        job.updated,
+        job.error,
+        job.progress,
+        job.progress_message,
+        None if job.result is None else _encoder.encode(job.result),
+    )
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    (
+        id_,
+        work,
+        queue,
+        priority,
+        payload,
+        status,
+        attempt,
+        failures,
+        max_attempts,
+        timeout,
+        unique_key,
+        due,
+        seq,
+        created,
+        updated,
+        error,
+        progress,
+        progress_message,
+        result,
+    ) = row
+    return Job(
+        id=id_,
+        work=work,
+        queue=queue,
+        priority=priority,
+        payload=bytes(payload),
+        status=status,
+        attempt=attempt,
+        failures=failures,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        unique_key=unique_key,
+        due=due,
+        seq=seq,
+        created=created,
+        updated=updated,
+        error=error,
+        progress=progress,
+        progress_message=progress_message,
+        result=None if result is None else _result_decoder.decode(result),
+    )
+
+
+class JobStore:
+    """The store, used from async code: every call runs on the store's own thread.
+
+    ``path`` is a file (created with its directory if missing) or ``":memory:"``.
+    Errors of SQLite become :class:`StoreError` naming the file.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "normal") -> None:
+        if synchronous not in ("off", "normal", "full"):
+            raise ValueError(
+                f"store synchronous must be 'off', 'normal' or 'full', got {synchronous!r}"
+            )
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._db: _Database | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="actorwork-store")
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await self._call(_Database, self.path, self.synchronous)
+        log.debug("store_opened", path=self.path, synchronous=self.synchronous)
+
+    async def aclose(self) -> None:
+        """Close the database and the thread; idempotent."""
+        db, self._db = self._db, None
+        if db is not None:
+            await self._call(db.close)
+        self._thread.shutdown(wait=False)
+
+    async def apply(self, effects: list[Effect]) -> None:
+        """Make the persistent effects of one batch durable, in one transaction.
+
+        The rows are taken now, on the event loop, so the jobs may change while the
+        commit runs on the store's thread.
+        """
+        batch = prepare(effects)
+        if batch != ([], [], []):
+            await self._run(lambda db: db.apply(batch))
+
+    async def live_jobs(self) -> list[Job]:
+        return await self._run(lambda db: db.live_jobs())
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._run(lambda db: db.get(job_id))
+
+    async def find(self, *, status: str | None, queue: str | None, limit: int) -> list[Job]:
+        return await self._run(lambda db: db.find(status, queue, limit))
+
+    async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
+        """Every recorded result of a job: (result, committed, note), by attempt."""
+        return await self._run(lambda db: db.attempts(job_id))
+
+    async def _run(self, func: Callable[[_Database], T]) -> T:
+        db = self._db
+        if db is None:
+            raise StoreError(f"the job store {self.path!r} is not open")
+
+        def call() -> T:
+            try:
+                return func(db)
+            except sqlite3.Error as exc:
+                raise StoreError(f"job store {self.path!r}: {exc}") from exc
+
+        return await self._call(call)
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._thread, func, *args)
+        with anyio.CancelScope(shield=True):  # a commit in progress finishes either way
+            result = await future
+        return result

@@ -1,0 +1,135 @@
+"""One config file, three topologies, the same user code.
+
+::
+
+    async with JobSystem(load_config()) as jobs:
+        handle = await jobs.submit(add, {"x": 1, "y": 2})
+        print(await handle.result())
+
+With ``[jobs] topology = "inline"`` (the default) the Scheduler, every Pool and every
+worker run in this process, each role in an actor system of its own, reached over
+``inproc://`` — the same messages, encoded and decoded as between hosts, so a
+debugger steps from submit to result in one process. ``local`` does the same with
+``process`` pools allowed (workers in child processes). ``distributed`` starts
+nothing: this process connects to the Scheduler's address, where ``actorwork
+scheduler`` listens, and Pools run as ``actorwork pool`` wherever they are.
+
+:func:`run_scheduler` and :func:`run_pools` are those two commands' bodies.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from actorwork.client import Client, JobHandle
+from actorwork.config import Config
+from actorwork.errors import ConfigError
+from actorwork.node import system_from_settings
+from actorwork.pool import Pool
+from actorwork.runtime import ActorSystem
+from actorwork.scheduler import Scheduler
+from actorwork.scheduler_state import Backoff
+from actorwork.work import default_registry
+
+__all__ = ["JobSystem", "start_pools", "start_scheduler"]
+
+
+async def start_scheduler(stack: AsyncExitStack, config: Config) -> ActorSystem:
+    """An actor system listening at the Scheduler's address, running the Scheduler."""
+    settings = config.scheduler
+    system = await stack.enter_async_context(
+        system_from_settings(config.system, name="scheduler", listen=settings.address)
+    )
+    await system.spawn(
+        Scheduler(
+            store=settings.store,
+            synchronous=settings.synchronous,  # type: ignore[arg-type]
+            lease=settings.lease,
+            backoff=Backoff(base=settings.retry_base, cap=settings.retry_cap),
+            modules=config.jobs.modules,
+        ),
+        name="scheduler",
+    )
+    return system
+
+
+async def start_pools(
+    stack: AsyncExitStack, config: Config, names: list[str] | None = None
+) -> ActorSystem:
+    """An actor system running the configured pools (all, or ``names``)."""
+    chosen = names or list(config.pools)
+    unknown = [name for name in chosen if name not in config.pools]
+    if unknown:
+        known = ", ".join(sorted(config.pools)) or "none"
+        raise ConfigError(f"{config.source}: no pool named {unknown[0]!r} (configured: {known})")
+    system = await stack.enter_async_context(system_from_settings(config.system, name="pools"))
+    lease = config.scheduler.lease
+    for name in chosen:
+        settings = config.pools[name]
+        await system.spawn(
+            Pool(
+                scheduler=config.scheduler.address,
+                outbox=settings.outbox_path(name),
+                kind=settings.kind,  # type: ignore[arg-type]
+                size=settings.size,
+                queues=settings.queues,
+                modules=config.jobs.modules,
+                heartbeat=settings.heartbeat or lease / 3,
+            ),
+            name=name,
+        )
+    return system
+
+
+class JobSystem:
+    """The job system as the configuration lays it out; submit and follow jobs through it."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.client: Client | None = None
+        self._stack: AsyncExitStack | None = None
+
+    async def __aenter__(self) -> Self:
+        config = self.config
+        default_registry.import_modules(config.jobs.modules)
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            if config.jobs.topology in ("inline", "local"):
+                await start_scheduler(stack, config)
+                system = await start_pools(stack, config)
+            else:
+                system = await stack.enter_async_context(
+                    system_from_settings(config.system, name="client")
+                )
+            self.client = Client(system, config.scheduler.address)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the pools, then the Scheduler (pending commits finish). Idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(None, None, None)
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise RuntimeError("the job system is not running; use 'async with JobSystem(...)'")
+        return self.client
+
+    async def submit(self, work: Any, payload: Any = None, **options: Any) -> JobHandle:
+        """See :meth:`Client.submit`."""
+        return await self._client().submit(work, payload, **options)

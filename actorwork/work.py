@@ -1,0 +1,284 @@
+"""Work: user code registered by name, and the context it runs with.
+
+::
+
+    class Page(msgspec.Struct):
+        url: str
+
+    @actorwork.work(queue="render", retries=2, timeout=60)
+    async def render(ctx: WorkContext, page: Page) -> int:
+        ctx.log.info("rendering", url=page.url)
+        ctx.progress(0.5, "loaded")
+        ctx.add_artifact("page.pdf", pdf_bytes, media_type="application/pdf")
+        return len(pdf_bytes)
+
+A function takes an optional first parameter annotated :class:`WorkContext` and at
+most one more, the payload; its annotation (a msgspec Struct, a plain type, a
+container of them) is the payload type, checked when the job is submitted and again
+in the worker. A function with several payload parameters takes them as one mapping
+(they become the fields of a generated Struct). Sync functions run in a thread,
+async ones on the worker's loop. The decorated object can still be called directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+import msgspec
+import structlog
+
+from actorwork._importing import import_object
+from actorwork.errors import PayloadError, WorkNotFound
+from actorwork.messages import Artifact
+
+__all__ = ["Work", "WorkContext", "WorkRegistry", "default_registry", "work"]
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class WorkContext:
+    """What a running job can reach: its identity, a logger, progress, check-ins, artifacts.
+
+    Every method is safe to call from the thread a sync work runs in.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        attempt: int,
+        work: str,
+        queue: str,
+        log: Any = None,
+        on_progress: Callable[[float | None, str], None] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.work = work
+        self.queue = queue
+        #: A structlog logger bound to this job; its events travel with the result.
+        self.log: Any = log if log is not None else structlog.get_logger(work).bind(job_id=job_id)
+        self.artifacts: list[Artifact] = []
+        self.fraction: float | None = None
+        self.progress_message = ""
+        self.stop_reason = ""
+        self._stop = threading.Event()
+        self._on_progress = on_progress
+
+    def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report how far the work has come (0.0 to 1.0, or None if unknown), live."""
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be between 0 and 1, got {fraction!r}")
+        self.fraction = fraction
+        self.progress_message = message
+        if self._on_progress is not None:
+            self._on_progress(fraction, message)
+
+    def checkin(self) -> bool:
+        """True when the work should stop (cancelled, timed out, the pool stopping).
+
+        Long work should call it between steps and return soon after it says True.
+        """
+        return self._stop.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the work to stop at its next check-in (called by the worker)."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            self._stop.set()
+
+    def add_artifact(
+        self, name: str, data: bytes, *, media_type: str = "application/octet-stream"
+    ) -> None:
+        """Attach a file (a PDF, an image) to the result; ``name`` is a plain file name."""
+        if not name or "/" in name or "\\" in name or name in {".", ".."}:
+            raise ValueError(f"artifact name must be a plain file name, got {name!r}")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"artifact {name!r} data must be bytes, got {type(data).__name__}")
+        self.artifacts.append(Artifact(name, bytes(data), media_type))
+
+
+@dataclass(frozen=True, eq=False)
+class Work:
+    """A registered function and its defaults; call it to run it directly."""
+
+    name: str
+    func: Callable[..., Any]
+    queue: str = "default"
+    retries: int = 3
+    timeout: float | None = None
+    priority: int = 0
+    payload_type: Any = None
+    takes_context: bool = False
+    payload_params: tuple[str, ...] = ()
+    spread: bool = field(default=False)
+    is_async: bool = False
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def encode_payload(self, payload: Any) -> bytes:
+        """``payload`` checked against the payload type, as MessagePack; PayloadError if not."""
+        if not self.payload_params:
+            if payload is not None:
+                raise PayloadError(
+                    f"work {self.name!r} takes no payload, got {type(payload).__name__}"
+                )
+            return _encoder.encode(None)
+        try:
+            value = msgspec.convert(payload, self.payload_type, from_attributes=True)
+            return _encoder.encode(value)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise PayloadError(
+                f"payload for work {self.name!r} must be {_type_name(self.payload_type)}: {exc}"
+            ) from exc
+
+    def decode_payload(self, data: bytes) -> Any:
+        """The payload of a job, validated again; PayloadError names what is wrong."""
+        try:
+            return msgspec.msgpack.decode(data, type=self.payload_type or None)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PayloadError(
+                f"payload for work {self.name!r} must be {_type_name(self.payload_type)}: {exc}"
+            ) from exc
+
+    def arguments(self, context: WorkContext, payload: Any) -> tuple[list[Any], dict[str, Any]]:
+        """The call arguments for ``func``, from the context and the decoded payload."""
+        args: list[Any] = [context] if self.takes_context else []
+        if self.spread:
+            return args, {name: getattr(payload, name) for name in self.payload_params}
+        if self.payload_params:
+            args.append(payload)
+        return args, {}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def _describe(func: Callable[..., Any], name: str) -> dict[str, Any]:
+    """Context and payload parameters of ``func``, from its signature and annotations."""
+    try:
+        hints = get_type_hints(func)
+    except Exception as exc:
+        raise TypeError(f"cannot resolve the annotations of work {name!r}: {exc}") from exc
+    params = list(inspect.signature(func).parameters.values())
+    for param in params:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"work {name!r} cannot take *{param.name}: payloads are typed")
+    takes_context = bool(params) and (
+        hints.get(params[0].name) is WorkContext or params[0].name in {"ctx", "context"}
+    )
+    rest = params[1:] if takes_context else params
+    names = tuple(p.name for p in rest)
+    if len(rest) == 1:
+        return {
+            "takes_context": takes_context,
+            "payload_params": names,
+            "payload_type": hints.get(rest[0].name, Any),
+        }
+    fields = [
+        (p.name, hints.get(p.name, Any))
+        if p.default is p.empty
+        else (p.name, hints.get(p.name, Any), p.default)
+        for p in rest
+    ]
+    payload_type = msgspec.defstruct(f"{name}_payload", fields, kw_only=True) if rest else None
+    return {
+        "takes_context": takes_context,
+        "payload_params": names,
+        "payload_type": payload_type,
+        "spread": bool(rest),
+    }
+
+
+class WorkRegistry:
+    """Works by name. Importing a module with ``@work`` functions registers them."""
+
+    def __init__(self) -> None:
+        self._works: dict[str, Work] = {}
+
+    def register(self, item: Work) -> Work:
+        existing = self._works.get(item.name)
+        if existing is not None and _origin(existing.func) != _origin(item.func):
+            raise ValueError(
+                f"work name {item.name!r} is already registered by {_origin(existing.func)}"
+            )
+        self._works[item.name] = item
+        return item
+
+    def get(self, name: str) -> Work:
+        found = self._works.get(name)
+        if found is None:
+            known = ", ".join(sorted(self._works)) or "none"
+            raise WorkNotFound(f"unknown work {name!r} (registered: {known})")
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._works
+
+    def names(self) -> list[str]:
+        return sorted(self._works)
+
+    def import_modules(self, modules: Iterable[str]) -> None:
+        """Import the modules that define works (``"package.module"``)."""
+        for module in modules:
+            import_object(f"{module}:__name__")
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+#: The registry ``@work`` uses unless given another.
+default_registry = WorkRegistry()
+
+
+def work(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    retries: int = 3,
+    timeout: float | None = None,
+    priority: int = 0,
+    registry: WorkRegistry | None = None,
+) -> Any:
+    """Register a function as work; use bare (``@work``) or with options.
+
+    ``name`` defaults to ``module.function``; ``retries`` is how many more attempts
+    follow a failed one; ``timeout`` is seconds per attempt; a higher ``priority``
+    is handed out sooner within its queue.
+    """
+    if retries < 0:
+        raise ValueError(f"retries must be 0 or more, got {retries!r}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+
+    def register(fn: Callable[..., Any]) -> Work:
+        work_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        item = Work(
+            name=work_name,
+            func=fn,
+            queue=queue,
+            retries=retries,
+            timeout=timeout,
+            priority=priority,
+            is_async=inspect.iscoroutinefunction(fn),
+            **_describe(fn, work_name),
+        )
+        return (registry or default_registry).register(item)
+
+    return register(func) if func is not None else register
