@@ -2,7 +2,13 @@
 
 ::
 
-    actorwork demo                 # the actor demo over the configured transport
+    actorwork demo                 # background jobs on the embedded defaults
+    actorwork scheduler            # run the Scheduler at [scheduler] address
+    actorwork pool [NAME ...]      # run the configured pools (all, or those named)
+    actorwork submit WORK [JSON]   # submit a job (--wait to wait for its result)
+    actorwork status [JOB_ID]      # one job with its logs, or the latest jobs
+    actorwork cancel|retry|delete JOB_ID
+    actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
     actorwork config               # print the effective configuration
     actorwork version
@@ -25,6 +31,7 @@ import anyio
 import msgspec
 import structlog
 
+from actorwork.capture import capture_processor
 from actorwork.config import Config, find_config_file, load_config
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
 
@@ -42,6 +49,7 @@ def configure_logging(level: str) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            capture_processor,  # events made inside a job also go to that job's logs
             structlog.processors.TimeStamper(fmt="%H:%M:%S.%f", utc=False),
             structlog.processors.StackInfoRenderer(),
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
@@ -53,10 +61,15 @@ def configure_logging(level: str) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    if find_config_file(args.config) is None and args.command == "demo":
+        from actorwork.demo import DEMO_JOBS_CONFIG
+
+        raw = tomllib.loads(DEMO_JOBS_CONFIG)
+        return msgspec.convert({**raw, "source": "embedded demo defaults"}, Config)
     if find_config_file(args.config) is None:
         from actorwork.demo import DEFAULT_CONFIG
 
-        if args.command == "demo":  # the demo runs on its embedded defaults
+        if args.command == "greet":  # the actor demo runs on its embedded defaults
             raw = tomllib.loads(DEFAULT_CONFIG)
             merged = msgspec.convert({**raw, "source": "embedded demo defaults"}, Config)
             env_only = load_config(env=os.environ)
@@ -66,7 +79,7 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
-async def _demo(args: argparse.Namespace, config: Config) -> int:
+async def _greet(args: argparse.Namespace, config: Config) -> int:
     from actorwork.demo import Greet
     from actorwork.node import Node
 
@@ -161,7 +174,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the actor demo over the configured transport")
+    commands.add_parser("demo", help="run background jobs on the embedded defaults")
+    commands.add_parser("scheduler", help="run the Scheduler at the configured address")
+    pool = commands.add_parser("pool", help="run configured pools")
+    pool.add_argument("pools", nargs="*", help="pool names (default: every configured pool)")
+    submit = commands.add_parser("submit", help="submit a job")
+    submit.add_argument("work", help="the work's registered name")
+    submit.add_argument("payload", nargs="?", default=None, help="the payload as JSON")
+    submit.add_argument("--queue")
+    submit.add_argument("--priority", type=int)
+    submit.add_argument("--retries", type=int)
+    submit.add_argument("--timeout", type=float)
+    submit.add_argument("--unique-key")
+    submit.add_argument("--delay", type=float, help="seconds to hold the job")
+    submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
+    status = commands.add_parser("status", help="show a job, or the latest jobs")
+    status.add_argument("job_id", nargs="?")
+    status.add_argument("--status", dest="only", help="only jobs in this status")
+    status.add_argument("--queue")
+    status.add_argument("--limit", type=int, default=20)
+    for verb in ("cancel", "retry", "delete"):
+        command = commands.add_parser(verb, help=f"{verb} a job")
+        command.add_argument("job_id")
+    commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
     serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")
     commands.add_parser("config", help="print the effective configuration")
@@ -181,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         config = _config(args)
         if args.command == "config":
             return _print_config(config)
-        if args.command == "serve":  # factories are imported from next to the config file
-            if args.config:
-                sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
-            sys.path.insert(0, os.getcwd())
-        runner = _demo if args.command == "demo" else _serve
-        return anyio.run(runner, args, config)
+        # Factories and work modules are imported from next to the config file.
+        if args.config:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
+        sys.path.insert(0, os.getcwd())
+        from actorwork import cli_jobs
+
+        runners = {"greet": _greet, "serve": _serve, **cli_jobs.COMMANDS}
+        return anyio.run(runners[args.command], args, config)
     except ActorworkError as exc:
         print(f"actorwork: error: {exc}", file=sys.stderr)
         return 2

@@ -86,8 +86,11 @@ async def start_pools(
 class JobSystem:
     """The job system as the configuration lays it out; submit and follow jobs through it."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, pools: bool = True) -> None:
         self.config = config
+        #: False starts only the Scheduler (inline and local): for queries and submits
+        #: whose jobs are left for the next run with pools.
+        self.run_pools = pools
         self.client: Client | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -98,8 +101,9 @@ class JobSystem:
         await stack.__aenter__()
         try:
             if config.jobs.topology in ("inline", "local"):
-                await start_scheduler(stack, config)
-                system = await start_pools(stack, config)
+                system = await start_scheduler(stack, config)
+                if self.run_pools:
+                    system = await start_pools(stack, config)
             else:
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")

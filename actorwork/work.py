@@ -26,7 +26,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 import msgspec
 import structlog
@@ -246,6 +246,22 @@ def _origin(func: Callable[..., Any]) -> str:
 default_registry = WorkRegistry()
 
 
+@overload
+def work(func: Callable[..., Any], /) -> Work: ...
+
+
+@overload
+def work(
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    retries: int = 3,
+    timeout: float | None = None,
+    priority: int = 0,
+    registry: WorkRegistry | None = None,
+) -> Callable[[Callable[..., Any]], Work]: ...
+
+
 def work(
     func: Callable[..., Any] | None = None,
     *,
@@ -255,7 +271,7 @@ def work(
     timeout: float | None = None,
     priority: int = 0,
     registry: WorkRegistry | None = None,
-) -> Any:
+) -> Work | Callable[[Callable[..., Any]], Work]:
     """Register a function as work; use bare (``@work``) or with options.
 
     ``name`` defaults to ``module.function``; ``retries`` is how many more attempts

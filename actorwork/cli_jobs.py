@@ -1,0 +1,214 @@
+"""The job commands of ``actorwork``: demo, scheduler, pool, submit, status, cancel,
+retry, delete. :mod:`actorwork.cli` parses the arguments and configures logging;
+each command here takes the parsed arguments and the loaded configuration.
+
+What a person reads goes to stdout; the structured logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+import msgspec
+import structlog
+
+from actorwork.config import Config
+from actorwork.errors import ActorworkError, JobFailed
+from actorwork.messages import JobView
+from actorwork.topology import JobSystem, start_pools, start_scheduler
+from actorwork.work import default_registry
+
+__all__ = ["COMMANDS", "format_job"]
+
+log = structlog.get_logger("actorwork.cli")
+
+Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
+
+
+async def _run_until_signal(start: Callable[[AsyncExitStack], Awaitable[object]]) -> int:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack:
+            await start(stack)
+            async for signum in signals:
+                log.info("stopping", signal=signal.Signals(signum).name)
+                break
+    return 0
+
+
+async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
+    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM."""
+    default_registry.import_modules(config.jobs.modules)
+
+    async def start(stack: AsyncExitStack) -> None:
+        system = await start_scheduler(stack, config)
+        log.info("scheduler_listening", address=system.address, store=config.scheduler.store)
+
+    return await _run_until_signal(start)
+
+
+async def pool_command(args: argparse.Namespace, config: Config) -> int:
+    """Run the configured pools (all, or those named) until SIGINT or SIGTERM."""
+    default_registry.import_modules(config.jobs.modules)
+
+    async def start(stack: AsyncExitStack) -> None:
+        await start_pools(stack, config, args.pools or None)
+
+    return await _run_until_signal(start)
+
+
+async def submit_command(args: argparse.Namespace, config: Config) -> int:
+    try:
+        payload = None if args.payload is None else msgspec.json.decode(args.payload)
+    except msgspec.DecodeError as exc:
+        raise ActorworkError(f"payload {args.payload!r} is not JSON: {exc}") from exc
+    inline = config.jobs.topology != "distributed"
+    async with JobSystem(config, pools=args.wait or not inline) as jobs:
+        handle = await jobs.submit(
+            args.work,
+            payload,
+            queue=args.queue,
+            priority=args.priority,
+            retries=args.retries,
+            timeout=args.timeout,
+            unique_key=args.unique_key,
+            delay=args.delay,
+        )
+        print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
+        if not args.wait:
+            if inline:
+                print("  (inline topology: it runs the next time this config runs its pools)")
+            return 0
+        view = await handle.wait()
+        print(format_job(view, logs=True))
+        return 0 if view.status == "succeeded" else 1
+
+
+async def status_command(args: argparse.Namespace, config: Config) -> int:
+    async with JobSystem(config, pools=False) as jobs:
+        client = jobs.client
+        assert client is not None
+        if args.job_id:
+            print(format_job(await client.get(args.job_id), logs=True))
+            return 0
+        views = await client.list(status=args.only, queue=args.queue, limit=args.limit)
+        if not views:
+            print("no jobs")
+        for view in views:
+            print(_summary(view))
+        return 0
+
+
+def _verb(name: str) -> Command:
+    async def command(args: argparse.Namespace, config: Config) -> int:
+        async with JobSystem(config, pools=False) as jobs:
+            client = jobs.client
+            assert client is not None
+            view = await getattr(client, name)(args.job_id)
+            print(_summary(view))
+            return 0
+
+    command.__doc__ = f"{name.capitalize()} one job."
+    return command
+
+
+async def demo_command(args: argparse.Namespace, config: Config) -> int:
+    """Background jobs on the embedded defaults: results, retries, logs and artifacts."""
+    from actorwork.demo import Invoice, divide, flaky, invoice
+
+    print(f"actorwork demo: an inline job system (store {config.scheduler.store})\n")
+    async with JobSystem(config) as jobs:
+        handles = [
+            await jobs.submit(invoice, Invoice("ada", [12.5, 7.25, 30.0])),
+            await jobs.submit(flaky, 2),
+            await jobs.submit(divide, {"a": 1, "b": 0}),
+        ]
+        try:
+            await jobs.submit("demo.invoice", {"customer": "grace", "items": "none"})
+        except ActorworkError as exc:
+            print(f"refused at submit, nothing queued:\n  {exc}\n")
+        for handle in handles:
+            view = await handle.wait(timeout=60)
+            print(format_job(view, logs=True))
+            print()
+        saved = _save_artifacts(handles[0].id, await handles[0].view(), config)
+        if saved:
+            print(f"artifact saved: {saved}")
+        try:
+            await handles[2].result()
+        except JobFailed as exc:
+            print(f"awaiting a dead job's result raises JobFailed:\n  {exc}")
+    return 0
+
+
+def _save_artifacts(job_id: str, view: JobView, config: Config) -> Path | None:
+    if view.result is None or not view.result.artifacts:
+        return None
+    folder = Path(config.scheduler.store).parent / "artifacts" / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for artifact in view.result.artifacts:
+        (folder / artifact.name).write_bytes(artifact.data)
+    return folder / view.result.artifacts[0].name
+
+
+def _time(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _summary(view: JobView) -> str:
+    return (
+        f"{view.id}  {view.status:<9}  {view.work:<16}  queue={view.queue}  "
+        f"attempt {view.attempt}/{view.max_attempts}  {_time(view.updated)}"
+        + (f"  error: {view.error}" if view.error else "")
+    )
+
+
+def format_job(view: JobView, *, logs: bool = False) -> str:
+    """A job as a person reads it: status, attempts, value or error, logs, artifacts."""
+    lines = [f"job {view.id}  work={view.work}  queue={view.queue}  priority={view.priority}"]
+    lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
+    result = view.result
+    if view.progress is not None:
+        lines.append(f"  progress {view.progress:.0%} {view.progress_message}".rstrip())
+    if result is not None:
+        took = max(0.0, result.finished - result.started)
+        lines.append(f"  ran      {_time(result.started)} for {took * 1000:.1f} ms")
+        if result.value is not None and result.outcome == "succeeded":
+            lines.append(f"  value    {msgspec.msgpack.decode(result.value)!r}")
+    if view.error:
+        lines.append(f"  error    {view.error}")
+    if result is not None and result.traceback:
+        last = result.traceback.strip().splitlines()
+        lines.append("  traceback (last lines):")
+        lines += [f"    {line}" for line in last[-3:]]
+    if logs and result is not None and result.logs:
+        lines.append("  logs:")
+        for line in result.logs:
+            fields = " ".join(
+                f"{k}={v!r}" for k, v in line.fields.items() if k not in ("job_id", "work")
+            )
+            stamp = _time(line.time)
+            lines.append(
+                f"    {stamp} {line.source:<7} {line.level:<7} {line.text} {fields}".rstrip()
+            )
+    if result is not None and result.artifacts:
+        shown = ", ".join(f"{a.name} ({len(a.data)} bytes)" for a in result.artifacts)
+        lines.append(f"  artifacts {shown}")
+    return "\n".join(lines)
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": demo_command,
+    "scheduler": scheduler_command,
+    "pool": pool_command,
+    "submit": submit_command,
+    "status": status_command,
+    "cancel": _verb("cancel"),
+    "retry": _verb("retry"),
+    "delete": _verb("delete"),
+}
