@@ -477,8 +477,8 @@ def install() -> None:
     module docstring). Call it once per process, before running work.
     """
     with _state.lock:
-        if _state.factory is not None:
-            return
+        # Streams are checked on every call: a test runner or an application may have
+        # replaced sys.stdout since the last one, and the new stream needs a proxy too.
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if stream is None or isinstance(stream, _StreamProxy):
@@ -486,6 +486,8 @@ def install() -> None:
             proxy = _StreamProxy(name, stream)
             setattr(sys, name, proxy)
             _state.proxies.append(proxy)
+        if _state.factory is not None:
+            return
         _state.previous_factory = logging.getLogRecordFactory()
         _state.factory = _make_record
         logging.setLogRecordFactory(_make_record)

@@ -279,7 +279,11 @@ class Pool(Actor):
                 code = await _exit_code(child)
                 self._lose(slot, f"worker process exited (code {code}) without a result")
                 await child.aclose()
-                self.slots[index] = await self._start_worker(index)
+                try:
+                    self.slots[index] = await self._start_worker(index)
+                except RuntimeError as exc:  # the system is closing: no replacement
+                    log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
+                    return
                 if self._link_to_scheduler is not None:
                     await self._tell_scheduler(RequestWork(self.name, 0))
                 return

@@ -177,8 +177,10 @@ class Scheduler(Actor):
                     self._waiters.setdefault(job_id, []).append((handle, now.mono + wait))
             case CancelJob(job_id=job_id, reason=reason):
                 if job_id in state.jobs:
-                    self._apply(state.cancel(job_id, reason, now), None)
-                    await self._reply_after_commit(job_id)
+                    effects = state.cancel(job_id, reason, now)
+                    self._apply(effects, None)
+                    final = next(e.view for e in effects if isinstance(e, Finished))
+                    await self._reply_after_commit(job_id, final)
                     return None
                 return JobReply(await self._view(job_id))
             case RetryJob(job_id=job_id):

@@ -65,6 +65,7 @@ async def run_attempt(
     keeps it to pass on stop requests).
     """
     started = time.time()
+    install()  # cheap when done: re-wraps sys.stdout if someone replaced it since
     capture = JobCapture(job_id=spec.id, work=spec.work)
     ctx = WorkContext(
         job_id=spec.id,
@@ -178,7 +179,6 @@ class Worker(Actor):
         self._context: WorkContext | None = None
 
     async def on_start(self) -> None:
-        install()
         self.registry.import_modules(self.modules)
 
     async def receive(self, message: ExecuteJob | StopJob) -> None:
