@@ -321,7 +321,7 @@ class Scheduler(Actor):
                 case Finished(view=view):
                     for waiter, _ in self._waiters.pop(view.id, []):
                         waiter.resolve(JobReply(view))
-                    log.info(
+                    log.debug(
                         "job_finished",
                         job_id=view.id,
                         work=view.work,
