@@ -135,6 +135,7 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     queues: list[str] = msgspec.field(default_factory=lambda: ["default"])
     outbox: str = ""
     heartbeat: float = 0.0  # 0: a third of the Scheduler's lease
+    grace: float = 30.0  # seconds a stopping pool lets running jobs finish
 
     def outbox_path(self, name: str) -> str:
         return self.outbox or f".actorwork/outbox/{name}"
@@ -287,6 +288,8 @@ def _check_jobs(config: Config) -> None:
             raise ConfigError(f"{where}: pools.{name}.queues is empty; name at least one queue")
         if pool.heartbeat < 0:
             raise ConfigError(f"{where}: pools.{name}.heartbeat = {pool.heartbeat!r} is negative")
+        if pool.grace < 0:
+            raise ConfigError(f"{where}: pools.{name}.grace = {pool.grace!r} is negative")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], where: str) -> None:

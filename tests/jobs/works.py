@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -76,3 +77,50 @@ def artifact(ctx: WorkContext, name: str) -> int:
     data = f"%PDF-fake {name}".encode()
     ctx.add_artifact(name, data, media_type="application/pdf")
     return len(data)
+
+
+# --- works that record their executions (the fault tests' history) ----------------------
+
+
+class Step(msgspec.Struct, kw_only=True):
+    """What a traced execution does: run ``seconds`` (``block``: without check-ins), then
+    ``then``: ``""`` return, ``"exit"`` os._exit(0), ``"die"`` SIGKILL its own process.
+    ``history`` is the file each execution appends its start and end lines to;
+    ``attempts`` limits all that to those attempts (the others return at once)."""
+
+    history: str
+    seconds: float = 0.0
+    block: bool = False
+    then: str = ""
+    attempts: list[int] | None = None
+
+
+def record(path: str, event: str, job_id: str, attempt: int) -> None:
+    """Append ``event job_id attempt pid`` to the history file, in one write."""
+    line = f"{event} {job_id} {attempt} {os.getpid()}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@work(name="traced", retries=3)
+async def traced(ctx: WorkContext, step: Step) -> str:
+    record(step.history, "start", ctx.job_id, ctx.attempt)
+    if step.attempts is not None and ctx.attempt not in step.attempts:
+        step = Step(history=step.history)
+    if step.block:
+        time.sleep(step.seconds)  # stalls the worker's loop: it cannot answer pings
+    else:
+        deadline = time.monotonic() + step.seconds
+        while time.monotonic() < deadline and not ctx.checkin():
+            await anyio.sleep(0.01)
+    if step.then == "exit":
+        os._exit(0)
+    if step.then == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    stopped = ctx.checkin()
+    record(step.history, "stopped" if stopped else "end", ctx.job_id, ctx.attempt)
+    return f"{ctx.job_id}/{ctx.attempt}{' stopped' if stopped else ''}"

@@ -1,0 +1,257 @@
+"""Fault tests of the job system (RELIABILITY.md F1-F15), each checked against I1-I6.
+
+The Scheduler and the Pool run as ``python -m actorwork --config FILE scheduler`` and
+``... pool``, each in a process group of its own, talking over a unix socket in the
+test's directory; the Pool's workers are its child processes over ``pipe://``. The test
+process is only a client. Faults are real signals. Every wait polls for a condition up
+to a generous deadline; nothing asserts on speed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from actorwork.client import Client
+from actorwork.config import load_config
+from actorwork.errors import ActorworkError
+from actorwork.messages import TERMINAL, JobView
+from actorwork.node import system_from_settings
+from actorwork.store import JobStore
+from tests.jobs.history import History, Recorded
+from tests.jobs.works import Step
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 60.0  # generous: a bound for liveness, never a measure of speed
+
+pytestmark = pytest.mark.slow
+
+
+async def eventually(
+    condition: Callable[[], Any], what: str, *, deadline: float = DEADLINE
+) -> Any:
+    """Poll ``condition`` (sync or async) until it returns something truthy."""
+    end = time.monotonic() + deadline
+    while True:
+        value = condition()
+        if hasattr(value, "__await__"):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up after {deadline:g} s waiting for {what}")
+        await anyio.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    """A Scheduler and a Pool process on one config in ``tmp``, and a client to them."""
+
+    tmp: Path
+    lease: float = 2.0
+    size: int = 2
+    grace: float = 10.0
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    history: History = field(init=False)
+    client: Client | None = None
+
+    def __post_init__(self) -> None:
+        self.history = History(self.tmp / "history")
+        self.config = self.tmp / "aw.toml"
+        self.store = self.tmp / "jobs.db"
+        self.outbox = self.tmp / "outbox"
+        socket = self.tmp / "s.sock"
+        assert len(str(socket)) < 100, f"unix socket path too long: {socket}"
+        self.config.write_text(
+            f"""
+[jobs]
+topology = "distributed"
+modules = ["tests.jobs.works"]
+
+[scheduler]
+address = "unix://{socket}"
+store = "{self.store}"
+lease = {self.lease}
+retry_base = 0.2
+retry_cap = 0.5
+
+[pools.p]
+kind = "process"
+size = {self.size}
+outbox = "{self.outbox}"
+grace = {self.grace}
+"""
+        )
+
+    # --- processes --------------------------------------------------------------------
+
+    def start(self, role: str) -> subprocess.Popen[bytes]:
+        """Start ``scheduler`` or ``pool`` in a new session (its own process group)."""
+        assert role not in self.procs or self.procs[role].poll() is not None
+        with open(self.tmp / f"{role}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "actorwork", "--config", str(self.config), role],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.procs[role] = proc
+        return proc
+
+    def signal(self, role: str, signum: int, *, group: bool = False) -> None:
+        proc = self.procs[role]
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+
+    def kill(self, role: str) -> None:
+        """SIGKILL the role's whole process group and reap it."""
+        proc = self.procs.pop(role)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    async def exited(self, role: str) -> int:
+        proc = self.procs[role]
+        code = await eventually(lambda: proc.poll() is not None, f"{role} to exit")
+        del self.procs[role]
+        return int(proc.returncode if code else -1)
+
+    def log(self, role: str) -> str:
+        path = self.tmp / f"{role}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def cleanup(self) -> None:
+        for role in list(self.procs):
+            proc = self.procs[role]
+            try:
+                os.killpg(proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.kill(role)
+
+    # --- the client ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[Client]:
+        """A client system connected to the Scheduler (waiting for it to listen)."""
+        config = load_config(self.config)
+        async with system_from_settings(config.system, name="test-client") as system:
+            client = Client(system, config.scheduler.address)
+
+            async def answers() -> bool:
+                try:
+                    await client.list(limit=1)
+                except (ActorworkError, OSError):
+                    client._ref = None
+                    return False
+                return True
+
+            await eventually(answers, "the scheduler to answer")
+            self.client = client
+            try:
+                yield client
+            finally:
+                self.client = None
+
+    async def submit(self, job_id: str, step: Step | None = None, **options: Any) -> str:
+        assert self.client is not None
+        step = step or Step(history=str(self.history.path))
+        self.history.submitted(job_id, acknowledged=False)
+        handle = await self.client.submit("traced", step, job_id=job_id, **options)
+        self.history.submitted(handle.id, acknowledged=True)
+        return handle.id
+
+    def step(self, **fields: Any) -> Step:
+        return Step(history=str(self.history.path), **fields)
+
+    async def drained(self) -> dict[str, JobView]:
+        """Wait until every submitted job is terminal (I1, I6) and keep the final views."""
+        assert self.client is not None
+        client = self.client
+
+        async def views() -> dict[str, JobView] | None:
+            found = {job_id: await client.get(job_id) for job_id in self.history.submits}
+            if all(view.status in TERMINAL for view in found.values()):
+                return found
+            return None
+
+        final = await eventually(views, "every job to reach a terminal status (I1, I6)")
+        listed = await client.list(status="running", limit=1000)
+        assert not listed, f"I6: still running: {[v.id for v in listed]}"
+        self.history.final = final
+        return final
+
+    async def collect(self) -> History:
+        """Read every recorded result from the store (after the Scheduler stopped)."""
+        assert "scheduler" not in self.procs, "stop the scheduler before reading its store"
+        store = JobStore(self.store)
+        await store.open()
+        try:
+            for job_id in self.history.submits:
+                rows = await store.attempts(job_id)
+                self.history.recorded[job_id] = [Recorded(*row) for row in rows]
+        finally:
+            await store.aclose()
+        return self.history
+
+    async def finish(self) -> History:
+        """Drain, stop both processes, read the store and check I1-I4."""
+        await self.drained()
+        for role in ("pool", "scheduler"):
+            if role in self.procs:
+                self.signal(role, signal.SIGTERM)
+                await self.exited(role)
+        history = await self.collect()
+        history.check()
+        return history
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    made: list[Cluster] = []
+
+    def make(**options: Any) -> Cluster:
+        cluster = Cluster(tmp_path, **options)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.cleanup()
+
+
+# --- F1, F3, F4: workers that die ------------------------------------------------------
+
+
+async def test_f1_worker_sigkill_mid_job(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        job = await cluster.submit("f1", cluster.step(seconds=30.0, attempts=[1]), retries=2)
+        (first,) = await eventually(lambda: cluster.history.started(job, 1), "attempt 1")
+        os.kill(first.pid, signal.SIGKILL)
+        final = await cluster.drained()
+        history = await cluster.finish()
+    assert final[job].status == "succeeded"
+    assert final[job].attempt == 2
+    lost = history.committed(job)[0]
+    assert (lost.attempt, lost.outcome) == (1, "lost")
+    assert "exited" in lost.error
