@@ -206,7 +206,8 @@ class SchedulerState:
     _due: list[tuple[float, int, str]] = field(default_factory=list)
     _leases: list[tuple[float, str, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
-    _turn: int = 0
+    #: The pool served last: the next dispatch starts with the one after it.
+    _last: str | None = None
 
     # --- loading ------------------------------------------------------------------
 
@@ -437,27 +438,31 @@ class SchedulerState:
     def _dispatch(self, now: Now) -> list[Effect]:
         """Hand ready jobs to pools with credit, taking the pools in turn."""
         effects: list[Effect] = []
-        pools = [slot for slot in self.pools.values() if slot.credit > 0 and slot.connected]
-        if not pools:
-            return effects
-        start = self._turn
+        names = list(self.pools)
+        first = names.index(self._last) + 1 if self._last in self.pools else 0
+        pools = [
+            slot
+            for slot in map(self.pools.__getitem__, names[first:] + names[:first])
+            if slot.credit > 0 and slot.connected
+        ]
+        turn = 0
         while pools:
-            start %= len(pools)
-            slot = pools[start]
+            turn %= len(pools)
+            slot = pools[turn]
             job = self._pop_ready(slot.queues)
             if job is None:
-                pools.pop(start)
+                pools.pop(turn)
                 continue
             job.attempt += 1
             job.status, job.pool, job.updated = "running", slot.name, now.wall
             self._lease(job, now)
             effects += [Persist(job), Send(slot.name, RunJob(_spec(job), self.lease))]
+            self._last = slot.name
             slot.credit -= 1
             if slot.credit == 0:
-                pools.pop(start)
+                pools.pop(turn)
             else:
-                start += 1
-        self._turn = start + 1
+                turn += 1
         return effects
 
     def _pop_ready(self, queues: tuple[str, ...]) -> Job | None:
