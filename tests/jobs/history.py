@@ -93,7 +93,8 @@ class History:
     def _check_invented(self) -> None:
         for job_id, rows in self.recorded.items():
             view = self.final.get(job_id)
-            assert job_id in self.submits and view is not None, f"I2: results for {job_id}"
+            assert job_id in self.submits, f"I2: results for unsubmitted job {job_id}"
+            assert view is not None, f"I2: results for unknown job {job_id}"
             for row in rows:
                 result = row.result
                 assert result.job_id == job_id, f"I2: {result.job_id} filed under {job_id}"
@@ -127,7 +128,8 @@ class History:
                 f"its last attempt is {view.attempt}"
             )
             assert result.outcome == view.status, f"I3: {job_id}: {result.outcome}"
-            assert view.result is not None and view.result.key == result.key, f"I3: {job_id}"
+            assert view.result is not None, f"I3: job {job_id} has no result"
+            assert view.result.key == result.key, f"I3: {job_id}: {view.result.key}"
             ran = {(e.job_id, e.attempt) for e in self.executions() if e.event == "end"}
             if result.outcome == "succeeded":
                 assert (job_id, result.attempt) in ran, (

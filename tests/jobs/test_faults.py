@@ -38,9 +38,7 @@ DEADLINE = 60.0  # generous: a bound for liveness, never a measure of speed
 pytestmark = pytest.mark.slow
 
 
-async def eventually(
-    condition: Callable[[], Any], what: str, *, deadline: float = DEADLINE
-) -> Any:
+async def eventually(condition: Callable[[], Any], what: str, *, deadline: float = DEADLINE) -> Any:
     """Poll ``condition`` (sync or async) until it returns something truthy."""
     end = time.monotonic() + deadline
     while True:

@@ -106,16 +106,22 @@ def record(path: str, event: str, job_id: str, attempt: int) -> None:
         os.close(fd)
 
 
+def _stall(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 @work(name="traced", retries=3)
 async def traced(ctx: WorkContext, step: Step) -> str:
     record(step.history, "start", ctx.job_id, ctx.attempt)
     if step.attempts is not None and ctx.attempt not in step.attempts:
         step = Step(history=step.history)
     if step.block:
-        time.sleep(step.seconds)  # stalls the worker's loop: it cannot answer pings
+        _stall(step.seconds)  # on the worker's loop: it cannot answer pings meanwhile
     else:
         deadline = time.monotonic() + step.seconds
-        while time.monotonic() < deadline and not ctx.checkin():
+        while time.monotonic() < deadline:
+            if ctx.checkin():
+                break
             await anyio.sleep(0.01)
     if step.then == "exit":
         os._exit(0)
