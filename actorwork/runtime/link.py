@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
-from actorwork.codec import Codec, Envelope, Kind
+from actorwork.codec import Codec, Envelope
 from actorwork.errors import (
     ActorNotFound,
     ActorStopped,
@@ -39,7 +40,16 @@ from actorwork.errors import (
     TransportError,
 )
 from actorwork.messages import FailureReply, Message, Terminated
-from actorwork.runtime.ref import ActorRef, RemoteRef, WireReply, failure_error
+from actorwork.runtime.ref import (
+    ASK,
+    FAILURE,
+    REPLY,
+    TELL,
+    ActorRef,
+    RemoteRef,
+    WireReply,
+    failure_error,
+)
 
 if TYPE_CHECKING:
     from actorwork.runtime.system import ActorSystem
@@ -143,7 +153,7 @@ class Link:
             )
             return
         try:
-            frame = self.codec.encode(Kind.REPLY, corr, "", "", result)
+            frame = self.codec.encode(REPLY, corr, "", "", result)
             self.enqueue(frame)
         except (MessageEncodeError, FrameTooLarge) as exc:
             self.reply_failure(corr, exc)
@@ -158,7 +168,7 @@ class Link:
             actor=getattr(error, "actor", ""),
             raised_by_handler=raised_by_handler,
         )
-        self.enqueue(self.codec.encode(Kind.FAILURE, corr, "", "", failure))
+        self.enqueue(self.codec.encode(FAILURE, corr, "", "", failure))
 
     def watch(self, name: str, watcher: ActorRef) -> None:
         self._watchers.setdefault(name, set()).add(watcher)
@@ -187,7 +197,7 @@ class Link:
         backlog = self._backlog
         while True:
             try:
-                frames = await receive_many()
+                frames = await receive_many(self._route_now)
             except EndOfStream:
                 return "peer closed the connection"
             except ConnectionClosed:
@@ -208,15 +218,38 @@ class Link:
                         reason=str(exc),
                     )
                     return str(exc)
-                kind = envelope.kind
-                if kind is Kind.TELL or kind is Kind.ASK:
-                    self._deliver(envelope)
-                    # Stop reading only when too many deliveries wait for full mailboxes.
-                    while len(backlog) >= _BACKLOG:
-                        self._backlog_room = self._loop.create_future()
-                        await self._backlog_room
-                else:
-                    self._complete(envelope)
+                self._route(envelope)
+                # Stop reading only when too many deliveries wait for full mailboxes.
+                while len(backlog) >= _BACKLOG:
+                    self._backlog_room = self._loop.create_future()
+                    await self._backlog_room
+
+    def _route_now(self, frames: Sequence[bytes]) -> bool:
+        """The reader's FrameSink: route frames that arrive while the reader is idle.
+
+        The transport calls this where the frames arrive, which saves waking the
+        reader task, a loop iteration per message. It declines whatever needs the
+        reader: a frame that is not an envelope (the reader closes the link), and
+        any frame while deliveries wait for full mailboxes (the reader keeps order and
+        stops reading when too many wait).
+        """
+        if self._backlog:
+            return False
+        decode = self.codec.decode_envelope
+        try:
+            envelopes = [decode(frame) for frame in frames]
+        except ProtocolError:
+            return False
+        for envelope in envelopes:
+            self._route(envelope)
+        return True
+
+    def _route(self, envelope: Envelope) -> None:
+        kind = envelope.kind
+        if kind is TELL or kind is ASK:
+            self._deliver(envelope)
+        else:
+            self._complete(envelope)
 
     async def _write_loop(self, scope: anyio.CancelScope) -> None:
         outbox = self._outbox
@@ -239,7 +272,7 @@ class Link:
             scope.cancel()
 
     def _deliver(self, envelope: Envelope) -> None:
-        ask = envelope.kind is Kind.ASK
+        ask = envelope.kind is ASK
         cell = self.system._cells.get(envelope.recipient)  # noqa: SLF001
         if cell is None:
             self._reject(
@@ -279,8 +312,10 @@ class Link:
                 self._backlog_wake = self._loop.create_future()
                 await self._backlog_wake
             cell, item, envelope = backlog[0]
+            mailbox = cell.mailbox
             try:
-                await cell.mailbox.put(item)
+                if not mailbox.put_nowait(item):
+                    await mailbox.put(item)
             except ActorStopped as exc:
                 self._reject(envelope, exc)
             backlog.popleft()
@@ -292,7 +327,7 @@ class Link:
         log.warning(
             "message_rejected", peer=self.peer_name, recipient=envelope.recipient, reason=str(error)
         )
-        if envelope.kind is Kind.ASK:
+        if envelope.kind is ASK:
             self.reply_failure(envelope.corr, error)
 
     def _sender_ref(self, name: str) -> RemoteRef:
@@ -312,7 +347,7 @@ class Link:
         except ProtocolError as exc:
             future.set_exception(exc)
             return
-        if envelope.kind is Kind.FAILURE and isinstance(body, FailureReply):
+        if envelope.kind is FAILURE and isinstance(body, FailureReply):
             future.set_exception(failure_error(body))
         else:
             future.set_result(body)

@@ -17,7 +17,13 @@ from anyio.abc import TaskStatus
 from actorwork.errors import HandshakeError, TransportError
 from actorwork.transports._framing import FramedStream
 from actorwork.transports._handshake import client_handshake, server_handshake
-from actorwork.transports.base import Connection, ConnectionHandler, ConnectionOptions, Listener
+from actorwork.transports.base import (
+    Connection,
+    ConnectionHandler,
+    ConnectionOptions,
+    FrameSink,
+    Listener,
+)
 
 __all__ = ["StreamConnection", "StreamListener", "describe_stream", "open_stream_connection"]
 
@@ -55,7 +61,7 @@ class StreamConnection(Connection):
     async def receive(self) -> bytes:
         return await self._framed.receive()
 
-    async def receive_many(self) -> list[bytes]:
+    async def receive_many(self, sink: FrameSink | None = None) -> list[bytes]:
         return await self._framed.receive_many()
 
     async def aclose(self) -> None:

@@ -31,9 +31,16 @@ __all__ = [
     "Connection",
     "ConnectionHandler",
     "ConnectionOptions",
+    "FrameSink",
     "Listener",
     "Transport",
 ]
+
+#: Takes frames, in order, on behalf of a reader waiting in ``receive_many``: True if
+#: it took them all, False to decline them all (``receive_many`` then returns them).
+#: Runs synchronously wherever the frames arrive (a sender's task, a loop callback),
+#: so it must not block, and it raises only for bugs.
+FrameSink = Callable[[Sequence[bytes]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +107,14 @@ class Connection(ABC):
         caller must then close the connection), ConnectionClosed after ``aclose()``.
         """
 
-    async def receive_many(self) -> list[bytes]:
+    async def receive_many(self, sink: FrameSink | None = None) -> list[bytes]:
         """Every complete frame already received, in order; waits for at least one.
 
         Raises as ``receive`` does, but only once the frames before the problem have
         been returned. Transports override this to hand out a whole buffer at once.
+        While it waits with nothing buffered, a transport may offer arriving frames to
+        ``sink`` instead, which spares waking the reader; frames the sink took are not
+        returned, frames it declined are.
         """
         return [await self.receive()]
 

@@ -35,6 +35,7 @@ from actorwork.transports.base import (
     Connection,
     ConnectionHandler,
     ConnectionOptions,
+    FrameSink,
     Listener,
     Transport,
 )
@@ -54,7 +55,7 @@ _BATCH = 256
 class _Direction:
     """Frames travelling one way, with waiters for data and for room."""
 
-    __slots__ = ("_loop", "capacity", "closed", "frames", "reader", "writers")
+    __slots__ = ("_loop", "capacity", "closed", "frames", "reader", "sink", "sink_cap", "writers")
 
     def __init__(self, capacity: int, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop  # cached: asking asyncio for the running loop costs a getpid()
@@ -62,6 +63,9 @@ class _Direction:
         self.capacity = capacity
         self.closed = False
         self.reader: asyncio.Future[None] | None = None
+        #: The waiting reader's FrameSink and frame cap (None when it is not waiting).
+        self.sink: FrameSink | None = None
+        self.sink_cap = 0
         self.writers: deque[asyncio.Future[None]] = deque()
 
     def close(self) -> None:
@@ -78,6 +82,17 @@ class _Direction:
             reader.set_result(None)
 
     def _push(self, frames: Sequence[bytes]) -> None:
+        sink = self.sink
+        # The reader waits on an empty deque: nothing is ahead of these frames, so its
+        # sink may route them right here, instead of the reader doing it one loop
+        # iteration later. Frames over the reader's cap go the slow way, to fail there.
+        if (
+            sink is not None
+            and not self.frames
+            and max(map(len, frames)) <= self.sink_cap
+            and sink(frames)
+        ):
+            return
         self.frames.extend(frames)
         self._wake_reader()
 
@@ -97,8 +112,8 @@ class _Direction:
             raise ConnectionBroken("peer closed the connection")
         self._push(frames)
 
-    async def take(self, cap: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` frames, waiting for one.
+    async def take(self, cap: int, limit: int, sink: FrameSink | None = None) -> list[bytes]:
+        """Up to ``limit`` frames, waiting for one (offered to ``sink`` meanwhile).
 
         Stops before a frame over ``cap``, and raises FrameTooLarge when that is the
         first one, so the frames ahead of it are still delivered.
@@ -108,10 +123,11 @@ class _Direction:
             if self.closed:
                 raise EndOfStream("peer closed the connection")
             self.reader = self._loop.create_future()
+            self.sink, self.sink_cap = sink, cap
             try:
                 await self.reader
             finally:
-                self.reader = None
+                self.reader = self.sink = None
         taken: list[bytes] = []
         while frames and len(taken) < limit:
             if len(frames[0]) > cap:
@@ -170,10 +186,10 @@ class InProcConnection(Connection):
         (frame,) = await self._inbound.take(cap, 1)
         return frame
 
-    async def receive_many(self) -> list[bytes]:
+    async def receive_many(self, sink: FrameSink | None = None) -> list[bytes]:
         if self._closed:
             raise ConnectionClosed("connection is closed")
-        return await self._inbound.take(self.max_frame_size, _BATCH)
+        return await self._inbound.take(self.max_frame_size, _BATCH, sink)
 
     async def aclose(self) -> None:
         if self._closed:
