@@ -1,0 +1,143 @@
+"""The job commands as a user runs them: the demo, and a distributed topology of processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "ACTORWORK_LOG_LEVEL": "info"}
+
+
+def _actorwork(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actorwork", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_the_demo_runs_background_jobs_and_shows_results_logs_and_artifacts(
+    tmp_path: Path,
+) -> None:
+    done = _actorwork("demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "status   succeeded after attempt 1 of 3" in out  # the invoice
+    assert "value    49.75" in out
+    assert "stdout  info    invoice for ada: 49.75" in out
+    assert "value    'ok on attempt 3'" in out  # flaky: two retries
+    assert "status   dead after attempt 2 of 2" in out  # divide by zero
+    assert "ZeroDivisionError: float division by zero" in out
+    assert "refused at submit, nothing queued" in out
+    [invoice] = (tmp_path / ".actorwork" / "demo" / "artifacts").glob("*/invoice.txt")
+    assert "total:       49.75" in invoice.read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def distributed(tmp_path: Path) -> Iterator[Path]:
+    """A Scheduler and a process Pool started as ``actorwork scheduler`` and ``actorwork pool``."""
+    config = tmp_path / "app.toml"
+    config.write_text(
+        f"""
+[jobs]
+topology = "distributed"
+modules = ["tests.jobs.works"]
+
+[scheduler]
+address = "tcp://127.0.0.1:{_free_port()}"
+store = "{tmp_path}/jobs.db"
+lease = 5.0
+
+[pools.main]
+kind = "process"
+size = 2
+outbox = "{tmp_path}/outbox"
+"""
+    )
+    logs = [(tmp_path / f"{role}.log").open("w") for role in ("scheduler", "pool")]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "actorwork", "--config", str(config), role],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        for role, log in zip(("scheduler", "pool"), logs, strict=True)
+    ]
+    try:
+        yield config
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.close()
+
+
+@pytest.mark.slow
+def test_submit_and_status_against_scheduler_and_pool_processes(
+    distributed: Path, tmp_path: Path
+) -> None:
+    deadline = time.monotonic() + 60
+    while True:  # the Scheduler process may still be starting
+        done = _actorwork(
+            "--config",
+            str(distributed),
+            "submit",
+            "add",
+            '{"x": 20, "y": 22}',
+            "--wait",
+            cwd=tmp_path,
+        )
+        if done.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "status   succeeded after attempt 1 of 4" in done.stdout
+    assert "value    42" in done.stdout
+    job_id = done.stdout.split()[1]
+
+    shown = _actorwork("--config", str(distributed), "status", job_id, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"job {job_id}  work=add" in shown.stdout
+    listed = _actorwork("--config", str(distributed), "status", cwd=tmp_path)
+    assert job_id in listed.stdout
+    assert "succeeded" in listed.stdout
+
+    refused = _actorwork("--config", str(distributed), "submit", "add", '{"x": "a"}', cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "payload for work 'add' must be Pair" in refused.stderr
+    unknown = _actorwork("--config", str(distributed), "submit", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "unknown work 'nope'" in unknown.stderr
+    missing = _actorwork("--config", str(distributed), "status", "no-such-job", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no job 'no-such-job'" in missing.stderr
