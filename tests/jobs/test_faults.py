@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -196,6 +197,24 @@ grace = {self.grace}
         self.history.final = final
         return final
 
+    def recorded_now(self, job_id: str) -> list[tuple[int, bool, str]]:
+        """``(attempt, committed, note)`` of the job's recorded results, read while the
+        Scheduler runs (a read-only SQLite connection beside it)."""
+        if not self.store.exists():
+            return []
+        db = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = db.execute(
+                "SELECT attempt, committed, note FROM results WHERE job_id = ? ORDER BY attempt",
+                (job_id,),
+            ).fetchall()
+        finally:
+            db.close()
+        return [(int(a), bool(c), str(n)) for a, c, n in rows]
+
+    def outbox_entries(self) -> list[Path]:
+        return sorted((self.outbox / "p").glob("*.ob")) if (self.outbox / "p").exists() else []
+
     async def collect(self) -> History:
         """Read every recorded result from the store (after the Scheduler stopped)."""
         assert "scheduler" not in self.procs, "stop the scheduler before reading its store"
@@ -253,3 +272,99 @@ async def test_f1_worker_sigkill_mid_job(cluster_factory: Callable[..., Cluster]
     lost = history.committed(job)[0]
     assert (lost.attempt, lost.outcome) == (1, "lost")
     assert "exited" in lost.error
+
+
+async def test_f3_work_exiting_is_a_failed_attempt_never_a_success(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory()
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        always = await cluster.submit("f3-always", cluster.step(then="exit"), retries=1)
+        once = await cluster.submit("f3-once", cluster.step(then="exit", attempts=[1]), retries=1)
+        history = await cluster.finish()
+    final = history.final
+    assert (final[always].status, final[always].attempt) == ("dead", 2)
+    assert "without a result" in final[always].error
+    assert (final[once].status, final[once].attempt) == ("succeeded", 2)
+    exits = [row.result for row in history.recorded[always]]
+    exits += [row.result for row in history.recorded[once] if row.result.attempt == 1]
+    assert len(exits) == 3
+    for result in exits:
+        assert result.outcome == "lost", result
+        assert "exited (code 0) without a result" in result.error
+    assert not [e for e in history.executions() if e.job_id == always and e.event == "end"]
+
+
+async def test_f4_poison_job_dies_alone(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        poison = await cluster.submit("f4-poison", cluster.step(then="die"), retries=2)
+        others = [await cluster.submit(f"f4-ok-{n}", cluster.step(seconds=0.2)) for n in range(8)]
+        history = await cluster.finish()
+    final = history.final
+    assert (final[poison].status, final[poison].attempt) == ("dead", 3)
+    assert "exited (code -9) without a result" in final[poison].error
+    assert [r.outcome for r in history.committed(poison)] == ["lost", "lost", "lost"]
+    assert len(history.started(poison)) == 3
+    for job in others:
+        assert (final[job].status, final[job].attempt) == ("succeeded", 1), final[job]
+
+
+# --- F9, F10: leases -----------------------------------------------------------------------
+
+
+async def test_f9_paused_worker_is_superseded_and_its_late_result_fenced(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(lease=1.5)
+    gate = tmp_path / "gate"
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        step = cluster.step(seconds=2.0, attempts=[1], gate=str(gate))
+        job = await cluster.submit("f9", step, retries=2)
+        (first,) = await eventually(lambda: cluster.history.started(job, 1), "attempt 1")
+        os.kill(first.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        # Reassigned: attempt 2 starts (on the other worker) while attempt 1 is stopped.
+        await eventually(lambda: cluster.history.started(job, 2), "attempt 2 (reassigned)")
+        await eventually(lambda: time.monotonic() - stopped >= 2 * cluster.lease, "2x lease")
+        os.kill(first.pid, signal.SIGCONT)
+        # The late result of attempt 1 reaches the store while attempt 2 still runs.
+        late = await eventually(
+            lambda: [r for r in cluster.recorded_now(job) if r[0] == 1], "the late result"
+        )
+        gate.touch()
+        history = await cluster.finish()
+    assert late == [(1, False, "superseded")]
+    assert (history.final[job].status, history.final[job].attempt) == ("succeeded", 2)
+    assert [r.attempt for r in history.committed(job)] == [2]
+    ended = [e for e in history.executions() if e.job_id == job and e.attempt == 1]
+    assert [e.event for e in ended] in (["start", "end"], ["start", "stopped"]), (
+        ended
+    )  # attempt 1 did finish, late; its result was fenced (I4)
+
+
+async def test_f10_long_job_with_a_responsive_worker_is_never_redelivered(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory(lease=1.5, size=3)
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        long = await cluster.submit("f10-long", cluster.step(seconds=3 * cluster.lease))
+        stuck = await cluster.submit(
+            "f10-stuck", cluster.step(seconds=3 * cluster.lease, block=True, attempts=[1])
+        )
+        history = await cluster.finish()
+    final = history.final
+    assert (final[long].status, final[long].attempt) == ("succeeded", 1)
+    assert len(history.started(long)) == 1
+    assert (final[stuck].status, final[stuck].attempt) == ("succeeded", 2)
+    events = [(e.event, e.attempt) for e in history.executions() if e.job_id == stuck]
+    # Redelivered while attempt 1 still blocked its worker: after the lease, not after it.
+    assert events.index(("start", 2)) < events.index(("end", 1)), events

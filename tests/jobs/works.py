@@ -86,13 +86,15 @@ class Step(msgspec.Struct, kw_only=True):
     """What a traced execution does: run ``seconds`` (``block``: without check-ins), then
     ``then``: ``""`` return, ``"exit"`` os._exit(0), ``"die"`` SIGKILL its own process.
     ``history`` is the file each execution appends its start and end lines to;
-    ``attempts`` limits all that to those attempts (the others return at once)."""
+    ``attempts`` limits all that to those attempts; the others return at once, or
+    once the file ``gate`` exists if one is named."""
 
     history: str
     seconds: float = 0.0
     block: bool = False
     then: str = ""
     attempts: list[int] | None = None
+    gate: str = ""
 
 
 def record(path: str, event: str, job_id: str, attempt: int) -> None:
@@ -114,6 +116,10 @@ def _stall(seconds: float) -> None:
 async def traced(ctx: WorkContext, step: Step) -> str:
     record(step.history, "start", ctx.job_id, ctx.attempt)
     if step.attempts is not None and ctx.attempt not in step.attempts:
+        while step.gate:
+            if await anyio.Path(step.gate).exists():
+                break
+            await anyio.sleep(0.02)
         step = Step(history=step.history)
     if step.block:
         _stall(step.seconds)  # on the worker's loop: it cannot answer pings meanwhile
