@@ -290,6 +290,9 @@ class Link:
         if body is None or not isinstance(body, cell.accepts):
             self._reject(envelope, MessageRejected(cell.rejection(body)))
             return
+        if isinstance(body, Terminated) and body.name in self._watchers:
+            # The peer reported the stop itself: the end of this link must not repeat it.
+            self._watchers[body.name].discard(cell.ref)
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
         item = (body, sender, WireReply(self, envelope.corr) if ask else None)
         backlog = self._backlog
