@@ -424,8 +424,9 @@ class ActorSystem:
 
     def adopt(self, connection: Connection) -> Link:
         """Run an already handshaken ``connection`` in the background; its link."""
-        link = self._new_link(connection, None)
-        self._task_group().start_soon(link.run)
+        tg = self._task_group()  # before the link is registered: a closing system must
+        link = self._new_link(connection, None)  # not keep a link that never runs
+        tg.start_soon(link.run)
         return link
 
     async def spawn_child(

@@ -251,7 +251,15 @@ async def start_child(
             await process.wait()
             await process.aclose()
         raise
-    link = system.adopt(connection)
+    try:
+        link = system.adopt(connection)
+    except BaseException:  # the system closed while the child started
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
+            process.kill()
+            await process.wait()
+            await process.aclose()
+        raise
     return ChildProcess(system, name, process, link)
 
 
