@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Build actorwork/worker:<version>: the base image (build-base-image.sh) with
+# actorwork and its runtime dependencies installed offline into a venv.
+#
+#   1. export a commit of the project (default HEAD, so uncommitted edits in
+#      the work tree stay out; --worktree takes the tree as it is);
+#   2. `pip wheel` it and its dependencies into a wheelhouse on the host
+#      (this step uses PyPI);
+#   3. `docker build` FROM the local base with `pip install --no-index
+#      --find-links` (this step uses no network at all).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "${here}/lib.sh"
+
+usage() {
+  cat <<USAGE
+usage: ${0##*/} [--force] [--tag TAG] [--base TAG] [--ref REF | --worktree]
+                [--extras LIST] [--wheelhouse DIR] [--python PYTHON]
+
+  --force          rebuild even if TAG exists
+  --tag TAG        image name (default: actorwork/worker:<project version>)
+  --base TAG       base image (default: actorwork/debian-python:<host release>)
+  --ref REF        git revision of the project to build (default: HEAD)
+  --worktree       build the work tree as it is, uncommitted edits included
+  --extras LIST    optional dependencies to include, e.g. docker,chromium
+  --wheelhouse DIR where the wheels go (default: <cache>/wheelhouse/<version>)
+  --python PYTHON  host interpreter for pip wheel; must match the image's
+                   Python minor version, because wheels are built for it
+                   (default: python3)
+USAGE
+}
+
+force=0 tag="" base="" ref=HEAD worktree=0 extras="" wheelhouse="" python=python3
+while (($#)); do
+  case $1 in
+    --force) force=1 ;;
+    --tag) tag=${2:?--tag needs a value}; shift ;;
+    --base) base=${2:?--base needs a value}; shift ;;
+    --ref) ref=${2:?--ref needs a value}; shift ;;
+    --worktree) worktree=1 ;;
+    --extras) extras=${2:?--extras needs a value}; shift ;;
+    --wheelhouse) wheelhouse=${2:?--wheelhouse needs a value}; shift ;;
+    --python) python=${2:?--python needs a value}; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+require_docker
+project=$(cd "${here}/.." && pwd)
+base=${base:-actorwork/debian-python:$(host_release)}
+start=$(date +%s)
+work=$(mktemp -d)
+trap 'rm -rf "${work}"' EXIT
+
+# The project source: a clean export of a commit, or the work tree.
+if ((worktree)); then
+  src=${project}
+  commit="$(git -C "${project}" rev-parse --short HEAD 2>/dev/null || echo unknown)-worktree"
+else
+  commit=$(git -C "${project}" rev-parse --short "${ref}^{commit}") ||
+    die "--ref ${ref@Q} is not a commit of ${project}"
+  src=${work}/src
+  mkdir -p "${src}"
+  git -C "${project}" archive "${commit}" | tar -x -C "${src}"
+fi
+version=$("${python}" -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "${src}/pyproject.toml") ||
+  die "cannot read the project version from ${src}/pyproject.toml with ${python} (it needs Python >= 3.11: pass --python)"
+tag=${tag:-actorwork/worker:${version}}
+
+if image_exists "${tag}" && ((!force)); then
+  log "image ${tag} exists; nothing to do (--force rebuilds it)"
+  exit 0
+fi
+
+if ! image_exists "${base}"; then
+  [[ ${base} == actorwork/debian-python:* ]] ||
+    die "base image ${base} does not exist: build it first (no registry to pull it from)"
+  log "base image ${base} is missing; building it"
+  "${here}/build-base-image.sh" --tag "${base}" --release "${base##*:}"
+fi
+
+# Binary wheels (msgspec) are built for the host interpreter, so it has to be
+# the image's Python minor version.
+image_py=$(docker run --rm --label "${AW_LABEL_KEY}.test=1" "${base}" \
+  python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+host_py=$("${python}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[[ ${host_py} == "${image_py}" ]] ||
+  die "${python} is Python ${host_py} but ${base} has Python ${image_py}: pass --python pointing at a Python ${image_py}"
+
+wheelhouse=${wheelhouse:-$(cache_root)/wheelhouse/${version}}
+requirement=actorwork${extras:+[${extras}]}==${version}
+log "pip wheel ${requirement} (${commit}) -> ${wheelhouse}"
+rm -rf "${wheelhouse}"
+mkdir -p "${wheelhouse}"
+"${python}" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "${wheelhouse}" \
+  "${src}${extras:+[${extras}]}" ||
+  die "pip wheel failed: it needs PyPI (or a --find-links pip.conf) for the build backend and dependencies"
+log "wheelhouse: $(find "${wheelhouse}" -name '*.whl' -printf '%f ' )"
+
+mkdir -p "${work}/context"
+cp "${here}/worker/Dockerfile" "${work}/context/"
+cp -r "${wheelhouse}" "${work}/context/wheelhouse"
+
+# The classic builder resolves FROM against local images and pulls nothing.
+previous=$(image_id "${tag}")
+log "docker build -> ${tag} (from ${base})"
+DOCKER_BUILDKIT=0 docker build --quiet --pull=false --build-arg "BASE=${base}" \
+  --build-arg "REQUIREMENT=${requirement}" \
+  --label "org.actorwork.base=${base}" --label "org.actorwork.commit=${commit}" \
+  --label "org.actorwork.version=${version}" -t "${tag}" "${work}/context" >/dev/null ||
+  die "docker build of ${tag} failed (see above)"
+drop_replaced_image "${previous}" "${tag}"
+
+said=$(docker run --rm --label "${AW_LABEL_KEY}.test=1" "${tag}") ||
+  die "the new image ${tag} does not run 'actorwork version'"
+log "built ${tag} (${said}, commit ${commit}, $(docker image inspect -f '{{.Size}}' "${tag}" |
+  numfmt --to=iec)) in $(elapsed "${start}")"
