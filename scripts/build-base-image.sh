@@ -110,7 +110,8 @@ make_root() {
   log "debootstrap ${release} (${arch}, minbase) from ${mirror}"
   if ! debootstrap --variant=minbase --arch="${arch}" --include="${PACKAGES}" \
     --cache-dir="${cache}/debs" "${release}" "${root}" "${mirror}"; then
-    die "debootstrap of ${release} from ${mirror} failed: check that the mirror is reachable (curl -I ${mirror}/dists/${release}/Release) or pass --mirror URL; its log is in ${root}/debootstrap/debootstrap.log"
+    cp "${root}/debootstrap/debootstrap.log" "${cache}/debootstrap-failed.log" 2>/dev/null || true
+    die "debootstrap of ${release} from ${mirror} failed: check that the mirror is reachable (curl -I ${mirror}/dists/${release}/Release) or pass --mirror URL; its log is kept in ${cache}/debootstrap-failed.log"
   fi
   write_apt_config
   cp /etc/resolv.conf "${root}/etc/resolv.conf"
