@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("scheduler", help="run the Scheduler at the configured address")
     pool = commands.add_parser("pool", help="run configured pools")
     pool.add_argument("pools", nargs="*", help="pool names (default: every configured pool)")
+    pool.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="seconds running jobs get to finish on SIGTERM (default: each pool's grace)",
+    )
     submit = commands.add_parser("submit", help="submit a job")
     submit.add_argument("work", help="the work's registered name")
     submit.add_argument("payload", nargs="?", default=None, help="the payload as JSON")

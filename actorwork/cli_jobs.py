@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import structlog
 
 from actorwork.config import Config
 from actorwork.errors import ActorworkError, JobFailed
-from actorwork.messages import JobView
+from actorwork.messages import DrainPool, JobView
+from actorwork.runtime import ActorRef
 from actorwork.topology import JobSystem, start_pools, start_scheduler
 from actorwork.work import default_registry
 
@@ -53,13 +54,46 @@ async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def pool_command(args: argparse.Namespace, config: Config) -> int:
-    """Run the configured pools (all, or those named) until SIGINT or SIGTERM."""
+    """Run the configured pools (all, or those named) until SIGINT or SIGTERM.
+
+    The first signal drains them: no new work, running jobs get their pool's
+    ``grace`` (or ``--grace``) to finish, the rest is handed back. A second signal
+    hands back at once.
+    """
     default_registry.import_modules(config.jobs.modules)
+    names = args.pools or list(config.pools)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack:
+            system = await start_pools(stack, config, names)
+            pools: dict[str, ActorRef] = {name: system.ref(name) for name in names}
+            async for signum in signals:
+                log.info("draining", signal=signal.Signals(signum).name)
+                break
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_escalate, signals, list(pools.values()))
+                async with anyio.create_task_group() as drains:
+                    for name, ref in pools.items():
+                        grace = args.grace if args.grace is not None else config.pools[name].grace
+                        drains.start_soon(_drain, ref, grace)
+                tg.cancel_scope.cancel()
+    return 0
 
-    async def start(stack: AsyncExitStack) -> None:
-        await start_pools(stack, config, args.pools or None)
 
-    return await _run_until_signal(start)
+async def _drain(pool: ActorRef, grace: float) -> None:
+    try:
+        reply = await pool.ask(DrainPool(grace), timeout=grace + 60.0)
+    except ActorworkError as exc:
+        log.error("drain_failed", pool=pool.name, error=str(exc))
+        return
+    log.info("drained", pool=pool.name, **msgspec.structs.asdict(reply))
+
+
+async def _escalate(signals: AsyncIterator[signal.Signals], pools: list[ActorRef]) -> None:
+    async for signum in signals:
+        log.warning("stopping_now", signal=signal.Signals(signum).name)
+        for pool in pools:
+            await pool.tell(DrainPool(0.0))
+        return
 
 
 async def submit_command(args: argparse.Namespace, config: Config) -> int:

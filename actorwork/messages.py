@@ -31,6 +31,7 @@ __all__ = [
     "AwaitJob",
     "CancelJob",
     "DeleteJob",
+    "DrainPool",
     "ExecuteJob",
     "FailureReply",
     "GetJob",
@@ -47,6 +48,7 @@ __all__ = [
     "Outcome",
     "Ping",
     "Pong",
+    "PoolDrainedReply",
     "PoolHeartbeat",
     "PoolReady",
     "ReportResult",
@@ -390,6 +392,23 @@ class StopJob(Message, tag="aw.pool.stop"):
     job_id: str
     attempt: int
     reason: str = ""
+
+
+class DrainPool(Message, tag="aw.pool.drain"):
+    """Stop taking work; let running attempts finish for ``grace`` seconds, then hand
+    the rest back (outcome ``returned``). Answered with :class:`PoolDrainedReply`. A
+    second DrainPool while one runs shortens the grace to its own (0: now)."""
+
+    grace: float
+
+
+class PoolDrainedReply(Message, tag="aw.pool.drained"):
+    """A drain ended: ``finished`` attempts ended within the grace, ``returned`` were
+    handed back; ``undelivered`` results stay in the outbox for the next start."""
+
+    finished: int
+    returned: int
+    undelivered: int
 
 
 # --- a Pool and its workers -------------------------------------------------------------

@@ -8,6 +8,12 @@ Scheduler is unreachable the Pool finishes the work it has, keeps the results, a
 reconnects with backoff; on reconnecting (or after a restart of the Pool itself)
 it reports everything still in the outbox. The Scheduler dedupes.
 
+Graceful stop (:class:`DrainPool`): the Pool asks for no more work (its credit goes
+to zero), hands back at once any job still sent to it, lets the running attempts
+finish for a grace period, then stops their workers and reports each attempt still
+running as ``returned`` (through the outbox, so exactly once); a worker's result
+arriving after that is dropped. It then waits briefly for the acknowledgements.
+
 Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
 ``thread`` workers run each work in a thread of its own, and ``process`` workers are
 child processes over ``pipe://``: a crash kills only that child, and its attempt is
@@ -31,11 +37,13 @@ import structlog
 
 from actorwork.errors import ActorworkError
 from actorwork.messages import (
+    DrainPool,
     ExecuteJob,
     JobKey,
     JobProgressed,
     JobSpec,
     Ping,
+    PoolDrainedReply,
     PoolHeartbeat,
     PoolReady,
     ReportResult,
@@ -48,7 +56,7 @@ from actorwork.messages import (
     WorkResult,
 )
 from actorwork.outbox import Outbox
-from actorwork.runtime import Actor, ActorRef
+from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.worker import Worker
 
 if TYPE_CHECKING:
@@ -129,6 +137,11 @@ class Pool(Actor):
         self._to_persist: list[WorkResult] = []
         self._to_remove: list[str] = []
         self._persist_wake = anyio.Event()
+        #: Set once a drain began: no more work is asked for or taken.
+        self.draining = False
+        self._drain_grace: float | None = None  # a later DrainPool's grace, if any
+        self._drain_changed = anyio.Event()  # a slot came free or the grace changed
+        self._writing = False  # a batch of results is being written to the outbox
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -180,11 +193,24 @@ class Pool(Actor):
 
     async def receive(
         self,
-        message: RunJob | WorkFinished | JobProgressed | ResultAcknowledged | StopJob | Terminated,
+        message: RunJob
+        | WorkFinished
+        | JobProgressed
+        | ResultAcknowledged
+        | StopJob
+        | Terminated
+        | DrainPool,
     ) -> None:
         match message:
             case RunJob(job=spec):
                 await self._run(spec)
+            case DrainPool(grace=grace):
+                if self.draining:
+                    self._drain_grace = grace  # escalate: shorten the grace
+                    self._drain_changed.set()
+                    return
+                self.draining = True
+                self.start_soon(self._drain, grace, self.defer_reply())
             case WorkFinished(result=result):
                 self._finished(result)
             case JobProgressed():
@@ -198,6 +224,8 @@ class Pool(Actor):
                         del self._entries[held[1]]
                         self._to_remove.append(held[1])
                         self._persist_wake.set()
+                if self.draining:
+                    self._drain_changed.set()
             case StopJob(job_id=job_id, attempt=attempt):
                 for slot in self.slots:
                     if slot.job is not None and (slot.job.id, slot.job.attempt) == (
@@ -215,13 +243,14 @@ class Pool(Actor):
         if any(s.job is not None and (s.job.id, s.job.attempt) == key for s in self.slots):
             return  # a duplicate dispatch: one execution per attempt
         slot = next((s for s in self.slots if s.job is None), None)
-        if slot is None:
-            log.warning("pool_over_capacity", pool=self.name, job_id=spec.id)
+        if slot is None or self.draining:
+            log.warning("pool_returns_job", pool=self.name, job_id=spec.id, draining=self.draining)
+            why = "is stopping" if self.draining else "had no free worker"
             returned = WorkResult(
                 job_id=spec.id,
                 attempt=spec.attempt,
                 outcome="returned",
-                error=f"pool {self.name!r} had no free worker",
+                error=f"pool {self.name!r} {why}",
                 pool=self.name,
             )
             await self._tell_scheduler(ReportResult(returned))
@@ -245,15 +274,17 @@ class Pool(Actor):
                 slot.job = None
                 break
         else:
-            return  # already reported as lost (a worker that answered after its end)
+            return  # already reported lost or returned (a worker that answered after)
         self._to_persist.append(result)
         self._persist_wake.set()
+        self._drain_changed.set()
 
     def _lose(self, slot: _Slot, error: str) -> None:
         job = slot.job
         if job is None:
             return
         slot.job = None
+        self._drain_changed.set()
         log.warning("worker_lost", pool=self.name, worker=slot.name, job_id=job.id, error=error)
         self._to_persist.append(
             WorkResult(
@@ -279,6 +310,8 @@ class Pool(Actor):
                 code = await _exit_code(child)
                 self._lose(slot, f"worker process exited (code {code}) without a result")
                 await child.aclose()
+                if self.draining:
+                    return  # a stopping pool does not replace its workers
                 try:
                     self.slots[index] = await self._start_worker(index)
                 except RuntimeError as exc:  # the system is closing: no replacement
@@ -296,6 +329,71 @@ class Pool(Actor):
             log.warning("worker_killed_after_timeout", pool=self.name, job_id=spec.id)
             slot.child.kill()
 
+    # --- graceful stop ------------------------------------------------------------------
+
+    async def _drain(self, grace: float, reply: Reply | None) -> None:
+        """Finish what runs within ``grace``, hand the rest back, wait for the acks."""
+        running = len(self._running())
+        log.info("pool_draining", pool=self.name, running=running, grace=grace)
+        ref = self._link_to_scheduler
+        if ref is not None:  # credit to zero: the Scheduler sends this pool nothing more
+            ready = PoolReady(self.name, self.queues, self.size, 0, self._running())
+            try:
+                await ref.tell(ready)
+            except ActorworkError:
+                self._lost.set()
+        deadline = time.monotonic() + grace
+        while self._running():
+            if self._drain_grace is not None:
+                deadline = min(deadline, time.monotonic() + self._drain_grace)
+                self._drain_grace = None
+            self._drain_changed = anyio.Event()
+            with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as waited:
+                await self._drain_changed.wait()
+            if waited.cancelled_caught:
+                break
+        returned = await self._hand_back()
+        # The results (finished and returned) go out; wait a little for their acks.
+        with anyio.move_on_after(max(5.0, self.heartbeat)):
+            while self.unacked or self._to_persist or self._writing:
+                self._drain_changed = anyio.Event()
+                await self._drain_changed.wait()
+        log.info(
+            "pool_drained",
+            pool=self.name,
+            finished=running - returned,
+            returned=returned,
+            undelivered=len(self.unacked),
+        )
+        if reply is not None:
+            reply.resolve(PoolDrainedReply(running - returned, returned, len(self.unacked)))
+
+    async def _hand_back(self) -> int:
+        """Stop the attempts still running and report each as ``returned``, once."""
+        count = 0
+        for slot in self.slots:
+            job = slot.job
+            if job is None:
+                continue
+            slot.job = None  # from now on the worker's own result is dropped
+            count += 1
+            await self._tell_worker(slot, StopJob(job.id, job.attempt, "pool stopping"))
+            self._to_persist.append(
+                WorkResult(
+                    job_id=job.id,
+                    attempt=job.attempt,
+                    outcome="returned",
+                    error=f"pool {self.name!r} stopped before the job finished",
+                    started=slot.since,
+                    finished=time.time(),
+                    pool=self.name,
+                    worker=slot.name,
+                )
+            )
+        if count:
+            self._persist_wake.set()
+        return count
+
     # --- results --------------------------------------------------------------------
 
     async def _persist_forever(self) -> None:
@@ -312,6 +410,7 @@ class Pool(Actor):
             # One entry per batch: one fsync however many results ended together.
             entry = f"{self._run_id}-{next(self._batches)}"
             items = [(entry, _encoder.encode(results))] if results else []
+            self._writing = True
             try:
                 await anyio.to_thread.run_sync(self._write, items, removed)
             except ActorworkError as exc:
@@ -320,11 +419,14 @@ class Pool(Actor):
                 self._to_remove[:0] = removed
                 await anyio.sleep(1.0)
                 continue
+            finally:
+                self._writing = False
+                self._drain_changed.set()
             self._hold(entry, results)
             for result in results:
                 await self._tell_scheduler(ReportResult(result))
             freed = sum(1 for r in results if r.outcome != "returned")
-            if freed:
+            if freed and not self.draining:
                 await self._tell_scheduler(RequestWork(self.name, freed))
 
     def _hold(self, entry: str, results: list[WorkResult]) -> None:
@@ -362,7 +464,7 @@ class Pool(Actor):
                     self.name,
                     self.queues,
                     capacity=self.size,
-                    free=sum(1 for s in self.slots if s.job is None),
+                    free=0 if self.draining else sum(1 for s in self.slots if s.job is None),
                     running=self._running(),
                 )
                 self._lost = anyio.Event()

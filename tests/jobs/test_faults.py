@@ -368,3 +368,70 @@ async def test_f10_long_job_with_a_responsive_worker_is_never_redelivered(
     events = [(e.event, e.attempt) for e in history.executions() if e.job_id == stuck]
     # Redelivered while attempt 1 still blocked its worker: after the lease, not after it.
     assert events.index(("start", 2)) < events.index(("end", 1)), events
+
+
+# --- F13: graceful stop ------------------------------------------------------------------
+
+
+def _drained_line(cluster: Cluster) -> str:
+    lines = [line for line in cluster.log("pool").splitlines() if "pool_drained" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+async def test_f13_sigterm_lets_running_jobs_finish_and_a_second_hands_back_now(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(grace=DEADLINE)
+    gate = tmp_path / "gate"
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        # ``finishing`` waits for the gate (opened once the drain began); ``stuck`` runs
+        # far past any grace unless stopped.
+        finishing = await cluster.submit("f13-finishing", cluster.step(attempts=[], gate=str(gate)))
+        stuck = await cluster.submit("f13-stuck", cluster.step(seconds=600.0, attempts=[1]))
+        for job in (finishing, stuck):
+            await eventually(lambda job=job: cluster.history.started(job, 1), f"{job} to start")
+        cluster.signal("pool", signal.SIGTERM)
+        await eventually(lambda: "pool_draining" in cluster.log("pool"), "the drain to begin")
+        queued = await cluster.submit("f13-queued", cluster.step())  # not for a draining pool
+        gate.touch()
+        await eventually(lambda: cluster.recorded_now(finishing), "the finished job's result")
+        assert (await cluster.client.get(queued)).status == "queued"  # type: ignore[union-attr]
+        cluster.signal("pool", signal.SIGTERM)  # escalate: hand back now
+        assert await cluster.exited("pool") == 0
+        assert "returned=1" in _drained_line(cluster)
+        assert cluster.outbox_entries() == []  # everything was acknowledged (I5)
+        cluster.start("pool")
+        history = await cluster.finish()
+    final = history.final
+    assert (final[finishing].status, final[finishing].attempt) == ("succeeded", 1)
+    assert [r.result.outcome for r in history.recorded[stuck]] == ["returned", "succeeded"]
+    assert (final[stuck].status, final[stuck].attempt) == ("succeeded", 2)
+    assert (final[queued].status, final[queued].attempt) == ("succeeded", 1)
+
+
+async def test_f13_jobs_not_finished_within_the_grace_are_handed_back_once(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory(grace=1.0)
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        stuck = await cluster.submit("f13-stuck", cluster.step(seconds=600.0, attempts=[1]))
+        await eventually(lambda: cluster.history.started(stuck, 1), "the job to start")
+        cluster.signal("pool", signal.SIGTERM)
+        assert await cluster.exited("pool") == 0
+        assert "returned=1" in _drained_line(cluster)
+        assert (await cluster.client.get(stuck)).status == "queued"  # type: ignore[union-attr]
+        cluster.start("pool")
+        history = await cluster.finish()
+    rows = history.recorded[stuck]
+    assert [(r.result.attempt, r.result.outcome, r.committed) for r in rows] == [
+        (1, "returned", True),
+        (2, "succeeded", True),
+    ]
+    # The stopped attempt's own late result never reached the Scheduler.
+    assert history.final[stuck].result is not None
+    assert history.final[stuck].result.attempt == 2
