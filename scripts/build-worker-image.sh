@@ -17,7 +17,7 @@ source "${here}/lib.sh"
 usage() {
   cat <<USAGE
 usage: ${0##*/} [--force] [--tag TAG] [--base TAG] [--ref REF | --worktree]
-                [--extras LIST] [--wheelhouse DIR] [--python PYTHON]
+                [--extras LIST] [--wheelhouse DIR | --offline DIR] [--python PYTHON]
 
   --force          rebuild even if TAG exists
   --tag TAG        image name (default: actorwork/worker:<project version>)
@@ -26,13 +26,15 @@ usage: ${0##*/} [--force] [--tag TAG] [--base TAG] [--ref REF | --worktree]
   --worktree       build the work tree as it is, uncommitted edits included
   --extras LIST    optional dependencies to include, e.g. docker,chromium
   --wheelhouse DIR where the wheels go (default: <cache>/wheelhouse/<version>)
+  --offline DIR    skip pip wheel and install from the wheels already in DIR
+                   (for a machine without PyPI)
   --python PYTHON  host interpreter for pip wheel; must match the image's
                    Python minor version, because wheels are built for it
                    (default: python3)
 USAGE
 }
 
-force=0 tag="" base="" ref=HEAD worktree=0 extras="" wheelhouse="" python=python3
+force=0 tag="" base="" ref=HEAD worktree=0 extras="" wheelhouse="" offline=0 python=python3
 while (($#)); do
   case $1 in
     --force) force=1 ;;
@@ -42,6 +44,7 @@ while (($#)); do
     --worktree) worktree=1 ;;
     --extras) extras=${2:?--extras needs a value}; shift ;;
     --wheelhouse) wheelhouse=${2:?--wheelhouse needs a value}; shift ;;
+    --offline) wheelhouse=${2:?--offline needs a value} offline=1; shift ;;
     --python) python=${2:?--python needs a value}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
@@ -94,12 +97,18 @@ host_py=$("${python}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 wheelhouse=${wheelhouse:-$(cache_root)/wheelhouse/${version}}
 requirement=actorwork${extras:+[${extras}]}==${version}
-log "pip wheel ${requirement} (${commit}) -> ${wheelhouse}"
-rm -rf "${wheelhouse}"
-mkdir -p "${wheelhouse}"
-"${python}" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "${wheelhouse}" \
-  "${src}${extras:+[${extras}]}" ||
-  die "pip wheel failed: it needs PyPI (or a --find-links pip.conf) for the build backend and dependencies"
+if ((offline)); then
+  [[ -d ${wheelhouse} ]] || die "--offline ${wheelhouse@Q} is not a directory of wheels"
+  log "using the wheels in ${wheelhouse} as they are (--offline)"
+  commit=${commit}-offline # the actorwork wheel came from elsewhere
+else
+  log "pip wheel ${requirement} (${commit}) -> ${wheelhouse}"
+  rm -rf "${wheelhouse}"
+  mkdir -p "${wheelhouse}"
+  "${python}" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "${wheelhouse}" \
+    "${src}${extras:+[${extras}]}" ||
+    die "pip wheel failed: it needs PyPI for the build backend and the dependencies (or use --offline DIR with wheels made elsewhere)"
+fi
 log "wheelhouse: $(find "${wheelhouse}" -name '*.whl' -printf '%f ' )"
 
 mkdir -p "${work}/context"
