@@ -213,7 +213,7 @@ grace = {self.grace}
         return [(int(a), bool(c), str(n)) for a, c, n in rows]
 
     def outbox_entries(self) -> list[Path]:
-        return sorted((self.outbox / "p").glob("*.ob")) if (self.outbox / "p").exists() else []
+        return sorted(self.outbox.glob("*.ob")) if self.outbox.exists() else []
 
     async def collect(self) -> History:
         """Read every recorded result from the store (after the Scheduler stopped)."""
@@ -435,3 +435,119 @@ async def test_f13_jobs_not_finished_within_the_grace_are_handed_back_once(
     # The stopped attempt's own late result never reached the Scheduler.
     assert history.final[stuck].result is not None
     assert history.final[stuck].result.attempt == 2
+
+
+# --- F5, F6, F15: the Pool or the Scheduler killed; the outbox ----------------------------
+
+
+def _in_outbox(cluster: Cluster, *job_ids: str) -> bool:
+    """Every job's result is in one of the outbox's entries (persisted, unacknowledged)."""
+    blobs = b"".join(path.read_bytes() for path in cluster.outbox_entries())
+    return all(job_id.encode() in blobs for job_id in job_ids)
+
+
+async def test_f5_pool_sigkill_with_undelivered_results(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(lease=1.5, size=4)
+    gate = tmp_path / "gate"
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        done = [
+            await cluster.submit(f"f5-done-{n}", cluster.step(attempts=[], gate=str(gate)))
+            for n in range(3)
+        ]
+        inflight = await cluster.submit("f5-inflight", cluster.step(seconds=600.0, attempts=[1]))
+        for job in [*done, inflight]:
+            await eventually(lambda job=job: cluster.history.started(job, 1), f"{job} to start")
+        cluster.signal("scheduler", signal.SIGSTOP)  # results cannot be acknowledged
+        gate.touch()
+        await eventually(lambda: _in_outbox(cluster, *done), "the results in the outbox")
+        cluster.kill("pool")
+        cluster.signal("scheduler", signal.SIGCONT)
+        cluster.start("pool")  # the same outbox
+        history = await cluster.finish()
+    final = history.final
+    for job in done:  # I5: the persisted results survived; the jobs did not run again
+        assert (final[job].status, final[job].attempt) == ("succeeded", 1), final[job]
+        assert len(history.started(job)) == 1
+    # Retried after its lease; an attempt sent to the dead Pool's connection counts too.
+    assert final[inflight].status == "succeeded"
+    assert final[inflight].attempt >= 2
+    assert next(e.attempt for e in history.executions() if e.job_id == inflight) == 1
+    assert cluster.outbox_entries() == []
+
+
+async def test_f6_scheduler_sigkill_while_pool_finishes_work(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(size=4)
+    gate = tmp_path / "gate"
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        jobs = [
+            await cluster.submit(f"f6-{n}", cluster.step(attempts=[], gate=str(gate)))
+            for n in range(4)
+        ]
+        for job in jobs:
+            await eventually(lambda job=job: cluster.history.started(job, 1), f"{job} to start")
+        cluster.kill("scheduler")
+    gate.touch()
+    # The Pool keeps working and keeps the results on disk while it retries (backoff).
+    await eventually(lambda: _in_outbox(cluster, *jobs), "the results in the outbox")
+    await eventually(
+        lambda: cluster.log("pool").count("scheduler_unreachable") >= 3, "reconnect attempts"
+    )
+    cluster.start("scheduler")  # the same store
+    async with cluster.connected():
+        history = await cluster.finish()
+    for job in jobs:  # I5 both ways: submits and results survived; one execution each
+        assert (history.final[job].status, history.final[job].attempt) == ("succeeded", 1)
+        assert len(history.started(job)) == 1
+        assert len(history.committed(job)) == 1
+    assert cluster.outbox_entries() == []
+
+
+async def test_f15_corrupt_outbox_entries_are_quarantined(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(lease=1.5, size=3)
+    gates = [tmp_path / f"gate-{n}" for n in range(3)]
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        jobs = [
+            await cluster.submit(f"f15-{n}", cluster.step(attempts=[], gate=str(gate)))
+            for n, gate in enumerate(gates)
+        ]
+        for job in jobs:
+            await eventually(lambda job=job: cluster.history.started(job, 1), f"{job} to start")
+        cluster.kill("scheduler")
+    entries: dict[str, Path] = {}
+    for job, gate in zip(jobs, gates, strict=True):  # one outbox entry per result
+        gate.touch()
+        await eventually(lambda job=job: _in_outbox(cluster, job), f"{job} in the outbox")
+        (entries[job],) = [p for p in cluster.outbox_entries() if p not in entries.values()]
+    cluster.kill("pool")
+    flipped = bytearray(entries[jobs[0]].read_bytes())
+    flipped[-1] ^= 0x01
+    entries[jobs[0]].write_bytes(bytes(flipped))
+    truncated = entries[jobs[1]].read_bytes()
+    entries[jobs[1]].write_bytes(truncated[: len(truncated) // 2])
+    cluster.start("scheduler")
+    cluster.start("pool")
+    async with cluster.connected():
+        history = await cluster.finish()
+    quarantined = sorted(p.name for p in (cluster.outbox / "quarantine").iterdir())
+    # A quarantined file keeps its name with a random suffix.
+    assert [name.split(".ob")[0] for name in quarantined] == sorted(
+        entries[job].name.split(".ob")[0] for job in jobs[:2]
+    )
+    final = history.final
+    # The damaged results were never used: those jobs ran again (lease expiry).
+    for job in jobs[:2]:
+        assert (final[job].status, final[job].attempt) == ("succeeded", 2), final[job]
+    assert (final[jobs[2]].status, final[jobs[2]].attempt) == ("succeeded", 1)
+    assert len(history.started(jobs[2])) == 1
