@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -25,7 +26,17 @@ from actorwork.transports.base import (
     Listener,
 )
 
-__all__ = ["StreamConnection", "StreamListener", "describe_stream", "open_stream_connection"]
+__all__ = [
+    "StreamConnection",
+    "StreamListener",
+    "describe_stream",
+    "open_stream_connection",
+    "serve_handshaken",
+    "serve_stream",
+]
+
+if TYPE_CHECKING:
+    from actorwork.transports._socket import SocketConnection
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +69,8 @@ class StreamConnection(Connection):
     async def send_many(self, frames: Sequence[bytes]) -> None:
         await self._framed.send_many(frames)
 
-    async def receive(self) -> bytes:
-        return await self._framed.receive()
+    async def receive(self, max_frame_size: int | None = None) -> bytes:
+        return await self._framed.receive(max_frame_size)
 
     async def receive_many(self, sink: FrameSink | None = None) -> list[bytes]:
         return await self._framed.receive_many()
@@ -158,6 +169,17 @@ class StreamListener(Listener):
             self._on_close()
 
 
+_REFUSALS = (
+    HandshakeError,
+    TransportError,
+    TimeoutError,
+    ssl.SSLError,
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
+
+
 async def serve_stream(
     stream: anyio.abc.ByteStream,
     options: ConnectionOptions,
@@ -167,43 +189,55 @@ async def serve_stream(
     description: str,
     wrap: StreamWrapper | None = None,
 ) -> None:
-    """Server side of one accepted stream: wrap, handshake, run ``handler``, always close.
+    """Server side of one accepted stream: wrap, then as :func:`serve_handshaken`."""
+    framed = FramedStream(stream, max_frame_size=options.max_frame_size)
+    if wrap is not None:
+        try:
+            with anyio.fail_after(options.handshake_timeout):
+                framed.stream = await wrap(stream)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await framed.aclose()
+            if not isinstance(exc, _REFUSALS):
+                raise
+            _log_refusal(address, description, exc)
+            return
+    connection = StreamConnection(framed, peer_name="", peer_description=description)
+    await serve_handshaken(connection, options, handler, address=address, description=description)
+
+
+async def serve_handshaken(
+    connection: StreamConnection | SocketConnection,
+    options: ConnectionOptions,
+    handler: ConnectionHandler,
+    *,
+    address: str,
+    description: str,
+) -> None:
+    """Server side of one accepted connection: handshake, run ``handler``, always close.
 
     A failed handshake is logged as ``handshake_refused``; an exception from the
     handler as ``connection_handler_failed``. Neither propagates.
     """
-    framed = FramedStream(stream, max_frame_size=options.max_frame_size)
-    handed_over = False
     try:
-        if wrap is not None:
-            with anyio.fail_after(options.handshake_timeout):
-                framed.stream = await wrap(stream)
-        peer_name = await server_handshake(framed, options)
-        handed_over = True
-    except (
-        HandshakeError,
-        TransportError,
-        TimeoutError,
-        ssl.SSLError,
-        OSError,
-        anyio.BrokenResourceError,
-        anyio.EndOfStream,
-    ) as exc:
-        log.warning(
-            "handshake_refused",
-            address=address,
-            peer=description,
-            reason=str(exc) or type(exc).__name__,
-        )
-        return
+        try:
+            connection.peer_name = await server_handshake(connection, options)
+        except _REFUSALS as exc:
+            _log_refusal(address, description, exc)
+            return
+        try:
+            await handler(connection)
+        except Exception:
+            log.exception("connection_handler_failed", address=address, peer=description)
     finally:
-        if not handed_over:
-            with anyio.CancelScope(shield=True):
-                await framed.aclose()
-    connection = StreamConnection(framed, peer_name=peer_name, peer_description=description)
-    try:
-        await handler(connection)
-    except Exception:
-        log.exception("connection_handler_failed", address=address, peer=description)
-    finally:
-        await connection.aclose()
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
+
+
+def _log_refusal(address: str, description: str, exc: BaseException) -> None:
+    log.warning(
+        "handshake_refused",
+        address=address,
+        peer=description,
+        reason=str(exc) or type(exc).__name__,
+    )

@@ -20,6 +20,7 @@ handshake as unix and tcp run over it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import inspect
 import multiprocessing
@@ -27,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -38,7 +40,13 @@ from actorwork._importing import import_object
 from actorwork.addressing import Address
 from actorwork.errors import AddressError, TransportError
 from actorwork.messages import ActorSpawned, SpawnActor
-from actorwork.transports._stream import open_stream_connection, serve_stream
+from actorwork.transports._socket import (
+    Create,
+    SocketConnection,
+    connect_socket,
+    open_socket_connection,
+)
+from actorwork.transports._stream import serve_handshaken
 from actorwork.transports.base import (
     Connection,
     ConnectionHandler,
@@ -72,7 +80,8 @@ def _fd(address: Address) -> int:
     return fd
 
 
-async def _stream_from_fd(fd: int, address: Address) -> anyio.abc.SocketStream:
+def _pipe_end(fd: int, address: Address) -> Create:
+    """How to connect over the pipe end ``fd`` (which the connection then owns)."""
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
@@ -80,7 +89,15 @@ async def _stream_from_fd(fd: int, address: Address) -> anyio.abc.SocketStream:
     if sock.family != socket.AF_UNIX:
         sock.detach()
         raise TransportError(f"cannot use {str(address)!r}: fd {fd} is not a pipe end")
-    return await anyio.abc.UNIXSocketStream.from_socket(sock)
+
+    async def create(factory: Callable[[], SocketConnection]) -> object:
+        try:
+            return await asyncio.get_running_loop().create_unix_connection(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    return create
 
 
 class PipeTransport(Transport):
@@ -92,8 +109,8 @@ class PipeTransport(Transport):
         _fd(address)
 
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
-        stream = await _stream_from_fd(_fd(address), address)
-        return await open_stream_connection(stream, options, description=str(address))
+        create = _pipe_end(_fd(address), address)
+        return await open_socket_connection(create, options, description=str(address))
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
         return _PipeListener(_fd(address), address, options)
@@ -116,11 +133,12 @@ class _PipeListener(Listener):
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        stream = await _stream_from_fd(self._fd, self._parsed)
+        create = _pipe_end(self._fd, self._parsed)
+        connection = await connect_socket(create, self._options.max_frame_size, self.address)
         with anyio.CancelScope() as self._scope:
             task_status.started()
-            await serve_stream(
-                stream, self._options, handler, address=self.address, description=self.address
+            await serve_handshaken(
+                connection, self._options, handler, address=self.address, description=self.address
             )
 
     async def aclose(self) -> None:

@@ -12,7 +12,9 @@ actorwork handshake share one deadline.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from typing import ClassVar
 
 import anyio
@@ -21,6 +23,12 @@ from anyio.streams.tls import TLSStream
 
 from actorwork.addressing import Address, format_address, is_loopback_host, split_host_port
 from actorwork.errors import ConfigError, TransportError
+from actorwork.transports._socket import (
+    SocketConnection,
+    SocketListener,
+    listening_sockets,
+    open_socket_connection,
+)
 from actorwork.transports._stream import StreamListener, open_stream_connection
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
 
@@ -63,6 +71,8 @@ class TCPTransport(Transport):
 
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         host, port = split_host_port(address)
+        if self.client_ssl is None:
+            return await self._connect_plain(address, host, port, options)
         raw: anyio.abc.SocketStream | None = None
         try:
             with anyio.fail_after(options.handshake_timeout):
@@ -84,6 +94,20 @@ class TCPTransport(Transport):
             raise
         return await open_stream_connection(stream, options, description=str(address))
 
+    async def _connect_plain(
+        self, address: Address, host: str, port: int, options: ConnectionOptions
+    ) -> Connection:
+        loop = asyncio.get_running_loop()
+
+        async def create(factory: Callable[[], SocketConnection]) -> object:
+            try:
+                with anyio.fail_after(options.handshake_timeout):
+                    return await loop.create_connection(factory, host, port)
+            except (OSError, TimeoutError) as exc:
+                raise _connect_error(address, options, exc) from exc
+
+        return await open_socket_connection(create, options, description=str(address))
+
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
         host, port = split_host_port(address)
         if options.secret is None and not is_loopback_host(host):
@@ -102,13 +126,12 @@ class TCPTransport(Transport):
         shown_host = f"[{host}]" if ":" in host else host
         bound = format_address(self.scheme, f"{shown_host}:{bound_port}")
         server_ssl = self.server_ssl
+        if server_ssl is None:
+            return SocketListener(await listening_sockets(listeners), options, address=bound)
 
         async def wrap(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
-            assert server_ssl is not None
             return await TLSStream.wrap(
                 stream, server_side=True, ssl_context=server_ssl, standard_compatible=False
             )
 
-        return StreamListener(
-            listeners, options, address=bound, wrap=wrap if server_ssl is not None else None
-        )
+        return StreamListener(listeners, options, address=bound, wrap=wrap)

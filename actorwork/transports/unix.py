@@ -10,16 +10,23 @@ steal one that is in use, and removes it when closed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
+from collections.abc import Callable
 from typing import ClassVar
 
 import anyio
 
 from actorwork.addressing import Address
 from actorwork.errors import AddressError, TransportError
-from actorwork.transports._stream import StreamListener, open_stream_connection
+from actorwork.transports._socket import (
+    SocketConnection,
+    SocketListener,
+    listening_sockets,
+    open_socket_connection,
+)
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
 
 __all__ = ["UnixTransport"]
@@ -47,13 +54,17 @@ class UnixTransport(Transport):
 
     async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
         path = self._path(address)
-        try:
-            stream = await anyio.connect_unix(path)
-        except OSError as exc:
-            raise TransportError(
-                f"cannot connect to {str(address)!r}: {exc.strerror or exc}"
-            ) from exc
-        return await open_stream_connection(stream, options, description=str(address))
+        loop = asyncio.get_running_loop()
+
+        async def create(factory: Callable[[], SocketConnection]) -> object:
+            try:
+                return await loop.create_unix_connection(factory, path)
+            except OSError as exc:
+                raise TransportError(
+                    f"cannot connect to {str(address)!r}: {exc.strerror or exc}"
+                ) from exc
+
+        return await open_socket_connection(create, options, description=str(address))
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
         path = self._path(address)
@@ -71,7 +82,8 @@ class UnixTransport(Transport):
             except FileNotFoundError:
                 pass
 
-        return StreamListener([listener], options, address=str(address), on_close=unlink)
+        sockets = await listening_sockets([listener])
+        return SocketListener(sockets, options, address=str(address), on_close=unlink)
 
 
 def _remove_stale_socket(path: str, address: Address) -> None:
