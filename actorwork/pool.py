@@ -154,8 +154,16 @@ class Pool(Actor):
                 log.error("outbox_entry_unreadable", pool=self.name, entry=entry, error=str(exc))
                 continue
             self._hold(entry, results)
+        # Connect first: results waiting in the outbox go out while the workers start
+        # (process workers take a while), before the Scheduler presumes them lost.
+        self.start_soon(self._persist_forever)
+        self.start_soon(self._connect_forever)
+        self.start_soon(self._heartbeat_forever)
         for index in range(self.size):
             self.slots.append(await self._start_worker(index))
+            # A PoolReady sent before this slot existed did not count it.
+            if self._link_to_scheduler is not None:
+                await self._tell_scheduler(RequestWork(self.name, 1))
         self.log.info(
             "pool_started",
             kind=self.kind,
@@ -163,9 +171,6 @@ class Pool(Actor):
             queues=self.queues,
             results_to_deliver=len(self.unacked),
         )
-        self.start_soon(self._persist_forever)
-        self.start_soon(self._connect_forever)
-        self.start_soon(self._heartbeat_forever)
 
     async def on_stop(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import assert_never
@@ -86,6 +87,9 @@ SchedulerInbound = (
 _Pending = tuple[Effect, Reply | None]
 
 
+_RECENT = 10_000
+
+
 def real_clock() -> Now:
     return Now(time.monotonic(), time.time())
 
@@ -125,6 +129,8 @@ class Scheduler(Actor):
         self._pending: list[_Pending] = []
         self._wake = anyio.Event()
         self._waiters: dict[str, list[tuple[Reply, float]]] = {}
+        #: Views of jobs finished lately, so awaiting a result needs no store read.
+        self._recent: OrderedDict[str, JobView] = OrderedDict()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -175,28 +181,8 @@ class Scheduler(Actor):
                 handle = self.defer_reply()
                 if handle is not None:
                     self._waiters.setdefault(job_id, []).append((handle, now.mono + wait))
-            case CancelJob(job_id=job_id, reason=reason):
-                if job_id in state.jobs:
-                    effects = state.cancel(job_id, reason, now)
-                    self._apply(effects, None)
-                    final = next(e.view for e in effects if isinstance(e, Finished))
-                    await self._reply_after_commit(job_id, final)
-                    return None
-                return JobReply(await self._view(job_id))
-            case RetryJob(job_id=job_id):
-                stored = None if job_id in state.jobs else await self.store.get(job_id)
-                if stored is not None and stored.status in ("dead", "failed", "cancelled"):
-                    self._apply(state.revive(stored, now), None)
-                    await self._reply_after_commit(job_id)
-                    return None
-                return JobReply(await self._view(job_id))
-            case DeleteJob(job_id=job_id):
-                view = await self._view(job_id)
-                if view is not None and view.status in TERMINAL:
-                    self._apply([Forget(job_id)], None)
-                    await self._reply_after_commit(job_id, view)
-                    return None
-                return JobReply(view)
+            case CancelJob() | RetryJob() | DeleteJob():
+                return await self._change(message, now)
             case ListJobs(status=status, queue=queue, limit=limit):
                 return JobListReply(await self._list(status, queue, limit))
             case PoolReady(pool=pool, queues=queues, free=free, running=running):
@@ -219,6 +205,32 @@ class Scheduler(Actor):
             case _:
                 assert_never(message)
         return None
+
+    async def _change(self, message: CancelJob | RetryJob | DeleteJob, now: Now) -> Message | None:
+        """Cancel, retry or delete a job; answered with its view once that is stored."""
+        state, job_id = self.state, message.job_id
+        match message:
+            case CancelJob(reason=reason) if job_id in state.jobs:
+                effects = state.cancel(job_id, reason, now)
+                self._apply(effects, None)
+                final = next(e.view for e in effects if isinstance(e, Finished))
+                await self._reply_after_commit(job_id, final)
+                return None
+            case RetryJob() if job_id not in state.jobs:
+                stored = await self.store.get(job_id)
+                if stored is not None and stored.status in ("dead", "failed", "cancelled"):
+                    self._apply(state.revive(stored, now), None)
+                    await self._reply_after_commit(job_id)
+                    return None
+            case DeleteJob():
+                view = await self._view(job_id)
+                if view is not None and view.status in TERMINAL:
+                    self._apply([Forget(job_id)], None)
+                    await self._reply_after_commit(job_id, view)
+                    return None
+            case _:
+                pass
+        return JobReply(await self._view(job_id))
 
     def _new_job(self, message: SubmitJob, now: Now) -> Job:
         work = self.registry.get(message.work)
@@ -253,8 +265,12 @@ class Scheduler(Actor):
 
     async def _view(self, job_id: str) -> JobView | None:
         job = self.state.jobs.get(job_id)
-        if job is None:
-            job = await self.store.get(job_id)
+        if job is not None:
+            return job.view()
+        recent = self._recent.get(job_id)
+        if recent is not None:
+            return recent
+        job = await self.store.get(job_id)
         return None if job is None else job.view()
 
     async def _list(self, status: str | None, queue: str | None, limit: int) -> list[JobView]:
@@ -319,6 +335,9 @@ class Scheduler(Actor):
                     if handle is not None:
                         handle.resolve(message)
                 case Finished(view=view):
+                    self._recent[view.id] = view
+                    if len(self._recent) > _RECENT:
+                        self._recent.popitem(last=False)
                     for waiter, _ in self._waiters.pop(view.id, []):
                         waiter.resolve(JobReply(view))
                     log.debug(
@@ -329,7 +348,9 @@ class Scheduler(Actor):
                         attempt=view.attempt,
                         error=view.error or None,
                     )
-                case Persist() | Record() | Forget():
+                case Forget(job_id=job_id):
+                    self._recent.pop(job_id, None)
+                case Persist() | Record():
                     pass
                 case _:
                     assert_never(effect)

@@ -86,6 +86,8 @@ class Job:
     #: Not persisted: where the current attempt runs and when its lease ends (monotonic).
     pool: str | None = None
     lease_until: float | None = None
+    #: The attempt last presumed lost because its lease ran out (not persisted).
+    lost_attempt: int = 0
 
     @property
     def key(self) -> JobKey:
@@ -324,7 +326,16 @@ class SchedulerState:
         job = self.jobs.get(result.job_id)
         if job is None:
             return [Record(result, committed=False, note="job not live"), ack]
-        if result.attempt != job.attempt or job.status != "running":
+        late = (
+            job.lost_attempt == result.attempt == job.attempt
+            and job.status in ("retrying", "queued")
+            and result.outcome in ("succeeded", "failed", "cancelled")
+        )
+        if late:
+            # Presumed lost when its lease ran out, yet no newer attempt was issued: the
+            # attempt's own verdict stands (I4 fences attempts older than an issued one).
+            job.failures -= 1
+        elif result.attempt != job.attempt or job.status != "running":
             note = "superseded" if result.attempt < job.attempt else f"job {job.status}"
             return [Record(result, committed=False, note=note), ack]
         job.result = result
@@ -352,6 +363,7 @@ class SchedulerState:
                 error=f"no heartbeat from pool {job.pool!r} for {self.lease:g} s (lease expired)",
                 pool=job.pool or "",
             )
+            job.lost_attempt = job.attempt
             effects += self._settle(job, lost, now)
         released = False
         while self._due and self._due[0][0] <= now.wall:

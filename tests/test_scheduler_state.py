@@ -7,11 +7,17 @@ each lease end and retry time is checked to the exact value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from actorwork.messages import (
+    TERMINAL,
     JobKey,
     JobView,
     Message,
@@ -455,15 +461,27 @@ def test_a_superseded_attempt_is_recorded_but_not_committed(
     assert (view.status, view.attempt) == ("failed", 2)
 
 
-def test_a_late_result_of_a_lost_attempt_is_not_committed(
+def test_a_late_result_of_a_lost_attempt_stands_while_no_newer_attempt_was_issued(
     state: SchedulerState, clock: Clock
 ) -> None:
     job = start(state, clock, "j")
     state.tick(clock.advance(LEASE))
-    effects = state.result("p", result("j", 1, "succeeded"), clock.now())
-    assert [(r.committed, r.note) for r in records(effects)] == [(False, "job retrying")]
-    assert sent(effects, ResultAcknowledged) == [("p", ResultAcknowledged("j", 1))]
     assert job.status == "retrying"
+    effects = state.result("p", result("j", 1, "succeeded"), clock.now())
+    assert [(r.committed, r.note) for r in records(effects)] == [(True, "")]
+    assert sent(effects, ResultAcknowledged) == [("p", ResultAcknowledged("j", 1))]
+    assert [view.status for view in finished(effects)] == ["succeeded"]
+    assert (job.status, job.failures) == ("succeeded", 0)
+
+
+def test_a_late_error_of_a_lost_attempt_is_not_counted_twice(
+    state: SchedulerState, clock: Clock
+) -> None:
+    job = start(state, clock, "j")
+    state.tick(clock.advance(LEASE))
+    effects = state.result("p", result("j", 1, "error"), clock.now())
+    assert [(r.committed, r.note) for r in records(effects)] == [(False, "job retrying")]
+    assert (job.status, job.failures) == ("retrying", 1)
 
 
 @pytest.mark.parametrize("outcome", ["succeeded", "error", "returned"])
@@ -573,28 +591,41 @@ def test_a_due_time_already_past_queues_at_once(state: SchedulerState, clock: Cl
 # --- restart ------------------------------------------------------------------------------
 
 
-def stored(state: SchedulerState) -> list[Job]:
-    """The live jobs as a store hands them back: no pool, no lease."""
-    return [dataclasses.replace(job, pool=None, lease_until=None) for job in state.jobs.values()]
+class Store:
+    """Rows as the shell writes them: what each Persist effect says, no pool, no lease."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Job] = {}
+
+    def take(self, effects: list[Effect]) -> list[Effect]:
+        for effect in effects:
+            if isinstance(effect, Persist):
+                job = effect.job
+                self.rows[job.id] = dataclasses.replace(job, pool=None, lease_until=None)
+        return effects
+
+    def live_jobs(self) -> list[Job]:
+        return [
+            dataclasses.replace(row) for row in self.rows.values() if row.status not in TERMINAL
+        ]
 
 
 def test_a_restarted_scheduler_carries_on_from_the_store(clock: Clock) -> None:
-    before = new_state()
-    before.pool_ready("p", ["default"], 1, [], clock.now())
+    before, store = new_state(), Store()
+    store.take(before.pool_ready("p", ["default"], 1, [], clock.now()))
     for job_id in ("running", "queued", "waiting"):
-        before.submit(
-            make_job(before, job_id, due=clock.wall + 100 if job_id == "waiting" else None),
-            clock.now(),
-        )
-    assert before.jobs["running"].status == "running"
+        due = clock.wall + 100 if job_id == "waiting" else None
+        store.take(before.submit(make_job(before, job_id, due=due), clock.now()))
+    assert store.rows["running"].status == "running"
     top = max(job.seq for job in before.jobs.values())
 
     after = new_state()
     restarted = Now(mono=5.0, wall=clock.wall + 20)  # a new process: a new monotonic origin
-    after.load(stored(before), restarted)
+    after.load(store.live_jobs(), restarted)
     assert after.next_seq() == top + 1
     running = after.jobs["running"]
     assert (running.status, running.attempt, running.lease_until) == ("running", 1, 5.0 + LEASE)
+    assert after.jobs["waiting"].status == "scheduled"
 
     effects = after.pool_ready(
         "p", ["default"], 1, [JobKey("running", 1)], Now(8.0, restarted.wall)
@@ -606,21 +637,398 @@ def test_a_restarted_scheduler_carries_on_from_the_store(clock: Clock) -> None:
     assert runs(after.tick(Now(9.0, clock.wall + 100))) == [("p", "waiting", 1)]
 
 
-def test_a_loaded_running_job_whose_pool_never_returns_is_retried(clock: Clock) -> None:
-    before = new_state()
-    start(before, clock, "j")
+def test_a_restart_never_reissues_an_attempt(clock: Clock) -> None:
+    before, store = new_state(), Store()
+    store.take(before.pool_ready("p", ["default"], 1, [], clock.now()))
+    store.take(before.submit(make_job(before, "j"), clock.now()))
+    store.take(before.tick(clock.advance(LEASE)))  # attempt 1 lost
+    store.take(before.request_work("p", 1, clock.now()))
+    assert runs(store.take(before.tick(clock.advance(FIRST_RETRY)))) == [("p", "j", 2)]
+
     after = new_state()
-    after.load(stored(before), Now(0.0, clock.wall))
+    after.load(store.live_jobs(), clock.now())
+    late = after.result("p", result("j", 1, "succeeded"), clock.now())
+    assert [(r.committed, r.note) for r in records(late)] == [(False, "superseded")]
+    assert after.jobs["j"].failures == 1
+
+
+def test_a_loaded_running_job_whose_pool_never_returns_is_retried(clock: Clock) -> None:
+    before, store = new_state(), Store()
+    store.take(before.pool_ready("p", ["default"], 1, [], clock.now()))
+    store.take(before.submit(make_job(before, "j"), clock.now()))
+    after = new_state()
+    after.load(store.live_jobs(), Now(0.0, clock.wall))
     assert after.tick(Now(LEASE - 0.001, clock.wall)) == []
     after.tick(Now(LEASE, clock.wall))
     assert (after.jobs["j"].status, after.jobs["j"].failures) == ("retrying", 1)
 
 
 def test_unique_keys_survive_a_restart(clock: Clock) -> None:
-    before = new_state()
-    before.submit(make_job(before, "j", unique_key="k"), clock.now())
+    before, store = new_state(), Store()
+    store.take(before.submit(make_job(before, "j", unique_key="k"), clock.now()))
     after = new_state()
-    after.load(stored(before), clock.now())
+    after.load(store.live_jobs(), clock.now())
     assert after.submit(make_job(after, "dup", unique_key="k"), clock.now()) == [
         Reply(SubmittedReply("j", created=False))
     ]
+
+
+# --- a random history, checked at every step ------------------------------------------------
+
+OUTCOMES: tuple[Outcome, ...] = (
+    "succeeded",
+    "failed",
+    "error",
+    "timeout",
+    "lost",
+    "cancelled",
+    "returned",
+)
+FINAL = frozenset({"succeeded", "failed", "cancelled"})
+CAPACITY = 2
+
+
+@dataclass
+class FakePool:
+    """A pool as the Scheduler sees it from outside: what it runs and what it asked for."""
+
+    name: str
+    queues: tuple[str, ...]
+    connected: bool = False
+    running: list[JobKey] = field(default_factory=list)
+    #: Slots asked for (PoolReady free, RequestWork slots) and not yet filled.
+    asked: int = 0
+
+
+class SchedulerUnderFaults(RuleBasedStateMachine):
+    """Submits, pools coming and going, results of every outcome for current, stale and
+    made-up attempts, heartbeats, lost dispatches, clock jumps and restarts in any order.
+
+    After every step: at most one committed terminal result per job, none for an attempt
+    that is not the current running one, the live jobs are exactly those submitted and
+    not finished, and no pool is sent more than it asked for. At the end the pools heal
+    and answer every RunJob with success, and every job must end (I1, I6).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        draws = itertools.cycle([0.0, 0.35, 0.99])
+        self.draw = lambda: next(draws)
+        self.state = self.fresh_state()
+        self.pools = {
+            "only-a": FakePool("only-a", ("a",)),
+            "a-and-b": FakePool("a-and-b", ("b", "a")),
+        }
+        self.ids = itertools.count()
+        self.submitted: set[str] = set()
+        self.finished: dict[str, str] = {}
+        self.committed: Counter[JobKey] = Counter()
+        self.final_commits: Counter[str] = Counter()
+        self.issued: dict[str, int] = {}
+        self.attempts: list[JobKey] = []
+        self.store = Store()
+        self.backward_jumps = 0
+        self.unique_keys: dict[str, str] = {}
+
+    def fresh_state(self) -> SchedulerState:
+        return SchedulerState(lease=LEASE, backoff=BACKOFF, draw=self.draw)
+
+    # --- carrying out effects as the shell and the pools would ---------------------
+
+    def apply(self, effects: list[Effect]) -> list[Effect]:
+        for effect in self.store.take(effects):
+            match effect:
+                case Finished(view=view):
+                    assert view.status in TERMINAL
+                    assert view.id not in self.finished, f"{view.id} finished twice"
+                    assert view.id not in self.state.jobs
+                    self.finished[view.id] = view.status
+                case Send(pool=name, message=RunJob(job=spec)):
+                    pool = self.pools[name]
+                    assert pool.connected, f"RunJob to {name}, which is not connected"
+                    assert pool.asked > 0, f"RunJob to {name} beyond the credit it asked for"
+                    assert spec.attempt > self.issued.get(spec.id, 0), "an attempt reused"
+                    pool.asked -= 1
+                    key = JobKey(spec.id, spec.attempt)
+                    pool.running.append(key)
+                    assert len(pool.running) <= CAPACITY
+                    self.issued[spec.id] = spec.attempt
+                    self.attempts.append(key)
+                case Send(pool=name, message=StopJob(job_id=job_id, attempt=attempt)):
+                    pool = self.pools[name]
+                    if pool.connected and JobKey(job_id, attempt) in pool.running:
+                        pool.running.remove(JobKey(job_id, attempt))
+                case _:
+                    pass
+        return effects
+
+    def is_current(self, key: JobKey) -> bool:
+        job = self.state.jobs.get(key.job_id)
+        return job is not None and job.key == key and job.status == "running"
+
+    def is_late_verdict(self, key: JobKey, outcome: Outcome) -> bool:
+        """The attempt was presumed lost, no newer one was issued, and it brings a verdict."""
+        job = self.state.jobs.get(key.job_id)
+        return (
+            job is not None
+            and job.key == key
+            and job.lost_attempt == key.attempt
+            and job.status in ("retrying", "queued")
+            and outcome in FINAL
+        )
+
+    def report(self, name: str, key: JobKey, outcome: Outcome) -> None:
+        current = self.is_current(key) or self.is_late_verdict(key, outcome)
+        failures = self.state.jobs[key.job_id].failures if current else 0
+        reported = result(key.job_id, key.attempt, outcome, pool=name)
+        effects = self.apply(self.state.result(name, reported, self.clock.now()))
+
+        [record] = records(effects)
+        assert record.result == reported
+        assert record.committed == current, (key, outcome, record.note)
+        assert sent(effects, ResultAcknowledged) == [
+            (name, ResultAcknowledged(key.job_id, key.attempt))
+        ]
+        if record.committed:
+            self.committed[key] += 1
+            assert self.committed[key] == 1, f"{key} committed twice"
+            if outcome in FINAL:
+                self.final_commits[key.job_id] += 1
+                assert [view.status for view in finished(effects)] == [outcome]
+            elif outcome == "returned":
+                assert self.state.jobs[key.job_id].failures == failures
+            elif key.job_id in self.state.jobs:
+                assert self.state.jobs[key.job_id].failures == failures + 1
+        else:
+            assert finished(effects) == [] == persisted(effects)
+
+    def ready(self, pool: FakePool) -> None:
+        pool.connected = True
+        pool.asked = CAPACITY - len(pool.running)
+        effects = self.state.pool_ready(
+            pool.name, list(pool.queues), pool.asked, list(pool.running), self.clock.now()
+        )
+        self.apply(effects)
+
+    def ask(self, pool: FakePool) -> None:
+        slots = CAPACITY - len(pool.running) - pool.asked
+        if slots > 0:
+            pool.asked += slots
+            self.apply(self.state.request_work(pool.name, slots, self.clock.now()))
+
+    # --- rules ----------------------------------------------------------------------------
+
+    @rule(
+        queue=st.sampled_from(["a", "b"]),
+        priority=st.integers(0, 2),
+        max_attempts=st.integers(1, 3),
+        unique_key=st.none() | st.sampled_from(["u1", "u2"]),
+        delay=st.none() | st.floats(-5, 50),
+    )
+    def submit(
+        self,
+        queue: str,
+        priority: int,
+        max_attempts: int,
+        unique_key: str | None,
+        delay: float | None,
+    ) -> None:
+        job_id = f"j{next(self.ids)}"
+        due = None if delay is None else self.clock.wall + delay
+        job = make_job(
+            self.state,
+            job_id,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            unique_key=unique_key,
+            due=due,
+        )
+        assert all(job.seq > row.seq for row in self.state.jobs.values())
+        holders = [
+            other
+            for other in self.submitted - set(self.finished)
+            if unique_key is not None and self.unique_keys.get(other) == unique_key
+        ]
+        holder = holders[0] if holders else None
+        effects = self.apply(self.state.submit(job, self.clock.now()))
+        [reply] = [e.message for e in effects if isinstance(e, Reply)]
+        assert isinstance(reply, SubmittedReply)
+        if holder is not None:
+            assert reply == SubmittedReply(holder, created=False)
+            assert job_id not in self.state.jobs
+        else:
+            assert reply == SubmittedReply(job_id, created=True)
+            self.submitted.add(job_id)
+            if unique_key is not None:
+                self.unique_keys[job_id] = unique_key
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def pool_ready(self, name: str) -> None:
+        self.ready(self.pools[name])
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def request_work(self, name: str) -> None:
+        if self.pools[name].connected:
+            self.ask(self.pools[name])
+        else:  # sent before the link broke, handled after the pool was marked lost
+            self.apply(self.state.request_work(name, 1, self.clock.now()))
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def lose_pool(self, name: str) -> None:
+        self.pools[name].connected = False
+        self.state.pool_lost(name)
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def pool_restarts(self, name: str) -> None:
+        """The pool is killed with its workers: what it ran is gone, and only leases tell."""
+        self.lose_pool(name)
+        self.pools[name].running.clear()
+
+    @rule(
+        name=st.sampled_from(["only-a", "a-and-b"]),
+        index=st.integers(0, 9),
+        outcome=st.sampled_from(OUTCOMES),
+    )
+    def finish(self, name: str, index: int, outcome: Outcome) -> None:
+        pool = self.pools[name]
+        if pool.connected and pool.running:
+            key = pool.running.pop(index % len(pool.running))
+            self.report(name, key, outcome)
+
+    @precondition(lambda self: self.attempts)
+    @rule(
+        name=st.sampled_from(["only-a", "a-and-b"]),
+        index=st.integers(0, 99),
+        outcome=st.sampled_from(OUTCOMES),
+    )
+    def report_any_attempt(self, name: str, index: int, outcome: Outcome) -> None:
+        """A resent, stale or current result, from either pool."""
+        self.report(name, self.attempts[index % len(self.attempts)], outcome)
+
+    @rule(
+        name=st.sampled_from(["only-a", "a-and-b"]),
+        job=st.integers(0, 99),
+        attempt=st.integers(1, 4),
+    )
+    def report_made_up_attempt(self, name: str, job: int, attempt: int) -> None:
+        self.report(name, JobKey(f"j{job}", attempt + 10), "succeeded")
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def heartbeat(self, name: str) -> None:
+        pool = self.pools[name]
+        if pool.connected:
+            stale = [key for key in pool.running if not self.is_current(key)]
+            effects = self.apply(self.state.heartbeat(name, list(pool.running), self.clock.now()))
+            assert sent(effects, StopJob) == [
+                (name, StopJob(key.job_id, key.attempt, "not current")) for key in stale
+            ]
+            assert not any(key in pool.running for key in stale)
+            for key in pool.running:
+                assert self.state.jobs[key.job_id].lease_until == self.clock.mono + LEASE
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]), index=st.integers(0, 9))
+    def drop_dispatch(self, name: str, index: int) -> None:
+        """A RunJob that never arrived: the send failed, so the pool counts as lost."""
+        pool = self.pools[name]
+        if pool.connected and pool.running:
+            key = pool.running.pop(index % len(pool.running))
+            pool.connected = False
+            self.state.pool_lost(name)
+            self.apply(self.state.dispatch_failed(key, self.clock.now()))
+
+    @precondition(lambda self: self.submitted)
+    @rule(index=st.integers(0, 99))
+    def cancel(self, index: int) -> None:
+        job_id = sorted(self.submitted)[index % len(self.submitted)]
+        job = self.state.jobs.get(job_id)
+        stop = (
+            [(job.pool, StopJob(job.id, job.attempt, "cancelled"))]
+            if job is not None and job.status == "running" and job.pool is not None
+            else []
+        )
+        effects = self.apply(self.state.cancel(job_id, "test", self.clock.now()))
+        assert sent(effects, StopJob) == stop
+        assert [view.status for view in finished(effects)] == (["cancelled"] if job else [])
+
+    def tick_at(self, mono: float, wall: float) -> None:
+        """Tick, and check that exactly the leases ended by ``mono`` expired."""
+        self.clock.mono, self.clock.wall = mono, wall
+        running = {
+            job.key: job.lease_until for job in self.state.jobs.values() if job.status == "running"
+        }
+        self.apply(self.state.tick(self.clock.now()))
+        for key, lease_until in running.items():
+            assert lease_until is not None
+            assert self.is_current(key) == (lease_until > mono), (key, lease_until, mono)
+
+    @rule(mono=st.floats(0, 15), wall=st.floats(-5, 30))
+    def tick(self, mono: float, wall: float) -> None:
+        self.tick_at(self.clock.mono + mono, self.clock.wall + wall)
+
+    @rule(forward=st.booleans())
+    def wall_jump(self, forward: bool) -> None:
+        self.backward_jumps += not forward
+        self.tick_at(self.clock.mono, self.clock.wall + (3600 if forward else -3600))
+
+    @rule()
+    def restart(self) -> None:
+        """The Scheduler dies and comes back from what it persisted; every link breaks."""
+        live = self.store.live_jobs()
+        assert {row.id for row in live} == set(self.state.jobs)
+        self.state = self.fresh_state()
+        self.state.load(live, self.clock.now())
+        for pool in self.pools.values():
+            pool.connected = False
+
+    # --- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def live_jobs_are_exactly_the_unfinished_ones(self) -> None:
+        assert set(self.state.jobs) == self.submitted - set(self.finished)
+        assert all(job.status not in TERMINAL for job in self.state.jobs.values())
+        assert all(count <= 1 for count in self.final_commits.values())
+
+    @invariant()
+    def credit_matches_what_each_pool_asked_for(self) -> None:
+        for slot in self.state.pools.values():
+            assert slot.credit >= 0
+        for pool in self.pools.values():
+            assert pool.asked >= 0
+            assert len(pool.running) + pool.asked <= CAPACITY
+            if pool.connected:
+                assert self.state.pools[pool.name].credit == pool.asked
+
+    def teardown(self) -> None:
+        """The faults heal: healthy pools answer every RunJob with success; all jobs end.
+
+        A round answers everything the pools are given, then lets a lease and an hour
+        pass: orphaned attempts expire in round one, their retries run in round two and
+        end in round three. A job scheduled before the wall clock went back an hour
+        waits one round longer per such jump.
+        """
+        for pool in self.pools.values():
+            self.ready(pool)
+        rounds = 0
+        while self.state.jobs:
+            rounds += 1
+            assert rounds <= 3 + self.backward_jumps, f"not drained: {self.state.jobs}"
+            for pool in self.pools.values():
+                while True:
+                    while pool.running:
+                        self.report(pool.name, pool.running.pop(), "succeeded")
+                    self.ask(pool)
+                    if not pool.running:
+                        break
+            self.clock.mono += LEASE + 1
+            self.clock.wall += 3600
+            self.apply(self.state.tick(self.clock.now()))
+        assert set(self.finished) == self.submitted
+        assert all(count <= 1 for count in self.final_commits.values())
+
+
+TestSchedulerUnderFaults = SchedulerUnderFaults.TestCase
+TestSchedulerUnderFaults.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
