@@ -46,6 +46,7 @@ from actorwork.runtime.ref import (
     REPLY,
     TELL,
     ActorRef,
+    Deadlines,
     RemoteRef,
     WireReply,
     failure_error,
@@ -79,6 +80,8 @@ class Link:
         self._max_frame_size = system.options.max_frame_size
         # Cached: asking asyncio for the running loop costs a getpid() per call.
         self._loop = asyncio.get_running_loop()
+        #: When this link's pending asks time out.
+        self.deadlines = Deadlines(self._loop)
         self._outbox: deque[bytes] = deque()
         #: True while the writer task is inside ``send_many``; frames sent meanwhile
         #: must queue behind the ones it is writing.

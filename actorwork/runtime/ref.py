@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
+import itertools
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from actorwork.runtime.link import Link
     from actorwork.runtime.system import ActorSystem, _Cell
 
-__all__ = ["ActorRef", "LocalRef", "RemoteRef", "current_actor"]
+__all__ = ["ActorRef", "Deadlines", "LocalRef", "RemoteRef", "current_actor"]
 
 # Envelope kinds as plain names: on Python 3.11 each ``Kind.X`` lookup goes through the
 # enum's descriptor (about 0.15 µs), and sending and routing need several a message.
@@ -66,20 +68,52 @@ class ActorRef(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-async def _await_reply(future: asyncio.Future[Any], timeout: float, target: str) -> Any:
-    # A timer that fails the future instead of ``asyncio.timeout()``: no cancel scope
-    # to enter, reschedule and leave on every ask, and no cancellation to translate.
-    # Whichever comes first, reply or timer, settles the future; the other finds it done.
-    timer = future.get_loop().call_later(timeout, _expire, future, timeout, target)
-    try:
-        return await future
-    finally:
-        timer.cancel()
+class Deadlines:
+    """The reply deadlines of pending asks, behind one timer.
+
+    A timer per ask (``call_later``, then ``cancel`` once answered) costs about 2.7 µs,
+    a tenth of an ask between two systems in one process. Here an ask costs a heap
+    push; one timer waits for the earliest deadline and fails every future whose
+    deadline passed with AskTimeout. Answered asks are dropped lazily, when their
+    deadline comes or when they make up most of the heap.
+    """
+
+    __slots__ = ("_compact_at", "_heap", "_loop", "_seq", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, asyncio.Future[Any], float, str]] = []
+        self._seq = itertools.count()  # ties on the deadline never compare futures
+        self._timer: asyncio.TimerHandle | None = None
+        self._compact_at = _COMPACT_AT
+
+    def add(self, future: asyncio.Future[Any], timeout: float, target: str) -> None:
+        """Fail ``future`` with AskTimeout if it is not done within ``timeout`` seconds."""
+        when = self._loop.time() + timeout
+        heap = self._heap
+        heapq.heappush(heap, (when, next(self._seq), future, timeout, target))
+        if len(heap) >= self._compact_at:
+            heap[:] = [entry for entry in heap if not entry[2].done()]
+            heapq.heapify(heap)
+            self._compact_at = max(_COMPACT_AT, 2 * len(heap))
+        timer = self._timer
+        if timer is None or when < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        heap, now = self._heap, self._loop.time()
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _when, _seq, future, timeout, target = heapq.heappop(heap)
+            if not future.done():
+                future.set_exception(AskTimeout(f"no reply from {target!r} within {timeout}s"))
+        if heap:
+            self._timer = self._loop.call_at(heap[0][0], self._expire)
 
 
-def _expire(future: asyncio.Future[Any], timeout: float, target: str) -> None:
-    if not future.done():
-        future.set_exception(AskTimeout(f"no reply from {target!r} within {timeout}s"))
+_COMPACT_AT = 1024  # entries before answered asks are swept out of a Deadlines heap
 
 
 def failure_error(failure: FailureReply) -> Exception:
@@ -100,11 +134,12 @@ def failure_error(failure: FailureReply) -> Exception:
 class LocalRef(ActorRef):
     """A ref to an actor in this system: messages are handed over as objects."""
 
-    __slots__ = ("_cell", "_loop", "name")
+    __slots__ = ("_cell", "_deadlines", "_loop", "name")
 
     def __init__(self, cell: _Cell) -> None:
         self._cell = cell
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
         self.name = cell.name
 
     @property
@@ -124,9 +159,11 @@ class LocalRef(ActorRef):
 
     async def ask(self, message: Message, *, timeout: float | None = None) -> Any:
         self._check(message)
-        loop = self._loop
-        if loop is None:  # cached: asking asyncio for the running loop costs a getpid()
+        loop, deadlines = self._loop, self._deadlines
+        if loop is None or deadlines is None:
+            # Cached: asking asyncio for the running loop costs a getpid() per call.
             loop = self._loop = asyncio.get_running_loop()
+            deadlines = self._deadlines = Deadlines(loop)
         future: asyncio.Future[Any] = loop.create_future()
         item = (message, _current.get(), LocalReply(future))
         mailbox = self._cell.mailbox
@@ -134,7 +171,8 @@ class LocalRef(ActorRef):
             await mailbox.put(item)
         if timeout is None:
             timeout = self._cell.system.ask_timeout
-        return await _await_reply(future, timeout, self.name)
+        deadlines.add(future, timeout, self.name)
+        return await future
 
 
 class RemoteRef(ActorRef):
@@ -204,7 +242,8 @@ class RemoteRef(ActorRef):
                 await link.drained()
             if timeout is None:
                 timeout = self._system.ask_timeout
-            return await _await_reply(future, timeout, self.name)
+            link.deadlines.add(future, timeout, self.name)
+            return await future
         finally:
             link.forget_ask(corr)
 
