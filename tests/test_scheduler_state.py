@@ -1030,5 +1030,5 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
 
 TestSchedulerUnderFaults = SchedulerUnderFaults.TestCase
 TestSchedulerUnderFaults.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None
+    max_examples=200, stateful_step_count=40, deadline=None
 )
