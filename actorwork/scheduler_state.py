@@ -9,7 +9,8 @@ carries out the effects: it makes :class:`Persist`, :class:`Record` and
 leaves the Scheduler that a crash could take back.
 
 Invariants kept here (see RELIABILITY.md): a job's ``attempt`` only grows; a result
-is committed only if it is for the job's current attempt while that attempt runs
+is committed only if it is for the job's current attempt while that attempt runs, or
+is the final verdict of an attempt presumed lost when no newer one was issued yet
 (I3, I4); a running attempt whose lease passes without a heartbeat is lost and
 retried or buried (I6); every job in ``jobs`` is non-terminal, and leaves it the
 moment it becomes terminal.
