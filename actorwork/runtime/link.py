@@ -82,6 +82,7 @@ class Link:
         self._loop = asyncio.get_running_loop()
         #: When this link's pending asks time out.
         self.deadlines = Deadlines(self._loop)
+        self._cells = system._cells  # noqa: SLF001 - the actors messages are routed to
         self._outbox: deque[bytes] = deque()
         #: True while the writer task is inside ``send_many``; frames sent meanwhile
         #: must queue behind the ones it is writing.
@@ -276,7 +277,7 @@ class Link:
 
     def _deliver(self, envelope: Envelope) -> None:
         ask = envelope.kind is ASK
-        cell = self.system._cells.get(envelope.recipient)  # noqa: SLF001
+        cell = self._cells.get(envelope.recipient)
         if cell is None:
             self._reject(
                 envelope,
@@ -293,7 +294,7 @@ class Link:
         if body is None or not isinstance(body, cell.accepts):
             self._reject(envelope, MessageRejected(cell.rejection(body)))
             return
-        if isinstance(body, Terminated) and body.name in self._watchers:
+        if self._watchers and isinstance(body, Terminated) and body.name in self._watchers:
             # The peer reported the stop itself: the end of this link must not repeat it.
             self._watchers[body.name].discard(cell.ref)
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
