@@ -82,6 +82,7 @@ class SocketConnection(asyncio.Protocol, Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        _no_delay(transport)
         if not self.peer_description:
             self.peer_description = _describe(transport.get_extra_info("peername"))
         if self.on_connected is not None:
@@ -400,3 +401,15 @@ async def listening_sockets(listeners: Sequence[anyio.abc.SocketListener]) -> li
         sockets.append(listener.extra(anyio.abc.SocketAttribute.raw_socket).dup())
         await listener.aclose()
     return sockets
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off on a TCP socket: asyncio leaves it on for sockets a
+    server accepts from a socket it was given, and a small reply then waits for the
+    peer's delayed ACK (about 40 ms)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the peer may already be gone; the next read or write reports it
