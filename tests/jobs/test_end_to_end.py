@@ -223,7 +223,7 @@ async def test_a_running_job_is_cancelled_at_its_next_checkin(open_jobs: OpenJob
     async with open_jobs() as jobs:
         handle = await jobs.submit("sleep", 60.0)
         with anyio.fail_after(60):
-            while (await handle.status()) != "running":
+            while (await handle.status()) != "running":  # noqa: ASYNC110 - polls the Scheduler
                 await anyio.sleep(0.02)
         view = await handle.cancel()
         assert view.status == "cancelled"
@@ -275,11 +275,12 @@ async def test_a_payload_over_the_frame_cap_fails_alone(open_jobs: OpenJobs, top
 
 async def test_a_corrupt_store_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
     config = _config(tmp_path, "inline")
-    Path(config.scheduler.store).write_bytes(b"this is not a database" * 100)
+    store = anyio.Path(config.scheduler.store)
+    await store.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"jobs\.db.*not a usable SQLite database"):
         async with JobSystem(config):
             pass
-    assert Path(config.scheduler.store).read_bytes().startswith(b"this is not")
+    assert (await store.read_bytes()).startswith(b"this is not")
 
 
 async def test_results_survive_a_restart_of_the_whole_system(tmp_path: Path) -> None:
