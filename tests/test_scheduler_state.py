@@ -155,11 +155,9 @@ def test_a_queue_is_first_in_first_out(state: SchedulerState, clock: Clock) -> N
     for job_id in ("a", "b", "c", "d"):
         assert runs(state.submit(make_job(state, job_id), clock.now())) == []
 
-    assert runs(state.request_work("p", 3, clock.now())) == [
-        ("p", "a", 1),
-        ("p", "b", 1),
-        ("p", "c", 1),
-    ]
+    effects = state.request_work("p", 3, clock.now())
+    assert runs(effects) == [("p", "a", 1), ("p", "b", 1), ("p", "c", 1)]
+    assert persisted(effects) == ["a", "b", "c"]  # the attempt numbers are stored first
     assert state.jobs["d"].status == "queued"
     assert runs(state.request_work("p", 1, clock.now())) == [("p", "d", 1)]
 
@@ -915,8 +913,13 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
     def report_made_up_attempt(self, name: str, job: int, attempt: int) -> None:
         self.report(name, JobKey(f"j{job}", attempt + 10), "succeeded")
 
-    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
-    def heartbeat(self, name: str) -> None:
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]), then=st.integers(0, 12))
+    def heartbeat(self, name: str, then: int) -> None:
+        """The pool says what it runs, then ``then`` seconds pass (past the old lease end)."""
+        self.send_heartbeat(name)
+        self.tick_at(self.clock.mono + then, self.clock.wall + then)
+
+    def send_heartbeat(self, name: str) -> None:
         pool = self.pools[name]
         if pool.connected:
             stale = [key for key in pool.running if not self.is_current(key)]
@@ -963,8 +966,8 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
             assert lease_until is not None
             assert self.is_current(key) == (lease_until > mono), (key, lease_until, mono)
 
-    @rule(mono=st.floats(0, 15), wall=st.floats(-5, 30))
-    def tick(self, mono: float, wall: float) -> None:
+    @rule(mono=st.integers(0, 12), wall=st.integers(-5, 30))  # whole seconds: ties with leases
+    def tick(self, mono: int, wall: int) -> None:
         self.tick_at(self.clock.mono + mono, self.clock.wall + wall)
 
     @rule(forward=st.booleans())
@@ -1030,5 +1033,5 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
 
 TestSchedulerUnderFaults = SchedulerUnderFaults.TestCase
 TestSchedulerUnderFaults.settings = settings(
-    max_examples=200, stateful_step_count=40, deadline=None
+    max_examples=300, stateful_step_count=40, deadline=None
 )
