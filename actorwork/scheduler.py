@@ -138,7 +138,7 @@ class Scheduler(Actor):
         self.registry.import_modules(self.modules)
         await self.store.open()
         jobs = await self.store.live_jobs()
-        self.state.load(jobs, self.clock())
+        self.state.load(jobs, self.clock(), last_seq=await self.store.max_seq())
         self.log.info("scheduler_started", store=self.store.path, live_jobs=len(jobs))
         self.start_soon(self._flush_forever)
         self.start_soon(self._tick_forever)

@@ -214,13 +214,15 @@ class SchedulerState:
 
     # --- loading ------------------------------------------------------------------
 
-    def load(self, jobs: list[Job], now: Now) -> None:
+    def load(self, jobs: list[Job], now: Now, *, last_seq: int = -1) -> None:
         """Take the non-terminal jobs of a store after a restart.
 
         Jobs that were running keep running under a fresh lease: their pools get that
-        long to reconnect and say so before the attempt counts as lost.
+        long to reconnect and say so before the attempt counts as lost. ``last_seq``
+        is the highest sequence number the store holds, finished jobs included, so
+        new jobs sort after every old one.
         """
-        top = -1
+        top = last_seq
         for job in sorted(jobs, key=lambda j: j.seq):
             top = max(top, job.seq)
             self._track(job)

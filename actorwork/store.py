@@ -315,6 +315,10 @@ class JobStore:
     async def live_jobs(self) -> list[Job]:
         return await self._run(lambda db: db.live_jobs())
 
+    async def max_seq(self) -> int:
+        """The highest sequence number of any stored job (-1 for an empty store)."""
+        return await self._run(lambda db: db.max_seq())
+
     async def get(self, job_id: str) -> Job | None:
         return await self._run(lambda db: db.get(job_id))
 

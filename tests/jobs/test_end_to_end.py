@@ -309,3 +309,17 @@ async def test_queued_jobs_wait_for_a_pool_across_restarts(tmp_path: Path) -> No
         client = jobs.client
         assert client is not None
         assert await client.result(handle.id, timeout=60) == 42
+
+
+async def test_jobs_submitted_after_a_restart_list_after_the_earlier_ones(tmp_path: Path) -> None:
+    config = _config(tmp_path, "inline")
+    async with JobSystem(config) as jobs:
+        first = await jobs.submit(works.add, works.Pair(1, 1))
+        await first.wait(timeout=60)
+    async with JobSystem(config) as jobs:
+        second = await jobs.submit(works.add, works.Pair(2, 2))
+        await second.wait(timeout=60)
+        client = jobs.client
+        assert client is not None
+        assert [view.id for view in await client.list(limit=1)] == [second.id]
+        assert [view.id for view in await client.list(limit=10)] == [second.id, first.id]
