@@ -100,7 +100,9 @@ class Scheduler(Actor):
     ``store`` is the SQLite file (or a :class:`JobStore`); ``lease`` is how long a
     dispatched attempt may go without a heartbeat before it counts as lost;
     ``modules`` are imported at start so the Scheduler knows the works it checks
-    submits against.
+    submits against. After a restart, attempts that were running get
+    ``restart_grace`` seconds on top of their lease for their pools to reconnect
+    (a Pool's reconnect backoff stops growing at 5 s).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Scheduler(Actor):
         modules: list[str] | tuple[str, ...] = (),
         tick: float = 0.05,
         clock: Callable[[], Now] = real_clock,
+        restart_grace: float = 5.0,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease!r}")
@@ -125,6 +128,7 @@ class Scheduler(Actor):
         self.modules = list(modules)
         self.tick = tick
         self.clock = clock
+        self.restart_grace = restart_grace
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
         self._wake = anyio.Event()
@@ -138,7 +142,9 @@ class Scheduler(Actor):
         self.registry.import_modules(self.modules)
         await self.store.open()
         jobs = await self.store.live_jobs()
-        self.state.load(jobs, self.clock(), last_seq=await self.store.max_seq())
+        self.state.load(
+            jobs, self.clock(), last_seq=await self.store.max_seq(), grace=self.restart_grace
+        )
         self.log.info("scheduler_started", store=self.store.path, live_jobs=len(jobs))
         self.start_soon(self._flush_forever)
         self.start_soon(self._tick_forever)

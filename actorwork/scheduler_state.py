@@ -214,11 +214,12 @@ class SchedulerState:
 
     # --- loading ------------------------------------------------------------------
 
-    def load(self, jobs: list[Job], now: Now, *, last_seq: int = -1) -> None:
+    def load(self, jobs: list[Job], now: Now, *, last_seq: int = -1, grace: float = 0.0) -> None:
         """Take the non-terminal jobs of a store after a restart.
 
-        Jobs that were running keep running under a fresh lease: their pools get that
-        long to reconnect and say so before the attempt counts as lost. ``last_seq``
+        Jobs that were running keep running under a fresh lease, lengthened by
+        ``grace``: their pools get that long to reconnect (they may be waiting out a
+        backoff) and say so before the attempt counts as lost. ``last_seq``
         is the highest sequence number the store holds, finished jobs included, so
         new jobs sort after every old one.
         """
@@ -227,7 +228,7 @@ class SchedulerState:
             top = max(top, job.seq)
             self._track(job)
             if job.status == "running":
-                self._lease(job, now)
+                self._lease(job, now, grace)
             elif job.status == "queued":
                 self._enqueue(job)
             else:
@@ -403,8 +404,8 @@ class SchedulerState:
     def _schedule(self, job: Job) -> None:
         heapq.heappush(self._due, (job.due or 0.0, job.seq, job.id))
 
-    def _lease(self, job: Job, now: Now) -> None:
-        job.lease_until = now.mono + self.lease
+    def _lease(self, job: Job, now: Now, extra: float = 0.0) -> None:
+        job.lease_until = now.mono + self.lease + extra
         heapq.heappush(self._leases, (job.lease_until, job.id, job.attempt))
 
     def _confirm(self, pool: str, running: list[JobKey], now: Now) -> list[Effect]:

@@ -661,6 +661,18 @@ def test_a_loaded_running_job_whose_pool_never_returns_is_retried(clock: Clock) 
     assert (after.jobs["j"].status, after.jobs["j"].failures) == ("retrying", 1)
 
 
+def test_a_restart_grace_lengthens_the_lease_of_loaded_running_jobs(clock: Clock) -> None:
+    before, store = new_state(), Store()
+    store.take(before.pool_ready("p", ["default"], 1, [], clock.now()))
+    store.take(before.submit(make_job(before, "j"), clock.now()))
+    after = new_state()
+    after.load(store.live_jobs(), Now(0.0, clock.wall), grace=5.0)
+    assert after.tick(Now(LEASE + 4.999, clock.wall)) == []
+    assert after.jobs["j"].status == "running"
+    after.tick(Now(LEASE + 5.0, clock.wall))
+    assert after.jobs["j"].status == "retrying"
+
+
 def test_unique_keys_survive_a_restart(clock: Clock) -> None:
     before, store = new_state(), Store()
     store.take(before.submit(make_job(before, "j", unique_key="k"), clock.now()))
