@@ -395,8 +395,8 @@ class SchedulerState:
 
     def _track(self, job: Job) -> None:
         self.jobs[job.id] = job
-        if job.unique_key is not None:
-            self._unique[job.unique_key] = job.id
+        if job.unique_key is not None:  # a revived job does not take a held key over
+            self._unique.setdefault(job.unique_key, job.id)
 
     def _enqueue(self, job: Job) -> None:
         heapq.heappush(self._ready.setdefault(job.queue, []), (-job.priority, job.seq, job.id))

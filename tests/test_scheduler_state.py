@@ -673,6 +673,22 @@ def test_a_restart_grace_lengthens_the_lease_of_loaded_running_jobs(clock: Clock
     assert after.jobs["j"].status == "retrying"
 
 
+def test_a_revived_job_does_not_take_over_a_unique_key_held_by_a_live_job(
+    state: SchedulerState, clock: Clock
+) -> None:
+    old = start(state, clock, "old", unique_key="k", max_attempts=1)
+    state.result("p", result("old", 1, "error"), clock.now())
+    assert old.status == "dead"
+    holder = make_job(state, "new", unique_key="k")
+    state.submit(holder, clock.now())
+    state.revive(old, clock.now())
+    effects = state.submit(make_job(state, "third", unique_key="k"), clock.now())
+    assert [e.message for e in effects if isinstance(e, Reply)] == [SubmittedReply("new", False)]
+    state.cancel("old", "done with it", clock.now())
+    effects = state.submit(make_job(state, "fourth", unique_key="k"), clock.now())
+    assert [e.message for e in effects if isinstance(e, Reply)] == [SubmittedReply("new", False)]
+
+
 def test_unique_keys_survive_a_restart(clock: Clock) -> None:
     before, store = new_state(), Store()
     store.take(before.submit(make_job(before, "j", unique_key="k"), clock.now()))
