@@ -56,6 +56,7 @@ from actorwork.messages import (
     WorkResult,
 )
 from actorwork.outbox import Outbox
+from actorwork.pool_state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.worker import Worker
 
@@ -68,23 +69,20 @@ log = structlog.get_logger(__name__)
 
 PoolKind = Literal["local", "thread", "process"]
 
+#: Seconds a process worker may overrun its job's timeout before it is killed.
+_TIMEOUT_GRACE = 1.0
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[WorkResult])
 
 
 @dataclass(eq=False)
-class _Slot:
-    """One worker and the attempt it runs (None when idle)."""
+class _Worker:
+    """How to reach one worker; what it runs is in :class:`PoolState`."""
 
     name: str
     ref: ActorRef
     child: ChildProcess | None = None  # a process worker's child process
-    job: JobSpec | None = None
-    since: float = 0.0
-
-
-def _key(result: WorkResult) -> JobKey:
-    return JobKey(result.job_id, result.attempt)
 
 
 class Pool(Actor):
@@ -125,11 +123,8 @@ class Pool(Actor):
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.outbox = Outbox(outbox, fsync=fsync)
-        self.slots: list[_Slot] = []
-        #: Results persisted and not yet acknowledged, and the outbox entry holding each.
-        self.unacked: dict[JobKey, tuple[WorkResult, str]] = {}
-        #: Outbox entries and the results in them still waiting for an acknowledgement.
-        self._entries: dict[str, set[JobKey]] = {}
+        self.workers: dict[str, _Worker] = {}
+        self.state = PoolState(name="")  # named in on_start, once the actor has its name
         self._batches = itertools.count()
         self._run_id = secrets.token_hex(4)
         self._link_to_scheduler: ActorRef | None = None
@@ -137,8 +132,6 @@ class Pool(Actor):
         self._to_persist: list[WorkResult] = []
         self._to_remove: list[str] = []
         self._persist_wake = anyio.Event()
-        #: Set once a drain began: no more work is asked for or taken.
-        self.draining = False
         self._drain_grace: float | None = None  # a later DrainPool's grace, if any
         self._drain_changed = anyio.Event()  # a slot came free or the grace changed
         self._writing = False  # a batch of results is being written to the outbox
@@ -146,6 +139,7 @@ class Pool(Actor):
     # --- lifecycle ------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        self.state.name = self.name
         entries = await anyio.to_thread.run_sync(self.outbox.open)
         for entry, data in entries:
             try:
@@ -153,15 +147,15 @@ class Pool(Actor):
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.error("outbox_entry_unreadable", pool=self.name, entry=entry, error=str(exc))
                 continue
-            self._hold(entry, results)
+            self.state.hold(entry, results)
         # Connect first: results waiting in the outbox go out while the workers start
         # (process workers take a while), before the Scheduler presumes them lost.
         self.start_soon(self._persist_forever)
         self.start_soon(self._connect_forever)
         self.start_soon(self._heartbeat_forever)
         for index in range(self.size):
-            self.slots.append(await self._start_worker(index))
-            # A PoolReady sent before this slot existed did not count it.
+            await self._start_worker(index)
+            # A PoolReady sent before this worker existed did not count it.
             if self._link_to_scheduler is not None:
                 await self._tell_scheduler(RequestWork(self.name, 1))
         self.log.info(
@@ -169,19 +163,24 @@ class Pool(Actor):
             kind=self.kind,
             size=self.size,
             queues=self.queues,
-            results_to_deliver=len(self.unacked),
+            results_to_deliver=len(self.state.unacked),
         )
+
+    @property
+    def draining(self) -> bool:
+        """True once a drain began: no more work is asked for or taken."""
+        return self.state.draining
 
     async def on_stop(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._persist_pending()
-            for slot in self.slots:
-                if slot.child is not None:
-                    await slot.child.aclose()
+            for worker in self.workers.values():
+                if worker.child is not None:
+                    await worker.child.aclose()
                 else:
-                    await self.system.stop(slot.ref)
+                    await self.system.stop(worker.ref)
 
-    async def _start_worker(self, index: int) -> _Slot:
+    async def _start_worker(self, index: int) -> None:
         name = f"{self.name}.worker-{index}"
         if self.kind == "process":
             child = await self.system.spawn_child(name)
@@ -189,10 +188,11 @@ class Pool(Actor):
                 "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
             )
             self.system.watch(remote, self.ref)
-            return _Slot(name, remote, child)
-        worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
-        ref = await self.system.spawn(worker, name=name)
-        return _Slot(name, ref)
+            self.workers[name] = _Worker(name, remote, child)
+        else:
+            worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
+            self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
+        self.state.add_worker(name)
 
     # --- messages -------------------------------------------------------------------
 
@@ -214,141 +214,110 @@ class Pool(Actor):
                     self._drain_grace = grace  # escalate: shorten the grace
                     self._drain_changed.set()
                     return
-                self.draining = True
+                self.state.draining = True
                 self.start_soon(self._drain, grace, self.defer_reply())
             case WorkFinished(result=result):
                 self._finished(result)
             case JobProgressed():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
-                held = self.unacked.pop(JobKey(job_id, attempt), None)
-                if held is not None:
-                    waiting = self._entries[held[1]]
-                    waiting.discard(JobKey(job_id, attempt))
-                    if not waiting:
-                        del self._entries[held[1]]
-                        self._to_remove.append(held[1])
-                        self._persist_wake.set()
+                released = self.state.acknowledge(JobKey(job_id, attempt))
+                if released is not None:
+                    self._to_remove.append(released)
+                    self._persist_wake.set()
                 if self.draining:
                     self._drain_changed.set()
             case StopJob(job_id=job_id, attempt=attempt):
-                for slot in self.slots:
-                    if slot.job is not None and (slot.job.id, slot.job.attempt) == (
-                        job_id,
-                        attempt,
-                    ):
-                        await self._tell_worker(slot, message)
+                running = self.state.running.get(JobKey(job_id, attempt))
+                if running is not None:
+                    await self._tell_worker(running.worker, message)
             case Terminated(name=name):
                 await self._terminated(name, message.reason)
             case _:
                 assert_never(message)
 
     async def _run(self, spec: JobSpec) -> None:
-        key = (spec.id, spec.attempt)
-        if any(s.job is not None and (s.job.id, s.job.attempt) == key for s in self.slots):
+        decision = self.state.assign(spec, time.time())
+        if decision is None:
             return  # a duplicate dispatch: one execution per attempt
-        slot = next((s for s in self.slots if s.job is None), None)
-        if slot is None or self.draining:
+        if isinstance(decision, WorkResult):
             log.warning("pool_returns_job", pool=self.name, job_id=spec.id, draining=self.draining)
-            why = "is stopping" if self.draining else "had no free worker"
-            returned = WorkResult(
-                job_id=spec.id,
-                attempt=spec.attempt,
-                outcome="returned",
-                error=f"pool {self.name!r} {why}",
-                pool=self.name,
-            )
-            await self._tell_scheduler(ReportResult(returned))
+            await self._tell_scheduler(ReportResult(decision))
             return
-        slot.job, slot.since = spec, time.time()
-        await self._tell_worker(slot, ExecuteJob(spec))
+        await self._tell_worker(decision.worker, ExecuteJob(spec))
         if self.kind == "process" and spec.timeout is not None:
-            self.start_soon(self._enforce_timeout, slot, spec)
+            self.start_soon(self._enforce_timeout, decision)
 
-    async def _tell_worker(self, slot: _Slot, message: ExecuteJob | StopJob) -> None:
+    async def _tell_worker(self, name: str, message: ExecuteJob | StopJob) -> None:
         try:
-            await slot.ref.tell(message)
+            await self.workers[name].ref.tell(message)
         except ActorworkError as exc:
             if isinstance(message, ExecuteJob):
-                self._lose(slot, f"worker {slot.name!r} unreachable: {exc}")
+                self._lose(name, f"worker {name!r} unreachable: {exc}")
 
     def _finished(self, result: WorkResult) -> None:
-        for slot in self.slots:
-            job = slot.job
-            if job is not None and (job.id, job.attempt) == (result.job_id, result.attempt):
-                slot.job = None
-                break
-        else:
+        if self.state.finished(result) is None:
             return  # already reported lost or returned (a worker that answered after)
+        self._persist(result)
+
+    def _lose(self, worker: str, error: str) -> None:
+        lost = self.state.lose(worker, error, time.time())
+        if lost is not None:
+            log.warning(
+                "worker_lost", pool=self.name, worker=worker, job_id=lost.job_id, error=error
+            )
+            self._persist(lost)
+
+    def _persist(self, result: WorkResult) -> None:
         self._to_persist.append(result)
         self._persist_wake.set()
         self._drain_changed.set()
-
-    def _lose(self, slot: _Slot, error: str) -> None:
-        job = slot.job
-        if job is None:
-            return
-        slot.job = None
-        self._drain_changed.set()
-        log.warning("worker_lost", pool=self.name, worker=slot.name, job_id=job.id, error=error)
-        self._to_persist.append(
-            WorkResult(
-                job_id=job.id,
-                attempt=job.attempt,
-                outcome="lost",
-                error=error,
-                started=slot.since,
-                finished=time.time(),
-                pool=self.name,
-                worker=slot.name,
-            )
-        )
-        self._persist_wake.set()
 
     async def _terminated(self, name: str, reason: str) -> None:
         if name == self.scheduler_name:
             self._lost.set()
             return
-        for index, slot in enumerate(self.slots):
-            if slot.name == name and slot.child is not None:
-                child = slot.child
-                code = await _exit_code(child)
-                self._lose(slot, f"worker process exited (code {code}) without a result")
-                await child.aclose()
-                if self.draining:
-                    return  # a stopping pool does not replace its workers
-                try:
-                    self.slots[index] = await self._start_worker(index)
-                except RuntimeError as exc:  # the system is closing: no replacement
-                    log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
-                    return
-                if self._link_to_scheduler is not None:
-                    await self._tell_scheduler(RequestWork(self.name, 0))
-                return
+        worker = self.workers.get(name)
+        if worker is None or worker.child is None:
+            return
+        code = await _exit_code(worker.child)
+        self._lose(name, f"worker process exited (code {code}) without a result")
+        self.state.remove_worker(name)
+        del self.workers[name]
+        await worker.child.aclose()
+        if self.draining:
+            return  # a stopping pool does not replace its workers
+        try:
+            await self._start_worker(int(name.rsplit("-", 1)[1]))
+        except RuntimeError as exc:  # the system is closing: no replacement
+            log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
 
-    async def _enforce_timeout(self, slot: _Slot, spec: JobSpec) -> None:
+    async def _enforce_timeout(self, attempt: Attempt) -> None:
         """Kill a process worker that overruns its job's timeout by more than a grace."""
-        assert spec.timeout is not None
-        await anyio.sleep(spec.timeout + max(1.0, spec.timeout * 0.1))
-        if slot.job is spec and slot.child is not None:
-            log.warning("worker_killed_after_timeout", pool=self.name, job_id=spec.id)
-            slot.child.kill()
+        timeout = attempt.spec.timeout
+        assert timeout is not None
+        await anyio.sleep(timeout + max(_TIMEOUT_GRACE, timeout * 0.1))
+        if attempt in self.state.overdue(time.time(), _TIMEOUT_GRACE):
+            child = self.workers[attempt.worker].child
+            if child is not None:
+                log.warning("worker_killed_after_timeout", pool=self.name, job_id=attempt.spec.id)
+                child.kill()
 
     # --- graceful stop ------------------------------------------------------------------
 
     async def _drain(self, grace: float, reply: Reply | None) -> None:
         """Finish what runs within ``grace``, hand the rest back, wait for the acks."""
-        running = len(self._running())
+        running = len(self.state.running)
         log.info("pool_draining", pool=self.name, running=running, grace=grace)
         ref = self._link_to_scheduler
         if ref is not None:  # credit to zero: the Scheduler sends this pool nothing more
-            ready = PoolReady(self.name, self.queues, self.size, 0, self._running())
+            ready = PoolReady(self.name, self.queues, self.size, 0, list(self.state.running))
             try:
                 await ref.tell(ready)
             except ActorworkError:
                 self._lost.set()
         deadline = time.monotonic() + grace
-        while self._running():
+        while self.state.running:
             if self._drain_grace is not None:
                 deadline = min(deadline, time.monotonic() + self._drain_grace)
                 self._drain_grace = None
@@ -360,7 +329,7 @@ class Pool(Actor):
         returned = await self._hand_back()
         # The results (finished and returned) go out; wait a little for their acks.
         with anyio.move_on_after(max(5.0, self.heartbeat)):
-            while self.unacked or self._to_persist or self._writing:
+            while self.state.unacked or self._to_persist or self._writing:
                 self._drain_changed = anyio.Event()
                 await self._drain_changed.wait()
         log.info(
@@ -368,36 +337,24 @@ class Pool(Actor):
             pool=self.name,
             finished=running - returned,
             returned=returned,
-            undelivered=len(self.unacked),
+            undelivered=len(self.state.unacked),
         )
         if reply is not None:
-            reply.resolve(PoolDrainedReply(running - returned, returned, len(self.unacked)))
+            undelivered = len(self.state.unacked)
+            reply.resolve(PoolDrainedReply(running - returned, returned, undelivered))
 
     async def _hand_back(self) -> int:
         """Stop the attempts still running and report each as ``returned``, once."""
-        count = 0
-        for slot in self.slots:
-            job = slot.job
-            if job is None:
-                continue
-            slot.job = None  # from now on the worker's own result is dropped
-            count += 1
-            await self._tell_worker(slot, StopJob(job.id, job.attempt, "pool stopping"))
-            self._to_persist.append(
-                WorkResult(
-                    job_id=job.id,
-                    attempt=job.attempt,
-                    outcome="returned",
-                    error=f"pool {self.name!r} stopped before the job finished",
-                    started=slot.since,
-                    finished=time.time(),
-                    pool=self.name,
-                    worker=slot.name,
-                )
+        ended = self.state.hand_back(time.time())
+        for attempt, returned in ended:
+            # From now on the worker's own result for it is dropped.
+            await self._tell_worker(
+                attempt.worker, StopJob(attempt.spec.id, attempt.spec.attempt, "pool stopping")
             )
-        if count:
+            self._to_persist.append(returned)
+        if ended:
             self._persist_wake.set()
-        return count
+        return len(ended)
 
     # --- results --------------------------------------------------------------------
 
@@ -427,18 +384,12 @@ class Pool(Actor):
             finally:
                 self._writing = False
                 self._drain_changed.set()
-            self._hold(entry, results)
+            self.state.hold(entry, results)
             for result in results:
                 await self._tell_scheduler(ReportResult(result))
             freed = sum(1 for r in results if r.outcome != "returned")
             if freed and not self.draining:
                 await self._tell_scheduler(RequestWork(self.name, freed))
-
-    def _hold(self, entry: str, results: list[WorkResult]) -> None:
-        if results:
-            self._entries[entry] = {_key(r) for r in results}
-            for result in results:
-                self.unacked[_key(result)] = (result, entry)
 
     def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
         if items:
@@ -469,8 +420,8 @@ class Pool(Actor):
                     self.name,
                     self.queues,
                     capacity=self.size,
-                    free=0 if self.draining else sum(1 for s in self.slots if s.job is None),
-                    running=self._running(),
+                    free=0 if self.draining else self.state.free,
+                    running=list(self.state.running),
                 )
                 self._lost = anyio.Event()
                 self._link_to_scheduler = ref
@@ -482,8 +433,9 @@ class Pool(Actor):
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
-            log.info("scheduler_connected", pool=self.name, results_to_deliver=len(self.unacked))
-            for result, _ in list(self.unacked.values()):
+            undelivered = self.state.to_deliver()
+            log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
+            for result in undelivered:
                 await self._tell_scheduler(ReportResult(result))
             await self._lost.wait()
             self._link_to_scheduler = None
@@ -495,9 +447,6 @@ class Pool(Actor):
         ref = await self.system.remote(self.scheduler, self.scheduler_name)
         self.system.watch(ref, self.ref)
         return ref
-
-    def _running(self) -> list[JobKey]:
-        return [JobKey(s.job.id, s.job.attempt) for s in self.slots if s.job is not None]
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -511,25 +460,26 @@ class Pool(Actor):
         """The running attempts whose workers answer: a stopped process earns no lease."""
         alive: list[JobKey] = []
 
-        async def probe(child: ChildProcess, slot: _Slot, key: JobKey) -> None:
+        async def probe(child: ChildProcess, attempt: Attempt) -> None:
             try:
                 await child.ref("_system").ask(Ping(), timeout=self.heartbeat / 2)
             except ActorworkError:
                 log.warning(
-                    "worker_unresponsive", pool=self.name, worker=slot.name, job_id=key.job_id
+                    "worker_unresponsive",
+                    pool=self.name,
+                    worker=attempt.worker,
+                    job_id=attempt.spec.id,
                 )
                 return
-            alive.append(key)
+            alive.append(attempt.key)
 
         async with anyio.create_task_group() as tg:
-            for slot in self.slots:
-                if slot.job is None:
-                    continue
-                key = JobKey(slot.job.id, slot.job.attempt)
-                if slot.child is None:
-                    alive.append(key)
+            for attempt in list(self.state.running.values()):
+                child = self.workers[attempt.worker].child
+                if child is None:
+                    alive.append(attempt.key)
                 else:
-                    tg.start_soon(probe, slot.child, slot, key)
+                    tg.start_soon(probe, child, attempt)
         return alive
 
 
