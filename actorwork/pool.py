@@ -132,6 +132,9 @@ class Pool(Actor):
         self._to_persist: list[WorkResult] = []
         self._to_remove: list[str] = []
         self._persist_wake = anyio.Event()
+        #: Workers come idle since the last RequestWork, sent by _return_credit_forever.
+        self._freed = 0
+        self._credit_wake = anyio.Event()
         self._drain_grace: float | None = None  # a later DrainPool's grace, if any
         self._drain_changed = anyio.Event()  # a slot came free or the grace changed
         self._writing = False  # a batch of results is being written to the outbox
@@ -151,6 +154,7 @@ class Pool(Actor):
         # Connect first: results waiting in the outbox go out while the workers start
         # (process workers take a while), before the Scheduler presumes them lost.
         self.start_soon(self._persist_forever)
+        self.start_soon(self._return_credit_forever)
         self.start_soon(self._connect_forever)
         self.start_soon(self._heartbeat_forever)
         for index in range(self.size):
@@ -259,6 +263,21 @@ class Pool(Actor):
         if self.state.finished(result) is None:
             return  # already reported lost or returned (a worker that answered after)
         self._persist(result)
+        self._worker_idle()
+
+    def _worker_idle(self) -> None:
+        """Ask for another job at once: a worker is free before its result is on disk."""
+        if not self.draining:
+            self._freed += 1
+            self._credit_wake.set()
+
+    async def _return_credit_forever(self) -> None:
+        while True:
+            await self._credit_wake.wait()
+            self._credit_wake = anyio.Event()
+            freed, self._freed = self._freed, 0
+            if freed and self._link_to_scheduler is not None:
+                await self._tell_scheduler(RequestWork(self.name, freed))
 
     def _lose(self, worker: str, error: str) -> None:
         lost = self.state.lose(worker, error, time.time())
@@ -291,6 +310,8 @@ class Pool(Actor):
             await self._start_worker(int(name.rsplit("-", 1)[1]))
         except RuntimeError as exc:  # the system is closing: no replacement
             log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
+            return
+        self._worker_idle()
 
     async def _enforce_timeout(self, attempt: Attempt) -> None:
         """Kill a process worker that overruns its job's timeout by more than a grace."""
@@ -387,9 +408,6 @@ class Pool(Actor):
             self.state.hold(entry, results)
             for result in results:
                 await self._tell_scheduler(ReportResult(result))
-            freed = sum(1 for r in results if r.outcome != "returned")
-            if freed and not self.draining:
-                await self._tell_scheduler(RequestWork(self.name, freed))
 
     def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
         if items:
@@ -424,6 +442,7 @@ class Pool(Actor):
                     running=list(self.state.running),
                 )
                 self._lost = anyio.Event()
+                self._freed = 0  # PoolReady's free count already includes them
                 self._link_to_scheduler = ref
                 await ref.tell(ready)
             except (ActorworkError, OSError) as exc:
