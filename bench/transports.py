@@ -64,6 +64,7 @@ from typing import assert_never
 
 import msgspec
 import structlog
+from _table import format_table
 
 import actorwork as aw
 
@@ -648,30 +649,10 @@ def notes(rows: list[Row]) -> list[str]:
     return list(seen)
 
 
-def format_text(rows: list[Row]) -> str:
-    table = [list(COLUMNS), *(cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    numeric = {2, 3, 5}
-    lines = []
-    for k, line in enumerate(table):
-        lines.append(
-            "  ".join(
-                cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-                for i, cell in enumerate(line)
-            ).rstrip()
-        )
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.extend(f"note: {text}" for text in notes(rows))
-    return "\n".join(lines)
-
-
-def format_markdown(rows: list[Row]) -> str:
-    align = ["---" if i not in {2, 3, 5} else "---:" for i in range(len(COLUMNS))]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join(align) + " |"]
-    lines.extend("| " + " | ".join(cells(row)) + " |" for row in rows)
-    lines.extend(f"\n*{text}*" for text in notes(rows))
-    return "\n".join(lines)
+def format_rows(rows: list[Row], *, markdown: bool) -> str:
+    return format_table(
+        COLUMNS, [cells(row) for row in rows], notes(rows), numeric={2, 3, 5}, markdown=markdown
+    )
 
 
 def describe(sizes: Sizes) -> str:
@@ -761,7 +742,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = asyncio.run(run_benchmarks(selected, sizes))
     print(describe(sizes))
     print()
-    print(format_markdown(rows) if args.markdown else format_text(rows))
+    print(format_rows(rows, markdown=args.markdown))
 
 
 if __name__ == "__main__":
