@@ -29,6 +29,7 @@ from actorwork.config import load_config
 from actorwork.errors import ActorworkError
 from actorwork.messages import TERMINAL, JobView
 from actorwork.node import system_from_settings
+from actorwork.outbox import CRASH_POINTS
 from actorwork.store import JobStore
 from tests.jobs.history import History, Recorded
 from tests.jobs.works import Step
@@ -95,12 +96,19 @@ grace = {self.grace}
 
     # --- processes --------------------------------------------------------------------
 
-    def start(self, role: str) -> subprocess.Popen[bytes]:
-        """Start ``scheduler`` or ``pool`` in a new session (its own process group)."""
+    def start(self, role: str, *, crash_at: str | None = None) -> subprocess.Popen[bytes]:
+        """Start ``scheduler`` or ``pool`` in a new session (its own process group).
+
+        ``crash_at`` names a point of the outbox's write path (CRASH_POINTS) where the
+        process SIGKILLs itself, through the outbox's fault-injection hook.
+        """
         assert role not in self.procs or self.procs[role].poll() is not None
+        command = [sys.executable, "-m", "actorwork", "--config", str(self.config), role]
+        if crash_at is not None:
+            command[1:3] = ["-c", _CRASHING.format(point=crash_at)]
         with open(self.tmp / f"{role}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "actorwork", "--config", str(self.config), role],
+                command,
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -238,6 +246,21 @@ grace = {self.grace}
         history = await self.collect()
         history.check()
         return history
+
+
+#: Runs ``actorwork`` with the outbox's hook set to SIGKILL this process at one point.
+_CRASHING = """
+import os, signal, sys
+import actorwork.outbox as outbox
+from actorwork.cli import main
+
+def crash(point):
+    if point == {point!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+outbox.crash_hook = crash
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.fixture
@@ -511,6 +534,34 @@ async def test_f6_scheduler_sigkill_while_pool_finishes_work(
         assert len(history.started(job)) == 1
         assert len(history.committed(job)) == 1
     assert cluster.outbox_entries() == []
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_f14_pool_killed_while_persisting_a_result(
+    cluster_factory: Callable[..., Cluster], point: str
+) -> None:
+    """F14 in a real Pool: killed between write, fsync, rename and directory fsync.
+
+    After the restart the result is either absent (the job runs again once its lease
+    ends) or whole and delivered; never torn, nothing quarantined.
+    """
+    cluster = cluster_factory(lease=1.5, size=1)
+    cluster.start("scheduler")
+    cluster.start("pool", crash_at=point)
+    async with cluster.connected():
+        job = await cluster.submit("f14", cluster.step())
+        await eventually(lambda: cluster.procs["pool"].poll() is not None, "the pool to crash")
+        assert cluster.procs["pool"].returncode == -signal.SIGKILL
+        cluster.kill("pool")
+        cluster.start("pool")
+        history = await cluster.finish()
+    assert history.final[job].status == "succeeded"
+    assert len(history.committed(job)) == 1
+    quarantine = cluster.outbox / "quarantine"
+    assert not quarantine.exists() or list(quarantine.iterdir()) == []
+    assert cluster.outbox_entries() == []
+    if point in ("temp_written", "temp_synced"):  # never renamed: the job ran again
+        assert history.final[job].attempt >= 2
 
 
 async def test_f15_corrupt_outbox_entries_are_quarantined(
