@@ -52,10 +52,13 @@ __all__ = [
     "PoolHeartbeat",
     "PoolReady",
     "ReportResult",
+    "ReportResults",
     "RequestWork",
     "ResultAcknowledged",
+    "ResultsAcknowledged",
     "RetryJob",
     "RunJob",
+    "RunJobs",
     "SpawnActor",
     "StopJob",
     "SubmitJob",
@@ -377,6 +380,25 @@ class RunJob(Message, tag="aw.pool.run"):
 
     job: JobSpec
     lease: float
+
+
+class RunJobs(Message, tag="aw.pool.run-many"):
+    """Several :class:`RunJob` to one Pool from one commit, in one message."""
+
+    jobs: list[JobSpec]
+    lease: float
+
+
+class ReportResults(Message, tag="aw.pool.results"):
+    """Several :class:`ReportResult` persisted in one outbox write, in one message."""
+
+    results: list[WorkResult]
+
+
+class ResultsAcknowledged(Message, tag="aw.pool.acks"):
+    """Several :class:`ResultAcknowledged` from one commit, in one message."""
+
+    keys: list[JobKey]
 
 
 class ResultAcknowledged(Message, tag="aw.pool.ack"):

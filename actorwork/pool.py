@@ -47,9 +47,12 @@ from actorwork.messages import (
     PoolHeartbeat,
     PoolReady,
     ReportResult,
+    ReportResults,
     RequestWork,
     ResultAcknowledged,
+    ResultsAcknowledged,
     RunJob,
+    RunJobs,
     StopJob,
     Terminated,
     WorkFinished,
@@ -68,6 +71,9 @@ __all__ = ["Pool", "PoolKind"]
 log = structlog.get_logger(__name__)
 
 PoolKind = Literal["local", "thread", "process"]
+
+#: Results per message when the outbox is replayed (keeps each frame well under the cap).
+_RESEND_BATCH = 64
 
 #: Seconds a process worker may overrun its job's timeout before it is killed.
 _TIMEOUT_GRACE = 1.0
@@ -206,6 +212,8 @@ class Pool(Actor):
         | WorkFinished
         | JobProgressed
         | ResultAcknowledged
+        | ResultsAcknowledged
+        | RunJobs
         | StopJob
         | Terminated
         | DrainPool,
@@ -213,6 +221,9 @@ class Pool(Actor):
         match message:
             case RunJob(job=spec):
                 await self._run(spec)
+            case RunJobs(jobs=specs):
+                for spec in specs:
+                    await self._run(spec)
             case DrainPool(grace=grace):
                 if self.draining:
                     self._drain_grace = grace  # escalate: shorten the grace
@@ -225,10 +236,9 @@ class Pool(Actor):
             case JobProgressed():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
-                released = self.state.acknowledge(JobKey(job_id, attempt))
-                if released is not None:
-                    self._to_remove.append(released)
-                    self._persist_wake.set()
+                self._acknowledged([JobKey(job_id, attempt)])
+            case ResultsAcknowledged(keys=keys):
+                self._acknowledged(keys)
                 if self.draining:
                     self._drain_changed.set()
             case StopJob(job_id=job_id, attempt=attempt):
@@ -239,6 +249,13 @@ class Pool(Actor):
                 await self._terminated(name, message.reason)
             case _:
                 assert_never(message)
+
+    def _acknowledged(self, keys: list[JobKey]) -> None:
+        for key in keys:
+            released = self.state.acknowledge(key)
+            if released is not None:
+                self._to_remove.append(released)
+                self._persist_wake.set()
 
     async def _run(self, spec: JobSpec) -> None:
         decision = self.state.assign(spec, time.time())
@@ -406,8 +423,8 @@ class Pool(Actor):
                 self._writing = False
                 self._drain_changed.set()
             self.state.hold(entry, results)
-            for result in results:
-                await self._tell_scheduler(ReportResult(result))
+            if results:
+                await self._tell_scheduler(ReportResults(results))
 
     def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
         if items:
@@ -418,7 +435,8 @@ class Pool(Actor):
     # --- the Scheduler ----------------------------------------------------------------
 
     async def _tell_scheduler(
-        self, message: ReportResult | RequestWork | JobProgressed | PoolHeartbeat
+        self,
+        message: ReportResult | ReportResults | RequestWork | JobProgressed | PoolHeartbeat,
     ) -> None:
         ref = self._link_to_scheduler
         if ref is None:
@@ -454,8 +472,10 @@ class Pool(Actor):
             delay = 0.1
             undelivered = self.state.to_deliver()
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
-            for result in undelivered:
-                await self._tell_scheduler(ReportResult(result))
+            for start in range(0, len(undelivered), _RESEND_BATCH):
+                await self._tell_scheduler(
+                    ReportResults(undelivered[start : start + _RESEND_BATCH])
+                )
             await self._lost.wait()
             self._link_to_scheduler = None
             log.warning("scheduler_lost", pool=self.name)

@@ -41,11 +41,16 @@ from actorwork.messages import (
     PoolHeartbeat,
     PoolReady,
     ReportResult,
+    ReportResults,
     RequestWork,
+    ResultAcknowledged,
+    ResultsAcknowledged,
     RetryJob,
     RunJob,
+    RunJobs,
     SubmitJob,
     SubmitRefusedReply,
+    WorkResult,
 )
 from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.scheduler_state import (
@@ -81,6 +86,7 @@ SchedulerInbound = (
     | PoolHeartbeat
     | JobProgressed
     | ReportResult
+    | ReportResults
 )
 
 #: An effect bound to where it goes: a reply effect carries the handle of its ask.
@@ -204,10 +210,9 @@ class Scheduler(Actor):
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
             case ReportResult(result=result):
-                pool = result.pool
-                if pool not in self.pools and self.sender is not None:
-                    self.pools[pool] = self.sender
-                self._apply(state.result(pool, result, now), None)
+                self._results([result], now)
+            case ReportResults(results=results):
+                self._results(results, now)
             case _:
                 assert_never(message)
         return None
@@ -237,6 +242,13 @@ class Scheduler(Actor):
             case _:
                 pass
         return JobReply(await self._view(job_id))
+
+    def _results(self, results: list[WorkResult], now: Now) -> None:
+        for result in results:
+            pool = result.pool
+            if pool not in self.pools and self.sender is not None:
+                self.pools[pool] = self.sender
+            self._apply(self.state.result(pool, result, now), None)
 
     def _new_job(self, message: SubmitJob, now: Now) -> Job:
         work = self.registry.get(message.work)
@@ -333,8 +345,15 @@ class Scheduler(Actor):
                 return
 
     async def _carry_out(self, batch: list[_Pending]) -> None:
+        # Dispatches and acknowledgements to one pool leave as one message each kind.
+        runs: dict[str, list[RunJob]] = {}
+        acks: dict[str, list[JobKey]] = {}
         for effect, handle in batch:
             match effect:
+                case Send(pool=pool, message=RunJob() as run):
+                    runs.setdefault(pool, []).append(run)
+                case Send(pool=pool, message=ResultAcknowledged(job_id=job_id, attempt=attempt)):
+                    acks.setdefault(pool, []).append(JobKey(job_id, attempt))
                 case Send(pool=pool, message=message):
                     await self._send(pool, message)
                 case ReplyEffect(message=message):
@@ -360,6 +379,11 @@ class Scheduler(Actor):
                     pass
                 case _:
                     assert_never(effect)
+        for pool, keys in acks.items():
+            await self._send(pool, ResultsAcknowledged(keys))
+        for pool, dispatched in runs.items():
+            specs = [run.job for run in dispatched]
+            await self._send(pool, RunJobs(specs, dispatched[0].lease))
 
     async def _send(self, pool: str, message: Message) -> None:
         ref = self.pools.get(pool)
@@ -371,9 +395,11 @@ class Scheduler(Actor):
             log.warning("pool_unreachable", pool=pool, error=str(exc))
         if ref is None:
             self.state.pool_lost(pool)
-            if isinstance(message, RunJob):
-                key = JobKey(message.job.id, message.job.attempt)
-                self._apply(self.state.dispatch_failed(key, self.clock()), None)
+            if isinstance(message, RunJobs):
+                now = self.clock()
+                for spec in message.jobs:
+                    key = JobKey(spec.id, spec.attempt)
+                    self._apply(self.state.dispatch_failed(key, now), None)
 
     # --- time -----------------------------------------------------------------------
 
