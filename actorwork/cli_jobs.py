@@ -20,7 +20,7 @@ import structlog
 
 from actorwork.config import Config
 from actorwork.errors import ActorworkError, JobFailed
-from actorwork.messages import DrainPool, JobView
+from actorwork.messages import AttemptRecord, DrainPool, JobView
 from actorwork.runtime import ActorRef
 from actorwork.topology import JobSystem, start_pools, start_scheduler
 from actorwork.work import default_registry
@@ -128,7 +128,8 @@ async def status_command(args: argparse.Namespace, config: Config) -> int:
         client = jobs.client
         assert client is not None
         if args.job_id:
-            print(format_job(await client.get(args.job_id), logs=True))
+            view = await client.get(args.job_id)
+            print(format_job(view, logs=True, attempts=await client.attempts(args.job_id)))
             return 0
         views = await client.list(status=args.only, queue=args.queue, limit=args.limit)
         if not views:
@@ -168,7 +169,7 @@ async def demo_command(args: argparse.Namespace, config: Config) -> int:
             print(f"refused at submit, nothing queued:\n  {exc}\n")
         for handle in handles:
             view = await handle.wait(timeout=60)
-            print(format_job(view, logs=True))
+            print(format_job(view, logs=True, attempts=await handle.client.attempts(handle.id)))
             print()
         saved = _save_artifacts(handles[0].id, await handles[0].view(), config)
         if saved:
@@ -202,10 +203,19 @@ def _summary(view: JobView) -> str:
     )
 
 
-def format_job(view: JobView, *, logs: bool = False) -> str:
+def format_job(
+    view: JobView, *, logs: bool = False, attempts: list[AttemptRecord] | None = None
+) -> str:
     """A job as a person reads it: status, attempts, value or error, logs, artifacts."""
     lines = [f"job {view.id}  work={view.work}  queue={view.queue}  priority={view.priority}"]
     lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
+    earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
+    if earlier:
+        lines.append("  earlier attempts:")
+        for record in earlier:
+            past = record.result
+            why = "" if record.committed else f"  (not committed: {record.note})"
+            lines.append(f"    #{past.attempt} {past.outcome:<9} {past.error or '-'}{why}".rstrip())
     result = view.result
     if view.progress is not None:
         lines.append(f"  progress {view.progress:.0%} {view.progress_message}".rstrip())

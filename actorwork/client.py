@@ -32,9 +32,12 @@ from actorwork.errors import (
 )
 from actorwork.messages import (
     TERMINAL,
+    AttemptRecord,
+    AttemptsReply,
     AwaitJob,
     CancelJob,
     DeleteJob,
+    GetAttempts,
     GetJob,
     JobListReply,
     JobReply,
@@ -145,6 +148,15 @@ class Client:
     async def get(self, job_id: str) -> JobView:
         """The job as the Scheduler knows it now; JobNotFound if it does not."""
         return _found(job_id, await self._ask(GetJob(job_id)))
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]:
+        """Every result of the job the Scheduler recorded, oldest first, committed or not.
+
+        A retried job shows each failed attempt with its error, traceback and logs.
+        """
+        reply = await self._ask(GetAttempts(job_id))
+        assert isinstance(reply, AttemptsReply), reply
+        return reply.attempts
 
     async def wait(self, job_id: str, *, timeout: float | None = None) -> JobView:
         """Wait until the job is finished (any terminal status) and return it.

@@ -28,12 +28,15 @@ __all__ = [
     "TERMINAL",
     "ActorSpawned",
     "Artifact",
+    "AttemptRecord",
+    "AttemptsReply",
     "AwaitJob",
     "CancelJob",
     "DeleteJob",
     "DrainPool",
     "ExecuteJob",
     "FailureReply",
+    "GetAttempts",
     "GetJob",
     "JobKey",
     "JobListReply",
@@ -333,6 +336,24 @@ class ListJobs(Message, tag="aw.job.list"):
 
 class JobListReply(Message, tag="aw.job.list-reply"):
     jobs: list[JobView]
+
+
+class GetAttempts(Message, tag="aw.job.attempts"):
+    """Every result of a job the Scheduler recorded, committed or not: its diagnostics."""
+
+    job_id: str
+
+
+class AttemptRecord(msgspec.Struct, frozen=True):
+    """One recorded result; ``note`` says why it was not committed (e.g. superseded)."""
+
+    result: WorkResult
+    committed: bool
+    note: str = ""
+
+
+class AttemptsReply(Message, tag="aw.job.attempts-reply"):
+    attempts: list[AttemptRecord]
 
 
 # --- Pools and the Scheduler ------------------------------------------------------------

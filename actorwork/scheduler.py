@@ -27,9 +27,12 @@ import structlog
 from actorwork.errors import ActorworkError, PayloadError, WorkNotFound
 from actorwork.messages import (
     TERMINAL,
+    AttemptRecord,
+    AttemptsReply,
     AwaitJob,
     CancelJob,
     DeleteJob,
+    GetAttempts,
     GetJob,
     JobKey,
     JobListReply,
@@ -87,6 +90,7 @@ SchedulerInbound = (
     | JobProgressed
     | ReportResult
     | ReportResults
+    | GetAttempts
 )
 
 #: An effect bound to where it goes: a reply effect carries the handle of its ask.
@@ -197,6 +201,9 @@ class Scheduler(Actor):
                 return await self._change(message, now)
             case ListJobs(status=status, queue=queue, limit=limit):
                 return JobListReply(await self._list(status, queue, limit))
+            case GetAttempts(job_id=job_id):
+                rows = await self.store.attempts(job_id)
+                return AttemptsReply([AttemptRecord(*row) for row in rows])
             case PoolReady(pool=pool, queues=queues, free=free, running=running):
                 if self.sender is None:
                     raise ValueError(f"PoolReady from {pool!r} came without a sender")

@@ -41,7 +41,9 @@ def test_the_demo_runs_background_jobs_and_shows_results_logs_and_artifacts(
     assert "status   succeeded after attempt 1 of 3" in out  # the invoice
     assert "value    49.75" in out
     assert "stdout  info    invoice for ada: 49.75" in out
-    assert "value    'ok on attempt 3'" in out  # flaky: two retries
+    assert "value    'ok on attempt 3'" in out  # flaky: two retries, each shown
+    assert "#1 error     ConnectionError: service unavailable (attempt 1)" in out
+    assert "#2 error     ConnectionError: service unavailable (attempt 2)" in out
     assert "status   dead after attempt 2 of 2" in out  # divide by zero
     assert "ZeroDivisionError: float division by zero" in out
     assert "refused at submit, nothing queued" in out

@@ -174,6 +174,24 @@ async def test_an_exception_is_retried_then_the_job_is_dead_with_its_traceback(
         assert info.value.job == view
 
 
+async def test_every_attempt_of_a_retried_job_is_kept_for_diagnosis(
+    open_jobs: OpenJobs,
+) -> None:
+    async with open_jobs() as jobs:
+        handle = await jobs.submit("boom", "z")
+        assert (await handle.wait(timeout=60)).status == "dead"
+        client = jobs.client
+        assert client is not None
+        attempts = await client.attempts(handle.id)
+        assert [(a.result.attempt, a.result.outcome, a.committed) for a in attempts] == [
+            (1, "error", True),
+            (2, "error", True),
+            (3, "error", True),
+        ]
+        assert all("raise ValueError" in a.result.traceback for a in attempts)
+        assert await client.attempts("no-such-job") == []
+
+
 async def test_work_failed_ends_the_job_without_a_retry(open_jobs: OpenJobs) -> None:
     async with open_jobs() as jobs:
         view = await (await jobs.submit("refuse")).wait(timeout=60)
