@@ -14,6 +14,8 @@ ready again, and a dispatch that could not be delivered is queued again at once.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 import uuid
 from collections import OrderedDict
@@ -142,7 +144,11 @@ class Scheduler(Actor):
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
         self._wake = anyio.Event()
-        self._waiters: dict[str, list[tuple[Reply, float]]] = {}
+        self._waiters: dict[str, list[Reply]] = {}
+        #: When each waiter gets the job as it is, if it has not finished: a lazy heap
+        #: (entries of waiters already answered are skipped when they come up).
+        self._deadlines: list[tuple[float, int, str, Reply]] = []
+        self._deadline_seq = itertools.count()
         #: Views of jobs finished lately, so awaiting a result needs no store read.
         self._recent: OrderedDict[str, JobView] = OrderedDict()
 
@@ -171,7 +177,7 @@ class Scheduler(Actor):
                     if isinstance(effect, ReplyEffect) and handle is not None:
                         handle.resolve(effect.message)
             for waiters in self._waiters.values():
-                for handle, _ in waiters:
+                for handle in waiters:
                     handle.fail(ActorworkError("the scheduler stopped"))
             self._waiters.clear()
             await self.store.aclose()
@@ -196,7 +202,9 @@ class Scheduler(Actor):
                     return JobReply(view)
                 handle = self.defer_reply()
                 if handle is not None:
-                    self._waiters.setdefault(job_id, []).append((handle, now.mono + wait))
+                    self._waiters.setdefault(job_id, []).append(handle)
+                    entry = (now.mono + wait, next(self._deadline_seq), job_id, handle)
+                    heapq.heappush(self._deadlines, entry)
             case CancelJob() | RetryJob() | DeleteJob():
                 return await self._change(message, now)
             case ListJobs(status=status, queue=queue, limit=limit):
@@ -370,7 +378,7 @@ class Scheduler(Actor):
                     self._recent[view.id] = view
                     if len(self._recent) > _RECENT:
                         self._recent.popitem(last=False)
-                    for waiter, _ in self._waiters.pop(view.id, []):
+                    for waiter in self._waiters.pop(view.id, []):
                         waiter.resolve(JobReply(view))
                     log.debug(
                         "job_finished",
@@ -418,15 +426,14 @@ class Scheduler(Actor):
             self._expire_waiters(now)
 
     def _expire_waiters(self, now: Now) -> None:
-        for job_id in list(self._waiters):
-            waiters = self._waiters[job_id]
-            due = [w for w in waiters if w[1] <= now.mono]
-            if not due:
-                continue
-            self._waiters[job_id] = [w for w in waiters if w[1] > now.mono]
-            if not self._waiters[job_id]:
+        """Answer the waiters whose wait is over with the job as it is now."""
+        while self._deadlines and self._deadlines[0][0] <= now.mono:
+            _, _, job_id, handle = heapq.heappop(self._deadlines)
+            waiters = self._waiters.get(job_id)
+            if waiters is None or handle not in waiters:
+                continue  # answered when the job finished
+            waiters.remove(handle)
+            if not waiters:
                 del self._waiters[job_id]
             job = self.state.jobs.get(job_id)
-            view = None if job is None else job.view()
-            for handle, _ in due:
-                handle.resolve(JobReply(view))
+            handle.resolve(JobReply(None if job is None else job.view()))

@@ -250,6 +250,17 @@ async def test_a_running_job_is_cancelled_at_its_next_checkin(open_jobs: OpenJob
         assert await (await jobs.submit(works.add, works.Pair(1, 1))).result(timeout=60) == 2
 
 
+async def test_waiting_past_a_timeout_raises_and_leaves_the_job_running(
+    open_jobs: OpenJobs,
+) -> None:
+    async with open_jobs() as jobs:
+        handle = await jobs.submit("sleep", 60.0)
+        with pytest.raises(TimeoutError, match=handle.id):
+            await handle.wait(timeout=0.3)  # the Scheduler answers when the wait is over
+        assert (await handle.status()) in ("queued", "running")
+        assert (await handle.cancel()).status == "cancelled"
+
+
 async def test_a_delayed_job_waits_until_it_is_due(open_jobs: OpenJobs) -> None:
     async with open_jobs() as jobs:
         handle = await jobs.submit(works.add, works.Pair(4, 4), delay=0.5)
