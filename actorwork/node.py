@@ -74,9 +74,7 @@ class Node:
         self._stack: AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
-        stack = AsyncExitStack()
-        await stack.__aenter__()
-        try:
+        async with AsyncExitStack() as stack:  # unwinds what started if a later part fails
             await stack.enter_async_context(self.system)
             local = [
                 name
@@ -84,10 +82,7 @@ class Node:
                 if placement.address.startswith("inproc://")
             ]
             await self._host(stack, local)
-        except BaseException:
-            await stack.__aexit__(None, None, None)
-            raise
-        self._stack = stack
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(

@@ -245,9 +245,9 @@ class SchedulerState:
         if job.unique_key is not None:
             holder = self._unique.get(job.unique_key)
             if holder is not None:
-                return [Reply(_submitted(holder, created=False))]
+                return [Reply(SubmittedReply(holder, created=False))]
         self._track(job)
-        effects: list[Effect] = [Persist(job), Reply(_submitted(job.id, created=True))]
+        effects: list[Effect] = [Persist(job), Reply(SubmittedReply(job.id, created=True))]
         if job.due is not None and job.due > now.wall:
             job.status = "scheduled"
             self._schedule(job)
@@ -326,7 +326,7 @@ class SchedulerState:
 
         The pool is acknowledged either way, so it can forget the result.
         """
-        ack = Send(pool, _ack(result))
+        ack = Send(pool, ResultAcknowledged(result.job_id, result.attempt))
         job = self.jobs.get(result.job_id)
         if job is None:
             return [Record(result, committed=False, note="job not live"), ack]
@@ -496,14 +496,6 @@ class SchedulerState:
             if job is not None and job.status == "queued" and job.seq == seq:
                 return job
             # A stale entry: the job was cancelled, revived or dispatched since.
-
-
-def _submitted(job_id: str, *, created: bool) -> Message:
-    return SubmittedReply(job_id, created)
-
-
-def _ack(result: WorkResult) -> Message:
-    return ResultAcknowledged(result.job_id, result.attempt)
 
 
 def _spec(job: Job) -> JobSpec:

@@ -97,9 +97,7 @@ class JobSystem:
     async def __aenter__(self) -> Self:
         config = self.config
         default_registry.import_modules(config.jobs.modules)
-        stack = AsyncExitStack()
-        await stack.__aenter__()
-        try:
+        async with AsyncExitStack() as stack:  # unwinds what started if a later part fails
             if config.jobs.topology in ("inline", "local"):
                 system = await start_scheduler(stack, config)
                 if self.run_pools:
@@ -109,10 +107,7 @@ class JobSystem:
                     system_from_settings(config.system, name="client")
                 )
             self.client = Client(system, config.scheduler.address)
-        except BaseException:
-            await stack.__aexit__(None, None, None)
-            raise
-        self._stack = stack
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, get_type_hints, overload
 
 import msgspec
@@ -119,7 +119,7 @@ class Work:
     payload_type: Any = None
     takes_context: bool = False
     payload_params: tuple[str, ...] = ()
-    spread: bool = field(default=False)
+    spread: bool = False
     is_async: bool = False
 
     @property

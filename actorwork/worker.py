@@ -15,7 +15,7 @@ an event loop in that thread, so a work that blocks its loop stalls nothing else
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -84,7 +84,9 @@ async def run_attempt(
         try:
             item = (registry or default_registry).get(spec.work)
             payload = item.decode_payload(spec.payload)
-            with anyio.fail_after(spec.timeout or math.inf):
+            # No cancel scope at all for the common case of no timeout: this is per job.
+            limit = anyio.fail_after(spec.timeout) if spec.timeout else contextlib.nullcontext()
+            with limit:
                 returned = await _invoke(item, ctx, payload, kind)
         except (WorkNotFound, PayloadError, WorkFailed) as exc:
             outcome, error = "failed", _describe(exc)
