@@ -8,9 +8,17 @@ from actorwork import ActorSystem
 from actorwork.addressing import parse_address, split_host_port
 from actorwork.errors import AddressError, ConfigError, UnknownSchemeError
 from actorwork.messages import Ping, Pong
+from actorwork.transports import registry
 from actorwork.transports.inproc import InProcTransport
 from actorwork.transports.registry import known_schemes, register_transport, resolve_transport
 from actorwork.transports.tcp import TCPTransport
+
+
+@pytest.fixture(autouse=True)
+def restored_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schemes registered by a test are gone after it (other tests list the known ones)."""
+    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
+    monkeypatch.setattr(registry, "_instances", dict(registry._instances))
 
 
 def test_unknown_scheme_lists_the_known_ones() -> None:
