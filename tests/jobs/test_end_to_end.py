@@ -23,7 +23,7 @@ import pytest
 
 from actorwork import JobFailed, JobSystem, PayloadError, WorkNotFound
 from actorwork.config import Config, load_config
-from actorwork.errors import JobError, StoreError
+from actorwork.errors import FrameTooLarge, JobError, StoreError
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 
@@ -206,7 +206,7 @@ async def test_a_dead_job_can_be_retried_and_deleted(open_jobs: OpenJobs) -> Non
         client = jobs.client
         assert client is not None
         revived = await client.retry(handle.id)
-        assert revived.status in ("queued", "running", "retrying", "dead")
+        assert revived.status in ("queued", "running")
         view = await handle.wait(timeout=60)
         assert (view.status, view.attempt) == ("dead", 2)
         await client.delete(handle.id)
@@ -294,11 +294,10 @@ async def test_a_payload_of_the_wrong_type_is_refused_naming_work_and_type(
         assert await (await jobs.submit("add", {"x": 1, "y": 2})).result(timeout=60) == 3
 
 
-async def test_a_payload_over_the_frame_cap_fails_alone(open_jobs: OpenJobs, topology: str) -> None:
+async def test_a_payload_over_the_frame_cap_fails_alone(open_jobs: OpenJobs) -> None:
     async with open_jobs() as jobs:
-        with pytest.raises(Exception, match=r"(?i)frame|too large|cap") as info:
+        with pytest.raises(FrameTooLarge, match=r"exceeds max_frame_size=16777216"):
             await jobs.submit("echo", "x" * (17 * 1024 * 1024))
-        assert isinstance(info.value, Exception)
         assert await (await jobs.submit("echo", "after")).result(timeout=60) == "after"
 
 
