@@ -31,6 +31,9 @@ underscores separate levels; values are converted to the key's type).
     size = 4
     queues = ["render"]
 
+    [chromium]                     # where actorwork.chromium's works find a browser
+    mode = "docker"                # local | docker | endpoint
+
 Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key and
 the value, and listing the choices where there are some.
 """
@@ -52,6 +55,7 @@ from actorwork.transports.registry import resolve_transport
 
 __all__ = [
     "ActorPlacement",
+    "ChromiumSettings",
     "Config",
     "JobSettings",
     "PoolSettings",
@@ -141,6 +145,41 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return self.outbox or f".actorwork/outbox/{name}"
 
 
+CHROMIUM_MODES = ("local", "docker", "endpoint")
+
+
+class ChromiumSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[chromium]``: the browser of :mod:`actorwork.chromium`'s works, checked here.
+
+    ``local`` launches ``executable``; ``docker`` runs ``image`` and reaches its DevTools
+    port on 127.0.0.1; ``endpoint`` attaches to a running browser (``http://`` or
+    ``ws://``). ``instances`` browsers are shared by the jobs of a process; ``keep``
+    keeps them between jobs; ``args`` are extra Chromium flags (local and docker).
+    """
+
+    mode: str = "local"
+    executable: str = "chromium"
+    image: str = "actorwork/chromium:bookworm"
+    endpoint: str = ""
+    instances: int = 1
+    keep: bool = True
+    args: list[str] = []
+    start_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in CHROMIUM_MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of: {', '.join(CHROMIUM_MODES)}")
+        if self.mode == "endpoint" and not self.endpoint.startswith(("http://", "ws://")):
+            raise ValueError(
+                f"mode 'endpoint' needs endpoint = 'http://HOST:PORT' or 'ws://...', "
+                f"got {self.endpoint!r}"
+            )
+        if self.instances < 1:
+            raise ValueError(f"instances = {self.instances!r} must be at least 1")
+        if not self.start_timeout > 0:
+            raise ValueError(f"start_timeout = {self.start_timeout!r} must be greater than 0")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The whole configuration file. ``source`` says where it came from."""
 
@@ -151,6 +190,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pools: dict[str, PoolSettings] = msgspec.field(
         default_factory=lambda: {"default": PoolSettings()}
     )
+    chromium: ChromiumSettings = ChromiumSettings()
     source: str = "defaults"
 
 

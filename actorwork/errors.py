@@ -27,8 +27,10 @@
         ├── JobNotFound              no job with that id
         ├── JobFailed                an awaited job ended without succeeding (carries the job)
         ├── WorkFailed               raised by work to fail its job without a retry
+        │   └── PageNotReady         a page did not signal readiness in time (names the URL)
         ├── StoreError               the job store cannot be opened, read or written
-        └── OutboxError              a result cannot be persisted in the pool's outbox
+        ├── OutboxError              a result cannot be persisted in the pool's outbox
+        └── ChromiumError            Chromium cannot be started, reached or driven
 
 Foreign errors (``OSError``, ``ssl.SSLError``, ``msgspec`` errors, anyio's stream
 errors) are translated at the transport or codec boundary with ``raise ... from exc``,
@@ -45,6 +47,7 @@ __all__ = [
     "AddressError",
     "AskTimeout",
     "AuthenticationError",
+    "ChromiumError",
     "ConfigError",
     "ConnectionBroken",
     "ConnectionClosed",
@@ -57,6 +60,7 @@ __all__ = [
     "MessageEncodeError",
     "MessageRejected",
     "OutboxError",
+    "PageNotReady",
     "PayloadError",
     "ProtocolError",
     "RemoteActorError",
@@ -186,3 +190,17 @@ class OutboxError(JobError, OSError):
 
 class WorkFailed(JobError):
     """Raised by work to end its job as ``failed``: a verdict, not an accident, so no retry."""
+
+
+class PageNotReady(WorkFailed):
+    """A page did not call ``window.actorworkReady()`` within its readiness timeout.
+
+    Its message names the timeout and the URL; no retry, since the page decides.
+    """
+
+
+class ChromiumError(JobError):
+    """Chromium cannot be launched, its container started, or its DevTools reached.
+
+    The message says what was tried and what to do (install it, build the image).
+    """
