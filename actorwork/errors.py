@@ -15,6 +15,9 @@
     │       └── AuthenticationError  shared secret missing or wrong
     ├── ProtocolError                bytes that do not decode to what the protocol expects
     ├── MessageEncodeError           a message holds a value that cannot go on the wire
+    ├── EngineError                  the Docker Engine refused or failed a request (says what to do)
+    │   ├── EngineUnavailable        no Docker Engine answers where DOCKER_HOST points
+    │   └── ImageNotFound            the image is not in the engine (names how to build it)
     └── ActorError                   the actor layer
         ├── ActorNotFound            no actor of that name
         ├── ActorStopped             the actor stopped before it handled the message
@@ -52,8 +55,11 @@ __all__ = [
     "ConnectionBroken",
     "ConnectionClosed",
     "EndOfStream",
+    "EngineError",
+    "EngineUnavailable",
     "FrameTooLarge",
     "HandshakeError",
+    "ImageNotFound",
     "JobError",
     "JobFailed",
     "JobNotFound",
@@ -154,6 +160,18 @@ class RemoteActorError(ActorError):
 
 class MessageEncodeError(ActorworkError, TypeError):
     """A message cannot be encoded for the wire (a field holds an unencodable value)."""
+
+
+class EngineError(ActorworkError):
+    """The Docker Engine refused or failed a request; the message says what to do."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker Engine answers at the configured place (``DOCKER_HOST`` or its socket)."""
+
+
+class ImageNotFound(EngineError, LookupError):
+    """An image is not in the engine, which pulls nothing; the message names how to build it."""
 
 
 class JobError(ActorworkError):

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -50,6 +50,7 @@ from actorwork.transports.registry import resolve_transport
 __all__ = [
     "CONFORMANCE_CHECKS",
     "HARNESSES",
+    "DockerHarness",
     "InProcHarness",
     "NotApplicable",
     "PipeHarness",
@@ -63,6 +64,13 @@ SMALL_CAP = 64 * 1024
 
 class NotApplicable(Exception):
     """Raised by a check that does not apply to the harness's transport."""
+
+
+class PeerProcess(Protocol):
+    """What a check needs of a peer's process: a pid on this host to signal."""
+
+    @property
+    def pid(self) -> int: ...
 
 
 class TransportHarness:
@@ -117,7 +125,7 @@ class TransportHarness:
         raise NotImplementedError(f"no raw stream for {address!r}")
 
     @asynccontextmanager
-    async def echo_peer(self) -> AsyncIterator[tuple[anyio.abc.Process, Connection]]:
+    async def echo_peer(self) -> AsyncIterator[tuple[PeerProcess, Connection]]:
         """An echo server in a child process, and a connection to it."""
         command = [sys.executable, "-m", "actorwork.testing", "echo", self.new_address()]
         async with await anyio.open_process(
@@ -203,7 +211,7 @@ class PipeHarness(TransportHarness):
         return await anyio.abc.UNIXSocketStream.from_socket(socket.socket(fileno=client_fd))
 
     @asynccontextmanager
-    async def echo_peer(self) -> AsyncIterator[tuple[anyio.abc.Process, Connection]]:
+    async def echo_peer(self) -> AsyncIterator[tuple[PeerProcess, Connection]]:
         server_fd, client_fd = _pipe_fds()
         command = [sys.executable, "-m", "actorwork.testing", "echo", f"pipe://{server_fd}"]
         try:
@@ -219,12 +227,88 @@ class PipeHarness(TransportHarness):
                 yield process, connection
 
 
+class _ContainerPeer:
+    """A container seen as a peer process: ``pid`` is its init process on this host."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+class DockerHarness(TransportHarness):
+    """``docker://`` over a socket in the test's directory; the echo peer runs in a container.
+
+    The container runs ``$ACTORWORK_TEST_IMAGE`` (default: the worker image, built by
+    :func:`actorwork.images.ensure_worker_image` if missing) with this process's
+    actorwork mounted read-only over the image's, so the peer runs the code under
+    test. The check that needs a peer is not applicable when no Docker Engine answers.
+    """
+
+    scheme = "docker"
+
+    def new_address(self) -> str:
+        return f"docker://{self.tmp_path / f'd-{uuid.uuid4().hex[:8]}.sock'}"
+
+    async def raw_stream(self, address: str) -> anyio.abc.ByteStream:
+        parsed = parse_address(address)
+        if parsed.location.startswith("/"):
+            return await anyio.connect_unix(parsed.location)
+        return await super().raw_stream(f"tcp://{parsed.location}")
+
+    @asynccontextmanager
+    async def echo_peer(self) -> AsyncIterator[tuple[PeerProcess, Connection]]:
+        from actorwork.docker_engine import Engine
+        from actorwork.errors import EngineUnavailable
+        from actorwork.images import ensure_worker_image, source_mounts
+
+        engine = Engine()
+        try:
+            await engine.open()
+        except EngineUnavailable as exc:
+            raise NotApplicable(f"docker:// peers need a Docker Engine: {exc}") from exc
+        async with engine:
+            image = await ensure_worker_image(engine)
+            inside, name = "/run/actorwork-echo", f"e-{uuid.uuid4().hex[:8]}.sock"
+            self.tmp_path.chmod(0o777)  # the container's user writes its socket here
+            source, environment = source_mounts()
+            config = {
+                "Image": image,
+                "Cmd": ["python3", "-m", "actorwork.testing", "echo", f"docker://{inside}/{name}"],
+                "Env": [f"{key}={value}" for key, value in environment.items()],
+                "Labels": {"org.actorwork.image.test": "1"},
+                "HostConfig": {
+                    "Binds": [f"{self.tmp_path}:{inside}", *source],
+                    "NetworkMode": "none",
+                },
+            }
+            container = await engine.run(f"actorwork-echo-{uuid.uuid4().hex[:8]}", config)
+            try:
+                pid = int((await engine.inspect(container))["State"]["Pid"])
+                address = f"docker://{self.tmp_path / name}"
+                async with await _connect_soon(address) as connection:
+                    yield _ContainerPeer(pid), connection
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await engine.remove(container)
+
+
 HARNESSES: dict[str, type[TransportHarness]] = {
     "inproc": InProcHarness,
     "pipe": PipeHarness,
     "unix": UnixHarness,
     "tcp": TCPHarness,
+    "docker": DockerHarness,
 }
+
+
+async def _connect_soon(address: str) -> Connection:
+    """Connect to a peer that is about to listen (its socket file may precede listen())."""
+    bound, transport = resolve_transport(address)
+    with anyio.fail_after(60):
+        while True:
+            try:
+                return await transport.connect(bound, ConnectionOptions(name="client"))
+            except TransportError:
+                await anyio.sleep(0.05)
 
 
 def _pipe_fds() -> tuple[int, int]:

@@ -60,7 +60,7 @@ def test_actor_placement_from_environment(tmp_path: Path) -> None:
             "[system]\nlisten = 'tpc://127.0.0.1:1'\n",
             {},
             "unknown transport scheme 'tpc' in address 'tpc://127.0.0.1:1' "
-            "(known: inproc, pipe, tcp, unix)",
+            "(known: docker, inproc, pipe, tcp, unix)",
         ),
         ("[system]\nlisten = 'tcp://127.0.0.1:99999'\n", {}, "port 99999 outside"),
         ("[system]\nlistne = 'tcp://127.0.0.1:1'\n", {}, "unknown field `listne`"),

@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "pipe": "actorwork.transports.pipe:PipeTransport",
     "unix": "actorwork.transports.unix:UnixTransport",
     "tcp": "actorwork.transports.tcp:TCPTransport",
+    "docker": "actorwork.transports.docker:DockerTransport",
 }
 _registered: dict[str, TransportFactory] = {}
 _instances: dict[str, Transport] = {}

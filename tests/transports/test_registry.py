@@ -26,7 +26,7 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
         resolve_transport("tpc://127.0.0.1:7400")
     assert str(caught.value) == (
         "unknown transport scheme 'tpc' in address 'tpc://127.0.0.1:7400' "
-        "(known: inproc, pipe, tcp, unix)"
+        "(known: docker, inproc, pipe, tcp, unix)"
     )
 
 

@@ -1,0 +1,142 @@
+"""``docker://`` — a socket bridged into a container, for workers in containers.
+
+Reach: this host and the containers of its Docker Engine, or, for a remote engine,
+containers on another host. Two forms of address, told apart by the location:
+
+* ``docker:///abs/dir/pool.sock`` — a Unix socket in a host directory that is
+  bind-mounted into the container; the container connects to the same socket at its
+  path inside the mount. This is the form for a local engine.
+* ``docker://host:port`` — the same bridge over TCP, for a remote engine
+  (``DOCKER_HOST=tcp://...``), whose containers cannot see this host's files. A
+  listener that is not on loopback requires a shared secret (the HMAC handshake of
+  every transport); a pool always sets one.
+
+Guarantees are those of ``unix://`` and ``tcp://``: frames arrive in order, whole, or
+the connection breaks; a killed container is seen at once (its end of the socket
+closes). Unix listeners make the socket file mode ``0o666`` by default, because the
+container's user is not this host's user: what keeps strangers out is the shared
+secret, which a :mod:`~actorwork.docker_pool` always sets.
+
+The container side runs ``python -m actorwork.transports.docker ADDRESS --name NAME``:
+an actor system that connects to ``ADDRESS`` (with the secret in
+``$ACTORWORK_BRIDGE_SECRET``), lets the other side spawn actors in it, and exits when
+that connection ends. Nothing here imports the Docker client; the containers are the
+pool's business (:mod:`actorwork.docker_pool`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import ssl
+from typing import ClassVar
+
+import anyio
+import structlog
+
+from actorwork.addressing import Address, parse_address
+from actorwork.errors import AddressError
+from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
+from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
+from actorwork.transports.tcp import TCPTransport
+from actorwork.transports.unix import UnixTransport
+
+__all__ = ["SECRET_VARIABLE", "DockerTransport", "is_unix_bridge", "main"]
+
+log = structlog.get_logger(__name__)
+
+#: The environment variable that carries the bridge's shared secret (hex) into a container.
+SECRET_VARIABLE = "ACTORWORK_BRIDGE_SECRET"
+
+
+def is_unix_bridge(address: Address) -> bool:
+    """True for ``docker:///path`` (a bridged Unix socket), False for ``docker://host:port``."""
+    return address.location.startswith("/")
+
+
+class _UnixBridge(UnixTransport):
+    scheme: ClassVar[str] = "docker"
+
+
+class _TCPBridge(TCPTransport):
+    scheme: ClassVar[str] = "docker"
+
+
+class DockerTransport(Transport):
+    """Connections over a socket bridged into a container; see the module docstring.
+
+    ``mode`` is the permission of a listening Unix socket file; ``server_ssl`` and
+    ``client_ssl`` turn on TLS for the TCP form, as for :class:`TCPTransport`.
+    """
+
+    scheme: ClassVar[str] = "docker"
+
+    def __init__(
+        self,
+        *,
+        mode: int = 0o666,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        self._unix = _UnixBridge(mode=mode)
+        self._tcp = _TCPBridge(server_ssl=server_ssl, client_ssl=client_ssl)
+
+    def _pick(self, address: Address) -> Transport:
+        if not address.location:
+            raise AddressError(
+                f"address {str(address)!r} names neither a socket path "
+                "('docker:///dir/pool.sock') nor 'host:port' ('docker://10.0.0.5:7500')"
+            )
+        return self._unix if is_unix_bridge(address) else self._tcp
+
+    def check_address(self, address: Address) -> None:
+        self._pick(address).check_address(address)
+
+    async def connect(self, address: Address, options: ConnectionOptions) -> Connection:
+        return await self._pick(address).connect(address, options)
+
+    async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
+        return await self._pick(address).listen(address, options)
+
+
+# --- the container side ---------------------------------------------------------------
+
+
+async def _container_main(address_text: str, name: str, max_frame_size: int) -> None:
+    from actorwork.runtime.system import ActorSystem
+
+    secret_hex = os.environ.pop(SECRET_VARIABLE, "")
+    system = ActorSystem(
+        name,
+        secret=bytes.fromhex(secret_hex) or None,
+        max_frame_size=max_frame_size,
+        allow_remote_spawn=True,
+    )
+    address = parse_address(address_text)
+    async with system:
+        connection = await DockerTransport().connect(address, system.options)
+        log.info("bridge_connected", system=name, address=address_text)
+        await system.serve_connection(connection)
+    # The pool is gone: leave now, even if a sync work still runs in a thread (the
+    # interpreter would otherwise wait for it at exit).
+    log.info("bridge_closed", system=name)
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point in a container (``python -m actorwork.transports.docker ADDRESS ...``)."""
+    parser = argparse.ArgumentParser(prog="actorwork.transports.docker")
+    parser.add_argument("address", help="the bridge to connect to, docker:///... or docker://h:p")
+    parser.add_argument("--name", default="container")
+    parser.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE)
+    args = parser.parse_args(argv)
+    from actorwork.cli import configure_logging
+
+    configure_logging(os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when a worker stops
+    anyio.run(_container_main, args.address, args.name, args.max_frame_size)
+
+
+if __name__ == "__main__":
+    main()
