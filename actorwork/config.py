@@ -27,9 +27,15 @@ underscores separate levels; values are converted to the key's type).
     store = "/var/lib/myapp/jobs.db"
 
     [pools.render]                 # one table per pool
-    kind = "process"               # local | thread | process
+    kind = "process"               # local | thread | process | docker
     size = 4
     queues = ["render"]
+
+    [pools.sandboxed]              # a docker pool: one container per worker
+    kind = "docker"
+    image = "myapp/worker:1.0"     # built locally: actorwork image build
+    memory = "512m"                # per container; cpus = 1.5 too
+    mounts = ["/srv/in:/data:ro"]  # bind mounts, host:container[:ro]
 
     [chromium]                     # where actorwork.chromium's works find a browser
     mode = "docker"                # local | docker | endpoint
@@ -49,6 +55,7 @@ from typing import Any
 import msgspec
 
 from actorwork.addressing import parse_address
+from actorwork.docker_engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.registry import resolve_transport
@@ -103,7 +110,7 @@ class ActorPlacement(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 TOPOLOGIES = ("inline", "local", "distributed")
-POOL_KINDS = ("local", "thread", "process")
+POOL_KINDS = ("local", "thread", "process", "docker")
 SYNCHRONOUS = ("off", "normal", "full")
 
 
@@ -132,7 +139,12 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 
 
 class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[pools.NAME]``: one Pool; ``outbox`` defaults to ``.actorwork/outbox/NAME``."""
+    """``[pools.NAME]``: one Pool; ``outbox`` defaults to ``.actorwork/outbox/NAME``.
+
+    The keys from ``image`` on apply to ``docker`` pools: see
+    :class:`~actorwork.docker_engine.ContainerOptions` (``memory`` as ``"512m"``, ``cpus``
+    as a fraction of cores; 0 and "" mean no limit).
+    """
 
     kind: str = "local"
     size: int = 2
@@ -140,9 +152,34 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     outbox: str = ""
     heartbeat: float = 0.0  # 0: a third of the Scheduler's lease
     grace: float = 30.0  # seconds a stopping pool lets running jobs finish
+    image: str = DEFAULT_IMAGE
+    memory: str | int = ""
+    cpus: float = 0.0
+    network: str = ""
+    user: str = ""
+    mounts: list[str] = []
+    environment: dict[str, str] = {}
+    bridge: str = "auto"
+    advertise: str = ""
+    start_timeout: float = 60.0
 
     def outbox_path(self, name: str) -> str:
         return self.outbox or f".actorwork/outbox/{name}"
+
+    def container_options(self) -> ContainerOptions:
+        """What a docker pool's containers are made of; ConfigError naming a bad value."""
+        return ContainerOptions(
+            image=self.image,
+            memory=parse_memory(self.memory) if self.memory else None,
+            cpus=self.cpus or None,
+            network=self.network,
+            user=self.user,
+            mounts=tuple(self.mounts),
+            environment=dict(self.environment),
+            bridge=self.bridge,
+            advertise=self.advertise,
+            start_timeout=self.start_timeout,
+        )
 
 
 CHROMIUM_MODES = ("local", "docker", "endpoint")
@@ -317,11 +354,16 @@ def _check_jobs(config: Config) -> None:
             raise ConfigError(f"{where}: scheduler.{key} = {value!r} must be greater than 0")
     for name, pool in config.pools.items():
         _choice(f"pools.{name}.kind", pool.kind, POOL_KINDS, where)
-        if jobs.topology == "inline" and pool.kind == "process":
+        if jobs.topology == "inline" and pool.kind in ("process", "docker"):
             raise ConfigError(
-                f"{where}: pools.{name}.kind = 'process' runs workers in other processes; "
+                f"{where}: pools.{name}.kind = {pool.kind!r} runs workers in other processes; "
                 "use topology 'local' for that, or kind 'local' or 'thread' to stay inline"
             )
+        if pool.kind == "docker":
+            try:
+                pool.container_options()
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: pools.{name}.{exc}") from None
         if pool.size < 1:
             raise ConfigError(f"{where}: pools.{name}.size = {pool.size!r} must be at least 1")
         if not pool.queues:

@@ -302,10 +302,11 @@ class Engine:
                 raise EngineError(f"removing container {container_id[:12]}: {exc.message}") from exc
 
     async def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Every container (running or not) carrying all of ``labels``, as listed."""
+        """Every container (running or not) carrying all of ``labels`` (a value of ''
+        matches any), as listed."""
         import json
 
-        wanted = [f"{key}={value}" for key, value in labels.items()]
+        wanted = [f"{key}={value}" if value else key for key, value in labels.items()]
         with self._translate("listing containers"):
             found = await self.client.containers.list(
                 all=True, filters=json.dumps({"label": wanted})

@@ -17,7 +17,9 @@ arriving after that is dropped. It then waits briefly for the acknowledgements.
 Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
 ``thread`` workers run each work in a thread of its own, and ``process`` workers are
 child processes over ``pipe://``: a crash kills only that child, and its attempt is
-reported as ``lost`` at once (the pipe's end of file), never as a success.
+reported as ``lost`` at once (the pipe's end of file), never as a success. ``docker``
+workers are the same in containers, over ``docker://`` (see
+:mod:`actorwork.docker_pool`): a container that dies is a lost worker, replaced.
 """
 
 from __future__ import annotations
@@ -64,13 +66,15 @@ from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.worker import Worker
 
 if TYPE_CHECKING:
+    from actorwork.docker_engine import ContainerOptions
+    from actorwork.docker_pool import ContainerFleet, ContainerWorker
     from actorwork.transports.pipe import ChildProcess
 
 __all__ = ["Pool", "PoolKind"]
 
 log = structlog.get_logger(__name__)
 
-PoolKind = Literal["local", "thread", "process"]
+PoolKind = Literal["local", "thread", "process", "docker"]
 
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
@@ -88,7 +92,7 @@ class _Worker:
 
     name: str
     ref: ActorRef
-    child: ChildProcess | None = None  # a process worker's child process
+    child: ChildProcess | ContainerWorker | None = None  # a process or container worker
 
 
 class Pool(Actor):
@@ -98,6 +102,7 @@ class Pool(Actor):
     or a ref to it; ``scheduler_name`` its actor name there. ``outbox`` is the
     directory of unacknowledged results. ``heartbeat`` is how often the Pool
     confirms its running attempts (keep it well under the Scheduler's lease).
+    ``containers`` says what a ``docker`` pool's containers are made of.
     """
 
     def __init__(
@@ -113,9 +118,12 @@ class Pool(Actor):
         heartbeat: float = 5.0,
         reconnect_max: float = 5.0,
         fsync: bool = True,
+        containers: ContainerOptions | None = None,
     ) -> None:
-        if kind not in ("local", "thread", "process"):
-            raise ValueError(f"pool kind must be 'local', 'thread' or 'process', got {kind!r}")
+        if kind not in ("local", "thread", "process", "docker"):
+            raise ValueError(
+                f"pool kind must be 'local', 'thread', 'process' or 'docker', got {kind!r}"
+            )
         if size < 1:
             raise ValueError(f"pool size must be at least 1, got {size!r}")
         if not queues:
@@ -129,6 +137,8 @@ class Pool(Actor):
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.outbox = Outbox(outbox, fsync=fsync)
+        self.containers = containers
+        self._fleet: ContainerFleet | None = None  # a docker pool's containers
         self.workers: dict[str, _Worker] = {}
         self.state = PoolState(name="")  # named in on_start, once the actor has its name
         self._batches = itertools.count()
@@ -163,6 +173,8 @@ class Pool(Actor):
         self.start_soon(self._return_credit_forever)
         self.start_soon(self._connect_forever)
         self.start_soon(self._heartbeat_forever)
+        if self.kind == "docker":
+            await self._open_fleet()
         for index in range(self.size):
             await self._start_worker(index)
             # A PoolReady sent before this worker existed did not count it.
@@ -189,19 +201,33 @@ class Pool(Actor):
                     await worker.child.aclose()
                 else:
                     await self.system.stop(worker.ref)
+            if self._fleet is not None:
+                await self._fleet.aclose()
+
+    async def _open_fleet(self) -> None:
+        from actorwork.docker_engine import ContainerOptions
+        from actorwork.docker_pool import ContainerFleet
+
+        self._fleet = ContainerFleet(self.system, self.name, self.containers or ContainerOptions())
+        await self._fleet.open()
+        self.start_soon(self._fleet.serve)
 
     async def _start_worker(self, index: int) -> None:
         name = f"{self.name}.worker-{index}"
-        if self.kind == "process":
-            child = await self.system.spawn_child(name)
+        if self.kind == "local" or self.kind == "thread":  # noqa: PLR1714 - narrows the kind
+            worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
+            self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
+        else:
+            child: ChildProcess | ContainerWorker
+            if self._fleet is not None:
+                child = await self._fleet.start(name)
+            else:
+                child = await self.system.spawn_child(name)
             remote: ActorRef = await child.spawn(
                 "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
             )
             self.system.watch(remote, self.ref)
             self.workers[name] = _Worker(name, remote, child)
-        else:
-            worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
-            self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
         self.state.add_worker(name)
 
     # --- messages -------------------------------------------------------------------
@@ -266,7 +292,7 @@ class Pool(Actor):
             await self._tell_scheduler(ReportResult(decision))
             return
         await self._tell_worker(decision.worker, ExecuteJob(spec))
-        if self.kind == "process" and spec.timeout is not None:
+        if self.kind in ("process", "docker") and spec.timeout is not None:
             self.start_soon(self._enforce_timeout, decision)
 
     async def _tell_worker(self, name: str, message: ExecuteJob | StopJob) -> None:
@@ -317,7 +343,7 @@ class Pool(Actor):
         if worker is None or worker.child is None:
             return
         code = await _exit_code(worker.child)
-        self._lose(name, f"worker process exited (code {code}) without a result")
+        self._lose(name, await _lost_reason(worker.child, code))
         self.state.remove_worker(name)
         del self.workers[name]
         await worker.child.aclose()
@@ -327,6 +353,9 @@ class Pool(Actor):
             await self._start_worker(int(name.rsplit("-", 1)[1]))
         except RuntimeError as exc:  # the system is closing: no replacement
             log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
+            return
+        except ActorworkError as exc:  # the engine failed a new container
+            log.error("worker_not_replaced", pool=self.name, reason=str(exc))
             return
         self._worker_idle()
 
@@ -499,7 +528,7 @@ class Pool(Actor):
         """The running attempts whose workers answer: a stopped process earns no lease."""
         alive: list[JobKey] = []
 
-        async def probe(child: ChildProcess, attempt: Attempt) -> None:
+        async def probe(child: ChildProcess | ContainerWorker, attempt: Attempt) -> None:
             try:
                 await child.ref("_system").ask(Ping(), timeout=self.heartbeat / 2)
             except ActorworkError:
@@ -522,7 +551,15 @@ class Pool(Actor):
         return alive
 
 
-async def _exit_code(child: ChildProcess) -> int | None:
+async def _exit_code(child: ChildProcess | ContainerWorker) -> int | None:
     with anyio.move_on_after(1.0):
         return await child.wait()
     return None
+
+
+async def _lost_reason(child: ChildProcess | ContainerWorker, code: int | None) -> str:
+    from actorwork.docker_pool import ContainerWorker
+
+    if isinstance(child, ContainerWorker):
+        return await child.exit_reason()  # with the engine's word on it (out of memory?)
+    return f"worker process exited (code {code}) without a result"

@@ -77,6 +77,7 @@ async def start_pools(
                 queues=settings.queues,
                 modules=config.jobs.modules,
                 heartbeat=settings.heartbeat or lease / 3,
+                containers=settings.container_options() if settings.kind == "docker" else None,
             ),
             name=name,
         )
