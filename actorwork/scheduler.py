@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import random
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +103,18 @@ _Pending = tuple[Effect, Reply | None]
 _RECENT = 10_000
 
 
+# Job ids are 128 random bits in hex, like a uuid4's, from a generator seeded by the OS
+# (again in a forked child): a uuid4 asks the kernel for every id, which costs more than
+# the rest of a no-op job's submit. Ids need to be unique, not unguessable.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def new_job_id() -> str:
+    """A fresh job id: 32 hex digits."""
+    return f"{_ids.getrandbits(128):032x}"
+
+
 def real_clock() -> Now:
     return Now(time.monotonic(), time.time())
 
@@ -146,8 +159,10 @@ class Scheduler(Actor):
         self._wake = anyio.Event()
         self._waiters: dict[str, list[Reply]] = {}
         #: When each waiter gets the job as it is, if it has not finished: a lazy heap
-        #: (entries of waiters already answered are skipped when they come up).
+        #: (entries of waiters already answered are skipped when they come up, or
+        #: dropped all at once when they outnumber the waiting ones).
         self._deadlines: list[tuple[float, int, str, Reply]] = []
+        self._waiting = 0  # handles in _waiters
         self._deadline_seq = itertools.count()
         #: Views of jobs finished lately, so awaiting a result needs no store read.
         self._recent: OrderedDict[str, JobView] = OrderedDict()
@@ -203,6 +218,7 @@ class Scheduler(Actor):
                 handle = self.defer_reply()
                 if handle is not None:
                     self._waiters.setdefault(job_id, []).append(handle)
+                    self._waiting += 1
                     entry = (now.mono + wait, next(self._deadline_seq), job_id, handle)
                     heapq.heappush(self._deadlines, entry)
             case CancelJob() | RetryJob() | DeleteJob():
@@ -276,7 +292,7 @@ class Scheduler(Actor):
         timeout = message.timeout if message.timeout is not None else work.timeout
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
-        job_id = message.job_id or uuid.uuid4().hex
+        job_id = message.job_id or new_job_id()
         if job_id in self.state.jobs:
             raise ValueError(f"job id {job_id!r} is already in use")
         return Job(
@@ -378,7 +394,9 @@ class Scheduler(Actor):
                     self._recent[view.id] = view
                     if len(self._recent) > _RECENT:
                         self._recent.popitem(last=False)
-                    for waiter in self._waiters.pop(view.id, []):
+                    waiters = self._waiters.pop(view.id, ())
+                    self._waiting -= len(waiters)
+                    for waiter in waiters:
                         waiter.resolve(JobReply(view))
                     log.debug(
                         "job_finished",
@@ -424,6 +442,7 @@ class Scheduler(Actor):
             now = self.clock()
             self._apply(self.state.tick(now), None)
             self._expire_waiters(now)
+            self._compact_deadlines()
 
     def _expire_waiters(self, now: Now) -> None:
         """Answer the waiters whose wait is over with the job as it is now."""
@@ -433,7 +452,24 @@ class Scheduler(Actor):
             if waiters is None or handle not in waiters:
                 continue  # answered when the job finished
             waiters.remove(handle)
+            self._waiting -= 1
             if not waiters:
                 del self._waiters[job_id]
             job = self.state.jobs.get(job_id)
             handle.resolve(JobReply(None if job is None else job.view()))
+
+    def _compact_deadlines(self) -> None:
+        """Drop the entries of answered waiters once they are most of the heap.
+
+        Waits are long (a client's long poll) and most end early when their job
+        finishes, so without this the heap would hold every wait of the last minutes.
+        """
+        if len(self._deadlines) <= 2 * self._waiting + 1024:
+            return
+        waiters = self._waiters
+        self._deadlines = [
+            entry
+            for entry in self._deadlines
+            if entry[2] in waiters and entry[3] in waiters[entry[2]]
+        ]
+        heapq.heapify(self._deadlines)

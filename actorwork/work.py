@@ -23,7 +23,6 @@ async ones on the worker's loop. The decorated object can still be called direct
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, get_type_hints, overload
@@ -65,8 +64,9 @@ class WorkContext:
         self.artifacts: list[Artifact] = []
         self.fraction: float | None = None
         self.progress_message = ""
+        #: Why the work was asked to stop; empty while it was not. Set once, by one
+        #: assignment, so a sync work's thread reads it safely without a lock.
         self.stop_reason = ""
-        self._stop = threading.Event()
         self._on_progress = on_progress
 
     def progress(self, fraction: float | None, message: str = "") -> None:
@@ -83,17 +83,16 @@ class WorkContext:
 
         Long work should call it between steps and return soon after it says True.
         """
-        return self._stop.is_set()
+        return bool(self.stop_reason)
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return bool(self.stop_reason)
 
     def request_stop(self, reason: str) -> None:
         """Ask the work to stop at its next check-in (called by the worker)."""
-        if not self._stop.is_set():
-            self.stop_reason = reason
-            self._stop.set()
+        if not self.stop_reason:
+            self.stop_reason = reason or "stopped"
 
     def add_artifact(
         self, name: str, data: bytes, *, media_type: str = "application/octet-stream"

@@ -176,12 +176,19 @@ class Worker(Actor):
         self.modules = list(modules)
         self.pool = pool
         self.registry = registry or default_registry
-        #: The job being run (set before its task starts, so a second ExecuteJob is refused).
+        #: The job being run, from the moment its ExecuteJob is taken until its result
+        #: is handed over, so a second ExecuteJob meanwhile is refused.
         self._job: JobSpec | None = None
+        #: The job taken but not yet started by the runner task, and whom to report to.
+        self._queued: tuple[JobSpec, ActorRef] | None = None
+        self._wake: asyncio.Future[None] | None = None
         self._context: WorkContext | None = None
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)
+        # One long-lived task runs every attempt: a task per job would cost more than a
+        # no-op job itself.
+        self.start_soon(self._run_jobs)
 
     async def receive(self, message: ExecuteJob | StopJob) -> None:
         match message:
@@ -189,13 +196,15 @@ class Worker(Actor):
                 reporter = self.sender
                 if reporter is None:
                     raise ValueError("ExecuteJob needs a sender to report to")
-                if self._job is not None:
+                busy = self._queued[0] if self._queued is not None else self._job
+                if busy is not None:
                     raise RuntimeError(
-                        f"worker {self.name!r} is running job {self._job.id!r}; "
-                        f"refusing job {spec.id!r}"
+                        f"worker {self.name!r} is running job {busy.id!r}; refusing job {spec.id!r}"
                     )
-                self._job = spec
-                self._start(spec, reporter)
+                self._queued = (spec, reporter)
+                wake = self._wake
+                if wake is not None and not wake.done():
+                    wake.set_result(None)
             case StopJob(job_id=job_id, attempt=attempt, reason=reason):
                 ctx = self._context
                 if ctx is not None and (ctx.job_id, ctx.attempt) == (job_id, attempt):
@@ -203,32 +212,45 @@ class Worker(Actor):
             case _:
                 assert_never(message)
 
-    def _start(self, spec: JobSpec, reporter: ActorRef) -> None:
+    async def _run_jobs(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            queued = self._queued
+            if queued is None:
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            spec, reporter = queued
+            self._queued, self._job = None, spec
+            try:
+                await self._run(spec, reporter)
+            except Exception:
+                # The result could not be handed over (the Pool is gone): the Pool's
+                # lease on the job covers it; this Worker goes on taking jobs.
+                self.log.exception("worker_report_failed", job_id=spec.id, attempt=spec.attempt)
+
+    def _progress_reporter(
+        self, spec: JobSpec, reporter: ActorRef
+    ) -> Callable[[float | None, str], None]:
         loop = asyncio.get_running_loop()
 
         def progressed(fraction: float | None, text: str) -> None:
             update = JobProgressed(spec.id, spec.attempt, fraction, text)
             loop.call_soon_threadsafe(self.start_soon, reporter.tell, update)
 
-        def started(ctx: WorkContext) -> None:
-            self._context = ctx
+        return progressed
 
-        self.start_soon(self._run, spec, reporter, progressed, started)
+    def _started(self, ctx: WorkContext) -> None:
+        self._context = ctx
 
-    async def _run(
-        self,
-        spec: JobSpec,
-        reporter: ActorRef,
-        progressed: Callable[[float | None, str], None],
-        started: Callable[[WorkContext], None],
-    ) -> None:
+    async def _run(self, spec: JobSpec, reporter: ActorRef) -> None:
         try:
             result = await run_attempt(
                 spec,
                 registry=self.registry,
                 kind=self.kind,
-                on_progress=progressed,
-                on_context=started,
+                on_progress=self._progress_reporter(spec, reporter),
+                on_context=self._started,
                 pool=self.pool,
                 worker=self.name,
             )
