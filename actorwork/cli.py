@@ -10,6 +10,7 @@
     actorwork cancel|retry|delete JOB_ID
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
+    actorwork image build          # build a worker image locally (no registry)
     actorwork config               # print the effective configuration
     actorwork version
 
@@ -205,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
     serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")
+    from actorwork.cli_image import add_image_commands
+
+    add_image_commands(commands)
     commands.add_parser("config", help="print the effective configuration")
     commands.add_parser("version", help="print the version")
     return parser
@@ -227,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         sys.path.insert(0, os.getcwd())
         from actorwork import cli_jobs
+        from actorwork.cli_image import image_command
 
-        runners = {"greet": _greet, "serve": _serve, **cli_jobs.COMMANDS}
+        runners = {"greet": _greet, "serve": _serve, "image": image_command, **cli_jobs.COMMANDS}
         return anyio.run(runners[args.command], args, config)
     except ActorworkError as exc:
         print(f"actorwork: error: {exc}", file=sys.stderr)

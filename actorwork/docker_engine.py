@@ -48,6 +48,8 @@ LABEL_PREFIX = "org.actorwork"
 DEFAULT_IMAGE = "actorwork/worker:0.1.0"
 #: How a container reaches its pool: ``auto`` picks ``tcp`` for a remote engine.
 BRIDGES = ("auto", "unix", "tcp")
+#: The status aiodocker gives to "cannot connect" (no HTTP answer at all).
+_NO_CONNECTION = 900
 #: The smallest memory limit the engine accepts.
 MIN_MEMORY = 6 * 1024 * 1024
 
@@ -191,9 +193,9 @@ class Engine:
             raise RuntimeError("the engine is not open; use 'async with Engine()'")
         return self._client
 
-    def _unavailable(self, exc: BaseException) -> EngineUnavailable:
+    def _unavailable(self, reason: object) -> EngineUnavailable:
         return EngineUnavailable(
-            f"no Docker Engine answers at {self.where} ({exc}): start it "
+            f"no Docker Engine answers at {self.where} ({reason}): start it "
             "(systemctl start docker, or dockerd &) or point DOCKER_HOST at one"
         )
 
@@ -205,6 +207,8 @@ class Engine:
         try:
             yield
         except aiodocker.DockerError as exc:
+            if exc.status == _NO_CONNECTION:
+                raise self._unavailable(exc.message) from exc
             raise EngineError(f"Docker Engine at {self.where}: {what}: {exc.message}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise self._unavailable(exc) from exc

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from actorwork.config import load_config
-from actorwork.docker_engine import check_image_reference, parse_memory
-from actorwork.errors import AddressError, ConfigError
+from actorwork.docker_engine import Engine, check_image_reference, parse_memory
+from actorwork.errors import AddressError, ConfigError, EngineUnavailable
 from actorwork.transports.registry import resolve_transport
 
 
@@ -64,3 +64,14 @@ def test_docker_addresses_are_a_path_or_host_and_port() -> None:
     address, transport = resolve_transport("docker://")
     with pytest.raises(AddressError, match="names neither a socket path"):
         transport.check_address(address)
+
+
+async def test_no_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(EngineUnavailable) as caught:
+        async with Engine():
+            pass
+    message = str(caught.value)
+    assert f"no Docker Engine answers at unix://{tmp_path}/no-engine.sock" in message
+    assert "start it" in message
+    assert "DOCKER_HOST" in message
