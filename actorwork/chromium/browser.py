@@ -1,0 +1,256 @@
+"""One Chromium, driven over DevTools with pyppeteer: pages in, PDFs and PNGs out.
+
+::
+
+    async with Chromium(ChromiumSettings(mode="docker")) as chromium:
+        pdf = await chromium.pdf(PdfRequest(html="<h1>Hi</h1>"), log=ctx.log)
+
+Every render gets a fresh incognito browser context (no cookies or storage shared
+between renders) that is closed when the render ends, however it ends: finished,
+failed, or cancelled by a job timeout. The browser itself lives as long as the
+:class:`Chromium` (see :mod:`actorwork.chromium.launch` for where it runs).
+
+pyppeteer 2.0 predates the Chromium 156 we drive. What differs and how it is handled:
+
+* ``pyppeteer.connect`` passes ``loop=`` to websockets 10, which warns
+  (``DeprecationWarning: remove loop argument``) when the connection is made and again
+  when its socket opens. We build the connection ourselves (the same three steps as
+  ``pyppeteer.connect``), ignore that one warning around its synchronous constructor,
+  and hand it, before its receive task first runs, the same WebSocket ``connect``
+  without ``loop=`` (``Connection._ws``: private, hence pyppeteer pinned below 3).
+* ``pyppeteer.launch`` registers atexit and signal handlers that fail once its loop is
+  closed and leaves a ``subprocess.Popen`` that warns; we launch Chromium ourselves
+  and only ever *connect*.
+* A failed WebSocket handshake makes pyppeteer's ``send`` wait forever; connecting is
+  always bounded by ``start_timeout``, and only to an endpoint already seen answering.
+
+Checked on Chromium 156: new incognito contexts and pages, ``setContent``, exposed
+functions, console and page-error events, ``Page.printToPDF`` and full-page
+screenshots work as pyppeteer sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+from actorwork.chromium.launch import Launcher, launcher_for, shielded
+from actorwork.chromium.requests import PageRequest, PdfRequest, PngRequest
+from actorwork.config import ChromiumSettings
+from actorwork.errors import ChromiumError, PageNotReady
+
+__all__ = ["READY_FUNCTION", "Chromium"]
+
+#: The function a page calls to say it is ready to be printed.
+READY_FUNCTION = "actorworkReady"
+
+# How the page is told to report its load; resolves at once if it has loaded already.
+_LOADED = """() => new Promise(resolve => document.readyState === 'complete'
+    ? resolve(true) : window.addEventListener('load', () => resolve(true)))"""
+
+_LEVELS = {"error": "error", "assert": "error", "warning": "warning", "warn": "warning"}
+
+
+class Chromium:
+    """One browser (a local process, a container or an endpoint) and renders in it.
+
+    An async context manager; :meth:`aclose` is idempotent and leaves nothing
+    running that :meth:`start` started. Renders may run concurrently.
+    """
+
+    def __init__(
+        self, settings: ChromiumSettings | None = None, *, launcher: Launcher | None = None
+    ) -> None:
+        self.settings = settings or ChromiumSettings()
+        self.launcher = launcher or launcher_for(self.settings)
+        self._browser: Any = None
+        self._connection: Any = None
+        self._disconnected = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def alive(self) -> bool:
+        """Started, and the DevTools connection has not dropped."""
+        return self._browser is not None and not self._disconnected
+
+    async def start(self) -> None:
+        """Launch or reach the browser and connect; ChromiumError says what failed."""
+        if self._browser is not None:
+            return
+        timeout = self.settings.start_timeout
+        url = await self.launcher.start(timeout)
+        try:
+            with anyio.fail_after(timeout):
+                self._browser, self._connection = await _connect(url)
+        except BaseException as exc:
+            await shielded(self.launcher.aclose())
+            if isinstance(exc, TimeoutError | OSError):
+                raise ChromiumError(
+                    f"{self.launcher.description}: no DevTools connection to {url} ({exc!r})"
+                ) from exc
+            raise
+        self._disconnected = False
+        self._browser.on("disconnected", self._on_disconnected)
+
+    def _on_disconnected(self) -> None:
+        self._disconnected = True
+
+    async def aclose(self) -> None:
+        """Disconnect, then stop the browser if this object started it. Idempotent."""
+        browser, self._browser, self._connection = self._browser, None, None
+        if browser is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await browser.disconnect()
+        await shielded(self.launcher.aclose())
+
+    async def open_contexts(self) -> int:
+        """How many render contexts the browser holds open (0 between renders)."""
+        if self._browser is None:
+            return 0
+        reply = await self._connection.send("Target.getBrowserContexts")
+        return len(reply.get("browserContextIds", []))
+
+    @asynccontextmanager
+    async def page(self, request: PageRequest, *, log: Any = None) -> AsyncIterator[Any]:
+        """A pyppeteer page in a fresh incognito context, loaded and ready per ``request``.
+
+        Console messages, page errors and failed requests go to ``log`` (a structlog
+        logger, e.g. the job's ``ctx.log``) as they happen.
+        """
+        if not self.alive:
+            raise ChromiumError(f"{self.launcher.description or 'chromium'} is not running")
+        browser = self._browser
+        context = await browser.createIncognitoBrowserContext()
+        try:
+            page = await context.newPage()
+            if log is not None:
+                _forward_events(page, log)
+            ready = anyio.Event()
+            await page.exposeFunction(READY_FUNCTION, lambda *args: ready.set())
+            await page.setViewport({"width": request.width, "height": request.height})
+            await _load(page, request)
+            if request.wait_for_ready:
+                with anyio.move_on_after(request.ready_timeout):
+                    await ready.wait()
+                if not ready.is_set():
+                    raise PageNotReady(
+                        f"page {request.where} did not call window.{READY_FUNCTION}() "
+                        f"within its ready_timeout of {request.ready_timeout} s"
+                    )
+            yield page
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await _quietly(context.close())
+
+    async def pdf(self, request: PdfRequest, *, log: Any = None) -> bytes:
+        """``request``'s page printed to PDF."""
+        async with self.page(request, log=log) as page:
+            return bytes(await _driving(page.pdf(request.pdf_options()), "print to PDF"))
+
+    async def png(self, request: PngRequest, *, log: Any = None) -> bytes:
+        """``request``'s page as a PNG screenshot."""
+        options = {
+            "type": "png",
+            "fullPage": request.full_page,
+            "omitBackground": request.omit_background,
+        }
+        async with self.page(request, log=log) as page:
+            return bytes(await _driving(page.screenshot(options), "take a screenshot"))
+
+
+async def _connect(url: str) -> tuple[Any, Any]:
+    """A pyppeteer Browser on the DevTools WebSocket ``url`` and its connection."""
+    from pyppeteer.browser import Browser  # type: ignore[import-untyped]
+    from pyppeteer.connection import Connection  # type: ignore[import-untyped]
+    from websockets.legacy.client import connect
+
+    with warnings.catch_warnings():
+        # websockets 10 deprecates the loop argument that pyppeteer 2.0 always passes.
+        warnings.filterwarnings("ignore", "remove loop argument", DeprecationWarning)
+        connection = Connection(url, asyncio.get_running_loop(), 0)
+    # The protocol object made when the socket opens would warn again, in pyppeteer's
+    # receive task: give that task (it has not run yet) the same WebSocket without loop=.
+    connection._ws = connect(  # noqa: SLF001 - the workaround of the module doc
+        url, max_size=None, ping_interval=None, ping_timeout=None
+    )
+    try:
+        contexts = await connection.send("Target.getBrowserContexts")
+        browser = await Browser.create(
+            connection,
+            contexts.get("browserContextIds", []),
+            False,  # ignoreHTTPSErrors
+            None,  # no default viewport: each render sets its own
+            None,  # no process: ours is the launcher's
+            lambda: connection.send("Browser.close"),
+        )
+    except BaseException:
+        await shielded(connection.dispose())
+        raise
+    return browser, connection
+
+
+async def _load(page: Any, request: PageRequest) -> None:
+    from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
+
+    try:
+        if request.url:
+            options = {"waitUntil": request.wait_until, "timeout": request.load_timeout * 1000}
+            await page.goto(request.url, options)
+        else:
+            with anyio.fail_after(request.load_timeout):
+                await page.setContent(request.html)
+                await page.evaluate(_LOADED)
+    except (PyppeteerError, TimeoutError) as exc:
+        raise ChromiumError(f"page {request.where} did not load: {exc or 'timed out'}") from exc
+
+
+async def _driving(step: Any, what: str) -> Any:
+    """Await a pyppeteer call; its errors become ChromiumError naming ``what``."""
+    from pyppeteer.errors import PyppeteerError
+
+    try:
+        return await step
+    except PyppeteerError as exc:
+        raise ChromiumError(f"chromium could not {what}: {exc}") from exc
+
+
+async def _quietly(step: Any) -> None:
+    """Await a clean-up step whose failure (a browser already gone) changes nothing."""
+    try:
+        await step
+    except Exception:  # noqa: BLE001 - clean-up of a page whose browser may be gone
+        return
+
+
+def _forward_events(page: Any, log: Any) -> None:
+    def console(message: Any) -> None:
+        level = _LEVELS.get(message.type, "info")
+        getattr(log, level)("console", type=message.type, text=message.text)
+
+    def page_error(error: Any) -> None:
+        log.error("page_error", error=str(error))
+
+    def request_failed(request: Any) -> None:
+        failure = request.failure() or {}
+        log.warning("request_failed", url=request.url, reason=failure.get("errorText", ""))
+
+    page.on("console", console)
+    page.on("pageerror", page_error)
+    page.on("requestfailed", request_failed)
