@@ -9,14 +9,17 @@ Run from the repository root::
 Rows, each writing ``--entries`` results of ``--size`` bytes into an empty outbox:
 
 ``put``
-    one :meth:`Outbox.put` per entry: two fsyncs each (the file and the directory).
+    one :meth:`Outbox.put` per entry: one append and one ``fdatasync`` each.
 ``put_many``
-    one :meth:`Outbox.put_many` of all entries: one fsync per file, one directory fsync.
+    one :meth:`Outbox.put_many` of all entries: one append, one ``fdatasync``.
 ``put, hook set``
     as ``put`` with a crash hook that does nothing, to show what the hook costs when set
     (unset, it is one global read and a comparison per step).
 ``put, fsync=False`` / ``put_many, fsync=False``
-    atomic but not durable: what the fsyncs cost.
+    no sync at all: what the ``fdatasync`` costs.
+
+The first put of each run also creates the first segment (one directory fsync); with
+the default 4 MiB segments no run rotates.
 
 Every cell is the best of ``--repeat`` runs, and the rows take turns. fsync costs depend
 on the file system and the device (tmpfs makes them free; a laptop SSD and a cloud volume
