@@ -18,12 +18,12 @@
     ├── EngineError                  the Docker Engine refused or failed a request (says what to do)
     │   ├── EngineUnavailable        no Docker Engine answers where DOCKER_HOST points
     │   └── ImageNotFound            the image is not in the engine (names how to build it)
-    └── ActorError                   the actor layer
-        ├── ActorNotFound            no actor of that name
-        ├── ActorStopped             the actor stopped before it handled the message
-        ├── AskTimeout               no reply within the timeout (also a TimeoutError)
-        ├── MessageRejected          the actor does not accept that message type
-        └── RemoteActorError         the handler raised while answering an ask
+    ├── ActorError                   the actor layer
+    │   ├── ActorNotFound            no actor of that name
+    │   ├── ActorStopped             the actor stopped before it handled the message
+    │   ├── AskTimeout               no reply within the timeout (also a TimeoutError)
+    │   ├── MessageRejected          the actor does not accept that message type
+    │   └── RemoteActorError         the handler raised while answering an ask
     └── JobError                     the job system
         ├── WorkNotFound             no work registered under that name (lists the known ones)
         ├── PayloadError             a payload does not match its work's payload type
@@ -33,7 +33,9 @@
         │   └── PageNotReady         a page did not signal readiness in time (names the URL)
         ├── StoreError               the job store cannot be opened, read or written
         ├── OutboxError              a result cannot be persisted in the pool's outbox
-        └── ChromiumError            Chromium cannot be started, reached or driven
+        ├── ChromiumError            Chromium cannot be started, reached or driven
+        └── ScheduleError            a schedule's cron, zone, jitter or policy is invalid
+            └── ScheduleNotFound     no schedule of that name
 
 Foreign errors (``OSError``, ``ssl.SSLError``, ``msgspec`` errors, anyio's stream
 errors) are translated at the transport or codec boundary with ``raise ... from exc``,
@@ -70,6 +72,8 @@ __all__ = [
     "PayloadError",
     "ProtocolError",
     "RemoteActorError",
+    "ScheduleError",
+    "ScheduleNotFound",
     "StoreError",
     "TransportError",
     "UnknownSchemeError",
@@ -222,3 +226,20 @@ class ChromiumError(JobError):
 
     The message says what was tried and what to do (install it, build the image).
     """
+
+
+class ScheduleError(JobError, ValueError):
+    """A schedule is invalid: a cron expression, time zone, jitter or policy; names the value.
+
+    ``key`` is the schedule's field at fault (``"cron"``, ``"timezone"``, ...) and
+    ``reason`` the message without the schedule's name, when known.
+    """
+
+    def __init__(self, message: str, *, key: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.reason = reason or message
+
+
+class ScheduleNotFound(ScheduleError, LookupError):
+    """No schedule is registered under that name."""
