@@ -290,8 +290,9 @@ class ScheduleBook:
             entry = self._entries.get(name)
             if entry is None or entry.version != version or entry.next_fire is None:
                 continue  # removed, disabled or replaced since this was pushed
-            instructions += self._decide(entry, now, name in running or name in released)
-            self._schedule(entry)
+            decided, following = self._decide(entry, now, name in running or name in released)
+            instructions += decided
+            self._schedule(entry, following)
         return instructions
 
     # --- internals -------------------------------------------------------------------------
@@ -303,23 +304,31 @@ class ScheduleBook:
             raise ScheduleNotFound(f"no schedule {name!r} (known: {known})", key="name")
         return entry
 
-    def _schedule(self, entry: _Entry) -> None:
-        """Compute the next fire time after the cursor and push it; stale pushes are skipped."""
+    def _schedule(self, entry: _Entry, following: datetime | None = None) -> None:
+        """Push the next fire time after the cursor (``following``, if known).
+
+        The version bump makes every earlier push of this entry stale.
+        """
         entry.version += 1
         entry.next_fire = None
         if entry.schedule.enabled:
-            entry.next_fire = next(fire_times(entry.schedule, entry.cursor), None)
+            entry.next_fire = following or next(fire_times(entry.schedule, entry.cursor), None)
         if entry.next_fire is not None:
             heapq.heappush(
                 self._heap, (entry.next_fire.timestamp(), entry.version, entry.schedule.name)
             )
 
-    def _decide(self, entry: _Entry, now: datetime, live: bool) -> list[Instruction]:
-        """Every fire time of ``entry`` in (cursor, now], by its missed and overlap policies."""
+    def _decide(
+        self, entry: _Entry, now: datetime, live: bool
+    ) -> tuple[list[Instruction], datetime | None]:
+        """Every fire time of ``entry`` in (cursor, now], by its missed and overlap policies.
+
+        Also the first fire time after ``now``, when finding the due ones met it.
+        """
         s = entry.schedule
-        due = _due(s, entry.cursor, now)
+        due, following = _due(s, entry.cursor, now)
         if not due:
-            return []
+            return [], following
         first, latest = due[0], due[-1]
         on_time = now - latest <= self.grace
         out: list[Instruction] = []
@@ -358,7 +367,7 @@ class ScheduleBook:
             if instruction.fence is not None and instruction.fence > entry.fence:
                 entry.fence = instruction.fence
         entry.cursor = latest
-        return out
+        return out, following
 
     def _release(self, entry: _Entry) -> Fire:
         """The held firing of ``entry``, now that no job of its schedule is live."""
@@ -389,22 +398,23 @@ class ScheduleBook:
         )
 
 
-def _due(s: Schedule, cursor: datetime, now: datetime) -> list[datetime]:
-    """Fire times in (cursor, now]: all of them if few, else the first few and the latest.
+def _due(s: Schedule, cursor: datetime, now: datetime) -> tuple[list[datetime], datetime | None]:
+    """Fire times in (cursor, now]: all if few, else the first few and the latest.
 
     Enough for every policy: ``run_once`` and ``skip`` need the first and the latest,
     ``run_all`` walks its window itself. After a long downtime a schedule every
-    second would otherwise be walked through each missed second.
+    second would otherwise be walked through each missed second. Second: the first
+    fire time after ``now`` if the walk met it (it saves a walk when rescheduling).
     """
     head: list[datetime] = []
     for t in fire_times(s, cursor):
         if t > now:
-            return head
+            return head, t
         head.append(t)
         if len(head) == _SCAN:
             break
     latest = _latest(s, head[-1], now) if head else None
-    return head if latest is None else [*head, latest]
+    return (head if latest is None else [*head, latest]), None
 
 
 def _latest(s: Schedule, after: datetime, upto: datetime) -> datetime | None:
