@@ -1,0 +1,176 @@
+"""Cron decisions with 10,000 schedules: time per tick and memory, beside no schedules.
+
+Run from the repository root::
+
+    .venv/bin/python bench/schedules.py                 # 10,000 schedules, a few seconds
+    .venv/bin/python bench/schedules.py --schedules 1000 --repeat 5 --markdown
+
+What is measured is :class:`actorwork.schedule_state.ScheduleBook`, the pure core the
+Scheduler's shell ticks: no store, no dispatch (those come with the integration). Each
+workload registers ``--schedules`` schedules, then ticks a simulated wall clock
+(``ManualClock``, no sleeping) and times each ``tick``:
+
+``idle``
+    a spread of schedules (below); ticks at times when none is due, as the shell does
+    when woken for another reason: the cost of looking at the heap.
+``spread``
+    every schedule daily or hourly at a random minute (and hour), a third each in UTC,
+    Europe/London and America/New_York; ticks once a minute for two simulated hours,
+    so a tick finds about 1/60 of the hourly ones and a few daily ones due.
+``burst``
+    every schedule ``* * * * *``; one tick a minute, each finding all of them due: the
+    worst case, one Fire per schedule per tick.
+
+The baseline runs the same ticks on an empty book, in the same run, taking turns with
+it. ``register ms`` is the time to register them all (each computes its first fire
+time), ``us/tick`` the mean over a workload's ticks, each the best of ``--repeat``;
+``fires/tick`` how many Fire instructions a tick returned on average, ``us/fire`` the
+tick time divided by them. ``MiB`` is what tracemalloc counts as still allocated after
+making and registering the schedules (a separate, untimed pass): the Schedule objects
+and the book together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from _table import format_table
+
+from actorwork.clock import ManualClock
+from actorwork.schedule_state import Fire, ScheduleBook
+from actorwork.schedules import Schedule, schedule
+
+START = datetime(2025, 10, 25, 22, tzinfo=UTC)  # crosses the autumn change in London and NY
+ZONES = ("UTC", "Europe/London", "America/New_York")
+
+
+def spread(count: int, rng: random.Random) -> list[Schedule]:
+    made = []
+    for i in range(count):
+        minute, hour = rng.randrange(60), rng.randrange(24)
+        cron = f"{minute} {hour} * * *" if i % 2 else f"{minute} * * * *"
+        made.append(schedule(f"s{i}", "bench.noop", cron, timezone=ZONES[i % 3]))
+    return made
+
+
+def burst(count: int, rng: random.Random) -> list[Schedule]:
+    return [
+        schedule(f"s{i}", "bench.noop", "* * * * *", timezone=ZONES[i % 3]) for i in range(count)
+    ]
+
+
+def idle_ticks(book: ScheduleBook, clock: ManualClock) -> list[datetime]:
+    """Ten ticks a second apart, all before the earliest due fire time."""
+    first = book.next_due() or clock.wall() + timedelta(hours=1)
+    return [first - timedelta(seconds=20 - k) for k in range(10)]
+
+
+def minute_ticks(minutes: int) -> Callable[[ScheduleBook, ManualClock], list[datetime]]:
+    def ticks(book: ScheduleBook, clock: ManualClock) -> list[datetime]:
+        return [clock.wall() + timedelta(minutes=m, seconds=1) for m in range(1, minutes + 1)]
+
+    return ticks
+
+
+WORKLOADS: list[
+    tuple[str, Callable[[int, random.Random], list[Schedule]], Callable[..., list[datetime]]]
+] = [
+    ("idle", spread, idle_ticks),
+    ("spread", spread, minute_ticks(120)),
+    ("burst", burst, minute_ticks(3)),
+]
+
+
+def memory(make: Callable[[int, random.Random], list[Schedule]], count: int, seed: int) -> int:
+    """Bytes still allocated after making ``count`` schedules and registering them."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        schedules = make(count, random.Random(seed))
+        book = ScheduleBook()
+        for s in schedules:
+            book.register(s, START)
+        gc.collect()
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del book, schedules
+    return current
+
+
+def timed(
+    schedules: list[Schedule], pick_ticks: Callable[..., list[datetime]]
+) -> tuple[float, float, float]:
+    """(seconds to register all, mean seconds per tick, Fire instructions per tick)."""
+    clock = ManualClock(wall=START)
+    book = ScheduleBook()
+    started = time.perf_counter()
+    for s in schedules:
+        book.register(s, clock.wall())
+    registered = time.perf_counter() - started
+    ticks = pick_ticks(book, clock)
+    fired = 0
+    elapsed = 0.0
+    for now in ticks:
+        started = time.perf_counter()
+        decided = book.tick(now)
+        elapsed += time.perf_counter() - started
+        fired += sum(isinstance(i, Fire) for i in decided)
+    return registered, elapsed / len(ticks), fired / len(ticks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+
+    rows = []
+    for name, make, pick_ticks in WORKLOADS:
+        schedules = make(args.schedules, random.Random(args.seed))
+        best: dict[int, tuple[float, float, float]] = {}
+        for _ in range(args.repeat):  # the book and the baseline take turns
+            for subset in (schedules, []):
+                result = timed(subset, pick_ticks)
+                n = len(subset)
+                best[n] = result if n not in best else tuple(map(min, best[n], result))  # type: ignore[assignment]
+        for count in (len(schedules), 0):
+            registered, per_tick, fires = best[count]
+            per_fire = f"{per_tick / fires * 1e6:.1f}" if fires else "-"
+            rows.append(
+                [
+                    name,
+                    f"{count:,}",
+                    f"{registered * 1e3:,.1f}",
+                    f"{per_tick * 1e6:,.1f}",
+                    f"{fires:,.1f}",
+                    per_fire,
+                    f"{memory(make, count, args.seed) / 2**20:.2f}",
+                ]
+            )
+    notes = [
+        f"best of {args.repeat}; ticks of a simulated wall clock from {START:%Y-%m-%d %H:%M} UTC",
+        "MiB: tracemalloc, what making and registering the schedules left allocated",
+    ]
+    columns = [
+        "workload",
+        "schedules",
+        "register ms",
+        "us/tick",
+        "fires/tick",
+        "us/fire",
+        "MiB",
+    ]
+    print(format_table(columns, rows, notes, numeric={1, 2, 3, 4, 5, 6}, markdown=args.markdown))
+
+
+if __name__ == "__main__":
+    main()
