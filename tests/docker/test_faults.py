@@ -23,7 +23,8 @@ from actorwork.images import SOURCE_DIR
 from tests.docker.conftest import POOL_PREFIX, pool_containers, shared_dir, source_mounts
 from tests.jobs.test_faults import Cluster, eventually
 
-pytestmark = pytest.mark.slow
+# The first test to run may wait for the session fixture to build the images (minutes).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @dataclass

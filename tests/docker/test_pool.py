@@ -21,7 +21,8 @@ from actorwork.images import SOURCE_DIR
 from tests.docker.conftest import POOL_PREFIX, pool_containers, source_mounts
 from tests.jobs import works
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_leaks")]
+# The first test to run may wait for the session fixture to build the images (minutes).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixtures("no_leaks")]
 
 
 def _config(tmp_path: Path, image: str, pool: str, *, size: int = 2, extra: str = "") -> Config:
