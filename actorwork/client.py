@@ -15,9 +15,11 @@ it), and again by the Scheduler and the worker.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +49,8 @@ from actorwork.messages import (
     Message,
     RetryJob,
     SubmitJob,
+    SubmitJobs,
+    SubmitJobsReply,
     SubmitRefusedReply,
     SubmittedReply,
 )
@@ -61,6 +65,9 @@ _REFUSALS: dict[str, type[JobError]] = {
     "PayloadError": PayloadError,
 }
 _LONG_POLL = 20.0
+#: Submits made in one turn of the event loop travel as one message, up to this many
+#: payload bytes; a payload this large or larger travels alone.
+_BATCH_BYTES = 256 * 1024
 
 
 class Client:
@@ -79,6 +86,7 @@ class Client:
         self.scheduler_name = scheduler_name
         self.registry = registry or default_registry
         self._ref: ActorRef | None = None if isinstance(scheduler, str) else scheduler
+        self._batch: _SubmitBatch | None = None
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         ref = self._ref
@@ -115,23 +123,44 @@ class Client:
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         due = _due(delay, at)
-        reply = await self._ask(
-            SubmitJob(
-                work=name,
-                payload=encoded,
-                job_id=job_id or "",
-                queue=queue,
-                priority=priority,
-                max_attempts=None if retries is None else retries + 1,
-                timeout=timeout,
-                unique_key=unique_key,
-                due=due,
-            )
+        message = SubmitJob(
+            work=name,
+            payload=encoded,
+            job_id=job_id or "",
+            queue=queue,
+            priority=priority,
+            max_attempts=None if retries is None else retries + 1,
+            timeout=timeout,
+            unique_key=unique_key,
+            due=due,
         )
+        if len(encoded) >= _BATCH_BYTES:
+            reply = await self._ask(message)
+        else:
+            reply = await self._join_batch(message)
         if isinstance(reply, SubmitRefusedReply):
             raise _REFUSALS.get(reply.error_type, JobError)(reply.reason)
         assert isinstance(reply, SubmittedReply), reply
         return JobHandle(self, reply.job_id, created=reply.created)
+
+    async def _join_batch(self, message: SubmitJob) -> Any:
+        """Send ``message`` with the other submits of this turn of the loop; its reply.
+
+        The batch is sent by a task of its own, and each submitter awaits it through a
+        shield, so a submitter that is cancelled never takes the others' submits down.
+        """
+        batch = self._batch
+        if batch is None or batch.size + len(message.payload) > _BATCH_BYTES:
+            batch = self._batch = _SubmitBatch()
+            asyncio.get_running_loop().call_soon(self._send_batch, batch)
+        index = batch.add(message)
+        replies = await asyncio.shield(batch.done)
+        return replies[index]
+
+    def _send_batch(self, batch: _SubmitBatch) -> None:
+        if self._batch is batch:
+            self._batch = None
+        batch.start(self._ask)
 
     def _encode(self, work: Work | str, payload: Any) -> tuple[str, bytes]:
         if isinstance(work, Work):
@@ -217,6 +246,44 @@ class Client:
         reply = await self._ask(ListJobs(status, queue, limit))
         assert isinstance(reply, JobListReply), reply
         return reply.jobs
+
+
+class _SubmitBatch:
+    """Submits gathered in one turn of the event loop, and the future of their replies."""
+
+    __slots__ = ("done", "messages", "size")
+
+    def __init__(self) -> None:
+        self.messages: list[SubmitJob] = []
+        self.size = 0
+        self.done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+    def add(self, message: SubmitJob) -> int:
+        self.messages.append(message)
+        self.size += len(message.payload)
+        return len(self.messages) - 1
+
+    def start(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
+        task = asyncio.ensure_future(self._send(ask))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _send(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
+        done = self.done
+        try:
+            if len(self.messages) == 1:
+                replies = [await ask(self.messages[0])]
+            else:
+                reply = await ask(SubmitJobs(self.messages))
+                assert isinstance(reply, SubmitJobsReply), reply
+                replies = list(reply.replies)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every submitter of the batch gets it
+            done.set_exception(exc)
+            done.exception()  # seen by the submitters; no "never retrieved" if none is left
+        else:
+            done.set_result(replies)
 
 
 class JobHandle:

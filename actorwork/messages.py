@@ -65,6 +65,8 @@ __all__ = [
     "SpawnActor",
     "StopJob",
     "SubmitJob",
+    "SubmitJobs",
+    "SubmitJobsReply",
     "SubmitRefusedReply",
     "SubmittedReply",
     "Terminated",
@@ -294,6 +296,22 @@ class SubmitRefusedReply(Message, tag="aw.job.refused"):
 
     error_type: str
     reason: str
+
+
+class SubmitJobs(Message, tag="aw.job.submit-many"):
+    """Several submits in one message; answered once every job in it is handled.
+
+    A client sends the submits made in one turn of its event loop together, so many
+    concurrent submitters cost one message and one commit, not one each.
+    """
+
+    jobs: list[SubmitJob]
+
+
+class SubmitJobsReply(Message, tag="aw.job.submit-many-reply"):
+    """One reply per submit of a :class:`SubmitJobs`, in the same order."""
+
+    replies: list[SubmittedReply | SubmitRefusedReply]
 
 
 class GetJob(Message, tag="aw.job.get"):

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import assert_never
+from typing import Any, assert_never
 
 import anyio
 import structlog
@@ -55,7 +55,10 @@ from actorwork.messages import (
     RunJob,
     RunJobs,
     SubmitJob,
+    SubmitJobs,
+    SubmitJobsReply,
     SubmitRefusedReply,
+    SubmittedReply,
     WorkResult,
 )
 from actorwork.runtime import Actor, ActorRef, Reply
@@ -81,6 +84,7 @@ log = structlog.get_logger(__name__)
 
 SchedulerInbound = (
     SubmitJob
+    | SubmitJobs
     | GetJob
     | AwaitJob
     | CancelJob
@@ -117,6 +121,41 @@ def new_job_id() -> str:
 
 def real_clock() -> Now:
     return Now(time.monotonic(), time.time())
+
+
+class _Gather:
+    """The reply to a SubmitJobs, sent once each of its submits has its own reply."""
+
+    __slots__ = ("handle", "left", "replies")
+
+    def __init__(self, handle: Reply, count: int) -> None:
+        self.handle = handle
+        self.left = count
+        self.replies: list[SubmittedReply | SubmitRefusedReply | None] = [None] * count
+
+
+class _Slot:
+    """Where the reply to one submit of a SubmitJobs goes (a :class:`Reply`)."""
+
+    __slots__ = ("gather", "index")
+
+    def __init__(self, gather: _Gather, index: int) -> None:
+        self.gather = gather
+        self.index = index
+
+    def resolve(self, result: Any) -> None:
+        gather = self.gather
+        if gather.left == 0 or gather.replies[self.index] is not None:
+            return
+        gather.replies[self.index] = result
+        gather.left -= 1
+        if gather.left == 0:
+            gather.handle.resolve(SubmitJobsReply([r for r in gather.replies if r is not None]))
+
+    def fail(self, error: Exception) -> None:
+        if self.gather.left > 0:
+            self.gather.left = 0
+            self.gather.handle.fail(error)
 
 
 class Scheduler(Actor):
@@ -204,15 +243,28 @@ class Scheduler(Actor):
         state = self.state
         match message:
             case SubmitJob():
-                try:
-                    job = self._new_job(message, now)
-                except (WorkNotFound, PayloadError, ValueError) as exc:
-                    return SubmitRefusedReply(type(exc).__name__, str(exc))
+                job = self._new_job(message, now)
+                if isinstance(job, SubmitRefusedReply):
+                    return job
                 self._apply(state.submit(job, now), self.defer_reply())
+            case SubmitJobs(jobs=submits):
+                handle = self.defer_reply()
+                gather = None if handle is None else _Gather(handle, len(submits))
+                for index, submit in enumerate(submits):
+                    slot = None if gather is None else _Slot(gather, index)
+                    job = self._new_job(submit, now)
+                    if not isinstance(job, SubmitRefusedReply):
+                        self._apply(state.submit(job, now), slot)
+                    elif slot is not None:
+                        slot.resolve(job)
             case GetJob(job_id=job_id):
                 return JobReply(await self._view(job_id))
             case AwaitJob(job_id=job_id, wait=wait):
                 view = await self._view(job_id)
+                if view is not None and view.status not in TERMINAL and job_id not in state.jobs:
+                    # It finished while the store was read: its final view is in _recent,
+                    # or it is not carried out yet, and then the waiter is answered with it.
+                    view = self._recent.get(job_id, view)
                 if view is None or view.status in TERMINAL or wait <= 0:
                     return JobReply(view)
                 handle = self.defer_reply()
@@ -281,7 +333,14 @@ class Scheduler(Actor):
                 self.pools[pool] = self.sender
             self._apply(self.state.result(pool, result, now), None)
 
-    def _new_job(self, message: SubmitJob, now: Now) -> Job:
+    def _new_job(self, message: SubmitJob, now: Now) -> Job | SubmitRefusedReply:
+        """The job a submit asks for, or why it is refused."""
+        try:
+            return self._build_job(message, now)
+        except (WorkNotFound, PayloadError, ValueError) as exc:
+            return SubmitRefusedReply(type(exc).__name__, str(exc))
+
+    def _build_job(self, message: SubmitJob, now: Now) -> Job:
         work = self.registry.get(message.work)
         work.decode_payload(message.payload)
         max_attempts = (
@@ -456,7 +515,13 @@ class Scheduler(Actor):
             if not waiters:
                 del self._waiters[job_id]
             job = self.state.jobs.get(job_id)
-            handle.resolve(JobReply(None if job is None else job.view()))
+            if job is not None:
+                handle.resolve(JobReply(job.view()))
+            else:  # finished (or deleted) since the wait began: answer with what is known
+                self.start_soon(self._answer, handle, job_id)
+
+    async def _answer(self, handle: Reply, job_id: str) -> None:
+        handle.resolve(JobReply(await self._view(job_id)))
 
     def _compact_deadlines(self) -> None:
         """Drop the entries of answered waiters once they are most of the heap.

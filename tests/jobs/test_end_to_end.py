@@ -273,6 +273,38 @@ async def test_a_delayed_job_waits_until_it_is_due(open_jobs: OpenJobs) -> None:
         assert done.result.started >= view.due
 
 
+async def test_concurrent_submits_each_get_their_own_answer(open_jobs: OpenJobs) -> None:
+    """Submits made together travel together; each still gets its own job or error,
+    and a submitter that is cancelled takes nobody else's submit with it."""
+    async with open_jobs() as jobs:
+        outcomes: dict[int, Any] = {}
+
+        async def submit(i: int) -> None:
+            try:
+                if i == 7:
+                    handle = await jobs.submit("nope", i)
+                elif i == 11:
+                    handle = await jobs.submit("add", {"x": "bad", "y": i})
+                else:
+                    handle = await jobs.submit("add", {"x": i, "y": 1})
+            except JobError as exc:
+                outcomes[i] = exc
+            else:
+                outcomes[i] = handle
+
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(submit, i)
+            with anyio.CancelScope() as scope:  # joins the same batch, then gives up
+                scope.cancel()
+                await jobs.submit("add", {"x": 100, "y": 1})
+        assert isinstance(outcomes.pop(7), WorkNotFound)
+        assert isinstance(outcomes.pop(11), PayloadError)
+        assert len({handle.id for handle in outcomes.values()}) == 38
+        for i, handle in outcomes.items():
+            assert await handle.result(timeout=60) == i + 1
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 
