@@ -23,6 +23,8 @@ pyppeteer 2.0 predates the Chromium 156 we drive. What differs and how it is han
   and only ever *connect*.
 * A failed WebSocket handshake makes pyppeteer's ``send`` wait forever; connecting is
   always bounded by ``start_timeout``, and only to an endpoint already seen answering.
+* pyppeteer breaks when a call it is waiting on is cancelled (see :class:`_Steps`):
+  every call is shielded, so a job's timeout never cancels pyppeteer's own futures.
 
 Checked on Chromium 156: new incognito contexts and pages, ``setContent``, exposed
 functions, console and page-error events, ``Page.printToPDF`` and full-page
@@ -33,8 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -53,6 +54,8 @@ READY_FUNCTION = "actorworkReady"
 # How the page is told to report its load; resolves at once if it has loaded already.
 _LOADED = """() => new Promise(resolve => document.readyState === 'complete'
     ? resolve(true) : window.addEventListener('load', () => resolve(true)))"""
+
+_CONTEXT_TIMEOUT = 30.0  # seconds to open or close a render's browser context
 
 _LEVELS = {"error": "error", "assert": "error", "warning": "warning", "warn": "warning"}
 
@@ -117,7 +120,7 @@ class Chromium:
         browser, self._browser, self._connection = self._browser, None, None
         if browser is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await browser.disconnect()
+                await _quietly(browser.disconnect())
         await shielded(self.launcher.aclose())
 
     async def open_contexts(self) -> int:
@@ -127,42 +130,10 @@ class Chromium:
         reply = await self._connection.send("Target.getBrowserContexts")
         return len(reply.get("browserContextIds", []))
 
-    @asynccontextmanager
-    async def page(self, request: PageRequest, *, log: Any = None) -> AsyncIterator[Any]:
-        """A pyppeteer page in a fresh incognito context, loaded and ready per ``request``.
-
-        Console messages, page errors and failed requests go to ``log`` (a structlog
-        logger, e.g. the job's ``ctx.log``) as they happen.
-        """
-        if not self.alive:
-            raise ChromiumError(f"{self.launcher.description or 'chromium'} is not running")
-        browser = self._browser
-        context = await browser.createIncognitoBrowserContext()
-        try:
-            page = await context.newPage()
-            if log is not None:
-                _forward_events(page, log)
-            ready = anyio.Event()
-            await page.exposeFunction(READY_FUNCTION, lambda *args: ready.set())
-            await page.setViewport({"width": request.width, "height": request.height})
-            await _load(page, request)
-            if request.wait_for_ready:
-                with anyio.move_on_after(request.ready_timeout):
-                    await ready.wait()
-                if not ready.is_set():
-                    raise PageNotReady(
-                        f"page {request.where} did not call window.{READY_FUNCTION}() "
-                        f"within its ready_timeout of {request.ready_timeout} s"
-                    )
-            yield page
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                await _quietly(context.close())
-
     async def pdf(self, request: PdfRequest, *, log: Any = None) -> bytes:
         """``request``'s page printed to PDF."""
-        async with self.page(request, log=log) as page:
-            return bytes(await _driving(page.pdf(request.pdf_options()), "print to PDF"))
+        options = request.pdf_options()
+        return await self._render(request, log, lambda page: page.pdf(options), "print to PDF")
 
     async def png(self, request: PngRequest, *, log: Any = None) -> bytes:
         """``request``'s page as a PNG screenshot."""
@@ -171,8 +142,85 @@ class Chromium:
             "fullPage": request.full_page,
             "omitBackground": request.omit_background,
         }
-        async with self.page(request, log=log) as page:
-            return bytes(await _driving(page.screenshot(options), "take a screenshot"))
+        return await self._render(
+            request, log, lambda page: page.screenshot(options), "take a screenshot"
+        )
+
+    async def _render(
+        self, request: PageRequest, log: Any, output: Callable[[Any], Awaitable[Any]], what: str
+    ) -> bytes:
+        """Load ``request``'s page in a fresh incognito context, wait until it is ready,
+        and return ``output(page)``; the context is closed however this ends.
+
+        Console messages, page errors and failed requests go to ``log`` (a structlog
+        logger, e.g. the job's ``ctx.log``) as they happen.
+        """
+        if not self.alive:
+            raise ChromiumError(f"{self.launcher.description or 'chromium'} is not running")
+        steps = _Steps()
+        # Opened and closed whatever the caller's cancellation: a context opened while
+        # the job times out would otherwise stay open in the browser.
+        with anyio.CancelScope(shield=True), anyio.fail_after(_CONTEXT_TIMEOUT):
+            context = await steps(self._browser.createIncognitoBrowserContext(), "open a context")
+        try:
+            page = await steps(context.newPage(), "open a page")
+            if log is not None:
+                _forward_events(page, log)
+            ready = anyio.Event()
+            await steps(page.exposeFunction(READY_FUNCTION, lambda *_: ready.set()), "expose")
+            viewport = {"width": request.width, "height": request.height}
+            await steps(page.setViewport(viewport), "set the viewport")
+            await _load(steps, page, request)
+            if request.wait_for_ready:
+                with anyio.move_on_after(request.ready_timeout):
+                    await ready.wait()
+                if not ready.is_set():
+                    raise PageNotReady(
+                        f"page {request.where} did not call window.{READY_FUNCTION}() "
+                        f"within its ready_timeout of {request.ready_timeout} s"
+                    )
+            return bytes(await steps(output(page), what))
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CONTEXT_TIMEOUT):
+                await steps.settle()
+                await _quietly(steps(context.close(), "close the context"))
+
+
+class _Steps:
+    """Awaits pyppeteer calls one after another, shielded from the caller's cancellation.
+
+    pyppeteer sets results on its reply futures without checking whether they were
+    cancelled: a cancelled one (a job's timeout while it waits) makes its receive task
+    die with InvalidStateError, and every later call on that browser waits forever.
+    So each call runs as a task of its own that our cancellation does not reach;
+    :meth:`settle` waits for an abandoned one to end before the context is closed
+    under it, and its outcome is always retrieved (nothing is logged as lost).
+    """
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[Any] | None = None
+
+    async def __call__(self, call: Awaitable[Any], what: str) -> Any:
+        from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
+
+        running = self._running = asyncio.ensure_future(call)
+        running.add_done_callback(_retrieve)
+        try:
+            return await asyncio.shield(running)
+        except PyppeteerError as exc:
+            raise ChromiumError(f"chromium could not {what}: {exc}") from exc
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout`` seconds) for an abandoned call to end."""
+        running = self._running
+        if running is not None and not running.done():
+            with anyio.move_on_after(timeout):
+                await asyncio.wait([running])
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 async def _connect(url: str) -> tuple[Any, Any]:
@@ -206,29 +254,20 @@ async def _connect(url: str) -> tuple[Any, Any]:
     return browser, connection
 
 
-async def _load(page: Any, request: PageRequest) -> None:
-    from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
-
+async def _load(steps: _Steps, page: Any, request: PageRequest) -> None:
+    what = f"load page {request.where}"
+    if request.url:
+        options = {"waitUntil": request.wait_until, "timeout": request.load_timeout * 1000}
+        await steps(page.goto(request.url, options), what)
+        return
     try:
-        if request.url:
-            options = {"waitUntil": request.wait_until, "timeout": request.load_timeout * 1000}
-            await page.goto(request.url, options)
-        else:
-            with anyio.fail_after(request.load_timeout):
-                await page.setContent(request.html)
-                await page.evaluate(_LOADED)
-    except (PyppeteerError, TimeoutError) as exc:
-        raise ChromiumError(f"page {request.where} did not load: {exc or 'timed out'}") from exc
-
-
-async def _driving(step: Any, what: str) -> Any:
-    """Await a pyppeteer call; its errors become ChromiumError naming ``what``."""
-    from pyppeteer.errors import PyppeteerError
-
-    try:
-        return await step
-    except PyppeteerError as exc:
-        raise ChromiumError(f"chromium could not {what}: {exc}") from exc
+        with anyio.fail_after(request.load_timeout):
+            await steps(page.setContent(request.html), what)
+            await steps(page.evaluate(_LOADED), what)
+    except TimeoutError:
+        raise ChromiumError(
+            f"chromium could not {what} within its load_timeout of {request.load_timeout} s"
+        ) from None
 
 
 async def _quietly(step: Any) -> None:

@@ -61,6 +61,10 @@ class Browsers:
         """How many of the browsers are running."""
         return sum(1 for chromium in self._slots if chromium is not None)
 
+    async def open_contexts(self) -> int:
+        """Render contexts open in the running browsers (0 when no render runs)."""
+        return sum([await c.open_contexts() for c in self._slots if c is not None])
+
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Chromium]:
         """The least busy browser, started if it is not running."""
