@@ -12,17 +12,20 @@ killed container) is started again for the next job.
 
 **When browsers stop.** With ``keep = false`` a browser stops as soon as no job uses
 it. With ``keep = true`` (the default) it waits for the next job, and stops at
-:func:`close_browsers`, or at interpreter exit at the latest (local Chromium also dies
-with the thread that launched it; a container with the pipe to this process). A
-``thread`` pool runs each async job on a loop of its own, so browsers cannot be kept
-there: use ``keep = false`` with it.
+:func:`close_browsers`, or when its event loop ends at the latest: an async generator
+left suspended on the loop is closed by the loop's shutdown (``asyncio.run`` and
+``anyio.run`` do that), and stops them while the loop still runs. A ``thread`` pool
+runs each async job on a loop of its own, so there a browser lives for one job. If
+the process dies instead, local Chromium dies with the thread that launched it and a
+container with the pipe to this process; :func:`~actorwork.chromium.launch.kill_all_now`
+runs at interpreter exit for anything left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -55,6 +58,7 @@ class Browsers:
         self._slots: list[Chromium | None] = [None] * settings.instances
         self._users = [0] * settings.instances
         self._locks = [anyio.Lock() for _ in range(settings.instances)]
+        self._sentinel: AsyncGenerator[None, None] | None = None
 
     @property
     def running(self) -> int:
@@ -68,6 +72,9 @@ class Browsers:
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Chromium]:
         """The least busy browser, started if it is not running."""
+        if self._sentinel is None:  # first use: close with the event loop at the latest
+            self._sentinel = _closing_at_loop_end(self)
+            await self._sentinel.asend(None)
         index = min(range(len(self._slots)), key=self._users.__getitem__)
         self._users[index] += 1
         try:
@@ -101,6 +108,15 @@ class Browsers:
         """Stop every browser (renders still running fail). Idempotent."""
         for index in range(len(self._slots)):
             await self._stop(index)
+
+
+async def _closing_at_loop_end(found: Browsers) -> AsyncGenerator[None, None]:
+    """Stays suspended until the event loop shuts its async generators down (the end of
+    ``asyncio.run`` and ``anyio.run``), then stops ``found``'s browsers, loop running."""
+    try:
+        yield
+    finally:
+        await found.aclose()
 
 
 def configure(settings: ChromiumSettings | None) -> None:
