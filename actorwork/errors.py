@@ -32,6 +32,7 @@
         ├── WorkFailed               raised by work to fail its job without a retry
         │   └── PageNotReady         a page did not signal readiness in time (names the URL)
         ├── StoreError               the job store cannot be opened, read or written
+        │   └── LeadershipLost       another Scheduler took over the store from this one
         ├── OutboxError              a result cannot be persisted in the pool's outbox
         ├── ChromiumError            Chromium cannot be started, reached or driven
         └── ScheduleError            a schedule's cron, zone, jitter or policy is invalid
@@ -65,6 +66,7 @@ __all__ = [
     "JobError",
     "JobFailed",
     "JobNotFound",
+    "LeadershipLost",
     "MessageEncodeError",
     "MessageRejected",
     "OutboxError",
@@ -204,6 +206,14 @@ class JobFailed(JobError):
 
 class StoreError(JobError):
     """The job store cannot be opened, read or written (a corrupt file, a full disk)."""
+
+
+class LeadershipLost(StoreError):
+    """Another Scheduler took the store over (this one was paused past its lease, say).
+
+    Nothing of this Scheduler's was written after the takeover: every write
+    transaction checks the leadership epoch first. The Scheduler stops.
+    """
 
 
 class OutboxError(JobError, OSError):

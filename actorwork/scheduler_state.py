@@ -40,6 +40,7 @@ from actorwork.messages import (
 
 __all__ = [
     "Backoff",
+    "DropSchedule",
     "Effect",
     "Finished",
     "Forget",
@@ -48,8 +49,10 @@ __all__ = [
     "Persist",
     "Record",
     "Reply",
+    "SaveSchedule",
     "SchedulerState",
     "Send",
+    "SetFence",
 ]
 
 
@@ -162,7 +165,37 @@ class Finished:
     view: JobView
 
 
-Effect = Persist | Record | Forget | Send | Reply | Finished
+@dataclass(frozen=True)
+class SaveSchedule:
+    """Write a schedule's definition (its Schedule as MessagePack) and its source."""
+
+    name: str
+    definition: bytes
+    source: str
+
+
+@dataclass(frozen=True)
+class DropSchedule:
+    """Delete a schedule and its fence."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SetFence:
+    """Move a schedule's fence forward: its fire times up to ``fence`` are decided.
+
+    Committed in the transaction of the job the firing submits, so a fire time is
+    fired once, whatever crashes or restarts (I7). ``fence`` is a UTC timestamp.
+    """
+
+    name: str
+    fence: float
+
+
+Effect = (
+    Persist | Record | Forget | Send | Reply | Finished | SaveSchedule | DropSchedule | SetFence
+)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
 """The Scheduler's durable job store: one SQLite file, the embedded default.
 
-Two tables: ``jobs`` (one row per job, rewritten whole on every change) and
-``results`` (every attempt's result that reached the Scheduler, committed or not:
-the history that shows a stale attempt was fenced). The Scheduler keeps its live
-jobs in memory and writes through this store in batches, one transaction each (a
-group commit), so the cost of a commit is shared by every change that waited for it.
+Tables: ``jobs`` (one row per job, rewritten whole on every change), ``results``
+(every attempt's result that reached the Scheduler, committed or not: the history
+that shows a stale attempt was fenced), ``schedules`` (each cron schedule and its
+fence: the latest fire time decided) and ``leader`` (which Scheduler owns the store).
+
+Several Schedulers may share one store; one of them leads and the others wait for
+its lease to lapse (:meth:`JobStore.acquire`). Every write transaction of a leader
+first checks that its epoch is still the store's, so a Scheduler that was paused
+past its lease and taken over writes nothing more (:class:`LeadershipLost`).
+
+The Scheduler keeps its live jobs in memory and writes through this store in
+batches, one transaction each (a group commit), so the cost of a commit is shared by
+every change that waited for it.
 
 Durability: WAL journal. ``synchronous="normal"`` (the default) makes a commit
 survive the crash or SIGKILL of the process — what the invariants ask for — but not
@@ -19,7 +27,10 @@ the commit, and that round trip is most of a lone job's latency.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,9 +40,18 @@ import anyio
 import msgspec
 import structlog
 
-from actorwork.errors import StoreError
+from actorwork.errors import LeadershipLost, StoreError
 from actorwork.messages import TERMINAL, WorkResult
-from actorwork.scheduler_state import Effect, Forget, Job, Persist, Record
+from actorwork.scheduler_state import (
+    DropSchedule,
+    Effect,
+    Forget,
+    Job,
+    Persist,
+    Record,
+    SaveSchedule,
+    SetFence,
+)
 
 __all__ = ["JobStore", "Synchronous", "prepare"]
 
@@ -44,7 +64,7 @@ T = TypeVar("T")
 #: Commits of at most this many rows may run on the caller's thread (see the docstring).
 _INLINE_ROWS = 16
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -78,6 +98,20 @@ CREATE TABLE IF NOT EXISTS results (
     data BLOB NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    definition BLOB NOT NULL,
+    source TEXT NOT NULL,
+    fence REAL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    until REAL NOT NULL,
+    boot TEXT NOT NULL
+);
 """
 
 _COLUMNS = (
@@ -99,6 +133,8 @@ class _Database:
 
     def __init__(self, path: str, synchronous: Synchronous, *, inline: bool = False) -> None:
         self.path = path
+        #: The leadership epoch every write checks first; None writes unchecked.
+        self.epoch: int | None = None
         try:
             self.db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=0 if inline else 5
@@ -127,7 +163,7 @@ class _Database:
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check says {check!r}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):  # 1 lacks only tables the schema adds
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
             )
@@ -151,9 +187,13 @@ class _Database:
 
     def _write(self, batch: Batch) -> None:
         """The writes of one batch inside the open transaction, then the commit."""
-        rows, results, forgotten = batch
+        rows, results, forgotten, schedules = batch
         db = self.db
         try:
+            if self.epoch is not None:
+                self._check_epoch(self.epoch)
+            if schedules:
+                _write_schedules(db, schedules)
             placeholders = ", ".join("?" * 19)
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
@@ -201,6 +241,59 @@ class _Database:
         )
         return [(_result_decoder.decode(data), bool(c), note) for data, c, note in cursor]
 
+    def _check_epoch(self, epoch: int) -> None:
+        found = self.db.execute("SELECT holder, epoch FROM leader WHERE id = 1").fetchone()
+        if found is None or found[1] != epoch:
+            raise LeadershipLost(
+                f"the job store {self.path!r} was taken over by "
+                f"{found[0] if found else 'nobody'!r}; this Scheduler's epoch {epoch} is over"
+            )
+
+    def schedules(self) -> list[tuple[bytes, str, float | None]]:
+        """Every stored schedule: (definition, source, fence), by name."""
+        cursor = self.db.execute("SELECT definition, source, fence FROM schedules ORDER BY name")
+        return [(bytes(d), source, fence) for d, source, fence in cursor]
+
+    def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
+        """Lead the store if nobody does; the new epoch, or None while another leads.
+
+        A lease lapses at ``until`` (a monotonic time, so the leader's host must be
+        this one: SQLite files are not shared across hosts), when the machine booted
+        again since, or when the holder's process on this host is gone.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT holder, epoch, until, boot FROM leader WHERE id = 1"
+            ).fetchone()
+            epoch = 1
+            if row is not None:
+                held_by, epoch, held_until, held_boot = row
+                if held_boot == boot and held_until > now and _alive(held_by):
+                    db.execute("ROLLBACK")
+                    return None
+                epoch += 1
+            db.execute(
+                "INSERT OR REPLACE INTO leader VALUES (1, ?, ?, ?, ?)", (holder, epoch, until, boot)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return int(epoch)
+
+    def leader(self) -> str | None:
+        """Who leads the store now, as its holder string; None if nobody ever did."""
+        row = self.db.execute("SELECT holder FROM leader WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def renew(self, epoch: int, until: float) -> bool:
+        """Extend the lease of ``epoch``; False if another Scheduler took over."""
+        cursor = self.db.execute("UPDATE leader SET until = ? WHERE epoch = ?", (until, epoch))
+        return cursor.rowcount == 1
+
     def max_seq(self) -> int:
         (top,) = self.db.execute("SELECT COALESCE(MAX(seq), -1) FROM jobs").fetchone()
         return int(top)
@@ -209,7 +302,7 @@ class _Database:
         self.db.close()
 
 
-Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]]]
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]], list[Effect]]
 
 
 def prepare(effects: Iterable[Effect]) -> Batch:
@@ -217,6 +310,7 @@ def prepare(effects: Iterable[Effect]) -> Batch:
     rows: dict[str, tuple[Any, ...]] = {}
     results: list[tuple[Any, ...]] = []
     forgotten: list[tuple[str]] = []
+    schedules: list[Effect] = []
     for effect in effects:
         match effect:
             case Persist(job=job):
@@ -229,9 +323,50 @@ def prepare(effects: Iterable[Effect]) -> Batch:
             case Forget(job_id=job_id):
                 rows.pop(job_id, None)
                 forgotten.append((job_id,))
+            case SaveSchedule() | DropSchedule() | SetFence():
+                schedules.append(effect)
             case _:
                 pass
-    return list(rows.values()), results, forgotten
+    return list(rows.values()), results, forgotten, schedules
+
+
+def _write_schedules(db: sqlite3.Connection, effects: list[Effect]) -> None:
+    """Schedule changes, in the order they were made; a fence only ever moves forward."""
+    now = time.time()
+    for effect in effects:
+        match effect:
+            case SaveSchedule(name=name, definition=definition, source=source):
+                db.execute(
+                    "INSERT INTO schedules VALUES (?, ?, ?, NULL, ?) ON CONFLICT (name) DO "
+                    "UPDATE SET definition = excluded.definition, source = excluded.source, "
+                    "updated = excluded.updated",
+                    (name, definition, source, now),
+                )
+            case DropSchedule(name=name):
+                db.execute("DELETE FROM schedules WHERE name = ?", (name,))
+            case SetFence(name=name, fence=fence):
+                db.execute(
+                    "UPDATE schedules SET fence = ? WHERE name = ? AND "
+                    "(fence IS NULL OR fence < ?)",
+                    (fence, name, fence),
+                )
+            case _:
+                pass
+
+
+def _alive(holder: str) -> bool:
+    """False when ``holder`` names a process of this host that is gone."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _row(job: Job) -> tuple[Any, ...]:
@@ -323,6 +458,15 @@ class JobStore:
         self._inline: _Database | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="actorwork-store")
 
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
+    def epoch(self) -> int | None:
+        """The leadership epoch this store's writes check; None before :meth:`acquire`."""
+        return None if self._db is None else self._db.epoch
+
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +494,7 @@ class JobStore:
         commit runs on the store's thread.
         """
         batch = prepare(effects)
-        rows = sum(map(len, batch))
+        rows = sum(len(part) for part in batch)
         if rows == 0:
             return
         inline = self._inline
@@ -364,6 +508,32 @@ class JobStore:
 
     async def live_jobs(self) -> list[Job]:
         return await self._run(lambda db: db.live_jobs())
+
+    async def schedules(self) -> list[tuple[bytes, str, float | None]]:
+        return await self._run(lambda db: db.schedules())
+
+    async def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
+        """Lead the store (see :meth:`_Database.acquire`); from then on every write
+        checks the epoch returned."""
+        epoch = await self._run(lambda db: db.acquire(holder, until, now, boot))
+        if epoch is not None:
+            for db in (self._db, self._inline):
+                if db is not None:
+                    db.epoch = epoch
+        return epoch
+
+    async def leader(self) -> str | None:
+        return await self._run(lambda db: db.leader())
+
+    async def renew(self, epoch: int, until: float) -> bool:
+        """Extend this leader's lease to ``until``; False if it was taken over."""
+        return await self._run(lambda db: db.renew(epoch, until))
+
+    async def release(self) -> None:
+        """End this leader's lease now, so a Scheduler in standby takes over at once."""
+        if self.epoch is not None:
+            epoch = self.epoch
+            await self._run(lambda db: db.renew(epoch, 0.0))
 
     async def max_seq(self) -> int:
         """The highest sequence number of any stored job (-1 for an empty store)."""

@@ -26,33 +26,46 @@ from typing import Any, Self
 from actorwork.client import Client, JobHandle
 from actorwork.config import Config
 from actorwork.errors import ConfigError
+from actorwork.leadership import lead
 from actorwork.node import system_from_settings
 from actorwork.pool import Pool
 from actorwork.runtime import ActorSystem
 from actorwork.scheduler import Scheduler
 from actorwork.scheduler_state import Backoff
+from actorwork.store import JobStore
 from actorwork.work import default_registry
 
 __all__ = ["JobSystem", "start_pools", "start_scheduler"]
 
 
-async def start_scheduler(stack: AsyncExitStack, config: Config) -> ActorSystem:
-    """An actor system listening at the Scheduler's address, running the Scheduler."""
+async def start_scheduler(
+    stack: AsyncExitStack, config: Config, *, standby: bool = True
+) -> Scheduler:
+    """The Scheduler, running in an actor system that listens at its address.
+
+    The store is opened and led first (:mod:`actorwork.leadership`): a Scheduler in
+    standby, waiting for another to stop leading the same store, does not listen yet,
+    so several may be started on one address. ``standby=False`` refuses at once
+    (StoreError) when another Scheduler leads the store.
+    """
     settings = config.scheduler
+    store = JobStore(settings.store, synchronous=settings.synchronous)  # type: ignore[arg-type]
+    await store.open()
+    stack.push_async_callback(store.aclose)
+    scheduler = Scheduler(
+        store=store,
+        lease=settings.lease,
+        backoff=Backoff(base=settings.retry_base, cap=settings.retry_cap),
+        modules=config.jobs.modules,
+        schedules=config.schedule_list(),
+        leader_lease=settings.leader_lease,
+    )
+    await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
     system = await stack.enter_async_context(
         system_from_settings(config.system, name="scheduler", listen=settings.address)
     )
-    await system.spawn(
-        Scheduler(
-            store=settings.store,
-            synchronous=settings.synchronous,  # type: ignore[arg-type]
-            lease=settings.lease,
-            backoff=Backoff(base=settings.retry_base, cap=settings.retry_cap),
-            modules=config.jobs.modules,
-        ),
-        name="scheduler",
-    )
-    return system
+    await system.spawn(scheduler, name="scheduler")
+    return scheduler
 
 
 async def start_pools(
@@ -90,7 +103,8 @@ class JobSystem:
     def __init__(self, config: Config, *, pools: bool = True) -> None:
         self.config = config
         #: False starts only the Scheduler (inline and local): for queries and submits
-        #: whose jobs are left for the next run with pools.
+        #: whose jobs are left for the next run with pools. Such a job system does not
+        #: wait for another Scheduler on its store: that is a StoreError naming it.
         self.run_pools = pools
         self.client: Client | None = None
         self._stack: AsyncExitStack | None = None
@@ -100,7 +114,8 @@ class JobSystem:
         default_registry.import_modules(config.jobs.modules)
         async with AsyncExitStack() as stack:  # unwinds what started if a later part fails
             if config.jobs.topology in ("inline", "local"):
-                system = await start_scheduler(stack, config)
+                scheduler = await start_scheduler(stack, config, standby=self.run_pools)
+                system = scheduler.system
                 if self.run_pools:
                     system = await start_pools(stack, config)
             else:
