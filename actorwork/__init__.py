@@ -20,6 +20,8 @@ from actorwork.errors import (
     PayloadError,
     ProtocolError,
     RemoteActorError,
+    ScheduleError,
+    ScheduleNotFound,
     TransportError,
     WorkFailed,
     WorkNotFound,
@@ -28,6 +30,7 @@ from actorwork.messages import JobView, LogLine, Message, Terminated, WorkResult
 from actorwork.pool import Pool
 from actorwork.runtime import Actor, ActorRef, ActorSystem, Reply, current_actor
 from actorwork.scheduler import Scheduler
+from actorwork.schedules import Schedule, schedule
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
 from actorwork.work import Work, WorkContext, work
@@ -61,6 +64,9 @@ __all__ = [
     "ProtocolError",
     "RemoteActorError",
     "Reply",
+    "Schedule",
+    "ScheduleError",
+    "ScheduleNotFound",
     "Scheduler",
     "Terminated",
     "Transport",
@@ -76,5 +82,6 @@ __all__ = [
     "load_config",
     "parse_address",
     "register_transport",
+    "schedule",
     "work",
 ]

@@ -203,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("cancel", "retry", "delete"):
         command = commands.add_parser(verb, help=f"{verb} a job")
         command.add_argument("job_id")
+    schedules = commands.add_parser("schedules", help="list or change the cron schedules")
+    schedules.add_argument(
+        "action", nargs="?", default="list", choices=("list", "enable", "disable", "remove")
+    )
+    schedules.add_argument("name", nargs="?", help="the schedule to change")
+    schedules.add_argument("--count", type=int, default=3, help="next fire times to show")
+    schedules.add_argument(
+        "--offline", action="store_true", help="list the config's schedules, no Scheduler"
+    )
     commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
     serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")

@@ -1,5 +1,5 @@
 """The job commands of ``actorwork``: demo, scheduler, pool, submit, status, cancel,
-retry, delete. :mod:`actorwork.cli` parses the arguments and configures logging;
+retry, delete, schedules. :mod:`actorwork.cli` parses the arguments and configures logging;
 each command here takes the parsed arguments and the loaded configuration.
 
 What a person reads goes to stdout; the structured logs go to stderr.
@@ -13,15 +13,17 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import anyio
 import msgspec
 import structlog
 
 from actorwork.config import Config
-from actorwork.errors import ActorworkError, JobFailed
+from actorwork.errors import ActorworkError, ConfigError, JobFailed
 from actorwork.messages import AttemptRecord, DrainPool, JobView
 from actorwork.runtime import ActorRef
+from actorwork.schedules import Schedule, next_fire_times
 from actorwork.topology import JobSystem, start_pools, start_scheduler
 from actorwork.work import default_registry
 
@@ -43,14 +45,75 @@ async def _run_until_signal(start: Callable[[AsyncExitStack], Awaitable[object]]
 
 
 async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
-    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM."""
+    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM.
+
+    While another Scheduler leads the same store it waits in standby. Exits 3 if it
+    finds itself taken over (it was paused past its lease): a supervisor that starts
+    it again puts it back in standby.
+    """
     default_registry.import_modules(config.jobs.modules)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
 
-    async def start(stack: AsyncExitStack) -> None:
-        system = await start_scheduler(stack, config)
-        log.info("scheduler_listening", address=system.address, store=config.scheduler.store)
+            async def until_signal() -> None:
+                async for signum in signals:
+                    log.info("stopping", signal=signal.Signals(signum).name)
+                    break
+                tg.cancel_scope.cancel()
 
-    return await _run_until_signal(start)
+            tg.start_soon(until_signal)
+            scheduler = await start_scheduler(stack, config)
+            log.info(
+                "scheduler_listening",
+                address=scheduler.system.address,
+                store=config.scheduler.store,
+            )
+            await scheduler.deposed.wait()
+            return 3
+    return 0
+
+
+async def schedules_command(args: argparse.Namespace, config: Config) -> int:
+    """List the cron schedules with their next fire times, or enable, disable or
+    remove one; ``--offline`` lists the config's without a Scheduler."""
+    if args.offline:
+        now = dt.datetime.now(dt.UTC)
+        schedules = config.schedule_list()
+        if not schedules:
+            print("no schedules in the config")
+        for schedule in schedules:
+            upcoming = next_fire_times(schedule, now, args.count)
+            print(_schedule_line(schedule, "config", upcoming))
+        return 0
+    async with JobSystem(config, pools=False) as jobs:
+        client = jobs.client
+        assert client is not None
+        if args.action in ("enable", "disable", "remove"):
+            if not args.name:
+                raise ConfigError(f"actorwork schedules {args.action} needs a schedule name")
+            if args.action == "remove":
+                await client.remove_schedule(args.name)
+                print(f"removed {args.name}")
+                return 0
+            views = [await client.enable_schedule(args.name, args.action == "enable")]
+        else:
+            views = await client.schedules(count=args.count)
+        if not views:
+            print("no schedules")
+        for view in views:
+            upcoming = [dt.datetime.fromtimestamp(t, dt.UTC) for t in view.next_fires]
+            print(_schedule_line(view.schedule, view.source, upcoming))
+        return 0
+
+
+def _schedule_line(schedule: Schedule, source: str, upcoming: list[dt.datetime]) -> str:
+    zone = ZoneInfo(schedule.timezone)
+    times = ", ".join(t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z") for t in upcoming)
+    state = "" if schedule.enabled else " (disabled)"
+    return (
+        f"{schedule.name:<20} {schedule.cron!r:<18} {schedule.timezone:<16} "
+        f"{schedule.work} [{source}]{state}\n    next: {times or '-'}"
+    )
 
 
 async def pool_command(args: argparse.Namespace, config: Config) -> int:
@@ -255,4 +318,5 @@ COMMANDS: dict[str, Command] = {
     "cancel": _verb("cancel"),
     "retry": _verb("retry"),
     "delete": _verb("delete"),
+    "schedules": schedules_command,
 }

@@ -30,24 +30,32 @@ from actorwork.errors import (
     JobFailed,
     JobNotFound,
     PayloadError,
+    ScheduleError,
+    ScheduleNotFound,
     WorkNotFound,
 )
 from actorwork.messages import (
     TERMINAL,
+    AddSchedule,
     AttemptRecord,
     AttemptsReply,
     AwaitJob,
     CancelJob,
     DeleteJob,
+    EnableSchedule,
     GetAttempts,
     GetJob,
     JobListReply,
     JobReply,
     JobView,
     ListJobs,
+    ListSchedules,
     LogLine,
     Message,
+    RemoveSchedule,
     RetryJob,
+    ScheduleListReply,
+    ScheduleView,
     SubmitJob,
     SubmitJobs,
     SubmitJobsReply,
@@ -55,6 +63,7 @@ from actorwork.messages import (
     SubmittedReply,
 )
 from actorwork.runtime import ActorRef, ActorSystem
+from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 
 __all__ = ["Client", "JobHandle"]
@@ -63,6 +72,8 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _REFUSALS: dict[str, type[JobError]] = {
     "WorkNotFound": WorkNotFound,
     "PayloadError": PayloadError,
+    "ScheduleError": ScheduleError,
+    "ScheduleNotFound": ScheduleNotFound,
 }
 _LONG_POLL = 20.0
 #: Submits made in one turn of the event loop travel as one message, up to this many
@@ -239,6 +250,26 @@ class Client:
             raise JobError(f"job {job_id!r} is {view.status}; cancel it before deleting it")
         return view
 
+    # --- cron schedules -------------------------------------------------------------------
+
+    async def add_schedule(self, schedule: Schedule) -> ScheduleView:
+        """Add a cron schedule (see :func:`actorwork.schedules.schedule`), or replace the
+        one of its name, which keeps its fence; returns it once it is stored."""
+        return _only_schedule(schedule.name, await self._ask(AddSchedule(schedule)))
+
+    async def remove_schedule(self, name: str) -> None:
+        """Remove a schedule; its jobs already submitted stay. ScheduleNotFound if none."""
+        _schedule_reply(await self._ask(RemoveSchedule(name)))
+
+    async def enable_schedule(self, name: str, enabled: bool = True) -> ScheduleView:
+        """Let a schedule fire again from now on (missing nothing it skipped while
+        disabled), or with ``enabled=False`` stop it."""
+        return _only_schedule(name, await self._ask(EnableSchedule(name, enabled)))
+
+    async def schedules(self, *, count: int = 3) -> list[ScheduleView]:
+        """Every schedule, with its next ``count`` fire times."""
+        return _schedule_reply(await self._ask(ListSchedules(count)))
+
     async def list(
         self, *, status: str | None = None, queue: str | None = None, limit: int = 100
     ) -> list[JobView]:
@@ -317,6 +348,20 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.id}>"
+
+
+def _schedule_reply(reply: object) -> list[ScheduleView]:
+    if isinstance(reply, SubmitRefusedReply):
+        raise _REFUSALS.get(reply.error_type, ScheduleError)(reply.reason)
+    assert isinstance(reply, ScheduleListReply), reply
+    return reply.schedules
+
+
+def _only_schedule(name: str, reply: object) -> ScheduleView:
+    views = _schedule_reply(reply)
+    if not views:
+        raise ScheduleNotFound(f"no schedule {name!r} is known to the scheduler")
+    return views[0]
 
 
 def _found(job_id: str, reply: object) -> JobView:

@@ -40,6 +40,12 @@ underscores separate levels; values are converted to the key's type).
     [chromium]                     # where actorwork.chromium's works find a browser
     mode = "docker"                # local | docker | endpoint
 
+    [schedules.morning-report]     # cron: 05:00 London time, Monday to Friday
+    work = "myapp.report"
+    cron = "0 5 * * 1-5"
+    timezone = "Europe/London"
+    payload = { team = "ops" }
+
 Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key and
 the value, and listing the choices where there are some.
 """
@@ -57,6 +63,7 @@ import msgspec
 from actorwork.addressing import parse_address
 from actorwork.docker_engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
+from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.registry import resolve_transport
 
@@ -136,6 +143,9 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     lease: float = 30.0
     retry_base: float = 1.0
     retry_cap: float = 300.0
+    #: Seconds a leading Scheduler holds the store without renewing; another Scheduler
+    #: on the same store takes over after that (at once if the leader's process died).
+    leader_lease: float = 10.0
 
 
 class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -228,7 +238,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         default_factory=lambda: {"default": PoolSettings()}
     )
     chromium: ChromiumSettings = ChromiumSettings()
+    #: ``[schedules.NAME]`` tables, as written; :meth:`schedule_list` checks them.
+    schedules: dict[str, dict[str, Any]] = {}
     source: str = "defaults"
+
+    def schedule_list(self) -> list[Schedule]:
+        """The cron schedules of ``[schedules.NAME]``; ConfigError names a bad one."""
+        return schedules_from_config(self.schedules, source=self.source)
 
 
 def find_config_file(
@@ -348,7 +364,8 @@ def _check_jobs(config: Config) -> None:
             f"{where}: scheduler.address = {scheduler.address!r}: a distributed topology needs "
             "an address other processes can reach (unix:// or tcp://)"
         )
-    for key in ("lease", "retry_base", "retry_cap"):
+    config.schedule_list()
+    for key in ("lease", "retry_base", "retry_cap", "leader_lease"):
         value = getattr(scheduler, key)
         if not value > 0:
             raise ConfigError(f"{where}: scheduler.{key} = {value!r} must be greater than 0")

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
+from actorwork.schedules import Schedule
+
 __all__ = [
     "TERMINAL",
     "ActorSpawned",
+    "AddSchedule",
     "Artifact",
     "AttemptRecord",
     "AttemptsReply",
@@ -34,6 +37,7 @@ __all__ = [
     "CancelJob",
     "DeleteJob",
     "DrainPool",
+    "EnableSchedule",
     "ExecuteJob",
     "FailureReply",
     "GetAttempts",
@@ -46,6 +50,7 @@ __all__ = [
     "JobStatus",
     "JobView",
     "ListJobs",
+    "ListSchedules",
     "LogLine",
     "Message",
     "Outcome",
@@ -54,6 +59,7 @@ __all__ = [
     "PoolDrainedReply",
     "PoolHeartbeat",
     "PoolReady",
+    "RemoveSchedule",
     "ReportResult",
     "ReportResults",
     "RequestWork",
@@ -62,6 +68,8 @@ __all__ = [
     "RetryJob",
     "RunJob",
     "RunJobs",
+    "ScheduleListReply",
+    "ScheduleView",
     "SpawnActor",
     "StopJob",
     "SubmitJob",
@@ -372,6 +380,57 @@ class AttemptRecord(msgspec.Struct, frozen=True):
 
 class AttemptsReply(Message, tag="aw.job.attempts-reply"):
     attempts: list[AttemptRecord]
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+class AddSchedule(Message, tag="aw.schedule.add"):
+    """Add a cron schedule, or replace the one of its name (which keeps its fence).
+
+    Answered with a :class:`ScheduleListReply` holding the schedule once it is stored,
+    or a :class:`SubmitRefusedReply` naming what is wrong with it.
+    """
+
+    schedule: Schedule
+
+
+class RemoveSchedule(Message, tag="aw.schedule.remove"):
+    name: str
+
+
+class EnableSchedule(Message, tag="aw.schedule.enable"):
+    """Let a schedule fire again (from now on: time spent disabled is not missed), or
+    with ``enabled=False`` stop it."""
+
+    name: str
+    enabled: bool = True
+
+
+class ListSchedules(Message, tag="aw.schedule.list"):
+    """Every schedule, with its next ``count`` fire times."""
+
+    count: int = 3
+
+
+class ScheduleView(Message, tag="aw.schedule.view"):
+    """A schedule as the Scheduler runs it.
+
+    ``fence`` is its latest decided fire time, ``next_fires`` the fire times to come
+    (UTC timestamps; empty while disabled), ``waiting`` whether a firing waits for a
+    live job to end (``overlap = "queue"``), ``live`` how many of its jobs are live.
+    """
+
+    schedule: Schedule
+    source: str
+    fence: float
+    next_fires: list[float]
+    waiting: bool = False
+    live: int = 0
+
+
+class ScheduleListReply(Message, tag="aw.schedule.list-reply"):
+    schedules: list[ScheduleView]
 
 
 # --- Pools and the Scheduler ------------------------------------------------------------

@@ -10,6 +10,11 @@ not store.
 Pools are reached through the ref they introduced themselves with
 (:class:`PoolReady`); a send that fails marks the pool lost until it says it is
 ready again, and a dispatch that could not be delivered is queued again at once.
+
+Cron schedules (:mod:`actorwork.cron`) fire on the same tick as leases and retries.
+A Scheduler leads its store before it starts (:mod:`actorwork.leadership`); if it
+finds it was taken over, it writes and sends nothing more, sets :attr:`deposed`
+and waits to be stopped.
 """
 
 from __future__ import annotations
@@ -20,21 +25,31 @@ import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, assert_never
 
 import anyio
 import structlog
 
-from actorwork.errors import ActorworkError, PayloadError, WorkNotFound
+from actorwork.cron import Cron
+from actorwork.errors import (
+    ActorworkError,
+    LeadershipLost,
+    PayloadError,
+    ScheduleError,
+    WorkNotFound,
+)
+from actorwork.leadership import holder_name, lead
 from actorwork.messages import (
     TERMINAL,
+    AddSchedule,
     AttemptRecord,
     AttemptsReply,
     AwaitJob,
     CancelJob,
     DeleteJob,
+    EnableSchedule,
     GetAttempts,
     GetJob,
     JobKey,
@@ -43,9 +58,11 @@ from actorwork.messages import (
     JobReply,
     JobView,
     ListJobs,
+    ListSchedules,
     Message,
     PoolHeartbeat,
     PoolReady,
+    RemoveSchedule,
     ReportResult,
     ReportResults,
     RequestWork,
@@ -54,6 +71,7 @@ from actorwork.messages import (
     RetryJob,
     RunJob,
     RunJobs,
+    ScheduleListReply,
     SubmitJob,
     SubmitJobs,
     SubmitJobsReply,
@@ -64,6 +82,7 @@ from actorwork.messages import (
 from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.scheduler_state import (
     Backoff,
+    DropSchedule,
     Effect,
     Finished,
     Forget,
@@ -71,10 +90,13 @@ from actorwork.scheduler_state import (
     Now,
     Persist,
     Record,
+    SaveSchedule,
     SchedulerState,
     Send,
+    SetFence,
 )
 from actorwork.scheduler_state import Reply as ReplyEffect
+from actorwork.schedules import Schedule
 from actorwork.store import JobStore, Synchronous
 from actorwork.work import WorkRegistry, default_registry
 
@@ -98,6 +120,10 @@ SchedulerInbound = (
     | ReportResult
     | ReportResults
     | GetAttempts
+    | AddSchedule
+    | RemoveSchedule
+    | EnableSchedule
+    | ListSchedules
 )
 
 #: An effect bound to where it goes: a reply effect carries the handle of its ask.
@@ -166,7 +192,9 @@ class Scheduler(Actor):
     ``modules`` are imported at start so the Scheduler knows the works it checks
     submits against. After a restart, attempts that were running get
     ``restart_grace`` seconds on top of their lease for their pools to reconnect
-    (a Pool's reconnect backoff stops growing at 5 s).
+    (a Pool's reconnect backoff stops growing at 5 s). ``schedules`` are the cron
+    schedules of the config; ``leader_lease`` is how long it holds the store without
+    renewing (see :mod:`actorwork.leadership`).
     """
 
     def __init__(
@@ -181,9 +209,13 @@ class Scheduler(Actor):
         tick: float = 0.05,
         clock: Callable[[], Now] = real_clock,
         restart_grace: float = 5.0,
+        schedules: Sequence[Schedule] = (),
+        leader_lease: float = 10.0,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease!r}")
+        if leader_lease <= 0:
+            raise ValueError(f"leader_lease must be positive, got {leader_lease!r}")
         self.store = (
             store if isinstance(store, JobStore) else JobStore(store, synchronous=synchronous)
         )
@@ -193,6 +225,13 @@ class Scheduler(Actor):
         self.tick = tick
         self.clock = clock
         self.restart_grace = restart_grace
+        self.schedules = list(schedules)
+        self.leader_lease = leader_lease
+        self.holder = holder_name()
+        self.cron = Cron(self.registry, self.state.submit, self.state.next_seq)
+        #: Set when another Scheduler took the store over: this one does nothing more.
+        self.deposed = anyio.Event()
+        self._cron_now = False
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
         self._wake = anyio.Event()
@@ -210,12 +249,20 @@ class Scheduler(Actor):
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)
-        await self.store.open()
+        if not self.store.is_open:
+            await self.store.open()
+        if self.store.epoch is None:
+            await lead(self.store, lease=self.leader_lease, holder=self.holder)
         jobs = await self.store.live_jobs()
-        self.state.load(
-            jobs, self.clock(), last_seq=await self.store.max_seq(), grace=self.restart_grace
+        now = self.clock()
+        self.state.load(jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace)
+        self._apply(self.cron.load(await self.store.schedules(), self.schedules, jobs, now), None)
+        self.log.info(
+            "scheduler_started",
+            store=self.store.path,
+            live_jobs=len(jobs),
+            schedules=len(self.cron.book),
         )
-        self.log.info("scheduler_started", store=self.store.path, live_jobs=len(jobs))
         self.start_soon(self._flush_forever)
         self.start_soon(self._tick_forever)
 
@@ -223,7 +270,12 @@ class Scheduler(Actor):
         with anyio.CancelScope(shield=True):
             batch, self._pending = self._pending, []
             try:
+                if self.deposed.is_set():
+                    raise LeadershipLost("another Scheduler leads the store")  # noqa: TRY301
                 await self.store.apply([effect for effect, _ in batch])
+                await self.store.release()
+            except LeadershipLost:
+                pass  # nothing more of this Scheduler's may be written
             except ActorworkError:
                 log.exception("store_final_commit_failed")
             else:
@@ -239,6 +291,8 @@ class Scheduler(Actor):
     # --- messages -------------------------------------------------------------------
 
     async def receive(self, message: SchedulerInbound) -> Message | None:
+        if self.deposed.is_set():
+            raise LeadershipLost(f"this Scheduler no longer leads the store {self.store.path!r}")
         now = self.clock()
         state = self.state
         match message:
@@ -248,15 +302,7 @@ class Scheduler(Actor):
                     return job
                 self._apply(state.submit(job, now), self.defer_reply())
             case SubmitJobs(jobs=submits):
-                handle = self.defer_reply()
-                gather = None if handle is None else _Gather(handle, len(submits))
-                for index, submit in enumerate(submits):
-                    slot = None if gather is None else _Slot(gather, index)
-                    job = self._new_job(submit, now)
-                    if not isinstance(job, SubmitRefusedReply):
-                        self._apply(state.submit(job, now), slot)
-                    elif slot is not None:
-                        slot.resolve(job)
+                self._submit_many(submits, now)
             case GetJob(job_id=job_id):
                 return JobReply(await self._view(job_id))
             case AwaitJob(job_id=job_id, wait=wait):
@@ -296,8 +342,46 @@ class Scheduler(Actor):
                 self._results([result], now)
             case ReportResults(results=results):
                 self._results(results, now)
+            case AddSchedule() | RemoveSchedule() | EnableSchedule() | ListSchedules():
+                return self._schedules(message, now)
             case _:
                 assert_never(message)
+        return None
+
+    def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
+        handle = self.defer_reply()
+        gather = None if handle is None else _Gather(handle, len(submits))
+        for index, submit in enumerate(submits):
+            slot = None if gather is None else _Slot(gather, index)
+            job = self._new_job(submit, now)
+            if not isinstance(job, SubmitRefusedReply):
+                self._apply(self.state.submit(job, now), slot)
+            elif slot is not None:
+                slot.resolve(job)
+
+    def _schedules(
+        self, message: AddSchedule | RemoveSchedule | EnableSchedule | ListSchedules, now: Now
+    ) -> Message | None:
+        """Change or list the cron schedules; a change is answered once it is stored."""
+        cron = self.cron
+        try:
+            match message:
+                case AddSchedule(schedule=schedule):
+                    effects, name = cron.add(schedule, now), schedule.name
+                case RemoveSchedule(name=name):
+                    effects = cron.remove(name)
+                case EnableSchedule(name=name, enabled=enabled):
+                    effects = cron.enable(name, enabled, now)
+                case ListSchedules(count=count):
+                    return ScheduleListReply(cron.views(now, count))
+                case _:
+                    assert_never(message)
+        except ScheduleError as exc:
+            return SubmitRefusedReply(type(exc).__name__, str(exc))
+        self._apply(effects, None)
+        views = [view for view in cron.views(now) if view.schedule.name == name]
+        self._pending.append((ReplyEffect(ScheduleListReply(views)), self.defer_reply()))
+        self._wake.set()
         return None
 
     async def _change(self, message: CancelJob | RetryJob | DeleteJob, now: Now) -> Message | None:
@@ -413,13 +497,22 @@ class Scheduler(Actor):
         self._wake.set()
 
     async def _flush_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._commit([effect for effect, _ in batch])
-                await self._carry_out(batch)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    await self._commit([effect for effect, _ in batch])
+                    await self._carry_out(batch)
+        except LeadershipLost as exc:
+            self._depose(str(exc))
+
+    def _depose(self, reason: str) -> None:
+        """Another Scheduler leads the store: stop writing and sending for good."""
+        if not self.deposed.is_set():
+            log.error("scheduler_deposed", store=self.store.path, reason=reason)
+            self.deposed.set()
 
     async def _commit(self, effects: list[Effect]) -> None:
         """Commit until it succeeds: nothing goes out that is not stored."""
@@ -427,6 +520,8 @@ class Scheduler(Actor):
         while True:
             try:
                 await self.store.apply(effects)
+            except LeadershipLost:
+                raise
             except ActorworkError as exc:
                 log.error("store_commit_failed", error=str(exc), retry_in=delay)
                 await anyio.sleep(delay)
@@ -453,6 +548,8 @@ class Scheduler(Actor):
                     self._recent[view.id] = view
                     if len(self._recent) > _RECENT:
                         self._recent.popitem(last=False)
+                    if self.cron.finished(view.id):
+                        self._cron_now = True  # a firing waited for this job to end
                     waiters = self._waiters.pop(view.id, ())
                     self._waiting -= len(waiters)
                     for waiter in waiters:
@@ -467,7 +564,7 @@ class Scheduler(Actor):
                     )
                 case Forget(job_id=job_id):
                     self._recent.pop(job_id, None)
-                case Persist() | Record():
+                case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
                     pass
                 case _:
                     assert_never(effect)
@@ -496,12 +593,32 @@ class Scheduler(Actor):
     # --- time -----------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
-        while True:
+        renew_at = time.monotonic() + self.leader_lease / 3
+        while not self.deposed.is_set():
             await anyio.sleep(self.tick)
             now = self.clock()
             self._apply(self.state.tick(now), None)
+            due = self.cron.next_due()
+            if self._cron_now or (due is not None and due <= now.wall):
+                self._cron_now = False
+                self._apply(self.cron.tick(now), None)
             self._expire_waiters(now)
             self._compact_deadlines()
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self.leader_lease / 3
+                await self._renew()
+
+    async def _renew(self) -> None:
+        epoch = self.store.epoch
+        if epoch is None:
+            return
+        try:
+            renewed = await self.store.renew(epoch, time.monotonic() + self.leader_lease)
+        except ActorworkError as exc:
+            log.warning("leader_lease_not_renewed", error=str(exc))
+            return
+        if not renewed:
+            self._depose(f"epoch {epoch} was taken over")
 
     def _expire_waiters(self, now: Now) -> None:
         """Answer the waiters whose wait is over with the job as it is now."""

@@ -136,3 +136,10 @@ async def traced(ctx: WorkContext, step: Step) -> str:
     stopped = ctx.checkin()
     record(step.history, "stopped" if stopped else "end", ctx.job_id, ctx.attempt)
     return f"{ctx.job_id}/{ctx.attempt}{' stopped' if stopped else ''}"
+
+
+@work(name="note_run")
+def note_run(ctx: WorkContext, path: str) -> None:
+    """Append the job's id to ``path``: one line per execution."""
+    with open(path, "a") as file:
+        file.write(f"{ctx.job_id}\n")
