@@ -258,10 +258,15 @@ def _time(stamp: float) -> str:
     return dt.datetime.fromtimestamp(stamp).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _when(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def _summary(view: JobView) -> str:
     return (
         f"{view.id}  {view.status:<9}  {view.work:<16}  queue={view.queue}  "
         f"attempt {view.attempt}/{view.max_attempts}  {_time(view.updated)}"
+        + (f"  due {_when(view.due)}" if view.due is not None else "")
         + (f"  error: {view.error}" if view.error else "")
     )
 
@@ -272,6 +277,8 @@ def format_job(
     """A job as a person reads it: status, attempts, value or error, logs, artifacts."""
     lines = [f"job {view.id}  work={view.work}  queue={view.queue}  priority={view.priority}"]
     lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
+    if view.due is not None:
+        lines.append(f"  due      {_when(view.due)}")
     earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
     if earlier:
         lines.append("  earlier attempts:")

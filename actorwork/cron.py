@@ -81,14 +81,17 @@ class Cron:
     ) -> list[Effect]:
         """Register the stored schedules and the configured ones, with their fences.
 
-        The config's definition of a schedule wins over a stored one; a schedule that
-        came from the config and is no longer in it is dropped. Every configured
+        The config's definition of a schedule wins over a stored one, except that one
+        disabled at runtime stays disabled until enabled again; a schedule that came
+        from the config and is no longer in it is dropped (removing it at runtime
+        lasts until the next start: the config is where it lives). Every configured
         schedule must name a registered work (ScheduleError otherwise, naming both).
         """
         for schedule in configured:
             self._check_work(schedule)
         names = {schedule.name for schedule in configured}
         fences: dict[str, float | None] = {}
+        disabled: set[str] = set()
         effects: list[Effect] = []
         for definition, source, fence in stored:
             try:
@@ -98,13 +101,18 @@ class Cron:
                 continue
             fences[schedule.name] = fence
             if schedule.name in names:
+                if not schedule.enabled:
+                    disabled.add(schedule.name)
                 continue
             if source == CONFIG:
                 effects.append(DropSchedule(schedule.name))
                 log.info("schedule_dropped", schedule=schedule.name, reason="not in the config")
                 continue
             effects += self._register(schedule, API, fence, now)
-        for schedule in configured:
+        for given in configured:
+            schedule = (  # disabled at runtime: it stays so until enabled
+                msgspec.structs.replace(given, enabled=False) if given.name in disabled else given
+            )
             effects.append(SaveSchedule(schedule.name, _encoder.encode(schedule), CONFIG))
             effects += self._register(schedule, CONFIG, fences.get(schedule.name), now)
         for job in jobs:

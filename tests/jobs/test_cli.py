@@ -143,3 +143,64 @@ def test_submit_and_status_against_scheduler_and_pool_processes(
     missing = _actorwork("--config", str(distributed), "status", "no-such-job", cwd=tmp_path)
     assert missing.returncode == 2
     assert "no job 'no-such-job'" in missing.stderr
+
+
+def test_schedules_lists_the_config_and_changes_them(tmp_path: Path) -> None:
+    """The 5 am Monday-Friday example: listed offline from the config, then through a
+    Scheduler (inline topology), disabled, and refused naming a bad value."""
+    config = tmp_path / "app.toml"
+    config.write_text(
+        f"""
+[jobs]
+modules = ["tests.jobs.works"]
+
+[scheduler]
+store = "{tmp_path}/jobs.db"
+
+[schedules.morning]
+work = "add"
+cron = "0 5 * * 1-5"
+timezone = "Europe/London"
+payload = {{ x = 1, y = 2 }}
+"""
+    )
+    offline = _actorwork("--config", str(config), "schedules", "--offline", cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    assert "morning" in offline.stdout
+    assert "'0 5 * * 1-5'" in offline.stdout
+    times = offline.stdout.split("next: ")[1].split(", ")
+    assert len(times) == 3
+    assert all(
+        " 05:00:00 " in t and t.split()[0] in {"Mon", "Tue", "Wed", "Thu", "Fri"} for t in times
+    )
+    listed = _actorwork("--config", str(config), "schedules", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "[config]" in listed.stdout
+    disabled = _actorwork("--config", str(config), "schedules", "disable", "morning", cwd=tmp_path)
+    assert disabled.returncode == 0, disabled.stderr
+    assert "(disabled)" in disabled.stdout
+    assert "next: -" in disabled.stdout
+    again = _actorwork("--config", str(config), "schedules", cwd=tmp_path)  # a new Scheduler
+    assert "(disabled)" in again.stdout, "a disable lasts across restarts"
+    missing = _actorwork("--config", str(config), "schedules", "remove", "nope", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no schedule 'nope'" in missing.stderr
+    later = _actorwork(
+        "--config",
+        str(config),
+        "submit",
+        "add",
+        '{"x": 1, "y": 2}',
+        "--delay",
+        "7200",
+        cwd=tmp_path,
+    )
+    assert later.returncode == 0, later.stderr
+    status = _actorwork("--config", str(config), "status", cwd=tmp_path)
+    due = time.strftime("%Y-%m-%d %H", time.localtime(time.time() + 7200))
+    assert "scheduled  add" in status.stdout
+    assert f"due {due}" in status.stdout  # durable, with its due time
+    config.write_text(config.read_text().replace('"Europe/London"', '"Europe/Londn"'))
+    bad = _actorwork("--config", str(config), "schedules", "--offline", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "schedules.morning.timezone = 'Europe/Londn'" in bad.stderr
