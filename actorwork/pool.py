@@ -456,10 +456,12 @@ class Pool(Actor):
                 await self._tell_scheduler(ReportResults(results))
 
     def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
-        if items:
-            self.outbox.put_many(items)
+        # Removals first: they free space, so a full disk does not hold up the
+        # acknowledgements that would relieve it (removing twice is harmless).
         if removed:
             self.outbox.remove_many(removed)
+        if items:
+            self.outbox.put_many(items)
 
     # --- the Scheduler ----------------------------------------------------------------
 
