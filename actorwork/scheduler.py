@@ -19,15 +19,13 @@ and waits to be stopped.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, assert_never
+from typing import assert_never
 
 import anyio
 import structlog
@@ -74,9 +72,7 @@ from actorwork.messages import (
     ScheduleListReply,
     SubmitJob,
     SubmitJobs,
-    SubmitJobsReply,
     SubmitRefusedReply,
-    SubmittedReply,
     WorkResult,
 )
 from actorwork.runtime import Actor, ActorRef, Reply
@@ -98,6 +94,7 @@ from actorwork.scheduler_state import (
 from actorwork.scheduler_state import Reply as ReplyEffect
 from actorwork.schedules import Schedule
 from actorwork.store import JobStore, Synchronous
+from actorwork.waiters import Gather, Slot, Waiters
 from actorwork.work import WorkRegistry, default_registry
 
 __all__ = ["Scheduler", "SchedulerInbound", "real_clock"]
@@ -147,41 +144,6 @@ def new_job_id() -> str:
 
 def real_clock() -> Now:
     return Now(time.monotonic(), time.time())
-
-
-class _Gather:
-    """The reply to a SubmitJobs, sent once each of its submits has its own reply."""
-
-    __slots__ = ("handle", "left", "replies")
-
-    def __init__(self, handle: Reply, count: int) -> None:
-        self.handle = handle
-        self.left = count
-        self.replies: list[SubmittedReply | SubmitRefusedReply | None] = [None] * count
-
-
-class _Slot:
-    """Where the reply to one submit of a SubmitJobs goes (a :class:`Reply`)."""
-
-    __slots__ = ("gather", "index")
-
-    def __init__(self, gather: _Gather, index: int) -> None:
-        self.gather = gather
-        self.index = index
-
-    def resolve(self, result: Any) -> None:
-        gather = self.gather
-        if gather.left == 0 or gather.replies[self.index] is not None:
-            return
-        gather.replies[self.index] = result
-        gather.left -= 1
-        if gather.left == 0:
-            gather.handle.resolve(SubmitJobsReply([r for r in gather.replies if r is not None]))
-
-    def fail(self, error: Exception) -> None:
-        if self.gather.left > 0:
-            self.gather.left = 0
-            self.gather.handle.fail(error)
 
 
 class Scheduler(Actor):
@@ -235,13 +197,7 @@ class Scheduler(Actor):
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
         self._wake = anyio.Event()
-        self._waiters: dict[str, list[Reply]] = {}
-        #: When each waiter gets the job as it is, if it has not finished: a lazy heap
-        #: (entries of waiters already answered are skipped when they come up, or
-        #: dropped all at once when they outnumber the waiting ones).
-        self._deadlines: list[tuple[float, int, str, Reply]] = []
-        self._waiting = 0  # handles in _waiters
-        self._deadline_seq = itertools.count()
+        self._waiters = Waiters()
         #: Views of jobs finished lately, so awaiting a result needs no store read.
         self._recent: OrderedDict[str, JobView] = OrderedDict()
 
@@ -282,10 +238,8 @@ class Scheduler(Actor):
                 for effect, handle in batch:
                     if isinstance(effect, ReplyEffect) and handle is not None:
                         handle.resolve(effect.message)
-            for waiters in self._waiters.values():
-                for handle in waiters:
-                    handle.fail(ActorworkError("the scheduler stopped"))
-            self._waiters.clear()
+            for handle in self._waiters.clear():
+                handle.fail(ActorworkError("the scheduler stopped"))
             await self.store.aclose()
 
     # --- messages -------------------------------------------------------------------
@@ -315,10 +269,7 @@ class Scheduler(Actor):
                     return JobReply(view)
                 handle = self.defer_reply()
                 if handle is not None:
-                    self._waiters.setdefault(job_id, []).append(handle)
-                    self._waiting += 1
-                    entry = (now.mono + wait, next(self._deadline_seq), job_id, handle)
-                    heapq.heappush(self._deadlines, entry)
+                    self._waiters.add(job_id, handle, now.mono + wait)
             case CancelJob() | RetryJob() | DeleteJob():
                 return await self._change(message, now)
             case ListJobs(status=status, queue=queue, limit=limit):
@@ -350,9 +301,9 @@ class Scheduler(Actor):
 
     def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
-        gather = None if handle is None else _Gather(handle, len(submits))
+        gather = None if handle is None else Gather(handle, len(submits))
         for index, submit in enumerate(submits):
-            slot = None if gather is None else _Slot(gather, index)
+            slot = None if gather is None else Slot(gather, index)
             job = self._new_job(submit, now)
             if not isinstance(job, SubmitRefusedReply):
                 self._apply(self.state.submit(job, now), slot)
@@ -550,9 +501,7 @@ class Scheduler(Actor):
                         self._recent.popitem(last=False)
                     if self.cron.finished(view.id):
                         self._cron_now = True  # a firing waited for this job to end
-                    waiters = self._waiters.pop(view.id, ())
-                    self._waiting -= len(waiters)
-                    for waiter in waiters:
+                    for waiter in self._waiters.pop(view.id):
                         waiter.resolve(JobReply(view))
                     log.debug(
                         "job_finished",
@@ -603,7 +552,7 @@ class Scheduler(Actor):
                 self._cron_now = False
                 self._apply(self.cron.tick(now), None)
             self._expire_waiters(now)
-            self._compact_deadlines()
+            self._waiters.compact()
             if time.monotonic() >= renew_at:
                 renew_at = time.monotonic() + self.leader_lease / 3
                 await self._renew()
@@ -622,15 +571,7 @@ class Scheduler(Actor):
 
     def _expire_waiters(self, now: Now) -> None:
         """Answer the waiters whose wait is over with the job as it is now."""
-        while self._deadlines and self._deadlines[0][0] <= now.mono:
-            _, _, job_id, handle = heapq.heappop(self._deadlines)
-            waiters = self._waiters.get(job_id)
-            if waiters is None or handle not in waiters:
-                continue  # answered when the job finished
-            waiters.remove(handle)
-            self._waiting -= 1
-            if not waiters:
-                del self._waiters[job_id]
+        for job_id, handle in self._waiters.expired(now.mono):
             job = self.state.jobs.get(job_id)
             if job is not None:
                 handle.resolve(JobReply(job.view()))
@@ -639,19 +580,3 @@ class Scheduler(Actor):
 
     async def _answer(self, handle: Reply, job_id: str) -> None:
         handle.resolve(JobReply(await self._view(job_id)))
-
-    def _compact_deadlines(self) -> None:
-        """Drop the entries of answered waiters once they are most of the heap.
-
-        Waits are long (a client's long poll) and most end early when their job
-        finishes, so without this the heap would hold every wait of the last minutes.
-        """
-        if len(self._deadlines) <= 2 * self._waiting + 1024:
-            return
-        waiters = self._waiters
-        self._deadlines = [
-            entry
-            for entry in self._deadlines
-            if entry[2] in waiters and entry[3] in waiters[entry[2]]
-        ]
-        heapq.heapify(self._deadlines)

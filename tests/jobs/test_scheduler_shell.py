@@ -31,13 +31,13 @@ async def test_answered_waits_do_not_pile_up(tmp_path: Path) -> None:
         async with anyio.create_task_group() as tg:
             for job_id in ids:
                 tg.start_soon(await_job, job_id)
-            await eventually(lambda: len(scheduler._deadlines) == 3000, "every wait registered")
+            await eventually(lambda: scheduler._waiters.entries == 3000, "every wait registered")
             for job_id in ids:
                 await ref.ask(CancelJob(job_id))
         assert sorted(a.job.id for a in answers if a.job is not None) == sorted(ids)
         assert {a.job.status for a in answers if a.job is not None} == {"cancelled"}
         # Without compaction all 3000 entries would stay until their 600 s are up.
-        await eventually(lambda: len(scheduler._deadlines) <= 1024, "answered waits dropped")
+        await eventually(lambda: scheduler._waiters.entries <= 1024, "answered waits dropped")
 
 
 def test_job_ids_are_fresh_hex() -> None:
