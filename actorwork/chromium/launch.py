@@ -36,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.request
 import weakref
 from collections.abc import Awaitable
@@ -184,6 +185,7 @@ class LocalLauncher(Launcher):
         process, self._process = self._process, None
         if process is not None:
             _killpg(process.pid)
+            _gone(process.pid)  # or it may still write to the profile we remove
         self._remove_profile()
 
     def _remove_profile(self) -> None:
@@ -218,6 +220,18 @@ def _die_with_parent() -> None:
 def _killpg(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _gone(pid: int, limit: float = 2.0) -> None:
+    """Wait (blocking, up to ``limit`` seconds) until the killed child ``pid`` has ended."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:  # reaped already (asyncio's child watcher)
+            return
+        time.sleep(0.02)
 
 
 def _tail(path: Path, limit: int = 400) -> str:
