@@ -62,7 +62,9 @@ __all__ = [
 
 #: Every container a DockerLauncher starts carries this label (value: ``1``).
 CONTAINER_LABEL = "org.actorwork.chromium"
-#: Every profile directory a LocalLauncher makes starts with this (in the temp dir).
+#: Every profile directory (and container log) a launcher makes in the temp dir starts with
+#: this, then the pid of the process that made it; what a SIGKILLed process left behind
+#: is removed by the next launcher of any process.
 PROFILE_PREFIX = "actorwork-chromium-"
 
 _POLL = 0.05
@@ -125,7 +127,8 @@ class LocalLauncher(Launcher):
                 "(apt-get install -y chromium, or scripts/install-chromium.sh) or set "
                 "[chromium] executable"
             )
-        self._profile = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX))
+        _sweep_stale()
+        self._profile = Path(tempfile.mkdtemp(prefix=_own_prefix()))
         argv = [path, *_local_flags(self._profile), *self.args, "about:blank"]
         _live.add(self)
         try:
@@ -234,6 +237,33 @@ def _gone(pid: int, limit: float = 2.0) -> None:
         time.sleep(0.02)
 
 
+def _own_prefix() -> str:
+    """Temporary files and profiles are named by our pid, so a later run can sweep them."""
+    return f"{PROFILE_PREFIX}{os.getpid()}-"
+
+
+def _sweep_stale() -> None:
+    """Remove the profiles and logs of processes that died without cleaning up (SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{PROFILE_PREFIX}*-*"):
+        pid = path.name.removeprefix(PROFILE_PREFIX).partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to sweep
+        return True
+    return True
+
+
 def _tail(path: Path, limit: int = 400) -> str:
     try:
         text = path.read_text(errors="replace").strip()
@@ -261,7 +291,8 @@ class DockerLauncher(Launcher):
         await self._check_image()
         self.name = f"actorwork-chromium-{os.getpid()}-{secrets.token_hex(4)}"
         self.description = f"chromium container {self.name}"
-        fd, log = tempfile.mkstemp(prefix=PROFILE_PREFIX, suffix=".log")
+        _sweep_stale()
+        fd, log = tempfile.mkstemp(prefix=_own_prefix(), suffix=".log")
         self._log = Path(log)
         argv = [
             *("docker", "run", "--rm", "--interactive", "--attach", "stdin"),

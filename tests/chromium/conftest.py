@@ -147,12 +147,13 @@ def chromium_browsers() -> set[str]:
     return profiles
 
 
-def chromium_containers() -> list[str]:
-    """Names of the containers (running or not) this process's launchers started."""
+def chromium_containers(pid: int | None = None) -> list[str]:
+    """Names of the containers (running or not) the launchers of process ``pid`` (this
+    one by default) started."""
     listed = _run(
         "docker",
         *("ps", "--all", "--format", "{{.Names}}"),
-        *("--filter", f"label={CONTAINER_LABEL}.pid={os.getpid()}"),
+        *("--filter", f"label={CONTAINER_LABEL}.pid={pid or os.getpid()}"),
         timeout=30,
     )
     return listed.stdout.split()

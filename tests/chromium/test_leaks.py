@@ -8,6 +8,8 @@ browsers leaves none.
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,9 +17,14 @@ import anyio
 import pytest
 
 from actorwork import JobSystem
-from actorwork.chromium import PROFILE_PREFIX, PdfRequest, browsers
+from actorwork.chromium import PROFILE_PREFIX, Chromium, PdfRequest, browsers
 from actorwork.config import ChromiumSettings
-from tests.chromium.conftest import OpenJobs, chromium_browsers, chromium_containers
+from tests.chromium.conftest import (
+    OpenJobs,
+    chromium_browsers,
+    chromium_containers,
+    chromium_processes,
+)
 
 READY = "<!doctype html><p>ready {i}</p><script>window.actorworkReady()</script>"
 SILENT = "<!doctype html><p>silent {i}</p>"
@@ -107,3 +114,56 @@ async def test_a_browser_that_died_is_started_again_for_the_next_job(
         assert await _run_mix(jobs, 2) == {"succeeded": 2}
         assert _count(settings) == 1
     assert await _running(settings) == 0
+
+
+KILLED = """
+import os, sys, anyio
+from actorwork.chromium import Chromium, ChromiumSettings
+
+async def main():
+    await Chromium(ChromiumSettings(mode=sys.argv[1], image=sys.argv[2])).start()
+    print(os.getpid(), flush=True)
+    os.kill(os.getpid(), 9)
+
+anyio.run(main)
+"""
+
+
+async def test_a_sigkilled_process_leaves_no_browser_and_its_files_are_swept(
+    settings: ChromiumSettings,
+) -> None:
+    done = await anyio.run_process(
+        [sys.executable, "-c", KILLED, settings.mode, settings.image], check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout.strip().isdigit(), done.stderr
+    pid = int(done.stdout)
+    # The browser goes with its process: local Chromium by PR_SET_PDEATHSIG, the
+    # container when the pipe to its command closes.
+    left = _left_by(pid, settings)
+    with anyio.move_on_after(30):
+        while left:
+            await anyio.sleep(0.1)
+            left = _left_by(pid, settings)
+    assert left == []
+    # Its profile or log stayed (nothing runs at SIGKILL); the next launch sweeps it.
+    assert _files_of(pid)
+    async with Chromium(settings):
+        assert _files_of(pid) == []
+
+
+def _files_of(pid: int) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"{PROFILE_PREFIX}{pid}-*"))
+
+
+def _left_by(pid: int, settings: ChromiumSettings) -> list[str]:
+    if settings.mode == "local":
+        return [str(p) for p in chromium_processes() if f"{PROFILE_PREFIX}{pid}-" in _cmdline(p)]
+    return chromium_containers(pid)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
