@@ -68,6 +68,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, MutableMapping
 from types import TracebackType
 from typing import Any, TextIO
@@ -279,13 +280,19 @@ class JobCapture:
 
 
 class _CaptureLogger:
-    """The logger structlog wraps for :attr:`JobCapture.logger`: it records events."""
+    """The logger structlog wraps for :attr:`JobCapture.logger`: it records events.
+
+    It holds its capture weakly: the capture holds the logger, and a cycle per job
+    would leave every capture to the garbage collector instead of freeing it at once.
+    """
 
     def __init__(self, capture: JobCapture) -> None:
-        self._capture = capture
+        self._capture = weakref.ref(capture)
 
     def msg(self, **event: Any) -> None:
-        _add_event(self._capture, event, "info")
+        capture = self._capture()
+        if capture is not None:
+            _add_event(capture, event, "info")
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
@@ -410,11 +417,12 @@ class _StreamProxy:
 def _already_captured() -> bool:
     """Whether the code writing to a proxy renders a record or event a job already has."""
     frame = inspect.currentframe()
-    # Two frames up from here is the caller of _StreamProxy.write (print() adds none).
-    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
-    if caller is None:
-        return False
-    writer = caller.f_locals.get("self")
+    try:
+        # Two frames up from here is the caller of _StreamProxy.write (print() adds none).
+        caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+        writer = None if caller is None else caller.f_locals.get("self")
+    finally:
+        del frame  # this frame in its own local is a reference cycle on every write
     if writer is None:
         return False
     if isinstance(writer, logging.Handler):

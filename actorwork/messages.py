@@ -181,7 +181,13 @@ JobStatus = Literal[
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "dead", "cancelled"})
 
 
-class LogLine(msgspec.Struct, frozen=True, array_like=True):
+# The structs a job leaves behind by the thousand (results, views, their log lines) are
+# not tracked by the garbage collector (gc=False): they hold decoded data, never a
+# cycle, and a Scheduler caching recent results would otherwise make every full
+# collection walk them all.
+
+
+class LogLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One line a job logged or printed, in the order it was written.
 
     ``source`` is ``log`` (the work's own logger), ``logging`` (a stdlib record),
@@ -225,7 +231,7 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
 
 
-class WorkResult(msgspec.Struct, frozen=True, kw_only=True):
+class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The outcome of one attempt: what the Pool persists and reports.
 
     ``value`` is the work's return value as MessagePack; ``error`` is
@@ -238,12 +244,14 @@ class WorkResult(msgspec.Struct, frozen=True, kw_only=True):
     value: bytes | None = None
     error: str = ""
     traceback: str = ""
-    logs: list[LogLine] = []
+    #: Tuples, not lists: an empty one is shared, and a full one of untracked lines is
+    #: left alone by the garbage collector, which matters by the ten thousand.
+    logs: tuple[LogLine, ...] = ()
     progress: float | None = None
     progress_message: str = ""
     started: float = 0.0
     finished: float = 0.0
-    artifacts: list[Artifact] = []
+    artifacts: tuple[Artifact, ...] = ()
     pool: str = ""
     worker: str = ""
 
@@ -252,7 +260,7 @@ class WorkResult(msgspec.Struct, frozen=True, kw_only=True):
         return JobKey(self.job_id, self.attempt)
 
 
-class JobView(msgspec.Struct, frozen=True, kw_only=True):
+class JobView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A job as the Scheduler knows it; ``result`` is its latest attempt's result."""
 
     id: str

@@ -114,7 +114,7 @@ async def test_a_page_that_never_signals_fails_the_job_naming_timeout_and_page(
         "within its ready_timeout of 0.5 s"
     )
     assert html_view.result is not None
-    assert html_view.result.artifacts == []
+    assert html_view.result.artifacts == ()
 
 
 async def test_a_full_page_png_is_as_tall_as_the_page(open_jobs: OpenJobs) -> None:

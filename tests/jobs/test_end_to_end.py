@@ -12,6 +12,7 @@ Topologies under test (one config each, the same test code):
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -383,3 +384,24 @@ async def test_jobs_submitted_after_a_restart_list_after_the_earlier_ones(tmp_pa
         assert client is not None
         assert [view.id for view in await client.list(limit=1)] == [second.id]
         assert [view.id for view in await client.list(limit=10)] == [second.id, first.id]
+
+
+async def test_jobs_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
+    """Everything a job makes is freed when it is done, not left to the cycle collector
+    (whose full collections would stall the loop of a busy Scheduler)."""
+    async with JobSystem(_config(tmp_path, "inline")) as jobs:
+        await (await jobs.submit("echo", "warm up")).result(timeout=60)
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            handles = [await jobs.submit("echo", f"line {i}") for i in range(50)]
+            for handle in handles:
+                await handle.result(timeout=60)
+            gc.collect()
+            garbage = [type(o).__qualname__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert garbage == [], f"{len(garbage)} objects in cycles: {sorted(set(garbage))}"
