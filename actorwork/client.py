@@ -157,16 +157,14 @@ class Client:
     async def _join_batch(self, message: SubmitJob) -> Any:
         """Send ``message`` with the other submits of this turn of the loop; its reply.
 
-        The batch is sent by a task of its own, and each submitter awaits it through a
-        shield, so a submitter that is cancelled never takes the others' submits down.
+        The batch is sent by a task of its own, and each submitter awaits a future of its
+        own, so a submitter that is cancelled never takes the others' submits down.
         """
         batch = self._batch
         if batch is None or batch.size + len(message.payload) > _BATCH_BYTES:
             batch = self._batch = _SubmitBatch()
             asyncio.get_running_loop().call_soon(self._send_batch, batch)
-        index = batch.add(message)
-        replies = await asyncio.shield(batch.done)
-        return replies[index]
+        return await batch.add(message)
 
     def _send_batch(self, batch: _SubmitBatch) -> None:
         if self._batch is batch:
@@ -280,26 +278,27 @@ class Client:
 
 
 class _SubmitBatch:
-    """Submits gathered in one turn of the event loop, and the future of their replies."""
+    """Submits gathered in one turn of the event loop, each with the future of its reply."""
 
-    __slots__ = ("done", "messages", "size")
+    __slots__ = ("messages", "replies", "size")
 
     def __init__(self) -> None:
         self.messages: list[SubmitJob] = []
+        self.replies: list[asyncio.Future[Any]] = []
         self.size = 0
-        self.done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
 
-    def add(self, message: SubmitJob) -> int:
+    def add(self, message: SubmitJob) -> asyncio.Future[Any]:
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.messages.append(message)
+        self.replies.append(reply)
         self.size += len(message.payload)
-        return len(self.messages) - 1
+        return reply
 
     def start(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
         task = asyncio.ensure_future(self._send(ask))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _send(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
-        done = self.done
         try:
             if len(self.messages) == 1:
                 replies = [await ask(self.messages[0])]
@@ -308,13 +307,17 @@ class _SubmitBatch:
                 assert isinstance(reply, SubmitJobsReply), reply
                 replies = list(reply.replies)
         except asyncio.CancelledError:
-            done.cancel()
+            for future in self.replies:
+                future.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - every submitter of the batch gets it
-            done.set_exception(exc)
-            done.exception()  # seen by the submitters; no "never retrieved" if none is left
+            for future in self.replies:
+                if not future.done():  # a cancelled submitter's is
+                    future.set_exception(exc)
         else:
-            done.set_result(replies)
+            for future, answer in zip(self.replies, replies, strict=True):
+                if not future.done():
+                    future.set_result(answer)
 
 
 class JobHandle:

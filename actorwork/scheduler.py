@@ -123,8 +123,8 @@ SchedulerInbound = (
     | ListSchedules
 )
 
-#: An effect bound to where it goes: a reply effect carries the handle of its ask.
-_Pending = tuple[Effect, Reply | None]
+#: Effects bound to where their reply goes: the handle of the ask that made them.
+_Pending = tuple[list[Effect], Reply | None]
 
 
 _RECENT = 10_000
@@ -228,16 +228,17 @@ class Scheduler(Actor):
             try:
                 if self.deposed.is_set():
                     raise LeadershipLost("another Scheduler leads the store")  # noqa: TRY301
-                await self.store.apply([effect for effect, _ in batch])
+                await self.store.apply([effect for effects, _ in batch for effect in effects])
                 await self.store.release()
             except LeadershipLost:
                 pass  # nothing more of this Scheduler's may be written
             except ActorworkError:
                 log.exception("store_final_commit_failed")
             else:
-                for effect, handle in batch:
-                    if isinstance(effect, ReplyEffect) and handle is not None:
-                        handle.resolve(effect.message)
+                for effects, handle in batch:
+                    for effect in effects:
+                        if isinstance(effect, ReplyEffect) and handle is not None:
+                            handle.resolve(effect.message)
             for handle in self._waiters.clear():
                 handle.fail(ActorworkError("the scheduler stopped"))
             await self.store.aclose()
@@ -331,7 +332,7 @@ class Scheduler(Actor):
             return SubmitRefusedReply(type(exc).__name__, str(exc))
         self._apply(effects, None)
         views = [view for view in cron.views(now) if view.schedule.name == name]
-        self._pending.append((ReplyEffect(ScheduleListReply(views)), self.defer_reply()))
+        self._pending.append(([ReplyEffect(ScheduleListReply(views))], self.defer_reply()))
         self._wake.set()
         return None
 
@@ -436,7 +437,7 @@ class Scheduler(Actor):
         handle = self.defer_reply()
         if view is None:
             view = await self._view(job_id)
-        self._pending.append((ReplyEffect(JobReply(view)), handle))
+        self._pending.append(([ReplyEffect(JobReply(view))], handle))
         self._wake.set()
 
     # --- effects --------------------------------------------------------------------
@@ -444,7 +445,7 @@ class Scheduler(Actor):
     def _apply(self, effects: list[Effect], handle: Reply | None) -> None:
         if not effects:
             return
-        self._pending.extend((effect, handle) for effect in effects)
+        self._pending.append((effects, handle))
         self._wake.set()
 
     async def _flush_forever(self) -> None:
@@ -454,7 +455,7 @@ class Scheduler(Actor):
                 self._wake = anyio.Event()
                 while self._pending:
                     batch, self._pending = self._pending, []
-                    await self._commit([effect for effect, _ in batch])
+                    await self._commit([effect for effects, _ in batch for effect in effects])
                     await self._carry_out(batch)
         except LeadershipLost as exc:
             self._depose(str(exc))
@@ -484,39 +485,42 @@ class Scheduler(Actor):
         # Dispatches and acknowledgements to one pool leave as one message each kind.
         runs: dict[str, list[RunJob]] = {}
         acks: dict[str, list[JobKey]] = {}
-        for effect, handle in batch:
-            match effect:
-                case Send(pool=pool, message=RunJob() as run):
-                    runs.setdefault(pool, []).append(run)
-                case Send(pool=pool, message=ResultAcknowledged(job_id=job_id, attempt=attempt)):
-                    acks.setdefault(pool, []).append(JobKey(job_id, attempt))
-                case Send(pool=pool, message=message):
-                    await self._send(pool, message)
-                case ReplyEffect(message=message):
-                    if handle is not None:
-                        handle.resolve(message)
-                case Finished(view=view):
-                    self._recent[view.id] = view
-                    if len(self._recent) > _RECENT:
-                        self._recent.popitem(last=False)
-                    if self.cron.finished(view.id):
-                        self._cron_now = True  # a firing waited for this job to end
-                    for waiter in self._waiters.pop(view.id):
-                        waiter.resolve(JobReply(view))
-                    log.debug(
-                        "job_finished",
-                        job_id=view.id,
-                        work=view.work,
-                        status=view.status,
-                        attempt=view.attempt,
-                        error=view.error or None,
-                    )
-                case Forget(job_id=job_id):
-                    self._recent.pop(job_id, None)
-                case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
-                    pass
-                case _:
-                    assert_never(effect)
+        for effects, handle in batch:
+            for effect in effects:
+                match effect:
+                    case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
+                        pass  # the commit did these; the commonest effects, tested first
+                    case Send(pool=pool, message=RunJob() as run):
+                        runs.setdefault(pool, []).append(run)
+                    case Send(
+                        pool=pool, message=ResultAcknowledged(job_id=job_id, attempt=attempt)
+                    ):
+                        acks.setdefault(pool, []).append(JobKey(job_id, attempt))
+                    case Send(pool=pool, message=message):
+                        await self._send(pool, message)
+                    case ReplyEffect(message=message):
+                        if handle is not None:
+                            handle.resolve(message)
+                    case Finished(view=view):
+                        self._recent[view.id] = view
+                        if len(self._recent) > _RECENT:
+                            self._recent.popitem(last=False)
+                        if self.cron.finished(view.id):
+                            self._cron_now = True  # a firing waited for this job to end
+                        for waiter in self._waiters.pop(view.id):
+                            waiter.resolve(JobReply(view))
+                        log.debug(
+                            "job_finished",
+                            job_id=view.id,
+                            work=view.work,
+                            status=view.status,
+                            attempt=view.attempt,
+                            error=view.error or None,
+                        )
+                    case Forget(job_id=job_id):
+                        self._recent.pop(job_id, None)
+                    case _:
+                        assert_never(effect)
         for pool, keys in acks.items():
             await self._send(pool, ResultsAcknowledged(keys))
         for pool, dispatched in runs.items():
