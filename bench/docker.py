@@ -25,6 +25,10 @@ Rows, each measured in the same run for both columns, taking turns:
     this host over ``unix:///dir/s.sock``. The peer runs the same program
     (``python -m actorwork.transports.docker``); only the container is in between.
 
+Then, unless ``--no-pdf``, the PDF table of ``bench/pdf.py``: PDFs per minute through
+an inline job system with local Chromium beside 1 and 2 Chromium containers (its own
+docstring says how; ``--quick`` and ``--markdown`` are passed on).
+
 Containers run the worker image with this checkout mounted over its actorwork (as
 the tests do), with no network. Numbers move by 2x between runs on a shared machine:
 compare the columns of one run.
@@ -203,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -212,6 +217,14 @@ def main(argv: list[str] | None = None) -> None:
     columns = ["measure", "docker://", "beside", "value"]
     notes = [f"{repeat} run(s); workers in containers of the worker image, no network"]
     print(format_table(columns, rows, notes, numeric={1, 3}, markdown=args.markdown))
+    if not args.no_pdf:
+        import pdf
+
+        print()
+        flags = [
+            flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown)) if on
+        ]
+        sys.exit(pdf.main(flags))
 
 
 if __name__ == "__main__":
