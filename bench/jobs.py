@@ -38,9 +38,9 @@ Topologies, each with a fresh temporary directory for the store and the outbox:
 Durability is what a deployment gets by default: the store is SQLite in WAL mode with
 ``PRAGMA synchronous`` from ``[scheduler] synchronous`` (``normal`` unless
 ``--synchronous`` says otherwise: a commit survives a crash of the process, not
-necessarily a power cut), and the Pool's outbox writes each batch of results to a
-file that it fsyncs, then fsyncs the directory, before it reports them. The header
-names the file system of the temporary directory: fsync is free on tmpfs.
+necessarily a power cut), and the Pool's outbox appends each batch of results to its
+log and fdatasyncs it before it reports them. The header names the file system of the
+temporary directory: a sync is free on tmpfs.
 
 The baseline, measured in the same run and taking turns with the job system, does the
 same calls with no actors and no store: a coroutine of the same no-op work per job,
@@ -614,6 +614,7 @@ def counting() -> Iterator[Counts]:
     patch(outbox.Outbox, "put_many", put_many)
     patch(outbox.Outbox, "remove_many", remove_many)
     patch(os, "fsync", fsync)
+    patch(os, "fdatasync", fsync)
     try:
         yield counts
     finally:
@@ -700,7 +701,7 @@ def print_counts(counts: Counts, n: int) -> None:
             f"{counts.outbox_seconds / counts.outbox_writes * 1e3:.2f} ms each; "
             f"removals: {counts.outbox_removes / n:.3f} calls per job"
         )
-    print(f"  fsyncs (os.fsync: the outbox): {counts.fsyncs / n:.3f} per job")
+    print(f"  syncs (os.fsync and os.fdatasync: the outbox): {counts.fsyncs / n:.3f} per job")
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -763,8 +764,8 @@ def describe(sizes: Sizes, synchronous: str) -> list[str]:
         f"jobs/s: {sizes.throughput:,} jobs ({sizes.process_throughput:,} process) from "
         f"{SUBMITTERS} submitters; "
         f"latency: {sizes.latency:,} jobs one at a time; best of {sizes.repeat}",
-        f"durability: SQLite WAL, synchronous={synchronous}; the Pool's outbox fsyncs "
-        f"each result batch (file and directory); temporary directories on "
+        f"durability: SQLite WAL, synchronous={synchronous}; the Pool's outbox appends "
+        f"each result batch to its log and fdatasyncs it; temporary directories on "
         f"{filesystem(tempfile.gettempdir())}",
         f"pools: inline local x{LOCAL_POOL_SIZE}, process x{PROCESS_POOL_SIZE} children, "
         f"tcp local x{LOCAL_POOL_SIZE} (Scheduler and Pool each a process); baseline: "
