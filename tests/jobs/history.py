@@ -130,7 +130,11 @@ class History:
             assert result.outcome == view.status, f"I3: {job_id}: {result.outcome}"
             assert view.result is not None, f"I3: job {job_id} has no result"
             assert view.result.key == result.key, f"I3: {job_id}: {view.result.key}"
-            ran = {(e.job_id, e.attempt) for e in self.executions() if e.event == "end"}
+            # "stopped": told to stop (its lease lapsed under load, say), the work checked
+            # in and returned; its result stands if no newer attempt was issued meanwhile.
+            ran = {
+                (e.job_id, e.attempt) for e in self.executions() if e.event in ("end", "stopped")
+            }
             if result.outcome == "succeeded":
                 assert (job_id, result.attempt) in ran, (
                     f"I2: job {job_id} attempt {result.attempt} committed a success "
