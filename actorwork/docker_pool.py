@@ -36,13 +36,12 @@ import structlog
 from actorwork.addressing import is_loopback_host, parse_address
 from actorwork.docker_engine import LABEL_PREFIX, ContainerOptions, Engine
 from actorwork.errors import ConfigError, EngineError
-from actorwork.messages import ActorSpawned, SpawnActor
+from actorwork.runtime.ref import PeerSystem
 from actorwork.transports.base import Connection, ConnectionOptions, Listener
 from actorwork.transports.docker import SECRET_VARIABLE, DockerTransport
 
 if TYPE_CHECKING:
     from actorwork.runtime.link import Link
-    from actorwork.runtime.ref import RemoteRef
     from actorwork.runtime.system import ActorSystem
 
 __all__ = ["ContainerFleet", "ContainerWorker", "owner_label"]
@@ -79,7 +78,7 @@ def _owner_gone(owner: str) -> bool:
     return _process_start(int(pid_text)) != started
 
 
-class ContainerWorker:
+class ContainerWorker(PeerSystem):
     """One worker's container, linked to the pool's actor system over the bridge.
 
     ``aclose()`` closes the link and removes the container. Idempotent.
@@ -89,25 +88,12 @@ class ContainerWorker:
         self, fleet: ContainerFleet, name: str, container_id: str, link: Link, closed: anyio.Event
     ) -> None:
         self.fleet = fleet
+        self.system = fleet.system
         self.name = name
         self.container_id = container_id
         self.link = link
         #: Set once closed; the bridge's handler holds the connection open until then.
         self.closed = closed
-
-    def ref(self, name: str) -> RemoteRef:
-        """A ref to actor ``name`` in the container."""
-        from actorwork.runtime.ref import RemoteRef
-
-        return RemoteRef(self.fleet.system, name, link=self.link)
-
-    async def spawn(
-        self, factory: str, *, name: str, timeout: float | None = None, **kwargs: Any
-    ) -> RemoteRef:
-        """Create actor ``name`` in the container from ``"package.module:Class"``."""
-        reply = await self.ref("_system").ask(SpawnActor(factory, name, kwargs), timeout=timeout)
-        assert isinstance(reply, ActorSpawned)
-        return self.ref(reply.name)
 
     async def wait(self) -> int:
         """Wait for the container to stop; its exit code."""

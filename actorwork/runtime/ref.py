@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from actorwork.codec import Kind
 from actorwork.errors import ActorStopped, AskTimeout, MessageRejected, RemoteActorError
-from actorwork.messages import FailureReply, Message
+from actorwork.messages import ActorSpawned, FailureReply, Message, SpawnActor
 
 if TYPE_CHECKING:
     from actorwork.runtime.link import Link
     from actorwork.runtime.system import ActorSystem, _Cell
 
-__all__ = ["ActorRef", "Deadlines", "LocalRef", "RemoteRef", "current_actor"]
+__all__ = ["ActorRef", "Deadlines", "LocalRef", "PeerSystem", "RemoteRef", "current_actor"]
 
 # Envelope kinds as plain names: on Python 3.11 each ``Kind.X`` lookup goes through the
 # enum's descriptor (about 0.15 µs), and sending and routing need several a message.
@@ -282,3 +282,25 @@ class WireReply:
 
     def fail(self, error: Exception) -> None:
         self.link.reply_failure(self.corr, error)
+
+
+class PeerSystem:
+    """The actor system at the other end of one link: a child process, a container.
+
+    Subclasses set ``system`` (the actor system on this side) and ``link``.
+    """
+
+    system: ActorSystem
+    link: Link
+
+    def ref(self, name: str) -> RemoteRef:
+        """A ref to actor ``name`` in the peer system."""
+        return RemoteRef(self.system, name, link=self.link)
+
+    async def spawn(
+        self, factory: str, *, name: str, timeout: float | None = None, **kwargs: Any
+    ) -> RemoteRef:
+        """Create actor ``name`` in the peer from ``"package.module:Class"`` (``kwargs`` to it)."""
+        reply = await self.ref("_system").ask(SpawnActor(factory, name, kwargs), timeout=timeout)
+        assert isinstance(reply, ActorSpawned)
+        return self.ref(reply.name)

@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 import anyio.abc
@@ -39,7 +39,7 @@ from anyio.abc import TaskStatus
 from actorwork._importing import import_object
 from actorwork.addressing import Address
 from actorwork.errors import AddressError, TransportError
-from actorwork.messages import ActorSpawned, SpawnActor
+from actorwork.runtime.ref import PeerSystem
 from actorwork.transports._socket import (
     Create,
     SocketConnection,
@@ -57,7 +57,6 @@ from actorwork.transports.base import (
 
 if TYPE_CHECKING:
     from actorwork.runtime.link import Link
-    from actorwork.runtime.ref import RemoteRef
     from actorwork.runtime.system import ActorSystem
 
 __all__ = ["ChildProcess", "PipeTransport", "start_child"]
@@ -149,7 +148,7 @@ class _PipeListener(Listener):
             self._scope.cancel()
 
 
-class ChildProcess:
+class ChildProcess(PeerSystem):
     """A child process running an actor system, linked to the parent's over a pipe.
 
     ``aclose()`` closes the pipe (the child then stops its actors and exits) and waits
@@ -172,20 +171,6 @@ class ChildProcess:
     @property
     def returncode(self) -> int | None:
         return self.process.returncode
-
-    def ref(self, name: str) -> RemoteRef:
-        """A ref to actor ``name`` in the child."""
-        from actorwork.runtime.ref import RemoteRef
-
-        return RemoteRef(self.system, name, link=self.link)
-
-    async def spawn(
-        self, factory: str, *, name: str, timeout: float | None = None, **kwargs: Any
-    ) -> RemoteRef:
-        """Create actor ``name`` in the child from ``"package.module:Class"`` (``kwargs`` to it)."""
-        reply = await self.ref("_system").ask(SpawnActor(factory, name, kwargs), timeout=timeout)
-        assert isinstance(reply, ActorSpawned)
-        return self.ref(reply.name)
 
     async def wait(self) -> int:
         """Wait for the child to exit; its return code."""
