@@ -20,10 +20,11 @@ import msgspec
 import structlog
 
 from actorwork.config import Config
-from actorwork.errors import ActorworkError, ConfigError, JobFailed
+from actorwork.errors import ActorworkError, ConfigError, JobFailed, JobNotFound, StoreInUse
 from actorwork.messages import AttemptRecord, DrainPool, JobView
 from actorwork.runtime import ActorRef
 from actorwork.schedules import Schedule, next_fire_times
+from actorwork.store import JobStore
 from actorwork.topology import JobSystem, start_pools, start_scheduler
 from actorwork.work import default_registry
 
@@ -187,19 +188,46 @@ async def submit_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def status_command(args: argparse.Namespace, config: Config) -> int:
-    async with JobSystem(config, pools=False) as jobs:
-        client = jobs.client
-        assert client is not None
-        if args.job_id:
-            view = await client.get(args.job_id)
-            print(format_job(view, logs=True, attempts=await client.attempts(args.job_id)))
+    """One job with its logs, or the latest jobs. While another process runs the
+    Scheduler of an inline or local store, they are read from the store directly."""
+    try:
+        async with JobSystem(config, pools=False) as jobs:
+            client = jobs.client
+            assert client is not None
+            if args.job_id:
+                view = await client.get(args.job_id)
+                attempts = await client.attempts(args.job_id)
+                print(format_job(view, logs=True, attempts=attempts))
+                return 0
+            _print_summaries(
+                await client.list(status=args.only, queue=args.queue, limit=args.limit)
+            )
             return 0
-        views = await client.list(status=args.only, queue=args.queue, limit=args.limit)
-        if not views:
-            print("no jobs")
-        for view in views:
-            print(_summary(view))
+    except StoreInUse as exc:
+        log.info("reading_the_store_directly", reason=str(exc))
+    store = JobStore(config.scheduler.store, read_only=True)
+    await store.open()
+    try:
+        if args.job_id:
+            job = await store.get(args.job_id)
+            if job is None:
+                raise JobNotFound(f"no job {args.job_id!r} in the store {store.path!r}")
+            rows = await store.attempts(args.job_id)
+            attempts = [AttemptRecord(*row) for row in rows]
+            print(format_job(job.view(), logs=True, attempts=attempts))
+            return 0
+        jobs_found = await store.find(status=args.only, queue=args.queue, limit=args.limit)
+        _print_summaries([job.view() for job in jobs_found])
         return 0
+    finally:
+        await store.aclose()
+
+
+def _print_summaries(views: list[JobView]) -> None:
+    if not views:
+        print("no jobs")
+    for view in views:
+        print(_summary(view))
 
 
 def _verb(name: str) -> Command:

@@ -32,7 +32,8 @@
         ├── WorkFailed               raised by work to fail its job without a retry
         │   └── PageNotReady         a page did not signal readiness in time (names the URL)
         ├── StoreError               the job store cannot be opened, read or written
-        │   └── LeadershipLost       another Scheduler took over the store from this one
+        │   ├── LeadershipLost       another Scheduler took over the store from this one
+        │   └── StoreInUse           another Scheduler leads the store (names it)
         ├── OutboxError              a result cannot be persisted in the pool's outbox
         ├── ChromiumError            Chromium cannot be started, reached or driven
         └── ScheduleError            a schedule's cron, zone, jitter or policy is invalid
@@ -77,6 +78,7 @@ __all__ = [
     "ScheduleError",
     "ScheduleNotFound",
     "StoreError",
+    "StoreInUse",
     "TransportError",
     "UnknownSchemeError",
     "WorkFailed",
@@ -214,6 +216,10 @@ class LeadershipLost(StoreError):
     Nothing of this Scheduler's was written after the takeover: every write
     transaction checks the leadership epoch first. The Scheduler stops.
     """
+
+
+class StoreInUse(StoreError):
+    """Another Scheduler leads the store, and this one was not to wait for it."""
 
 
 class OutboxError(JobError, OSError):

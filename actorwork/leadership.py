@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from actorwork.errors import StoreError
+from actorwork.errors import StoreInUse
 from actorwork.store import JobStore
 
 __all__ = ["boot_id", "holder_name", "lead"]
@@ -52,7 +52,7 @@ async def lead(store: JobStore, *, lease: float, holder: str, wait: bool = True)
 
     Polls a third of ``lease`` apart while another Scheduler leads, logging
     ``scheduler_standby`` once with the leader's name; with ``wait=False`` that is a
-    StoreError naming the leader instead.
+    :class:`StoreInUse` naming the leader instead.
     """
     if not lease > 0:
         raise ValueError(f"leader lease must be positive, got {lease!r}")
@@ -65,7 +65,7 @@ async def lead(store: JobStore, *, lease: float, holder: str, wait: bool = True)
             log.info("scheduler_leading", store=store.path, epoch=epoch, holder=holder)
             return epoch
         if not wait:
-            raise StoreError(
+            raise StoreInUse(
                 f"the job store {store.path!r} is in use by the Scheduler "
                 f"{await store.leader()!r}; reach that one at its address, or stop it first"
             )

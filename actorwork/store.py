@@ -128,21 +128,34 @@ class _Database:
 
     ``inline`` makes the second connection of a store, for commits on the caller's
     thread: it never waits for a lock held by another connection, and leaves the
-    schema to the first.
+    schema to the first. ``read_only`` opens an existing store for reading only.
     """
 
-    def __init__(self, path: str, synchronous: Synchronous, *, inline: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        synchronous: Synchronous,
+        *,
+        inline: bool = False,
+        read_only: bool = False,
+    ) -> None:
         self.path = path
         #: The leadership epoch every write checks first; None writes unchecked.
         self.epoch: int | None = None
         try:
-            self.db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=0 if inline else 5
-            )
+            if read_only:
+                uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            else:
+                self.db = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=0 if inline else 5
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the job store {path!r}: {exc}") from exc
         try:
-            if inline:
+            if read_only:
+                self.db.execute("SELECT count(*) FROM jobs").fetchone()
+            elif inline:
                 self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             else:
                 self._prepare(synchronous)
@@ -442,16 +455,20 @@ class JobStore:
     """The store, used from async code: every call runs on the store's own thread.
 
     ``path`` is a file (created with its directory if missing) or ``":memory:"``.
-    Errors of SQLite become :class:`StoreError` naming the file.
+    Errors of SQLite become :class:`StoreError` naming the file. ``read_only`` opens an
+    existing file for the queries only, beside the Scheduler that leads it.
     """
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "normal") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: Synchronous = "normal", read_only: bool = False
+    ) -> None:
         if synchronous not in ("off", "normal", "full"):
             raise ValueError(
                 f"store synchronous must be 'off', 'normal' or 'full', got {synchronous!r}"
             )
         self.path = str(path)
         self.synchronous = synchronous
+        self.read_only = read_only
         self._db: _Database | None = None
         #: The connection for small commits on the caller's thread; None where a commit
         #: fsyncs (``full``) or a second connection would see another database (memory).
@@ -468,6 +485,11 @@ class JobStore:
         return None if self._db is None else self._db.epoch
 
     async def open(self) -> None:
+        if self.read_only:
+            self._db = await self._call(
+                lambda: _Database(self.path, self.synchronous, read_only=True)
+            )
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await self._call(_Database, self.path, self.synchronous)

@@ -204,3 +204,52 @@ payload = {{ x = 1, y = 2 }}
     bad = _actorwork("--config", str(config), "schedules", "--offline", cwd=tmp_path)
     assert bad.returncode == 2
     assert "schedules.morning.timezone = 'Europe/Londn'" in bad.stderr
+
+
+def test_status_reads_the_store_while_another_process_runs_its_scheduler(
+    tmp_path: Path,
+) -> None:
+    """An inline app's store is led by the app's process: ``actorwork status`` then
+    reads the store itself instead of starting a second Scheduler on it."""
+    config = tmp_path / "app.toml"
+    config.write_text(
+        f"""
+[jobs]
+modules = ["tests.jobs.works"]
+
+[scheduler]
+store = "{tmp_path}/jobs.db"
+"""
+    )
+    args = ("--config", str(config))
+    later = _actorwork(*args, "submit", "add", '{"x": 1, "y": 2}', "--delay", "3600", cwd=tmp_path)
+    assert later.returncode == 0, later.stderr
+    job_id = later.stdout.split()[1]  # "job ID submitted"
+    log = tmp_path / "app.log"
+    with open(log, "wb") as out:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "actorwork", *args, "scheduler"],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "scheduler_listening" not in log.read_text():
+            assert app.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        listed = _actorwork(*args, "status", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert "reading_the_store_directly" in listed.stderr
+        assert f"{job_id}  scheduled  add" in listed.stdout
+        one = _actorwork(*args, "status", job_id, cwd=tmp_path)
+        assert one.returncode == 0, one.stderr
+        assert "status   scheduled after attempt 0 of 4" in one.stdout
+        missing = _actorwork(*args, "status", "nope", cwd=tmp_path)
+        assert missing.returncode == 2
+        assert "no job 'nope'" in missing.stderr
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
