@@ -237,28 +237,27 @@ class Cron:
         return [*self._submit(job, now), SetFence(schedule.name, fire.fence.timestamp())]
 
     def _job(self, schedule: Schedule, fire: Fire, now: Now) -> Job:
+        """The job of one firing: the schedule's overrides, else the work's defaults."""
         work = self.registry.get(schedule.work) if schedule.work in self.registry else None
-        retries = schedule.retries if schedule.retries is not None else None
+        queue, priority, retries, timeout = (
+            (work.queue, work.priority, work.retries, work.timeout)
+            if work
+            else ("default", 0, 0, None)
+        )
         run_at = fire.run_at.timestamp()
         return Job(
             id=fire.unique_key,
             work=schedule.work,
-            queue=schedule.queue or (work.queue if work else "default"),
-            priority=(
-                schedule.priority
-                if schedule.priority is not None
-                else (work.priority if work else 0)
-            ),
+            queue=schedule.queue or queue,
+            priority=priority if schedule.priority is None else schedule.priority,
             payload=schedule.payload,
             status="queued",
             attempt=0,
-            max_attempts=(retries if retries is not None else (work.retries if work else 0)) + 1,
+            max_attempts=(retries if schedule.retries is None else schedule.retries) + 1,
             created=now.wall,
             updated=now.wall,
             seq=self._next_seq(),
-            timeout=schedule.timeout
-            if schedule.timeout is not None
-            else (work.timeout if work else None),
+            timeout=timeout if schedule.timeout is None else schedule.timeout,
             unique_key=fire.unique_key,
             due=run_at if run_at > now.wall else None,
         )
