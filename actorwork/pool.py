@@ -76,6 +76,8 @@ log = structlog.get_logger(__name__)
 
 PoolKind = Literal["local", "thread", "process", "docker"]
 
+#: Heartbeats after which a result reported and not acknowledged is reported again.
+_RESEND_AFTER = 3
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
 
@@ -451,7 +453,7 @@ class Pool(Actor):
             finally:
                 self._writing = False
                 self._drain_changed.set()
-            self.state.hold(entry, results)
+            self.state.hold(entry, results, time.monotonic())
             if results:
                 await self._tell_scheduler(ReportResults(results))
 
@@ -501,7 +503,7 @@ class Pool(Actor):
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
-            undelivered = self.state.to_deliver()
+            undelivered = self.state.to_deliver(time.monotonic())
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
             for start in range(0, len(undelivered), _RESEND_BATCH):
                 await self._tell_scheduler(
@@ -525,6 +527,14 @@ class Pool(Actor):
                 continue
             alive = await self._responsive()
             await self._tell_scheduler(PoolHeartbeat(self.name, alive))
+            # A report or its acknowledgement that went missing on a live connection (a
+            # Scheduler that stopped answering, a middlebox): report again; the
+            # Scheduler acknowledges a result it already has without storing it twice.
+            unanswered = self.state.unanswered(time.monotonic(), _RESEND_AFTER * self.heartbeat)
+            if unanswered:
+                log.info("results_reported_again", pool=self.name, count=len(unanswered))
+            for start in range(0, len(unanswered), _RESEND_BATCH):
+                await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
 
     async def _responsive(self) -> list[JobKey]:
         """The running attempts whose workers answer: a stopped process earns no lease."""

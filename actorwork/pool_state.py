@@ -46,6 +46,8 @@ class PoolState:
     unacked: dict[JobKey, tuple[WorkResult, str]] = field(default_factory=dict)
     #: Outbox entries and the results in them still waiting for an acknowledgement.
     entries: dict[str, set[JobKey]] = field(default_factory=dict)
+    #: When each unacknowledged result was last reported (monotonic seconds).
+    reported: dict[JobKey, float] = field(default_factory=dict)
     #: Set once a drain began: no more work is taken.
     draining: bool = False
 
@@ -137,18 +139,21 @@ class PoolState:
 
     # --- results waiting for acknowledgement ----------------------------------------------
 
-    def hold(self, entry: str, results: list[WorkResult]) -> None:
-        """``results`` are persisted in outbox entry ``entry``: keep them until acked."""
+    def hold(self, entry: str, results: list[WorkResult], now: float = 0.0) -> None:
+        """``results`` are persisted in outbox entry ``entry``, and reported at ``now``:
+        keep them until acked."""
         if results:
             self.entries[entry] = {r.key for r in results}
             for result in results:
                 self.unacked[result.key] = (result, entry)
+                self.reported[result.key] = now
 
     def acknowledge(self, key: JobKey) -> str | None:
         """The Scheduler has stored ``key``'s result; the entry to remove, once empty."""
         held = self.unacked.pop(key, None)
         if held is None:
             return None
+        self.reported.pop(key, None)
         waiting = self.entries[held[1]]
         waiting.discard(key)
         if waiting:
@@ -156,6 +161,17 @@ class PoolState:
         del self.entries[held[1]]
         return held[1]
 
-    def to_deliver(self) -> list[WorkResult]:
-        """Every result still waiting for an acknowledgement, oldest first."""
+    def to_deliver(self, now: float | None = None) -> list[WorkResult]:
+        """Every result still waiting for an acknowledgement, oldest first; with ``now``,
+        they count as reported then."""
+        if now is not None:
+            self.reported = dict.fromkeys(self.unacked, now)
         return [result for result, _ in self.unacked.values()]
+
+    def unanswered(self, now: float, after: float) -> list[WorkResult]:
+        """Results reported ``after`` seconds ago or more and still not acknowledged:
+        the report or its acknowledgement went missing. They count as reported now."""
+        late = [key for key, at in self.reported.items() if now - at >= after]
+        for key in late:
+            self.reported[key] = now
+        return [self.unacked[key][0] for key in late]

@@ -115,3 +115,16 @@ def test_an_outbox_entry_is_released_when_its_last_result_is_acknowledged() -> N
     assert state.acknowledge(JobKey("b", 1)) == "e1"
     assert state.unacked == {} == state.entries
     assert state.to_deliver() == []
+
+
+def test_results_not_acknowledged_in_time_are_reported_again_until_they_are() -> None:
+    state = PoolState("p")
+    state.hold("e1", [result("a")], now=100.0)
+    state.hold("e2", [result("b")], now=104.0)
+    assert state.unanswered(105.0, after=6.0) == []
+    assert [r.job_id for r in state.unanswered(106.0, after=6.0)] == ["a"]
+    assert state.unanswered(107.0, after=6.0) == []  # "a" counts as reported at 106
+    assert state.acknowledge(JobKey("b", 1)) == "e2"
+    assert [r.job_id for r in state.unanswered(112.0, after=6.0)] == ["a"]  # not "b"
+    assert [r.job_id for r in state.to_deliver(now=200.0)] == ["a"]  # a reconnect reports
+    assert state.unanswered(205.0, after=6.0) == []
