@@ -37,7 +37,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
-from actorwork.errors import ActorworkError
+from actorwork.errors import ActorworkError, AskTimeout
 from actorwork.messages import (
     DrainPool,
     ExecuteJob,
@@ -62,7 +62,7 @@ from actorwork.messages import (
 )
 from actorwork.outbox import Outbox
 from actorwork.pool_state import Attempt, PoolState
-from actorwork.runtime import Actor, ActorRef, Reply
+from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
 from actorwork.worker import Worker
 
 if TYPE_CHECKING:
@@ -526,7 +526,8 @@ class Pool(Actor):
             if self._link_to_scheduler is None:
                 continue
             alive = await self._responsive()
-            await self._tell_scheduler(PoolHeartbeat(self.name, alive))
+            if not await self._heartbeat(PoolHeartbeat(self.name, alive)):
+                continue
             # A report or its acknowledgement that went missing on a live connection (a
             # Scheduler that stopped answering, a middlebox): report again; the
             # Scheduler acknowledges a result it already has without storing it twice.
@@ -535,6 +536,32 @@ class Pool(Actor):
                 log.info("results_reported_again", pool=self.name, count=len(unanswered))
             for start in range(0, len(unanswered), _RESEND_BATCH):
                 await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
+
+    async def _heartbeat(self, beat: PoolHeartbeat) -> bool:
+        """Send a heartbeat and wait for the Scheduler to take it; False if it did not.
+
+        A connection that stays open while nothing comes through (a half-open TCP
+        connection, a partition, a Scheduler that stopped answering) is noticed here:
+        the link is closed, and the Pool connects again.
+        """
+        ref = self._link_to_scheduler
+        if ref is None:
+            return False
+        try:
+            await ref.ask(beat, timeout=_RESEND_AFTER * self.heartbeat)
+        except AskTimeout:
+            log.warning(
+                "scheduler_unresponsive", pool=self.name, waited=_RESEND_AFTER * self.heartbeat
+            )
+            if isinstance(ref, RemoteRef):
+                await (await ref.link()).aclose("the scheduler stopped answering heartbeats")
+            self._lost.set()
+            return False
+        except ActorworkError as exc:
+            log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
+            self._lost.set()
+            return False
+        return True
 
     async def _responsive(self) -> list[JobKey]:
         """The running attempts whose workers answer: a stopped process earns no lease."""

@@ -4,7 +4,9 @@ It forwards bytes frame by frame (the 8-byte length prefix every byte-stream tra
 uses), decodes what it can as actor envelopes, and asks ``drop(direction, message)``
 whether to forward each; handshake frames, which are not envelopes, always pass. It
 makes the faults of RELIABILITY.md that TCP itself never produces on a live connection
-(a frame lost while the connection stays up) repeatable.
+(a frame lost while the connection stays up) repeatable, and also black-holes: every
+frame of the connections open now (``freeze``: a half-open connection) or of every
+connection until healed (``partition``), with the TCP connections kept open.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class FaultProxy:
         self.dropped: list[tuple[Direction, str]] = []
         self._codec = Codec()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Every connection accepted so far (a reconnect is a new one).
+        self.connections = 0
+        self.partitioned = False
+        self._frozen: set[int] = set()
+
+    def freeze(self) -> None:
+        """Forward nothing more on the connections open now; new ones flow."""
+        self._frozen.update(range(1, self.connections + 1))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FaultProxy]:
@@ -51,12 +61,14 @@ class FaultProxy:
             await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.target_port
         )
         pumps = [
-            asyncio.create_task(self._pump(reader, upstream_writer, "to_scheduler")),
-            asyncio.create_task(self._pump(upstream_reader, writer, "to_pool")),
+            asyncio.create_task(self._pump(reader, upstream_writer, "to_scheduler", number)),
+            asyncio.create_task(self._pump(upstream_reader, writer, "to_pool", number)),
         ]
         self._tasks.update(pumps)
         try:
@@ -69,13 +81,19 @@ class FaultProxy:
                 out.close()
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Direction
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        direction: Direction,
+        number: int,
     ) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 header = await reader.readexactly(_HEADER.size)
                 (length,) = _HEADER.unpack(header)
                 payload = await reader.readexactly(length)
+                if self.partitioned or number in self._frozen:
+                    continue  # black-holed: read and never forwarded
                 message = self._identify(payload)
                 if message is not None and self.drop(direction, message):
                     self.dropped.append((direction, type(message).__name__))

@@ -92,3 +92,35 @@ async def test_f7_an_acknowledgement_lost_after_the_commit_is_asked_for_again(
     assert proxy.dropped == [("to_pool", "ResultsAcknowledged")]
     assert (view.status, view.attempt) == ("succeeded", 1)
     assert _results(tmp_path / "jobs.db", handle.id) == [(1, 1, "succeeded")]
+
+
+async def test_f12_a_half_open_connection_is_noticed_and_replaced(tmp_path: Path) -> None:
+    """The connection stays open but forwards nothing: the Pool notices by its
+    heartbeats going unanswered, connects again, and the work goes on; no hang."""
+    async with through_proxy(tmp_path) as (jobs, proxy, pool):
+        first = await jobs.submit(works.add, works.Pair(1, 1))
+        assert await first.result(timeout=60) == 2
+        proxy.freeze()
+        during = await jobs.submit(works.add, works.Pair(2, 2))  # dispatched into the void
+        assert await during.result(timeout=60) == 4
+        assert proxy.connections >= 2
+        view = await during.wait()
+    assert view.status == "succeeded"
+    assert not pool.state.unacked
+
+
+async def test_f11_a_partition_heals_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
+    """Both directions black-holed for a while (new connections too), then healed: the
+    jobs submitted meanwhile finish, each with one committed result (I1, I3, I4)."""
+    async with through_proxy(tmp_path) as (jobs, proxy, pool):
+        running = await jobs.submit(works.sleep, 1.0)
+        await eventually(lambda: pool.state.running, "the first job running")
+        proxy.partitioned = True
+        handles = [running] + [await jobs.submit(works.add, works.Pair(i, 1)) for i in range(5)]
+        await eventually(lambda: proxy.connections >= 2, "the Pool trying again")
+        proxy.partitioned = False
+        views = [await handle.wait(timeout=60) for handle in handles]
+    assert [v.status for v in views] == ["succeeded"] * 6
+    for view in views:
+        committed = [row for row in _results(tmp_path / "jobs.db", view.id) if row[1]]
+        assert committed == [(view.attempt, 1, "succeeded")], (view.id, committed)
