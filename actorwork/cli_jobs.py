@@ -13,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -192,38 +193,59 @@ async def status_command(args: argparse.Namespace, config: Config) -> int:
     Scheduler of an inline or local store, they are read from the store directly."""
     try:
         async with JobSystem(config, pools=False) as jobs:
-            client = jobs.client
-            assert client is not None
-            if args.job_id:
-                view = await client.get(args.job_id)
-                attempts = await client.attempts(args.job_id)
-                print(format_job(view, logs=True, attempts=attempts))
-                return 0
-            _print_summaries(
-                await client.list(status=args.only, queue=args.queue, limit=args.limit)
-            )
+            assert jobs.client is not None
+            await _show_status(args, jobs.client)
             return 0
     except StoreInUse as exc:
         log.info("reading_the_store_directly", reason=str(exc))
     store = JobStore(config.scheduler.store, read_only=True)
     await store.open()
     try:
-        if args.job_id:
-            job = await store.get(args.job_id)
-            if job is None:
-                raise JobNotFound(f"no job {args.job_id!r} in the store {store.path!r}")
-            rows = await store.attempts(args.job_id)
-            attempts = [AttemptRecord(*row) for row in rows]
-            print(format_job(job.view(), logs=True, attempts=attempts))
-            return 0
-        jobs_found = await store.find(status=args.only, queue=args.queue, limit=args.limit)
-        _print_summaries([job.view() for job in jobs_found])
+        await _show_status(args, _StoredJobs(store))
         return 0
     finally:
         await store.aclose()
 
 
-def _print_summaries(views: list[JobView]) -> None:
+class _JobQueries(Protocol):
+    async def get(self, job_id: str) -> JobView: ...
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]: ...
+
+    async def list(
+        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[JobView]: ...
+
+
+class _StoredJobs:
+    """The queries of a Client, answered from a store read directly."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def get(self, job_id: str) -> JobView:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r} in the store {self.store.path!r}")
+        return job.view()
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]:
+        return [AttemptRecord(*row) for row in await self.store.attempts(job_id)]
+
+    async def list(
+        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[JobView]:
+        return [
+            job.view() for job in await self.store.find(status=status, queue=queue, limit=limit)
+        ]
+
+
+async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
+    if args.job_id:
+        view = await jobs.get(args.job_id)
+        print(format_job(view, logs=True, attempts=await jobs.attempts(args.job_id)))
+        return
+    views = await jobs.list(status=args.only, queue=args.queue, limit=args.limit)
     if not views:
         print("no jobs")
     for view in views:

@@ -126,11 +126,9 @@ class Cron:
     def add(self, schedule: Schedule, now: Now) -> list[Effect]:
         """Add or replace a schedule (a replaced one keeps its fence)."""
         self._check_work(schedule)
-        encoded = _encoder.encode(schedule)
-        fence = None if schedule.name not in self.book else self.book.fence(schedule.name)
         return [
-            SaveSchedule(schedule.name, encoded, API),
-            *self._register(schedule, API, None if fence is None else fence.timestamp(), now),
+            SaveSchedule(schedule.name, _encoder.encode(schedule), API),
+            *self._register(schedule, API, None, now),  # the book keeps a replaced one's fence
         ]
 
     def remove(self, name: str) -> list[Effect]:
@@ -149,11 +147,16 @@ class Cron:
         source = self._sources.get(name, API)
         return [SaveSchedule(name, _encoder.encode(schedule), source), *fences]
 
-    def views(self, now: Now, count: int = 3) -> list[ScheduleView]:
-        """Every schedule with its fence and next ``count`` fire times (UTC timestamps)."""
+    def views(self, now: Now, count: int = 3, name: str | None = None) -> list[ScheduleView]:
+        """Every schedule (or the one ``name``, if it exists) with its fence and next
+        ``count`` fire times (UTC timestamps)."""
         waiting = self.book.waiting()
         views = []
-        for schedule in self.book.schedules():
+        if name is None:
+            schedules = self.book.schedules()
+        else:
+            schedules = [self.book.get(name)] if name in self.book else []
+        for schedule in schedules:
             fence = self.book.fence(schedule.name)
             upcoming = (
                 next_fire_times(schedule, max(fence, _wall(now)), count) if schedule.enabled else []

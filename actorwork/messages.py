@@ -421,7 +421,7 @@ class ListSchedules(Message, tag="aw.schedule.list"):
     count: int = 3
 
 
-class ScheduleView(Message, tag="aw.schedule.view"):
+class ScheduleView(msgspec.Struct, frozen=True, kw_only=True):
     """A schedule as the Scheduler runs it.
 
     ``fence`` is its latest decided fire time, ``next_fires`` the fire times to come

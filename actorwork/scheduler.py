@@ -331,7 +331,7 @@ class Scheduler(Actor):
         except ScheduleError as exc:
             return SubmitRefusedReply(type(exc).__name__, str(exc))
         self._apply(effects, None)
-        views = [view for view in cron.views(now) if view.schedule.name == name]
+        views = cron.views(now, name=name)
         self._pending.append(([ReplyEffect(ScheduleListReply(views))], self.defer_reply()))
         self._wake.set()
         return None
