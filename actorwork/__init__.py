@@ -3,6 +3,7 @@
 The public API; everything here is re-exported from its home module.
 """
 
+from actorwork._version import __version__
 from actorwork.addressing import Address, parse_address
 from actorwork.client import Client, JobHandle
 from actorwork.config import load_config
@@ -27,16 +28,14 @@ from actorwork.errors import (
     WorkNotFound,
 )
 from actorwork.messages import JobView, LogLine, Message, Terminated, WorkResult
-from actorwork.pool import Pool
+from actorwork.pool.actor import Pool
 from actorwork.runtime import Actor, ActorRef, ActorSystem, Reply, current_actor
-from actorwork.scheduler import Scheduler
+from actorwork.scheduler.actor import Scheduler
 from actorwork.schedules import Schedule, schedule
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
 from actorwork.work import Work, WorkContext, work
 from actorwork.worker import Worker
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Actor",

@@ -2,6 +2,6 @@
 
 import sys
 
-from actorwork.cli import main
+from actorwork.cli.main import main
 
 sys.exit(main())

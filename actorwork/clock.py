@@ -6,7 +6,7 @@ or an operator moves the calendar (F18).
 
 ``wall()`` is for the calendar: due times, cron fire times, what a person reads. It is
 an aware datetime in UTC and may jump either way; code that keeps calendar promises
-(:mod:`actorwork.schedule_state`) fences what it already did so a jump back does not
+(:mod:`actorwork.scheduler.cron_state`) fences what it already did so a jump back does not
 repeat it and a jump forward does not lose it.
 
 Code takes a :class:`Clock` and reads it at the edge; decisions get the readings as
@@ -21,10 +21,11 @@ test says so, the two readings independently::
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "system_clock"]
+__all__ = ["Clock", "ManualClock", "Now", "SystemClock", "system_clock"]
 
 
 @runtime_checkable
@@ -38,6 +39,23 @@ class Clock(Protocol):
     def wall(self) -> datetime:
         """The calendar time now: an aware datetime in UTC. May jump either way."""
         ...
+
+
+@dataclass(frozen=True)
+class Now:
+    """One reading of both clocks, in seconds: what a pure decision is given as "now".
+
+    ``mono`` is :meth:`Clock.monotonic` (leases, heartbeats, deadlines); ``wall`` is
+    :meth:`Clock.wall` as a UTC timestamp (due times, records).
+    """
+
+    mono: float
+    wall: float
+
+    @classmethod
+    def read(cls, clock: Clock) -> Now:
+        """Both readings of ``clock``, taken now."""
+        return cls(clock.monotonic(), clock.wall().timestamp())
 
 
 class SystemClock:

@@ -61,7 +61,7 @@ from typing import Any
 import msgspec
 
 from actorwork.addressing import parse_address
-from actorwork.docker_engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
+from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
@@ -152,7 +152,7 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """``[pools.NAME]``: one Pool; ``outbox`` defaults to ``.actorwork/outbox/NAME``.
 
     The keys from ``image`` on apply to ``docker`` pools: see
-    :class:`~actorwork.docker_engine.ContainerOptions` (``memory`` as ``"512m"``, ``cpus``
+    :class:`~actorwork.docker.engine.ContainerOptions` (``memory`` as ``"512m"``, ``cpus``
     as a fraction of cores; 0 and "" mean no limit).
     """
 

@@ -1,7 +1,7 @@
 """Cron schedules: what a schedule is, when it fires, and how one is read from config.
 
 Pure: no I/O, no clock, no asyncio. The decisions about firing (fences, missed fire
-times, overlap, jitter) live in :mod:`actorwork.schedule_state`.
+times, overlap, jitter) live in :mod:`actorwork.scheduler.cron_state`.
 
 A :class:`Schedule` is a frozen msgspec Struct, so it travels on the wire and goes
 into the store as it is; it is checked whenever it is made or decoded, and an invalid

@@ -40,11 +40,11 @@ from actorwork.errors import (
     TransportError,
 )
 from actorwork.messages import Ping, Pong
+from actorwork.runtime.child import child_environment
 from actorwork.runtime.system import ActorSystem
 from actorwork.transports._framing import HEADER, FramedStream
 from actorwork.transports._handshake import client_handshake
 from actorwork.transports.base import Connection, ConnectionOptions
-from actorwork.transports.pipe import child_environment
 from actorwork.transports.registry import resolve_transport
 
 __all__ = [
@@ -238,7 +238,7 @@ class DockerHarness(TransportHarness):
     """``docker://`` over a socket in the test's directory; the echo peer runs in a container.
 
     The container runs ``$ACTORWORK_TEST_IMAGE`` (default: the worker image, built by
-    :func:`actorwork.images.ensure_worker_image` if missing) with this process's
+    :func:`actorwork.docker.images.ensure_worker_image` if missing) with this process's
     actorwork mounted read-only over the image's, so the peer runs the code under
     test. The check that needs a peer is not applicable when no Docker Engine answers.
     """
@@ -256,9 +256,9 @@ class DockerHarness(TransportHarness):
 
     @asynccontextmanager
     async def echo_peer(self) -> AsyncIterator[tuple[PeerProcess, Connection]]:
-        from actorwork.docker_engine import Engine
+        from actorwork.docker.engine import Engine
+        from actorwork.docker.images import ensure_worker_image, source_mounts
         from actorwork.errors import EngineUnavailable
-        from actorwork.images import ensure_worker_image, source_mounts
 
         engine = Engine()
         try:

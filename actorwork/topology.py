@@ -26,13 +26,13 @@ from typing import Any, Self
 from actorwork.client import Client, JobHandle
 from actorwork.config import Config
 from actorwork.errors import ConfigError
-from actorwork.leadership import lead
 from actorwork.node import system_from_settings
-from actorwork.pool import Pool
+from actorwork.pool.actor import Pool
 from actorwork.runtime import ActorSystem
-from actorwork.scheduler import Scheduler
-from actorwork.scheduler_state import Backoff
-from actorwork.store import JobStore
+from actorwork.scheduler.actor import Scheduler
+from actorwork.scheduler.leadership import lead
+from actorwork.scheduler.state import Backoff
+from actorwork.stores import open_store
 from actorwork.work import default_registry
 
 __all__ = ["JobSystem", "start_pools", "start_scheduler"]
@@ -43,13 +43,13 @@ async def start_scheduler(
 ) -> Scheduler:
     """The Scheduler, running in an actor system that listens at its address.
 
-    The store is opened and led first (:mod:`actorwork.leadership`): a Scheduler in
+    The store is opened and led first (:mod:`actorwork.scheduler.leadership`): a Scheduler in
     standby, waiting for another to stop leading the same store, does not listen yet,
     so several may be started on one address. ``standby=False`` refuses at once
     (StoreError) when another Scheduler leads the store.
     """
     settings = config.scheduler
-    store = JobStore(settings.store, synchronous=settings.synchronous)  # type: ignore[arg-type]
+    store = open_store(settings.store, synchronous=settings.synchronous)
     await store.open()
     stack.push_async_callback(store.aclose)
     scheduler = Scheduler(

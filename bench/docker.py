@@ -23,7 +23,7 @@ Rows, each measured in the same run for both columns, taking turns:
     one link to a peer that connected to this process's listener: a container over
     ``docker:///dir/s.sock`` (the directory bind-mounted), beside a child process on
     this host over ``unix:///dir/s.sock``. The peer runs the same program
-    (``python -m actorwork.transports.docker``); only the container is in between.
+    (``python -m actorwork.cli.bridge``); only the container is in between.
 
 Then, unless ``--no-pdf``, the PDF table of ``bench/pdf.py``: PDFs per minute through
 an inline job system with local Chromium beside 1 and 2 Chromium containers (its own
@@ -54,8 +54,8 @@ from _table import format_table
 
 from actorwork import JobSystem
 from actorwork.config import Config, load_config
-from actorwork.docker_engine import Engine
-from actorwork.images import SOURCE_DIR, ensure_worker_image
+from actorwork.docker.engine import Engine
+from actorwork.docker.images import SOURCE_DIR, ensure_worker_image
 from actorwork.messages import Ping
 from actorwork.runtime import ActorSystem
 from actorwork.runtime.ref import RemoteRef
@@ -125,7 +125,7 @@ async def peer(tmp: Path, where: str, image: str) -> AsyncIterator[RemoteRef]:
     name = f"peer-{uuid.uuid4().hex[:6]}"
     scheme = "docker" if where == "docker" else "unix"  # docker:// makes the socket 0o666
     async with ActorSystem("bench", listen=f"{scheme}://{tmp}/{name}.sock") as system:
-        command = ["-m", "actorwork.transports.docker", "--name", name]
+        command = ["-m", "actorwork.cli.bridge", "--name", name]
         if where == "docker":
             async with Engine() as engine:
                 config = {

@@ -534,7 +534,11 @@ def counting() -> Iterator[Counts]:
 
     The wrapped names are internals of actorwork; one that is missing is skipped.
     """
-    from actorwork import outbox, pool, scheduler, store, worker
+    from actorwork import worker
+    from actorwork.pool import actor as pool
+    from actorwork.pool import outbox
+    from actorwork.scheduler import actor as scheduler
+    from actorwork.stores import sqlite as store
 
     counts = Counts()
     patches: list[tuple[Any, str, Any]] = []

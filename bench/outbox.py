@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from actorwork import outbox as outbox_module
-from actorwork.outbox import Outbox
+from actorwork.pool import outbox as outbox_module
+from actorwork.pool.outbox import Outbox
 
 
 def _single(box: Outbox, items: list[tuple[str, bytes]]) -> None:

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python bench/schedules.py                 # 10,000 schedules, a few seconds
     .venv/bin/python bench/schedules.py --schedules 1000 --repeat 5 --markdown
 
-What is measured first is :class:`actorwork.schedule_state.ScheduleBook`, the pure
+What is measured first is :class:`actorwork.scheduler.cron_state.ScheduleBook`, the pure
 core the Scheduler's shell ticks. Each workload registers ``--schedules`` schedules,
 then ticks a simulated wall clock (``ManualClock``, no sleeping) and times each
 ``tick``:
@@ -22,7 +22,7 @@ then ticks a simulated wall clock (``ManualClock``, no sleeping) and times each
     worst case, one Fire per schedule per tick.
 
 ``burst, dispatched``
-    the burst through the Scheduler's cron (:class:`actorwork.cron.Cron`): each tick
+    the burst through the Scheduler's cron (:class:`actorwork.scheduler.cron.Cron`): each tick
     also makes the jobs, queues them in the Scheduler's state and dispatches them to a
     pool with room for all (the RunJob, store and fence effects, not yet sent).
 ``burst, committed``
@@ -55,11 +55,11 @@ import structlog
 from _table import format_table
 
 from actorwork.clock import ManualClock
-from actorwork.cron import Cron
-from actorwork.schedule_state import Fire, ScheduleBook
-from actorwork.scheduler_state import Now, SchedulerState, SetFence
+from actorwork.scheduler.cron import Cron
+from actorwork.scheduler.cron_state import Fire, ScheduleBook
+from actorwork.scheduler.state import Now, SchedulerState, SetFence
 from actorwork.schedules import Schedule, schedule
-from actorwork.store import JobStore
+from actorwork.stores.sqlite import SQLiteStore
 from actorwork.work import Work, WorkRegistry
 
 START = datetime(2025, 10, 25, 22, tzinfo=UTC)  # crosses the autumn change in London and NY
@@ -161,7 +161,7 @@ async def _dispatched(schedules: list[Schedule], commit: bool) -> tuple[float, f
     cron.load([], schedules, [], Now(0.0, wall))
     registered = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        store = JobStore(f"{tmp}/jobs.db")
+        store = SQLiteStore(f"{tmp}/jobs.db")
         await store.open()
         await store.apply(cron.load([], schedules, [], Now(0.0, wall)))  # the schedule rows
         elapsed, fired = 0.0, 0

@@ -549,7 +549,7 @@ def pipe_transport_status() -> str:
 async def pipe_sink() -> AsyncIterator[aw.ActorRef]:
     """The sink in a child actor system over pipe://, spawned there by import path.
 
-    The child runs ``python -m actorwork.transports.pipe`` with this process's sys.path,
+    The child runs ``python -m actorwork.cli.child`` with this process's sys.path,
     so it imports this file by its stem (``transports``); ``init`` quiets its logs.
     """
     module = Path(__file__).stem

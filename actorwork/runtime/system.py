@@ -49,7 +49,7 @@ from actorwork.transports.base import Connection, ConnectionOptions, Listener, T
 from actorwork.transports.registry import resolve_transport
 
 if TYPE_CHECKING:
-    from actorwork.transports.pipe import ChildProcess
+    from actorwork.runtime.child import ChildProcess
 
 __all__ = ["ActorSystem"]
 
@@ -434,10 +434,10 @@ class ActorSystem:
     ) -> ChildProcess:
         """Start a child process with its own actor system, linked over ``pipe://``.
 
-        See :func:`actorwork.transports.pipe.start_child`. The child is stopped when
+        See :func:`actorwork.runtime.child.start_child`. The child is stopped when
         this system closes, and is killed by the OS if this process dies.
         """
-        from actorwork.transports.pipe import start_child
+        from actorwork.runtime.child import start_child
 
         self._task_group()
         child = await start_child(self, name, init=init, env=env)

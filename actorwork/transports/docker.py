@@ -15,34 +15,29 @@ Guarantees are those of ``unix://`` and ``tcp://``: frames arrive in order, whol
 the connection breaks; a killed container is seen at once (its end of the socket
 closes). Unix listeners make the socket file mode ``0o666`` by default, because the
 container's user is not this host's user: what keeps strangers out is the shared
-secret, which a :mod:`~actorwork.docker_pool` always sets.
+secret, which a :mod:`~actorwork.pool.containers` always sets.
 
-The container side runs ``python -m actorwork.transports.docker ADDRESS --name NAME``:
+The container side runs ``python -m actorwork.cli.bridge ADDRESS --name NAME``:
 an actor system that connects to ``ADDRESS`` (with the secret in
 ``$ACTORWORK_BRIDGE_SECRET``), lets the other side spawn actors in it, and exits when
 that connection ends. Nothing here imports the Docker client; the containers are the
-pool's business (:mod:`actorwork.docker_pool`).
+pool's business (:mod:`actorwork.pool.containers`).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
 import ssl
 from typing import ClassVar
 
-import anyio
 import structlog
 
-from actorwork.addressing import Address, parse_address
+from actorwork.addressing import Address
 from actorwork.errors import AddressError
-from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
 from actorwork.transports.tcp import TCPTransport
 from actorwork.transports.unix import UnixTransport
 
-__all__ = ["SECRET_VARIABLE", "DockerTransport", "is_unix_bridge", "main"]
+__all__ = ["SECRET_VARIABLE", "DockerTransport", "is_unix_bridge"]
 
 log = structlog.get_logger(__name__)
 
@@ -98,45 +93,3 @@ class DockerTransport(Transport):
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
         return await self._pick(address).listen(address, options)
-
-
-# --- the container side ---------------------------------------------------------------
-
-
-async def _container_main(address_text: str, name: str, max_frame_size: int) -> None:
-    from actorwork.runtime.system import ActorSystem
-
-    secret_hex = os.environ.pop(SECRET_VARIABLE, "")
-    system = ActorSystem(
-        name,
-        secret=bytes.fromhex(secret_hex) or None,
-        max_frame_size=max_frame_size,
-        allow_remote_spawn=True,
-    )
-    address = parse_address(address_text)
-    async with system:
-        connection = await DockerTransport().connect(address, system.options)
-        log.info("bridge_connected", system=name, address=address_text)
-        await system.serve_connection(connection)
-    # The pool is gone: leave now, even if a sync work still runs in a thread (the
-    # interpreter would otherwise wait for it at exit).
-    log.info("bridge_closed", system=name)
-    os._exit(0)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point in a container (``python -m actorwork.transports.docker ADDRESS ...``)."""
-    parser = argparse.ArgumentParser(prog="actorwork.transports.docker")
-    parser.add_argument("address", help="the bridge to connect to, docker:///... or docker://h:p")
-    parser.add_argument("--name", default="container")
-    parser.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE)
-    args = parser.parse_args(argv)
-    from actorwork.cli import configure_logging
-
-    configure_logging(os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when a worker stops
-    anyio.run(_container_main, args.address, args.name, args.max_frame_size)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,8 +17,8 @@ import anyio
 
 from actorwork import JobSystem, JobView
 from actorwork.chromium import PdfRequest, PngRequest, close_browsers, configure
-from actorwork.cli import configure_logging
-from actorwork.cli_jobs import format_job
+from actorwork.cli.jobs import format_job
+from actorwork.cli.main import configure_logging
 from actorwork.config import load_config
 
 HERE = Path(__file__).resolve().parent

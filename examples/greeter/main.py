@@ -15,7 +15,7 @@ import sys
 import anyio
 from greeter_actors import Greet
 
-from actorwork.cli import configure_logging
+from actorwork.cli.main import configure_logging
 from actorwork.config import load_config
 from actorwork.node import Node
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from actorwork.docker_engine import LABEL_PREFIX, Engine
+from actorwork.docker.engine import LABEL_PREFIX, Engine
+from actorwork.docker.images import SOURCE_DIR, ensure_worker_image
 from actorwork.errors import EngineUnavailable
-from actorwork.images import SOURCE_DIR, ensure_worker_image
 
 REPO = Path(__file__).resolve().parents[2]
 #: Every pool a Docker test runs has a name with this prefix, so leftovers can be found.

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from actorwork.docker_engine import Engine
-from actorwork.images import SOURCE_DIR
+from actorwork.docker.engine import Engine
+from actorwork.docker.images import SOURCE_DIR
 from tests.docker.conftest import POOL_PREFIX, pool_containers, shared_dir, source_mounts
 from tests.jobs.test_faults import Cluster, eventually
 

@@ -14,7 +14,7 @@ import pytest
 
 from actorwork import JobSystem
 from actorwork.config import load_config
-from actorwork.docker_engine import Engine
+from actorwork.docker.engine import Engine
 from tests.docker.conftest import POOL_PREFIX, REPO, pool_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

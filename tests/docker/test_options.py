@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from actorwork.config import load_config
-from actorwork.docker_engine import Engine, check_image_reference, parse_memory
+from actorwork.docker.engine import Engine, check_image_reference, parse_memory
 from actorwork.errors import AddressError, ConfigError, EngineUnavailable
 from actorwork.transports.registry import resolve_transport
 

@@ -15,9 +15,9 @@ import pytest
 
 from actorwork import JobFailed, JobSystem
 from actorwork.config import Config, load_config
-from actorwork.docker_engine import LABEL_PREFIX, Engine
+from actorwork.docker.engine import LABEL_PREFIX, Engine
+from actorwork.docker.images import SOURCE_DIR
 from actorwork.errors import ImageNotFound
-from actorwork.images import SOURCE_DIR
 from tests.docker.conftest import POOL_PREFIX, pool_containers, source_mounts
 from tests.jobs import works
 

@@ -4,7 +4,7 @@ A history holds what the test saw: every submit (and whether the Scheduler
 acknowledged it), every execution start and end the works appended to the history
 file (see ``tests.jobs.works.traced``), and, once the fault healed and the backlog
 drained, each job's final view and every result the store recorded for it
-(:meth:`actorwork.store.JobStore.attempts`). :meth:`History.check` asserts I1-I4;
+(:meth:`actorwork.stores.sqlite.SQLiteStore.attempts`). :meth:`History.check` asserts I1-I4;
 I5 and I6 are asserted by the tests (what survived which kill; the bounded waits).
 """
 

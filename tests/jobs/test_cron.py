@@ -25,12 +25,12 @@ import pytest
 
 from actorwork import ActorSystem, Client, ScheduleError, ScheduleNotFound, schedule
 from actorwork.errors import LeadershipLost, StoreError
-from actorwork.leadership import holder_name, lead
-from actorwork.schedule_state import parse_unique_key
-from actorwork.scheduler import Scheduler
-from actorwork.scheduler_state import Now, SetFence
+from actorwork.scheduler.actor import Scheduler
+from actorwork.scheduler.cron_state import parse_unique_key
+from actorwork.scheduler.leadership import holder_name, lead
+from actorwork.scheduler.state import Now, SetFence
 from actorwork.schedules import Schedule
-from actorwork.store import JobStore
+from actorwork.stores.sqlite import SQLiteStore
 from tests.jobs.test_faults import eventually
 
 START = datetime(2026, 3, 27, 4, 59, 30, tzinfo=UTC).timestamp()  # a Friday
@@ -174,7 +174,7 @@ async def test_a_schedule_for_an_unknown_work_in_the_config_is_refused(tmp_path:
 
 async def test_a_second_scheduler_waits_while_the_first_leads(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    first, second = JobStore(path), JobStore(path)
+    first, second = SQLiteStore(path), SQLiteStore(path)
     await first.open()
     await second.open()
     try:

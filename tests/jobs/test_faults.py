@@ -24,14 +24,14 @@ from typing import Any
 import anyio
 import pytest
 
-from actorwork._outbox_format import PUT, scan
 from actorwork.client import Client
 from actorwork.config import load_config
 from actorwork.errors import ActorworkError
 from actorwork.messages import TERMINAL, JobView
 from actorwork.node import system_from_settings
-from actorwork.outbox import CRASH_POINTS
-from actorwork.store import JobStore
+from actorwork.pool._outbox_format import PUT, scan
+from actorwork.pool.outbox import CRASH_POINTS
+from actorwork.stores.sqlite import SQLiteStore
 from tests.jobs.history import History, Recorded
 from tests.jobs.works import Step
 
@@ -242,7 +242,7 @@ grace = {self.grace}
     async def collect(self) -> History:
         """Read every recorded result from the store (after the Scheduler stopped)."""
         assert "scheduler" not in self.procs, "stop the scheduler before reading its store"
-        store = JobStore(self.store)
+        store = SQLiteStore(self.store)
         await store.open()
         try:
             for job_id in self.history.submits:
@@ -267,8 +267,8 @@ grace = {self.grace}
 #: Runs ``actorwork`` with the outbox's hook set to SIGKILL this process at one point.
 _CRASHING = """
 import os, signal, sys
-import actorwork.outbox as outbox
-from actorwork.cli import main
+import actorwork.pool.outbox as outbox
+from actorwork.cli.main import main
 
 def crash(point):
     if point == {point!r}:

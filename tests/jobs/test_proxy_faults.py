@@ -16,7 +16,7 @@ from pathlib import Path
 from actorwork import JobSystem
 from actorwork.config import load_config
 from actorwork.messages import Message, ResultsAcknowledged
-from actorwork.pool import Pool
+from actorwork.pool.actor import Pool
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 from tests.jobs.fault_proxy import Direction, FaultProxy

@@ -86,7 +86,7 @@ def test_child_dies_with_its_parent(tmp_path: Path) -> None:
             """
             import sys, anyio
             from actorwork import ActorSystem
-            from actorwork.cli import configure_logging
+            from actorwork.cli.main import configure_logging
 
             configure_logging("warning")
 

@@ -1,0 +1,379 @@
+"""The job commands of ``actorwork``: demo, scheduler, pool, submit, status, cancel,
+retry, delete, schedules. :mod:`actorwork.cli.main` parses the arguments and configures logging;
+each command here takes the parsed arguments and the loaded configuration.
+
+What a person reads goes to stdout; the structured logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import anyio
+import msgspec
+import structlog
+
+from actorwork.config import Config
+from actorwork.errors import ActorworkError, ConfigError, JobFailed, JobNotFound, StoreInUse
+from actorwork.messages import AttemptRecord, DrainPool, JobView
+from actorwork.runtime import ActorRef
+from actorwork.schedules import Schedule, next_fire_times
+from actorwork.stores import JobStore, open_store
+from actorwork.topology import JobSystem, start_pools, start_scheduler
+from actorwork.work import default_registry
+
+__all__ = ["COMMANDS", "format_job"]
+
+log = structlog.get_logger("actorwork.cli")
+
+Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
+
+
+async def _run_until_signal(start: Callable[[AsyncExitStack], Awaitable[object]]) -> int:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack:
+            await start(stack)
+            async for signum in signals:
+                log.info("stopping", signal=signal.Signals(signum).name)
+                break
+    return 0
+
+
+async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
+    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM.
+
+    While another Scheduler leads the same store it waits in standby. Exits 3 if it
+    finds itself taken over (it was paused past its lease): a supervisor that starts
+    it again puts it back in standby.
+    """
+    default_registry.import_modules(config.jobs.modules)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+
+            async def until_signal() -> None:
+                async for signum in signals:
+                    log.info("stopping", signal=signal.Signals(signum).name)
+                    break
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_signal)
+            scheduler = await start_scheduler(stack, config)
+            log.info(
+                "scheduler_listening",
+                address=scheduler.system.address,
+                store=config.scheduler.store,
+            )
+            await scheduler.deposed.wait()
+            return 3
+    return 0
+
+
+async def schedules_command(args: argparse.Namespace, config: Config) -> int:
+    """List the cron schedules with their next fire times, or enable, disable or
+    remove one; ``--offline`` lists the config's without a Scheduler."""
+    if args.offline:
+        now = dt.datetime.now(dt.UTC)
+        schedules = config.schedule_list()
+        if not schedules:
+            print("no schedules in the config")
+        for schedule in schedules:
+            upcoming = next_fire_times(schedule, now, args.count)
+            print(_schedule_line(schedule, "config", upcoming))
+        return 0
+    async with JobSystem(config, pools=False) as jobs:
+        client = jobs.client
+        assert client is not None
+        if args.action in ("enable", "disable", "remove"):
+            if not args.name:
+                raise ConfigError(f"actorwork schedules {args.action} needs a schedule name")
+            if args.action == "remove":
+                await client.remove_schedule(args.name)
+                print(f"removed {args.name}")
+                return 0
+            views = [await client.enable_schedule(args.name, args.action == "enable")]
+        else:
+            views = await client.schedules(count=args.count)
+        if not views:
+            print("no schedules")
+        for view in views:
+            upcoming = [dt.datetime.fromtimestamp(t, dt.UTC) for t in view.next_fires]
+            print(_schedule_line(view.schedule, view.source, upcoming))
+        return 0
+
+
+def _schedule_line(schedule: Schedule, source: str, upcoming: list[dt.datetime]) -> str:
+    zone = ZoneInfo(schedule.timezone)
+    times = ", ".join(t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z") for t in upcoming)
+    state = "" if schedule.enabled else " (disabled)"
+    return (
+        f"{schedule.name:<20} {schedule.cron!r:<18} {schedule.timezone:<16} "
+        f"{schedule.work} [{source}]{state}\n    next: {times or '-'}"
+    )
+
+
+async def pool_command(args: argparse.Namespace, config: Config) -> int:
+    """Run the configured pools (all, or those named) until SIGINT or SIGTERM.
+
+    The first signal drains them: no new work, running jobs get their pool's
+    ``grace`` (or ``--grace``) to finish, the rest is handed back. A second signal
+    hands back at once.
+    """
+    default_registry.import_modules(config.jobs.modules)
+    names = args.pools or list(config.pools)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack:
+            system = await start_pools(stack, config, names)
+            pools: dict[str, ActorRef] = {name: system.ref(name) for name in names}
+            async for signum in signals:
+                log.info("draining", signal=signal.Signals(signum).name)
+                break
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_escalate, signals, list(pools.values()))
+                async with anyio.create_task_group() as drains:
+                    for name, ref in pools.items():
+                        grace = args.grace if args.grace is not None else config.pools[name].grace
+                        drains.start_soon(_drain, ref, grace)
+                tg.cancel_scope.cancel()
+    return 0
+
+
+async def _drain(pool: ActorRef, grace: float) -> None:
+    try:
+        reply = await pool.ask(DrainPool(grace), timeout=grace + 60.0)
+    except ActorworkError as exc:
+        log.error("drain_failed", pool=pool.name, error=str(exc))
+        return
+    log.info("drained", pool=pool.name, **msgspec.structs.asdict(reply))
+
+
+async def _escalate(signals: AsyncIterator[signal.Signals], pools: list[ActorRef]) -> None:
+    async for signum in signals:
+        log.warning("stopping_now", signal=signal.Signals(signum).name)
+        for pool in pools:
+            await pool.tell(DrainPool(0.0))
+        return
+
+
+async def submit_command(args: argparse.Namespace, config: Config) -> int:
+    try:
+        payload = None if args.payload is None else msgspec.json.decode(args.payload)
+    except msgspec.DecodeError as exc:
+        raise ActorworkError(f"payload {args.payload!r} is not JSON: {exc}") from exc
+    inline = config.jobs.topology != "distributed"
+    async with JobSystem(config, pools=args.wait or not inline) as jobs:
+        handle = await jobs.submit(
+            args.work,
+            payload,
+            queue=args.queue,
+            priority=args.priority,
+            retries=args.retries,
+            timeout=args.timeout,
+            unique_key=args.unique_key,
+            delay=args.delay,
+        )
+        print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
+        if not args.wait:
+            if inline:
+                print("  (inline topology: it runs the next time this config runs its pools)")
+            return 0
+        view = await handle.wait()
+        print(format_job(view, logs=True))
+        return 0 if view.status == "succeeded" else 1
+
+
+async def status_command(args: argparse.Namespace, config: Config) -> int:
+    """One job with its logs, or the latest jobs. While another process runs the
+    Scheduler of an inline or local store, they are read from the store directly."""
+    try:
+        async with JobSystem(config, pools=False) as jobs:
+            assert jobs.client is not None
+            await _show_status(args, jobs.client)
+            return 0
+    except StoreInUse as exc:
+        log.info("reading_the_store_directly", reason=str(exc))
+    store = open_store(config.scheduler.store, read_only=True)
+    await store.open()
+    try:
+        await _show_status(args, _StoredJobs(store))
+        return 0
+    finally:
+        await store.aclose()
+
+
+class _JobQueries(Protocol):
+    async def get(self, job_id: str) -> JobView: ...
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]: ...
+
+    async def list(
+        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[JobView]: ...
+
+
+class _StoredJobs:
+    """The queries of a Client, answered from a store read directly."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def get(self, job_id: str) -> JobView:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r} in the store {self.store.path!r}")
+        return job.view()
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]:
+        return [AttemptRecord(*row) for row in await self.store.attempts(job_id)]
+
+    async def list(
+        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[JobView]:
+        return [
+            job.view() for job in await self.store.find(status=status, queue=queue, limit=limit)
+        ]
+
+
+async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
+    if args.job_id:
+        view = await jobs.get(args.job_id)
+        print(format_job(view, logs=True, attempts=await jobs.attempts(args.job_id)))
+        return
+    views = await jobs.list(status=args.only, queue=args.queue, limit=args.limit)
+    if not views:
+        print("no jobs")
+    for view in views:
+        print(_summary(view))
+
+
+def _verb(name: str) -> Command:
+    async def command(args: argparse.Namespace, config: Config) -> int:
+        async with JobSystem(config, pools=False) as jobs:
+            client = jobs.client
+            assert client is not None
+            view = await getattr(client, name)(args.job_id)
+            print(_summary(view))
+            return 0
+
+    command.__doc__ = f"{name.capitalize()} one job."
+    return command
+
+
+async def demo_command(args: argparse.Namespace, config: Config) -> int:
+    """Background jobs on the embedded defaults: results, retries, logs and artifacts."""
+    from actorwork.cli.demo import Invoice, divide, flaky, invoice
+
+    print(f"actorwork demo: an inline job system (store {config.scheduler.store})\n")
+    async with JobSystem(config) as jobs:
+        handles = [
+            await jobs.submit(invoice, Invoice("ada", [12.5, 7.25, 30.0])),
+            await jobs.submit(flaky, 2),
+            await jobs.submit(divide, {"a": 1, "b": 0}),
+        ]
+        try:
+            await jobs.submit("demo.invoice", {"customer": "grace", "items": "none"})
+        except ActorworkError as exc:
+            print(f"refused at submit, nothing queued:\n  {exc}\n")
+        for handle in handles:
+            view = await handle.wait(timeout=60)
+            print(format_job(view, logs=True, attempts=await handle.client.attempts(handle.id)))
+            print()
+        saved = _save_artifacts(handles[0].id, await handles[0].view(), config)
+        if saved:
+            print(f"artifact saved: {saved}")
+        try:
+            await handles[2].result()
+        except JobFailed as exc:
+            print(f"awaiting a dead job's result raises JobFailed:\n  {exc}")
+    return 0
+
+
+def _save_artifacts(job_id: str, view: JobView, config: Config) -> Path | None:
+    if view.result is None or not view.result.artifacts:
+        return None
+    folder = Path(config.scheduler.store).parent / "artifacts" / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for artifact in view.result.artifacts:
+        (folder / artifact.name).write_bytes(artifact.data)
+    return folder / view.result.artifacts[0].name
+
+
+def _time(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _when(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _summary(view: JobView) -> str:
+    return (
+        f"{view.id}  {view.status:<9}  {view.work:<16}  queue={view.queue}  "
+        f"attempt {view.attempt}/{view.max_attempts}  {_time(view.updated)}"
+        + (f"  due {_when(view.due)}" if view.due is not None else "")
+        + (f"  error: {view.error}" if view.error else "")
+    )
+
+
+def format_job(
+    view: JobView, *, logs: bool = False, attempts: list[AttemptRecord] | None = None
+) -> str:
+    """A job as a person reads it: status, attempts, value or error, logs, artifacts."""
+    lines = [f"job {view.id}  work={view.work}  queue={view.queue}  priority={view.priority}"]
+    lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
+    if view.due is not None:
+        lines.append(f"  due      {_when(view.due)}")
+    earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
+    if earlier:
+        lines.append("  earlier attempts:")
+        for record in earlier:
+            past = record.result
+            why = "" if record.committed else f"  (not committed: {record.note})"
+            lines.append(f"    #{past.attempt} {past.outcome:<9} {past.error or '-'}{why}".rstrip())
+    result = view.result
+    if view.progress is not None:
+        lines.append(f"  progress {view.progress:.0%} {view.progress_message}".rstrip())
+    if result is not None:
+        took = max(0.0, result.finished - result.started)
+        lines.append(f"  ran      {_time(result.started)} for {took * 1000:.1f} ms")
+        if result.value is not None and result.outcome == "succeeded":
+            lines.append(f"  value    {msgspec.msgpack.decode(result.value)!r}")
+    if view.error:
+        lines.append(f"  error    {view.error}")
+    if result is not None and result.traceback:
+        last = result.traceback.strip().splitlines()
+        lines.append("  traceback (last lines):")
+        lines += [f"    {line}" for line in last[-3:]]
+    if logs and result is not None and result.logs:
+        lines.append("  logs:")
+        for line in result.logs:
+            fields = " ".join(
+                f"{k}={v!r}" for k, v in line.fields.items() if k not in ("job_id", "work")
+            )
+            stamp = _time(line.time)
+            lines.append(
+                f"    {stamp} {line.source:<7} {line.level:<7} {line.text} {fields}".rstrip()
+            )
+    if result is not None and result.artifacts:
+        shown = ", ".join(f"{a.name} ({len(a.data)} bytes)" for a in result.artifacts)
+        lines.append(f"  artifacts {shown}")
+    return "\n".join(lines)
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": demo_command,
+    "scheduler": scheduler_command,
+    "pool": pool_command,
+    "submit": submit_command,
+    "status": status_command,
+    "cancel": _verb("cancel"),
+    "retry": _verb("retry"),
+    "delete": _verb("delete"),
+    "schedules": schedules_command,
+}

@@ -1,0 +1,255 @@
+"""The ``actorwork`` command. The only module that configures structlog.
+
+::
+
+    actorwork demo                 # background jobs on the embedded defaults
+    actorwork scheduler            # run the Scheduler at [scheduler] address
+    actorwork pool [NAME ...]      # run the configured pools (all, or those named)
+    actorwork submit WORK [JSON]   # submit a job (--wait to wait for its result)
+    actorwork status [JOB_ID]      # one job with its logs, or the latest jobs
+    actorwork cancel|retry|delete JOB_ID
+    actorwork greet                # the actor demo over the configured transport
+    actorwork serve [ACTOR ...]    # host configured actors at their addresses
+    actorwork image build          # build a worker image locally (no registry)
+    actorwork config               # print the effective configuration
+    actorwork version
+
+``--config FILE`` (or ``$ACTORWORK_CONFIG``, or ``./actorwork.toml``) picks the
+configuration; ``--log-level`` (or ``$ACTORWORK_LOG_LEVEL``) how much is logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tomllib
+from typing import Any
+
+import anyio
+import msgspec
+import structlog
+
+from actorwork.capture import capture_processor
+from actorwork.config import Config, find_config_file, load_config
+from actorwork.errors import ActorworkError, RemoteActorError, TransportError
+
+__all__ = ["main"]
+
+log = structlog.get_logger("actorwork.cli")
+
+
+def configure_logging(level: str) -> None:
+    """Readable console logs on stderr, filtered at ``level``."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ActorworkError(f"--log-level {level!r} is not a level (debug, info, warning, error)")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            capture_processor,  # events made inside a job also go to that job's logs
+            structlog.processors.TimeStamper(fmt="%H:%M:%S.%f", utc=False),
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if find_config_file(args.config) is None and args.command == "demo":
+        from actorwork.cli.demo import DEMO_JOBS_CONFIG
+
+        raw = tomllib.loads(DEMO_JOBS_CONFIG)
+        return msgspec.convert({**raw, "source": "embedded demo defaults"}, Config)
+    if find_config_file(args.config) is None:
+        from actorwork.cli.demo import DEFAULT_CONFIG
+
+        if args.command == "greet":  # the actor demo runs on its embedded defaults
+            raw = tomllib.loads(DEFAULT_CONFIG)
+            merged = msgspec.convert({**raw, "source": "embedded demo defaults"}, Config)
+            env_only = load_config(env=os.environ)
+            if env_only.actors or env_only.system.listen:
+                return env_only
+            return merged
+    return load_config(args.config)
+
+
+async def _greet(args: argparse.Namespace, config: Config) -> int:
+    from actorwork.cli.demo import Greet
+    from actorwork.node import Node
+
+    placement = config.actors.get("greeter")
+    if placement is None:
+        raise ActorworkError(f"{config.source} has no [actors.greeter] section for the demo")
+    host = None
+    if not placement.address.startswith("inproc://"):
+        host = await _start_host(args)
+    try:
+        async with Node(config) as node:
+            greeter = await _reach(node, "greeter")
+            print(f"greeter is at {placement.address} (configured in {config.source})")
+            for name in ("ada", "grace", "alan"):
+                reply = await greeter.ask(Greet(name))
+                where = "this process" if reply.pid == os.getpid() else f"process {reply.pid}"
+                print(
+                    f"  {reply.text}  (greeting #{reply.count}, from {where}, "
+                    f"system {reply.system!r})"
+                )
+            try:
+                await greeter.ask(Greet("   "))
+            except RemoteActorError as exc:
+                print(f"  a bad request fails alone: {exc}")
+            reply = await greeter.ask(Greet("again"))
+            print(f"  ...and the actor carries on: {reply.text} (greeting #{reply.count})")
+    finally:
+        if host is not None:
+            host.send_signal(signal.SIGTERM)
+            with anyio.CancelScope(shield=True):
+                await host.wait()
+                await host.aclose()
+    return 0
+
+
+async def _start_host(args: argparse.Namespace) -> anyio.abc.Process:
+    command = [sys.executable, "-m", "actorwork"]
+    if args.config:
+        command += ["--config", str(args.config)]
+    command += ["--log-level", args.log_level, "serve"]
+    return await anyio.open_process(command, stdin=None, stdout=None, stderr=None)
+
+
+async def _reach(node: Any, name: str) -> Any:
+    """Connect to ``name``, retrying while its host process starts."""
+    delay = 0.05
+    with anyio.fail_after(30):
+        while True:
+            try:
+                return await node.ref(name)
+            except TransportError:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+async def _serve(args: argparse.Namespace, config: Config) -> int:
+    from actorwork.node import Node
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with Node(config) as node:
+            hosted = await node.host(args.actors or None)
+            for name, address in hosted.items():
+                log.info("serving", actor=name, address=address, pid=os.getpid())
+            if not hosted:
+                log.warning(
+                    "nothing_to_serve",
+                    config=config.source,
+                    hint="no [actors.*] at a non-inproc address",
+                )
+            async for signum in signals:
+                log.info("stopping", signal=signal.Signals(signum).name)
+                break
+    return 0
+
+
+def _print_config(config: Config) -> int:
+    shown = msgspec.to_builtins(config)
+    if shown["system"].get("secret"):
+        shown["system"]["secret"] = "***"
+    print(msgspec.json.format(msgspec.json.encode(shown), indent=2).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="actorwork", description="background work as asyncio actors"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="TOML config file (default: $ACTORWORK_CONFIG or ./actorwork.toml)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run background jobs on the embedded defaults")
+    commands.add_parser("scheduler", help="run the Scheduler at the configured address")
+    pool = commands.add_parser("pool", help="run configured pools")
+    pool.add_argument("pools", nargs="*", help="pool names (default: every configured pool)")
+    pool.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="seconds running jobs get to finish on SIGTERM (default: each pool's grace)",
+    )
+    submit = commands.add_parser("submit", help="submit a job")
+    submit.add_argument("work", help="the work's registered name")
+    submit.add_argument("payload", nargs="?", default=None, help="the payload as JSON")
+    submit.add_argument("--queue")
+    submit.add_argument("--priority", type=int)
+    submit.add_argument("--retries", type=int)
+    submit.add_argument("--timeout", type=float)
+    submit.add_argument("--unique-key")
+    submit.add_argument("--delay", type=float, help="seconds to hold the job")
+    submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
+    status = commands.add_parser("status", help="show a job, or the latest jobs")
+    status.add_argument("job_id", nargs="?")
+    status.add_argument("--status", dest="only", help="only jobs in this status")
+    status.add_argument("--queue")
+    status.add_argument("--limit", type=int, default=20)
+    for verb in ("cancel", "retry", "delete"):
+        command = commands.add_parser(verb, help=f"{verb} a job")
+        command.add_argument("job_id")
+    schedules = commands.add_parser("schedules", help="list or change the cron schedules")
+    schedules.add_argument(
+        "action", nargs="?", default="list", choices=("list", "enable", "disable", "remove")
+    )
+    schedules.add_argument("name", nargs="?", help="the schedule to change")
+    schedules.add_argument("--count", type=int, default=3, help="next fire times to show")
+    schedules.add_argument(
+        "--offline", action="store_true", help="list the config's schedules, no Scheduler"
+    )
+    commands.add_parser("greet", help="run the actor demo over the configured transport")
+    serve = commands.add_parser("serve", help="host configured actors at their addresses")
+    serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")
+    from actorwork.cli.image import add_image_commands
+
+    add_image_commands(commands)
+    commands.add_parser("config", help="print the effective configuration")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+        if args.command == "version":
+            from actorwork._version import __version__
+
+            print(__version__)
+            return 0
+        config = _config(args)
+        if args.command == "config":
+            return _print_config(config)
+        # Factories and work modules are imported from next to the config file.
+        if args.config:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
+        sys.path.insert(0, os.getcwd())
+        from actorwork.cli import jobs as cli_jobs
+        from actorwork.cli.image import image_command
+
+        runners = {"greet": _greet, "serve": _serve, "image": image_command, **cli_jobs.COMMANDS}
+        return anyio.run(runners[args.command], args, config)
+    except ActorworkError as exc:
+        print(f"actorwork: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,604 @@
+"""The Pool actor: a set of workers of one kind that asks the Scheduler for work.
+
+Pull, not push: the Pool tells the Scheduler how many jobs it can take
+(:class:`PoolReady`, then :class:`RequestWork` as workers come free) and never
+holds more than that. Every result goes to the on-disk :class:`Outbox` before it is
+reported, and leaves it only when the Scheduler acknowledges it. While the
+Scheduler is unreachable the Pool finishes the work it has, keeps the results, and
+reconnects with backoff; on reconnecting (or after a restart of the Pool itself)
+it reports everything still in the outbox. The Scheduler dedupes.
+
+Graceful stop (:class:`DrainPool`): the Pool asks for no more work (its credit goes
+to zero), hands back at once any job still sent to it, lets the running attempts
+finish for a grace period, then stops their workers and reports each attempt still
+running as ``returned`` (through the outbox, so exactly once); a worker's result
+arriving after that is dropped. It then waits briefly for the acknowledgements.
+
+Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
+``thread`` workers run each work in a thread of its own, and ``process`` workers are
+child processes over ``pipe://``: a crash kills only that child, and its attempt is
+reported as ``lost`` at once (the pipe's end of file), never as a success. ``docker``
+workers are the same in containers, over ``docker://`` (see
+:mod:`actorwork.pool.containers`): a container that dies is a lost worker, replaced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, assert_never
+
+import anyio
+import anyio.to_thread
+import msgspec
+import structlog
+
+from actorwork.errors import ActorworkError, AskTimeout
+from actorwork.messages import (
+    DrainPool,
+    ExecuteJob,
+    JobKey,
+    JobProgressed,
+    JobSpec,
+    Ping,
+    PoolDrainedReply,
+    PoolHeartbeat,
+    PoolReady,
+    ReportResult,
+    ReportResults,
+    RequestWork,
+    ResultAcknowledged,
+    ResultsAcknowledged,
+    RunJob,
+    RunJobs,
+    StopJob,
+    Terminated,
+    WorkFinished,
+    WorkResult,
+)
+from actorwork.pool.outbox import Outbox
+from actorwork.pool.state import Attempt, PoolState
+from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
+from actorwork.worker import Worker
+
+if TYPE_CHECKING:
+    from actorwork.docker.engine import ContainerOptions
+    from actorwork.pool.containers import ContainerFleet, ContainerWorker
+    from actorwork.runtime.child import ChildProcess
+
+__all__ = ["Pool", "PoolKind"]
+
+log = structlog.get_logger(__name__)
+
+PoolKind = Literal["local", "thread", "process", "docker"]
+
+#: Heartbeats after which a result reported and not acknowledged is reported again.
+_RESEND_AFTER = 3
+#: Results per message when the outbox is replayed (keeps each frame well under the cap).
+_RESEND_BATCH = 64
+
+#: Seconds a process worker may overrun its job's timeout before it is killed.
+_TIMEOUT_GRACE = 1.0
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[WorkResult])
+
+
+@dataclass(eq=False)
+class _Worker:
+    """How to reach one worker; what it runs is in :class:`PoolState`."""
+
+    name: str
+    ref: ActorRef
+    child: ChildProcess | ContainerWorker | None = None  # a process or container worker
+
+
+class Pool(Actor):
+    """Workers of one kind, fed by a Scheduler; see the module docstring.
+
+    ``scheduler`` is the Scheduler's address (``inproc://``, ``unix://``, ``tcp://``)
+    or a ref to it; ``scheduler_name`` its actor name there. ``outbox`` is the
+    directory of unacknowledged results. ``heartbeat`` is how often the Pool
+    confirms its running attempts (keep it well under the Scheduler's lease).
+    ``containers`` says what a ``docker`` pool's containers are made of.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheduler: str | ActorRef,
+        outbox: str | Path,
+        kind: PoolKind = "local",
+        size: int = 1,
+        queues: list[str] | tuple[str, ...] = ("default",),
+        modules: list[str] | tuple[str, ...] = (),
+        scheduler_name: str = "scheduler",
+        heartbeat: float = 5.0,
+        reconnect_max: float = 5.0,
+        fsync: bool = True,
+        containers: ContainerOptions | None = None,
+    ) -> None:
+        if kind not in ("local", "thread", "process", "docker"):
+            raise ValueError(
+                f"pool kind must be 'local', 'thread', 'process' or 'docker', got {kind!r}"
+            )
+        if size < 1:
+            raise ValueError(f"pool size must be at least 1, got {size!r}")
+        if not queues:
+            raise ValueError("a pool must serve at least one queue")
+        self.scheduler = scheduler
+        self.scheduler_name = scheduler_name
+        self.kind: PoolKind = kind
+        self.size = size
+        self.queues = list(queues)
+        self.modules = list(modules)
+        self.heartbeat = heartbeat
+        self.reconnect_max = reconnect_max
+        self.outbox = Outbox(outbox, fsync=fsync)
+        self.containers = containers
+        self._fleet: ContainerFleet | None = None  # a docker pool's containers
+        self.workers: dict[str, _Worker] = {}
+        self.state = PoolState(name="")  # named in on_start, once the actor has its name
+        self._batches = itertools.count()
+        self._run_id = secrets.token_hex(4)
+        self._link_to_scheduler: ActorRef | None = None
+        self._lost = anyio.Event()
+        self._to_persist: list[WorkResult] = []
+        self._to_remove: list[str] = []
+        self._persist_wake = anyio.Event()
+        #: Workers come idle since the last RequestWork, sent by _return_credit_forever.
+        self._freed = 0
+        self._credit_wake = anyio.Event()
+        self._drain_grace: float | None = None  # a later DrainPool's grace, if any
+        self._drain_changed = anyio.Event()  # a slot came free or the grace changed
+        self._writing = False  # a batch of results is being written to the outbox
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.state.name = self.name
+        entries = await anyio.to_thread.run_sync(self.outbox.open)
+        for entry, data in entries:
+            try:
+                results = _decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("outbox_entry_unreadable", pool=self.name, entry=entry, error=str(exc))
+                continue
+            self.state.hold(entry, results)
+        # Connect first: results waiting in the outbox go out while the workers start
+        # (process workers take a while), before the Scheduler presumes them lost.
+        self.start_soon(self._persist_forever)
+        self.start_soon(self._return_credit_forever)
+        self.start_soon(self._connect_forever)
+        self.start_soon(self._heartbeat_forever)
+        if self.kind == "docker":
+            await self._open_fleet()
+        for index in range(self.size):
+            await self._start_worker(index)
+            # A PoolReady sent before this worker existed did not count it.
+            if self._link_to_scheduler is not None:
+                await self._tell_scheduler(RequestWork(self.name, 1))
+        self.log.info(
+            "pool_started",
+            kind=self.kind,
+            size=self.size,
+            queues=self.queues,
+            results_to_deliver=len(self.state.unacked),
+        )
+
+    @property
+    def draining(self) -> bool:
+        """True once a drain began: no more work is asked for or taken."""
+        return self.state.draining
+
+    async def on_stop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._persist_pending()
+            for worker in self.workers.values():
+                if worker.child is not None:
+                    await worker.child.aclose()
+                else:
+                    await self.system.stop(worker.ref)
+            if self._fleet is not None:
+                await self._fleet.aclose()
+
+    async def _open_fleet(self) -> None:
+        from actorwork.docker.engine import ContainerOptions
+        from actorwork.pool.containers import ContainerFleet
+
+        self._fleet = ContainerFleet(self.system, self.name, self.containers or ContainerOptions())
+        await self._fleet.open()
+        self.start_soon(self._fleet.serve)
+
+    async def _start_worker(self, index: int) -> None:
+        name = f"{self.name}.worker-{index}"
+        if self.kind == "local" or self.kind == "thread":  # noqa: PLR1714 - narrows the kind
+            worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
+            self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
+        else:
+            child: ChildProcess | ContainerWorker
+            if self._fleet is not None:
+                child = await self._fleet.start(name)
+            else:
+                child = await self.system.spawn_child(name)
+            remote: ActorRef = await child.spawn(
+                "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
+            )
+            self.system.watch(remote, self.ref)
+            self.workers[name] = _Worker(name, remote, child)
+        self.state.add_worker(name)
+
+    # --- messages -------------------------------------------------------------------
+
+    async def receive(
+        self,
+        message: RunJob
+        | WorkFinished
+        | JobProgressed
+        | ResultAcknowledged
+        | ResultsAcknowledged
+        | RunJobs
+        | StopJob
+        | Terminated
+        | DrainPool,
+    ) -> None:
+        match message:
+            case RunJob(job=spec):
+                await self._run(spec)
+            case RunJobs(jobs=specs):
+                for spec in specs:
+                    await self._run(spec)
+            case DrainPool(grace=grace):
+                if self.draining:
+                    self._drain_grace = grace  # escalate: shorten the grace
+                    self._drain_changed.set()
+                    return
+                self.state.draining = True
+                self.start_soon(self._drain, grace, self.defer_reply())
+            case WorkFinished(result=result):
+                self._finished(result)
+            case JobProgressed():
+                await self._tell_scheduler(message)
+            case ResultAcknowledged(job_id=job_id, attempt=attempt):
+                self._acknowledged([JobKey(job_id, attempt)])
+            case ResultsAcknowledged(keys=keys):
+                self._acknowledged(keys)
+                if self.draining:
+                    self._drain_changed.set()
+            case StopJob(job_id=job_id, attempt=attempt):
+                running = self.state.running.get(JobKey(job_id, attempt))
+                if running is not None:
+                    await self._tell_worker(running.worker, message)
+            case Terminated(name=name):
+                await self._terminated(name, message.reason)
+            case _:
+                assert_never(message)
+
+    def _acknowledged(self, keys: list[JobKey]) -> None:
+        for key in keys:
+            released = self.state.acknowledge(key)
+            if released is not None:
+                self._to_remove.append(released)
+                self._persist_wake.set()
+
+    async def _run(self, spec: JobSpec) -> None:
+        decision = self.state.assign(spec, time.time())
+        if decision is None:
+            return  # a duplicate dispatch: one execution per attempt
+        if isinstance(decision, WorkResult):
+            log.warning("pool_returns_job", pool=self.name, job_id=spec.id, draining=self.draining)
+            await self._tell_scheduler(ReportResult(decision))
+            return
+        await self._tell_worker(decision.worker, ExecuteJob(spec))
+        if self.kind in ("process", "docker") and spec.timeout is not None:
+            self.start_soon(self._enforce_timeout, decision)
+
+    async def _tell_worker(self, name: str, message: ExecuteJob | StopJob) -> None:
+        try:
+            await self.workers[name].ref.tell(message)
+        except ActorworkError as exc:
+            if isinstance(message, ExecuteJob):
+                self._lose(name, f"worker {name!r} unreachable: {exc}")
+
+    def _finished(self, result: WorkResult) -> None:
+        if self.state.finished(result) is None:
+            return  # already reported lost or returned (a worker that answered after)
+        self._persist(result)
+        self._worker_idle()
+
+    def _worker_idle(self) -> None:
+        """Ask for another job at once: a worker is free before its result is on disk."""
+        if not self.draining:
+            self._freed += 1
+            self._credit_wake.set()
+
+    async def _return_credit_forever(self) -> None:
+        while True:
+            await self._credit_wake.wait()
+            self._credit_wake = anyio.Event()
+            freed, self._freed = self._freed, 0
+            if freed and self._link_to_scheduler is not None:
+                await self._tell_scheduler(RequestWork(self.name, freed))
+
+    def _lose(self, worker: str, error: str) -> None:
+        lost = self.state.lose(worker, error, time.time())
+        if lost is not None:
+            log.warning(
+                "worker_lost", pool=self.name, worker=worker, job_id=lost.job_id, error=error
+            )
+            self._persist(lost)
+
+    def _persist(self, result: WorkResult) -> None:
+        self._to_persist.append(result)
+        self._persist_wake.set()
+        self._drain_changed.set()
+
+    async def _terminated(self, name: str, reason: str) -> None:
+        if name == self.scheduler_name:
+            self._lost.set()
+            return
+        worker = self.workers.get(name)
+        if worker is None or worker.child is None:
+            return
+        code = await _exit_code(worker.child)
+        self._lose(name, await _lost_reason(worker.child, code))
+        self.state.remove_worker(name)
+        del self.workers[name]
+        await worker.child.aclose()
+        if self.draining:
+            return  # a stopping pool does not replace its workers
+        try:
+            await self._start_worker(int(name.rsplit("-", 1)[1]))
+        except RuntimeError as exc:  # the system is closing: no replacement
+            log.debug("worker_not_replaced", pool=self.name, reason=str(exc))
+            return
+        except ActorworkError as exc:  # the engine failed a new container
+            log.error("worker_not_replaced", pool=self.name, reason=str(exc))
+            return
+        self._worker_idle()
+
+    async def _enforce_timeout(self, attempt: Attempt) -> None:
+        """Kill a process worker that overruns its job's timeout by more than a grace."""
+        timeout = attempt.spec.timeout
+        assert timeout is not None
+        await anyio.sleep(timeout + max(_TIMEOUT_GRACE, timeout * 0.1))
+        if attempt in self.state.overdue(time.time(), _TIMEOUT_GRACE):
+            child = self.workers[attempt.worker].child
+            if child is not None:
+                log.warning("worker_killed_after_timeout", pool=self.name, job_id=attempt.spec.id)
+                child.kill()
+
+    # --- graceful stop ------------------------------------------------------------------
+
+    async def _drain(self, grace: float, reply: Reply | None) -> None:
+        """Finish what runs within ``grace``, hand the rest back, wait for the acks."""
+        running = len(self.state.running)
+        log.info("pool_draining", pool=self.name, running=running, grace=grace)
+        ref = self._link_to_scheduler
+        if ref is not None:  # credit to zero: the Scheduler sends this pool nothing more
+            ready = PoolReady(self.name, self.queues, self.size, 0, list(self.state.running))
+            try:
+                await ref.tell(ready)
+            except ActorworkError:
+                self._lost.set()
+        deadline = time.monotonic() + grace
+        while self.state.running:
+            if self._drain_grace is not None:
+                deadline = min(deadline, time.monotonic() + self._drain_grace)
+                self._drain_grace = None
+            self._drain_changed = anyio.Event()
+            with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as waited:
+                await self._drain_changed.wait()
+            if waited.cancelled_caught:
+                break
+        returned = await self._hand_back()
+        # The results (finished and returned) go out; wait a little for their acks.
+        with anyio.move_on_after(max(5.0, self.heartbeat)):
+            while self.state.unacked or self._to_persist or self._writing:
+                self._drain_changed = anyio.Event()
+                await self._drain_changed.wait()
+        log.info(
+            "pool_drained",
+            pool=self.name,
+            finished=running - returned,
+            returned=returned,
+            undelivered=len(self.state.unacked),
+        )
+        if reply is not None:
+            undelivered = len(self.state.unacked)
+            reply.resolve(PoolDrainedReply(running - returned, returned, undelivered))
+
+    async def _hand_back(self) -> int:
+        """Stop the attempts still running and report each as ``returned``, once."""
+        ended = self.state.hand_back(time.time())
+        for attempt, returned in ended:
+            # From now on the worker's own result for it is dropped.
+            await self._tell_worker(
+                attempt.worker, StopJob(attempt.spec.id, attempt.spec.attempt, "pool stopping")
+            )
+            self._to_persist.append(returned)
+        if ended:
+            self._persist_wake.set()
+        return len(ended)
+
+    # --- results --------------------------------------------------------------------
+
+    async def _persist_forever(self) -> None:
+        while True:
+            await self._persist_wake.wait()
+            self._persist_wake = anyio.Event()
+            await self._persist_pending()
+
+    async def _persist_pending(self) -> None:
+        """Write finished results (one group write), then report them; drop acked ones."""
+        while self._to_persist or self._to_remove:
+            results, self._to_persist = self._to_persist, []
+            removed, self._to_remove = self._to_remove, []
+            # One entry per batch: one fsync however many results ended together.
+            entry = f"{self._run_id}-{next(self._batches)}"
+            items = [(entry, _encoder.encode(results))] if results else []
+            self._writing = True
+            try:
+                await anyio.to_thread.run_sync(self._write, items, removed)
+            except ActorworkError as exc:
+                log.error("outbox_write_failed", pool=self.name, error=str(exc))
+                self._to_persist[:0] = results
+                self._to_remove[:0] = removed
+                await anyio.sleep(1.0)
+                continue
+            finally:
+                self._writing = False
+                self._drain_changed.set()
+            self.state.hold(entry, results, time.monotonic())
+            if results:
+                await self._tell_scheduler(ReportResults(results))
+
+    def _write(self, items: list[tuple[str, bytes]], removed: list[str]) -> None:
+        # Removals first: they free space, so a full disk does not hold up the
+        # acknowledgements that would relieve it (removing twice is harmless).
+        if removed:
+            self.outbox.remove_many(removed)
+        if items:
+            self.outbox.put_many(items)
+
+    # --- the Scheduler ----------------------------------------------------------------
+
+    async def _tell_scheduler(
+        self,
+        message: ReportResult | ReportResults | RequestWork | JobProgressed | PoolHeartbeat,
+    ) -> None:
+        ref = self._link_to_scheduler
+        if ref is None:
+            return  # results stay in the outbox; credit is restated on reconnect
+        try:
+            await ref.tell(message)
+        except ActorworkError as exc:
+            log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
+            self._lost.set()
+
+    async def _connect_forever(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                ref = await self._reach_scheduler()
+                ready = PoolReady(
+                    self.name,
+                    self.queues,
+                    capacity=self.size,
+                    free=0 if self.draining else self.state.free,
+                    running=list(self.state.running),
+                )
+                self._lost = anyio.Event()
+                self._freed = 0  # PoolReady's free count already includes them
+                self._link_to_scheduler = ref
+                await ref.tell(ready)
+            except (ActorworkError, OSError) as exc:
+                self._link_to_scheduler = None
+                log.info("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
+                await anyio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            delay = 0.1
+            undelivered = self.state.to_deliver(time.monotonic())
+            log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
+            for start in range(0, len(undelivered), _RESEND_BATCH):
+                await self._tell_scheduler(
+                    ReportResults(undelivered[start : start + _RESEND_BATCH])
+                )
+            await self._lost.wait()
+            self._link_to_scheduler = None
+            log.warning("scheduler_lost", pool=self.name)
+
+    async def _reach_scheduler(self) -> ActorRef:
+        if not isinstance(self.scheduler, str):
+            return self.scheduler
+        ref = await self.system.remote(self.scheduler, self.scheduler_name)
+        self.system.watch(ref, self.ref)
+        return ref
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat)
+            if self._link_to_scheduler is None:
+                continue
+            alive = await self._responsive()
+            if not await self._heartbeat(PoolHeartbeat(self.name, alive)):
+                continue
+            # A report or its acknowledgement that went missing on a live connection (a
+            # Scheduler that stopped answering, a middlebox): report again; the
+            # Scheduler acknowledges a result it already has without storing it twice.
+            unanswered = self.state.unanswered(time.monotonic(), _RESEND_AFTER * self.heartbeat)
+            if unanswered:
+                log.info("results_reported_again", pool=self.name, count=len(unanswered))
+            for start in range(0, len(unanswered), _RESEND_BATCH):
+                await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
+
+    async def _heartbeat(self, beat: PoolHeartbeat) -> bool:
+        """Send a heartbeat and wait for the Scheduler to take it; False if it did not.
+
+        A connection that stays open while nothing comes through (a half-open TCP
+        connection, a partition, a Scheduler that stopped answering) is noticed here:
+        the link is closed, and the Pool connects again.
+        """
+        ref = self._link_to_scheduler
+        if ref is None:
+            return False
+        try:
+            await ref.ask(beat, timeout=_RESEND_AFTER * self.heartbeat)
+        except AskTimeout:
+            log.warning(
+                "scheduler_unresponsive", pool=self.name, waited=_RESEND_AFTER * self.heartbeat
+            )
+            if isinstance(ref, RemoteRef):
+                await (await ref.link()).aclose("the scheduler stopped answering heartbeats")
+            self._lost.set()
+            return False
+        except ActorworkError as exc:
+            log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
+            self._lost.set()
+            return False
+        return True
+
+    async def _responsive(self) -> list[JobKey]:
+        """The running attempts whose workers answer: a stopped process earns no lease."""
+        alive: list[JobKey] = []
+
+        async def probe(child: ChildProcess | ContainerWorker, attempt: Attempt) -> None:
+            try:
+                await child.ref("_system").ask(Ping(), timeout=self.heartbeat / 2)
+            except ActorworkError:
+                log.warning(
+                    "worker_unresponsive",
+                    pool=self.name,
+                    worker=attempt.worker,
+                    job_id=attempt.spec.id,
+                )
+                return
+            alive.append(attempt.key)
+
+        async with anyio.create_task_group() as tg:
+            for attempt in list(self.state.running.values()):
+                child = self.workers[attempt.worker].child
+                if child is None:
+                    alive.append(attempt.key)
+                else:
+                    tg.start_soon(probe, child, attempt)
+        return alive
+
+
+async def _exit_code(child: ChildProcess | ContainerWorker) -> int | None:
+    with anyio.move_on_after(1.0):
+        return await child.wait()
+    return None
+
+
+async def _lost_reason(child: ChildProcess | ContainerWorker, code: int | None) -> str:
+    from actorwork.pool.containers import ContainerWorker
+
+    if isinstance(child, ContainerWorker):
+        return await child.exit_reason()  # with the engine's word on it (out of memory?)
+    return f"worker process exited (code {code}) without a result"

@@ -1,0 +1,13 @@
+"""The Scheduler: owns the queues, the clock and the store, and hands work to Pools.
+
+:mod:`~actorwork.scheduler.actor` is the actor, a thin shell that does the I/O;
+:mod:`~actorwork.scheduler.state` makes its decisions as a pure state machine (event and
+``now`` in, effects out); :mod:`~actorwork.scheduler.waiters` answers long polls and
+batched submits; :mod:`~actorwork.scheduler.leadership` makes one Scheduler lead a
+store; :mod:`~actorwork.scheduler.cron` turns schedules into jobs, with their timing
+decided in the pure :mod:`~actorwork.scheduler.cron_state`.
+"""
+
+from actorwork.scheduler.actor import Scheduler
+
+__all__ = ["Scheduler"]

@@ -1,0 +1,590 @@
+"""The Scheduler actor: owns the queues, the job store and the clock; hands work out.
+
+A thin shell around :class:`~actorwork.scheduler.state.SchedulerState`. Each message
+becomes effects; the persistent ones gather in a batch that one task commits to the
+store (a group commit: while one commit runs, the next batch fills), and the
+outbound ones — dispatches, acknowledgements, replies — leave only after the commit
+that made them true. A Scheduler killed at any moment has promised nothing it did
+not store.
+
+Pools are reached through the ref they introduced themselves with
+(:class:`PoolReady`); a send that fails marks the pool lost until it says it is
+ready again, and a dispatch that could not be delivered is queued again at once.
+
+Cron schedules (:mod:`actorwork.scheduler.cron`) fire on the same tick as leases and retries.
+A Scheduler leads its store before it starts (:mod:`actorwork.scheduler.leadership`); if it
+finds it was taken over, it writes and sends nothing more, sets :attr:`deposed`
+and waits to be stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import assert_never
+
+import anyio
+import structlog
+
+from actorwork.errors import (
+    ActorworkError,
+    LeadershipLost,
+    PayloadError,
+    ScheduleError,
+    WorkNotFound,
+)
+from actorwork.messages import (
+    TERMINAL,
+    AddSchedule,
+    AttemptRecord,
+    AttemptsReply,
+    AwaitJob,
+    CancelJob,
+    DeleteJob,
+    EnableSchedule,
+    GetAttempts,
+    GetJob,
+    JobKey,
+    JobListReply,
+    JobProgressed,
+    JobReply,
+    JobView,
+    ListJobs,
+    ListSchedules,
+    Message,
+    PoolHeartbeat,
+    PoolReady,
+    RemoveSchedule,
+    ReportResult,
+    ReportResults,
+    RequestWork,
+    ResultAcknowledged,
+    ResultsAcknowledged,
+    RetryJob,
+    RunJob,
+    RunJobs,
+    ScheduleListReply,
+    SubmitJob,
+    SubmitJobs,
+    SubmitRefusedReply,
+    WorkResult,
+)
+from actorwork.runtime import Actor, ActorRef, Reply
+from actorwork.scheduler.cron import Cron
+from actorwork.scheduler.leadership import holder_name, lead
+from actorwork.scheduler.state import (
+    Backoff,
+    DropSchedule,
+    Effect,
+    Finished,
+    Forget,
+    Job,
+    Now,
+    Persist,
+    Record,
+    SaveSchedule,
+    SchedulerState,
+    Send,
+    SetFence,
+)
+from actorwork.scheduler.state import Reply as ReplyEffect
+from actorwork.scheduler.waiters import Gather, Slot, Waiters
+from actorwork.schedules import Schedule
+from actorwork.stores import JobStore, open_store
+from actorwork.work import WorkRegistry, default_registry
+
+__all__ = ["Scheduler", "SchedulerInbound", "real_clock"]
+
+log = structlog.get_logger(__name__)
+
+SchedulerInbound = (
+    SubmitJob
+    | SubmitJobs
+    | GetJob
+    | AwaitJob
+    | CancelJob
+    | RetryJob
+    | DeleteJob
+    | ListJobs
+    | PoolReady
+    | RequestWork
+    | PoolHeartbeat
+    | JobProgressed
+    | ReportResult
+    | ReportResults
+    | GetAttempts
+    | AddSchedule
+    | RemoveSchedule
+    | EnableSchedule
+    | ListSchedules
+)
+
+#: Effects bound to where their reply goes: the handle of the ask that made them.
+_Pending = tuple[list[Effect], Reply | None]
+
+
+_RECENT = 10_000
+
+
+# Job ids are 128 random bits in hex, like a uuid4's, from a generator seeded by the OS
+# (again in a forked child): a uuid4 asks the kernel for every id, which costs more than
+# the rest of a no-op job's submit. Ids need to be unique, not unguessable.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def new_job_id() -> str:
+    """A fresh job id: 32 hex digits."""
+    return f"{_ids.getrandbits(128):032x}"
+
+
+def real_clock() -> Now:
+    """Now, by the system's clocks (cheaper than reading a :class:`~actorwork.clock.Clock`)."""
+    return Now(time.monotonic(), time.time())
+
+
+class Scheduler(Actor):
+    """Queues, leases, retries and results; see the module docstring.
+
+    ``store`` is a store URL or a SQLite file (or a :class:`~actorwork.stores.JobStore`);
+    ``lease`` is how long a
+    dispatched attempt may go without a heartbeat before it counts as lost;
+    ``modules`` are imported at start so the Scheduler knows the works it checks
+    submits against. After a restart, attempts that were running get
+    ``restart_grace`` seconds on top of their lease for their pools to reconnect
+    (a Pool's reconnect backoff stops growing at 5 s). ``schedules`` are the cron
+    schedules of the config; ``leader_lease`` is how long it holds the store without
+    renewing (see :mod:`actorwork.scheduler.leadership`).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str | Path | JobStore = "actorwork.db",
+        synchronous: str = "normal",
+        lease: float = 30.0,
+        backoff: Backoff | None = None,
+        registry: WorkRegistry | None = None,
+        modules: list[str] | tuple[str, ...] = (),
+        tick: float = 0.05,
+        clock: Callable[[], Now] = real_clock,
+        restart_grace: float = 5.0,
+        schedules: Sequence[Schedule] = (),
+        leader_lease: float = 10.0,
+    ) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be positive, got {lease!r}")
+        if leader_lease <= 0:
+            raise ValueError(f"leader_lease must be positive, got {leader_lease!r}")
+        self.store = (
+            open_store(str(store), synchronous=synchronous)
+            if isinstance(store, str | Path)
+            else store
+        )
+        self.state = SchedulerState(lease=lease, backoff=backoff or Backoff())
+        self.registry = registry or default_registry
+        self.modules = list(modules)
+        self.tick = tick
+        self.clock = clock
+        self.restart_grace = restart_grace
+        self.schedules = list(schedules)
+        self.leader_lease = leader_lease
+        self.holder = holder_name()
+        self.cron = Cron(self.registry, self.state.submit, self.state.next_seq)
+        #: Set when another Scheduler took the store over: this one does nothing more.
+        self.deposed = anyio.Event()
+        self._cron_now = False
+        self.pools: dict[str, ActorRef] = {}
+        self._pending: list[_Pending] = []
+        self._wake = anyio.Event()
+        self._waiters = Waiters()
+        #: Views of jobs finished lately, so awaiting a result needs no store read.
+        self._recent: OrderedDict[str, JobView] = OrderedDict()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.registry.import_modules(self.modules)
+        if not self.store.is_open:
+            await self.store.open()
+        if self.store.epoch is None:
+            await lead(self.store, lease=self.leader_lease, holder=self.holder)
+        jobs = await self.store.live_jobs()
+        now = self.clock()
+        self.state.load(jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace)
+        self._apply(self.cron.load(await self.store.schedules(), self.schedules, jobs, now), None)
+        self.log.info(
+            "scheduler_started",
+            store=self.store.path,
+            live_jobs=len(jobs),
+            schedules=len(self.cron.book),
+        )
+        self.start_soon(self._flush_forever)
+        self.start_soon(self._tick_forever)
+
+    async def on_stop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            batch, self._pending = self._pending, []
+            try:
+                if self.deposed.is_set():
+                    raise LeadershipLost("another Scheduler leads the store")  # noqa: TRY301
+                await self.store.apply([effect for effects, _ in batch for effect in effects])
+                await self.store.release()
+            except LeadershipLost:
+                pass  # nothing more of this Scheduler's may be written
+            except ActorworkError:
+                log.exception("store_final_commit_failed")
+            else:
+                for effects, handle in batch:
+                    for effect in effects:
+                        if isinstance(effect, ReplyEffect) and handle is not None:
+                            handle.resolve(effect.message)
+            for handle in self._waiters.clear():
+                handle.fail(ActorworkError("the scheduler stopped"))
+            await self.store.aclose()
+
+    # --- messages -------------------------------------------------------------------
+
+    async def receive(self, message: SchedulerInbound) -> Message | None:
+        if self.deposed.is_set():
+            raise LeadershipLost(f"this Scheduler no longer leads the store {self.store.path!r}")
+        now = self.clock()
+        state = self.state
+        match message:
+            case SubmitJob():
+                job = self._new_job(message, now)
+                if isinstance(job, SubmitRefusedReply):
+                    return job
+                self._apply(state.submit(job, now), self.defer_reply())
+            case SubmitJobs(jobs=submits):
+                self._submit_many(submits, now)
+            case GetJob(job_id=job_id):
+                return JobReply(await self._view(job_id))
+            case AwaitJob(job_id=job_id, wait=wait):
+                view = await self._view(job_id)
+                if view is not None and view.status not in TERMINAL and job_id not in state.jobs:
+                    # It finished while the store was read: its final view is in _recent,
+                    # or it is not carried out yet, and then the waiter is answered with it.
+                    view = self._recent.get(job_id, view)
+                if view is None or view.status in TERMINAL or wait <= 0:
+                    return JobReply(view)
+                handle = self.defer_reply()
+                if handle is not None:
+                    self._waiters.add(job_id, handle, now.mono + wait)
+            case CancelJob() | RetryJob() | DeleteJob():
+                return await self._change(message, now)
+            case ListJobs(status=status, queue=queue, limit=limit):
+                return JobListReply(await self._list(status, queue, limit))
+            case GetAttempts(job_id=job_id):
+                rows = await self.store.attempts(job_id)
+                return AttemptsReply([AttemptRecord(*row) for row in rows])
+            case PoolReady(pool=pool, queues=queues, free=free, running=running):
+                if self.sender is None:
+                    raise ValueError(f"PoolReady from {pool!r} came without a sender")
+                self.pools[pool] = self.sender
+                log.info("pool_ready", pool=pool, queues=queues, free=free, running=len(running))
+                self._apply(state.pool_ready(pool, queues, free, running, now), None)
+            case RequestWork(pool=pool, slots=slots):
+                self._apply(state.request_work(pool, slots, now), None)
+            case PoolHeartbeat(pool=pool, running=running):
+                self._apply(state.heartbeat(pool, running, now), None)
+            case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
+                state.progress(JobKey(job_id, attempt), fraction, text)
+            case ReportResult(result=result):
+                self._results([result], now)
+            case ReportResults(results=results):
+                self._results(results, now)
+            case AddSchedule() | RemoveSchedule() | EnableSchedule() | ListSchedules():
+                return self._schedules(message, now)
+            case _:
+                assert_never(message)
+        return None
+
+    def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
+        handle = self.defer_reply()
+        gather = None if handle is None else Gather(handle, len(submits))
+        for index, submit in enumerate(submits):
+            slot = None if gather is None else Slot(gather, index)
+            job = self._new_job(submit, now)
+            if not isinstance(job, SubmitRefusedReply):
+                self._apply(self.state.submit(job, now), slot)
+            elif slot is not None:
+                slot.resolve(job)
+
+    def _schedules(
+        self, message: AddSchedule | RemoveSchedule | EnableSchedule | ListSchedules, now: Now
+    ) -> Message | None:
+        """Change or list the cron schedules; a change is answered once it is stored."""
+        cron = self.cron
+        try:
+            match message:
+                case AddSchedule(schedule=schedule):
+                    effects, name = cron.add(schedule, now), schedule.name
+                case RemoveSchedule(name=name):
+                    effects = cron.remove(name)
+                case EnableSchedule(name=name, enabled=enabled):
+                    effects = cron.enable(name, enabled, now)
+                case ListSchedules(count=count):
+                    return ScheduleListReply(cron.views(now, count))
+                case _:
+                    assert_never(message)
+        except ScheduleError as exc:
+            return SubmitRefusedReply(type(exc).__name__, str(exc))
+        self._apply(effects, None)
+        views = cron.views(now, name=name)
+        self._pending.append(([ReplyEffect(ScheduleListReply(views))], self.defer_reply()))
+        self._wake.set()
+        return None
+
+    async def _change(self, message: CancelJob | RetryJob | DeleteJob, now: Now) -> Message | None:
+        """Cancel, retry or delete a job; answered with its view once that is stored."""
+        state, job_id = self.state, message.job_id
+        match message:
+            case CancelJob(reason=reason) if job_id in state.jobs:
+                effects = state.cancel(job_id, reason, now)
+                self._apply(effects, None)
+                final = next(e.view for e in effects if isinstance(e, Finished))
+                await self._reply_after_commit(job_id, final)
+                return None
+            case RetryJob() if job_id not in state.jobs:
+                stored = await self.store.get(job_id)
+                if stored is not None and stored.status in ("dead", "failed", "cancelled"):
+                    self._apply(state.revive(stored, now), None)
+                    await self._reply_after_commit(job_id)
+                    return None
+            case DeleteJob():
+                view = await self._view(job_id)
+                if view is not None and view.status in TERMINAL:
+                    self._apply([Forget(job_id)], None)
+                    await self._reply_after_commit(job_id, view)
+                    return None
+            case _:
+                pass
+        return JobReply(await self._view(job_id))
+
+    def _results(self, results: list[WorkResult], now: Now) -> None:
+        for result in results:
+            pool = result.pool
+            if pool not in self.pools and self.sender is not None:
+                self.pools[pool] = self.sender
+            self._apply(self.state.result(pool, result, now), None)
+
+    def _new_job(self, message: SubmitJob, now: Now) -> Job | SubmitRefusedReply:
+        """The job a submit asks for, or why it is refused."""
+        try:
+            return self._build_job(message, now)
+        except (WorkNotFound, PayloadError, ValueError) as exc:
+            return SubmitRefusedReply(type(exc).__name__, str(exc))
+
+    def _build_job(self, message: SubmitJob, now: Now) -> Job:
+        work = self.registry.get(message.work)
+        work.decode_payload(message.payload)
+        max_attempts = (
+            message.max_attempts if message.max_attempts is not None else work.max_attempts
+        )
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts!r}")
+        timeout = message.timeout if message.timeout is not None else work.timeout
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        job_id = message.job_id or new_job_id()
+        if job_id in self.state.jobs:
+            raise ValueError(f"job id {job_id!r} is already in use")
+        return Job(
+            id=job_id,
+            work=work.name,
+            queue=message.queue or work.queue,
+            priority=message.priority if message.priority is not None else work.priority,
+            payload=message.payload,
+            status="queued",
+            attempt=0,
+            max_attempts=max_attempts,
+            created=now.wall,
+            updated=now.wall,
+            seq=self.state.next_seq(),
+            timeout=timeout,
+            unique_key=message.unique_key,
+            due=message.due,
+        )
+
+    async def _view(self, job_id: str) -> JobView | None:
+        job = self.state.jobs.get(job_id)
+        if job is not None:
+            return job.view()
+        recent = self._recent.get(job_id)
+        if recent is not None:
+            return recent
+        job = await self.store.get(job_id)
+        return None if job is None else job.view()
+
+    async def _list(self, status: str | None, queue: str | None, limit: int) -> list[JobView]:
+        stored = await self.store.find(status=status, queue=queue, limit=limit)
+        live = self.state.jobs
+        views = [(live.get(job.id) or job).view() for job in stored]
+        seen = {view.id for view in views}
+        views += [
+            job.view()
+            for job in live.values()
+            if job.id not in seen
+            and (status is None or job.status == status)
+            and (queue is None or job.queue == queue)
+        ]
+        views.sort(key=lambda view: view.created, reverse=True)
+        return views[:limit]
+
+    async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:
+        """Answer the current ask with the job's view once the pending batch is durable."""
+        handle = self.defer_reply()
+        if view is None:
+            view = await self._view(job_id)
+        self._pending.append(([ReplyEffect(JobReply(view))], handle))
+        self._wake.set()
+
+    # --- effects --------------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect], handle: Reply | None) -> None:
+        if not effects:
+            return
+        self._pending.append((effects, handle))
+        self._wake.set()
+
+    async def _flush_forever(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    await self._commit([effect for effects, _ in batch for effect in effects])
+                    await self._carry_out(batch)
+        except LeadershipLost as exc:
+            self._depose(str(exc))
+
+    def _depose(self, reason: str) -> None:
+        """Another Scheduler leads the store: stop writing and sending for good."""
+        if not self.deposed.is_set():
+            log.error("scheduler_deposed", store=self.store.path, reason=reason)
+            self.deposed.set()
+
+    async def _commit(self, effects: list[Effect]) -> None:
+        """Commit until it succeeds: nothing goes out that is not stored."""
+        delay = 0.05
+        while True:
+            try:
+                await self.store.apply(effects)
+            except LeadershipLost:
+                raise
+            except ActorworkError as exc:
+                log.error("store_commit_failed", error=str(exc), retry_in=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
+
+    async def _carry_out(self, batch: list[_Pending]) -> None:
+        # Dispatches and acknowledgements to one pool leave as one message each kind.
+        runs: dict[str, list[RunJob]] = {}
+        acks: dict[str, list[JobKey]] = {}
+        for effects, handle in batch:
+            for effect in effects:
+                match effect:
+                    case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
+                        pass  # the commit did these; the commonest effects, tested first
+                    case Send(pool=pool, message=RunJob() as run):
+                        runs.setdefault(pool, []).append(run)
+                    case Send(
+                        pool=pool, message=ResultAcknowledged(job_id=job_id, attempt=attempt)
+                    ):
+                        acks.setdefault(pool, []).append(JobKey(job_id, attempt))
+                    case Send(pool=pool, message=message):
+                        await self._send(pool, message)
+                    case ReplyEffect(message=message):
+                        if handle is not None:
+                            handle.resolve(message)
+                    case Finished(view=view):
+                        self._recent[view.id] = view
+                        if len(self._recent) > _RECENT:
+                            self._recent.popitem(last=False)
+                        if self.cron.finished(view.id):
+                            self._cron_now = True  # a firing waited for this job to end
+                        for waiter in self._waiters.pop(view.id):
+                            waiter.resolve(JobReply(view))
+                        log.debug(
+                            "job_finished",
+                            job_id=view.id,
+                            work=view.work,
+                            status=view.status,
+                            attempt=view.attempt,
+                            error=view.error or None,
+                        )
+                    case Forget(job_id=job_id):
+                        self._recent.pop(job_id, None)
+                    case _:
+                        assert_never(effect)
+        for pool, keys in acks.items():
+            await self._send(pool, ResultsAcknowledged(keys))
+        for pool, dispatched in runs.items():
+            specs = [run.job for run in dispatched]
+            await self._send(pool, RunJobs(specs, dispatched[0].lease))
+
+    async def _send(self, pool: str, message: Message) -> None:
+        ref = self.pools.get(pool)
+        try:
+            if ref is not None:
+                await ref.tell(message)
+        except ActorworkError as exc:
+            ref = None
+            log.warning("pool_unreachable", pool=pool, error=str(exc))
+        if ref is None:
+            self.state.pool_lost(pool)
+            if isinstance(message, RunJobs):
+                now = self.clock()
+                for spec in message.jobs:
+                    key = JobKey(spec.id, spec.attempt)
+                    self._apply(self.state.dispatch_failed(key, now), None)
+
+    # --- time -----------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        renew_at = time.monotonic() + self.leader_lease / 3
+        while not self.deposed.is_set():
+            await anyio.sleep(self.tick)
+            now = self.clock()
+            self._apply(self.state.tick(now), None)
+            due = self.cron.next_due()
+            if self._cron_now or (due is not None and due <= now.wall):
+                self._cron_now = False
+                self._apply(self.cron.tick(now), None)
+            self._expire_waiters(now)
+            self._waiters.compact()
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self.leader_lease / 3
+                await self._renew()
+
+    async def _renew(self) -> None:
+        epoch = self.store.epoch
+        if epoch is None:
+            return
+        try:
+            renewed = await self.store.renew(epoch, time.monotonic() + self.leader_lease)
+        except ActorworkError as exc:
+            log.warning("leader_lease_not_renewed", error=str(exc))
+            return
+        if not renewed:
+            self._depose(f"epoch {epoch} was taken over")
+
+    def _expire_waiters(self, now: Now) -> None:
+        """Answer the waiters whose wait is over with the job as it is now."""
+        for job_id, handle in self._waiters.expired(now.mono):
+            job = self.state.jobs.get(job_id)
+            if job is not None:
+                handle.resolve(JobReply(job.view()))
+            else:  # finished (or deleted) since the wait began: answer with what is known
+                self.start_soon(self._answer, handle, job_id)
+
+    async def _answer(self, handle: Reply, job_id: str) -> None:
+        handle.resolve(JobReply(await self._view(job_id)))

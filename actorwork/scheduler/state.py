@@ -1,0 +1,440 @@
+"""The Scheduler's decisions, as a pure state machine: ``handle(event, now) -> effects``.
+
+No I/O and no clock of its own: :class:`Now` carries a monotonic reading (for leases)
+and a wall-clock reading (for due times and records), so every timing rule is tested
+by passing times in. The actor in :mod:`actorwork.scheduler.actor` feeds it messages and
+carries out the effects: it makes :class:`Persist`, :class:`Record` and
+:class:`Forget` durable in one group commit, and only then performs the
+:class:`Send`, :class:`Reply` and :class:`Finished` effects of that batch — so nothing
+leaves the Scheduler that a crash could take back.
+
+Invariants kept here (see RELIABILITY.md): a job's ``attempt`` only grows; a result
+is committed only if it is for the job's current attempt while that attempt runs, or
+is the final verdict of an attempt presumed lost when no newer one was issued yet
+(I3, I4); a running attempt whose lease passes without a heartbeat is lost and
+retried or buried (I6); every job in ``jobs`` is non-terminal, and leaves it the
+moment it becomes terminal.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from actorwork.clock import Now
+from actorwork.messages import (
+    TERMINAL,
+    JobKey,
+    JobSpec,
+    JobStatus,
+    JobView,
+    Message,
+    ResultAcknowledged,
+    RunJob,
+    StopJob,
+    SubmittedReply,
+    WorkResult,
+)
+from actorwork.stores.base import (
+    DropSchedule,
+    Forget,
+    Job,
+    Persist,
+    Record,
+    SaveSchedule,
+    SetFence,
+)
+
+__all__ = [
+    "Backoff",
+    "DropSchedule",
+    "Effect",
+    "Finished",
+    "Forget",
+    "Job",
+    "Now",
+    "Persist",
+    "Record",
+    "Reply",
+    "SaveSchedule",
+    "SchedulerState",
+    "Send",
+    "SetFence",
+]
+
+
+# --- effects --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Tell ``message`` to pool ``pool``, after the batch is committed."""
+
+    pool: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer the message being handled, after the batch is committed."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The job reached a terminal state: wake whoever awaits it."""
+
+    view: JobView
+
+
+Effect = (
+    Persist | Record | Forget | Send | Reply | Finished | SaveSchedule | DropSchedule | SetFence
+)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry ``n`` (1-based): ``base * factor**(n-1)``, capped, with jitter.
+
+    ``jitter`` is the fraction of the delay drawn at random (0.1: between 90% and
+    100% of it), so jobs that failed together do not come back together.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.1
+
+    def delay(self, retry: int, draw: Callable[[], float]) -> float:
+        raw = min(self.cap, self.base * self.factor ** max(0, retry - 1))
+        return raw * (1.0 - self.jitter * draw())
+
+
+@dataclass
+class _PoolSlot:
+    name: str
+    queues: tuple[str, ...]
+    credit: int = 0
+    connected: bool = True
+
+
+@dataclass
+class SchedulerState:
+    """Every non-terminal job, the ready queues, leases and the pools' credit.
+
+    Higher ``priority`` goes first within a queue; equal priorities go in submit
+    order. Pools are served in turn, each up to the credit it asked for.
+    """
+
+    lease: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+    draw: Callable[[], float] = random.random
+    jobs: dict[str, Job] = field(default_factory=dict)
+    pools: dict[str, _PoolSlot] = field(default_factory=dict)
+    _unique: dict[str, str] = field(default_factory=dict)
+    _ready: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    _due: list[tuple[float, int, str]] = field(default_factory=list)
+    _leases: list[tuple[float, str, int]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    #: The pool served last: the next dispatch starts with the one after it.
+    _last: str | None = None
+
+    # --- loading ------------------------------------------------------------------
+
+    def load(self, jobs: list[Job], now: Now, *, last_seq: int = -1, grace: float = 0.0) -> None:
+        """Take the non-terminal jobs of a store after a restart.
+
+        Jobs that were running keep running under a fresh lease, lengthened by
+        ``grace``: their pools get that long to reconnect (they may be waiting out a
+        backoff) and say so before the attempt counts as lost. ``last_seq``
+        is the highest sequence number the store holds, finished jobs included, so
+        new jobs sort after every old one.
+        """
+        top = last_seq
+        for job in sorted(jobs, key=lambda j: j.seq):
+            top = max(top, job.seq)
+            self._track(job)
+            if job.status == "running":
+                self._lease(job, now, grace)
+            elif job.status == "queued":
+                self._enqueue(job)
+            else:
+                self._schedule(job)
+        self._seq = itertools.count(top + 1)
+
+    # --- submitting and client requests -------------------------------------------
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def submit(self, job: Job, now: Now) -> list[Effect]:
+        """Add a validated job; a live job holding its unique key wins instead."""
+        if job.unique_key is not None:
+            holder = self._unique.get(job.unique_key)
+            if holder is not None:
+                return [Reply(SubmittedReply(holder, created=False))]
+        self._track(job)
+        effects: list[Effect] = [Persist(job), Reply(SubmittedReply(job.id, created=True))]
+        if job.due is not None and job.due > now.wall:
+            job.status = "scheduled"
+            self._schedule(job)
+        else:
+            job.status, job.due = "queued", None
+            self._enqueue(job)
+            effects += self._dispatch(now)
+        return effects
+
+    def cancel(self, job_id: str, reason: str, now: Now) -> list[Effect]:
+        """Cancel a live job; a running attempt is told to stop and its result ignored."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return []
+        effects: list[Effect] = []
+        if job.status == "running" and job.pool is not None:
+            effects.append(Send(job.pool, StopJob(job.id, job.attempt, "cancelled")))
+        job.error = reason
+        return effects + self._finish(job, "cancelled", now)
+
+    def revive(self, job: Job, now: Now) -> list[Effect]:
+        """Queue a finished job again (retry of a dead job) with its attempts renewed."""
+        job.failures, job.error, job.due = 0, "", None
+        job.seq = self.next_seq()
+        self._track(job)
+        job.status = "queued"
+        job.updated = now.wall
+        self._enqueue(job)
+        return [Persist(job), *self._dispatch(now)]
+
+    # --- pools ----------------------------------------------------------------------
+
+    def pool_ready(
+        self, pool: str, queues: list[str], free: int, running: list[JobKey], now: Now
+    ) -> list[Effect]:
+        """A pool (re)connected: its credit is what it has free; stray attempts stop."""
+        self.pools[pool] = _PoolSlot(pool, tuple(queues), credit=max(0, free))
+        return self._confirm(pool, running, now) + self._dispatch(now)
+
+    def request_work(self, pool: str, slots: int, now: Now) -> list[Effect]:
+        slot = self.pools.get(pool)
+        if slot is None:
+            return []  # a pool must say PoolReady first; it will after reconnecting
+        slot.credit += max(0, slots)
+        return self._dispatch(now)
+
+    def heartbeat(self, pool: str, running: list[JobKey], now: Now) -> list[Effect]:
+        return self._confirm(pool, running, now)
+
+    def pool_lost(self, pool: str) -> None:
+        """The pool's connection broke: send it nothing until it is ready again.
+
+        Its running jobs keep their leases: a pool that reconnects in time goes on.
+        """
+        slot = self.pools.get(pool)
+        if slot is not None:
+            slot.credit, slot.connected = 0, False
+
+    def dispatch_failed(self, key: JobKey, now: Now) -> list[Effect]:
+        """A RunJob could not be delivered: the attempt never started; queue the job again."""
+        job = self.jobs.get(key.job_id)
+        if job is None or job.attempt != key.attempt or job.status != "running":
+            return []
+        job.pool = job.lease_until = None
+        job.status, job.updated = "queued", now.wall
+        self._enqueue(job)
+        return [Persist(job), *self._dispatch(now)]
+
+    def progress(self, key: JobKey, fraction: float | None, message: str) -> None:
+        job = self.jobs.get(key.job_id)
+        if job is not None and job.attempt == key.attempt and job.status == "running":
+            job.progress, job.progress_message = fraction, message
+
+    def result(self, pool: str, result: WorkResult, now: Now) -> list[Effect]:
+        """Commit the result of the running attempt; record any other as not committed.
+
+        The pool is acknowledged either way, so it can forget the result.
+        """
+        ack = Send(pool, ResultAcknowledged(result.job_id, result.attempt))
+        job = self.jobs.get(result.job_id)
+        if job is None:
+            return [Record(result, committed=False, note="job not live"), ack]
+        late = (
+            job.lost_attempt == result.attempt == job.attempt
+            and job.status in ("retrying", "queued")
+            and result.outcome in ("succeeded", "failed", "cancelled")
+        )
+        if late:
+            # Presumed lost when its lease ran out, yet no newer attempt was issued: the
+            # attempt's own verdict stands (I4 fences attempts older than an issued one).
+            job.failures -= 1
+        elif result.attempt != job.attempt or job.status != "running":
+            note = "superseded" if result.attempt < job.attempt else f"job {job.status}"
+            return [Record(result, committed=False, note=note), ack]
+        job.result = result
+        job.progress, job.progress_message = result.progress, result.progress_message
+        effects: list[Effect] = [Record(result, committed=True), ack]
+        return effects + self._settle(job, result, now)
+
+    # --- time -------------------------------------------------------------------------
+
+    def tick(self, now: Now) -> list[Effect]:
+        """Expire leases, release due jobs, and dispatch what became ready."""
+        effects: list[Effect] = []
+        while self._leases and self._leases[0][0] <= now.mono:
+            _, job_id, attempt = heapq.heappop(self._leases)
+            job = self.jobs.get(job_id)
+            if job is None or job.attempt != attempt or job.status != "running":
+                continue
+            if job.lease_until is not None and job.lease_until > now.mono:
+                heapq.heappush(self._leases, (job.lease_until, job_id, attempt))
+                continue  # extended since this entry was pushed
+            lost = WorkResult(
+                job_id=job.id,
+                attempt=job.attempt,
+                outcome="lost",
+                error=f"no heartbeat from pool {job.pool!r} for {self.lease:g} s (lease expired)",
+                pool=job.pool or "",
+            )
+            job.lost_attempt = job.attempt
+            effects += self._settle(job, lost, now)
+        released = False
+        while self._due and self._due[0][0] <= now.wall:
+            _, _, job_id = heapq.heappop(self._due)
+            job = self.jobs.get(job_id)
+            if job is None or job.status not in ("scheduled", "retrying"):
+                continue
+            if job.due is not None and job.due > now.wall:
+                continue  # rescheduled later since this entry was pushed
+            job.status, job.due, job.updated = "queued", None, now.wall
+            self._enqueue(job)
+            effects.append(Persist(job))
+            released = True
+        if released:
+            effects += self._dispatch(now)
+        return effects
+
+    def next_deadline(self) -> tuple[float | None, float | None]:
+        """The earliest lease end (monotonic) and the earliest due time (wall), if any."""
+        lease = self._leases[0][0] if self._leases else None
+        due = self._due[0][0] if self._due else None
+        return lease, due
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _track(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        if job.unique_key is not None:  # a revived job does not take a held key over
+            self._unique.setdefault(job.unique_key, job.id)
+
+    def _enqueue(self, job: Job) -> None:
+        heapq.heappush(self._ready.setdefault(job.queue, []), (-job.priority, job.seq, job.id))
+
+    def _schedule(self, job: Job) -> None:
+        heapq.heappush(self._due, (job.due or 0.0, job.seq, job.id))
+
+    def _lease(self, job: Job, now: Now, extra: float = 0.0) -> None:
+        job.lease_until = now.mono + self.lease + extra
+        heapq.heappush(self._leases, (job.lease_until, job.id, job.attempt))
+
+    def _confirm(self, pool: str, running: list[JobKey], now: Now) -> list[Effect]:
+        """Extend the leases of the attempts ``pool`` runs; stop those that are not current."""
+        effects: list[Effect] = []
+        for key in running:
+            job = self.jobs.get(key.job_id)
+            if job is not None and job.attempt == key.attempt and job.status == "running":
+                job.pool = pool
+                job.lease_until = now.mono + self.lease  # the heap entry is checked lazily
+            else:
+                effects.append(Send(pool, StopJob(key.job_id, key.attempt, "not current")))
+        return effects
+
+    def _settle(self, job: Job, result: WorkResult, now: Now) -> list[Effect]:
+        """Apply how the current attempt ended: finish, retry later, requeue or bury."""
+        job.pool = job.lease_until = None
+        match result.outcome:
+            case "succeeded" | "failed" | "cancelled":
+                job.error = result.error
+                return self._finish(job, result.outcome, now)
+            case "returned":
+                job.status, job.updated = "queued", now.wall
+                self._enqueue(job)
+                return [Persist(job), *self._dispatch(now)]
+            case _:
+                job.failures += 1
+                job.error = result.error
+                if job.failures >= job.max_attempts:
+                    return self._finish(job, "dead", now)
+                job.status = "retrying"
+                job.due = now.wall + self.backoff.delay(job.failures, self.draw)
+                job.updated = now.wall
+                self._schedule(job)
+                return [Persist(job)]
+
+    def _finish(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
+        assert status in TERMINAL
+        job.status, job.updated, job.due = status, now.wall, None
+        job.pool = job.lease_until = None
+        del self.jobs[job.id]
+        if job.unique_key is not None and self._unique.get(job.unique_key) == job.id:
+            del self._unique[job.unique_key]
+        return [Persist(job), Finished(job.view())]
+
+    def _dispatch(self, now: Now) -> list[Effect]:
+        """Hand ready jobs to pools with credit, taking the pools in turn."""
+        effects: list[Effect] = []
+        names = list(self.pools)
+        first = names.index(self._last) + 1 if self._last in self.pools else 0
+        pools = [
+            slot
+            for slot in map(self.pools.__getitem__, names[first:] + names[:first])
+            if slot.credit > 0 and slot.connected
+        ]
+        turn = 0
+        while pools:
+            turn %= len(pools)
+            slot = pools[turn]
+            job = self._pop_ready(slot.queues)
+            if job is None:
+                pools.pop(turn)
+                continue
+            job.attempt += 1
+            job.status, job.pool, job.updated = "running", slot.name, now.wall
+            self._lease(job, now)
+            effects += [Persist(job), Send(slot.name, RunJob(_spec(job), self.lease))]
+            self._last = slot.name
+            slot.credit -= 1
+            if slot.credit == 0:
+                pools.pop(turn)
+            else:
+                turn += 1
+        return effects
+
+    def _pop_ready(self, queues: tuple[str, ...]) -> Job | None:
+        """The best ready job in ``queues``: highest priority, then oldest."""
+        while True:
+            best: list[tuple[int, int, str]] | None = None
+            for queue in queues:
+                heap = self._ready.get(queue)
+                if heap and (best is None or heap[0] < best[0]):
+                    best = heap
+            if best is None:
+                return None
+            _, seq, job_id = heapq.heappop(best)
+            job = self.jobs.get(job_id)
+            if job is not None and job.status == "queued" and job.seq == seq:
+                return job
+            # A stale entry: the job was cancelled, revived or dispatched since.
+
+
+def _spec(job: Job) -> JobSpec:
+    return JobSpec(
+        id=job.id,
+        work=job.work,
+        payload=job.payload,
+        attempt=job.attempt,
+        queue=job.queue,
+        timeout=job.timeout,
+    )

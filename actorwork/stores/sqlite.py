@@ -1,0 +1,598 @@
+"""The Scheduler's durable job store: one SQLite file, the embedded default.
+
+Tables: ``jobs`` (one row per job, rewritten whole on every change), ``results``
+(every attempt's result that reached the Scheduler, committed or not: the history
+that shows a stale attempt was fenced), ``schedules`` (each cron schedule and its
+fence: the latest fire time decided) and ``leader`` (which Scheduler owns the store).
+
+Several Schedulers may share one store; one of them leads and the others wait for
+its lease to lapse (:meth:`SQLiteStore.acquire`). Every write transaction of a leader
+first checks that its epoch is still the store's, so a Scheduler that was paused
+past its lease and taken over writes nothing more (:class:`LeadershipLost`).
+
+The Scheduler keeps its live jobs in memory and writes through this store in
+batches, one transaction each (a group commit), so the cost of a commit is shared by
+every change that waited for it.
+
+Durability: WAL journal. ``synchronous="normal"`` (the default) makes a commit
+survive the crash or SIGKILL of the process — what the invariants ask for — but not
+necessarily a power cut; ``"full"`` adds an fsync per commit for that. Every method
+is blocking and must run on one thread at a time: :class:`SQLiteStore` gives it a
+thread of its own. A small commit without an fsync (a job submitted or finished while
+the system is quiet) runs on the caller's thread instead, through a second connection
+that never waits for a lock: handing it to the thread and back would take longer than
+the commit, and that round trip is most of a lone job's latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import msgspec
+import structlog
+
+from actorwork.errors import LeadershipLost, StoreError
+from actorwork.messages import TERMINAL, WorkResult
+from actorwork.stores.base import (
+    DropSchedule,
+    Forget,
+    Job,
+    Persist,
+    Record,
+    SaveSchedule,
+    SetFence,
+    StoreEffect,
+)
+
+__all__ = ["SQLiteStore", "Synchronous", "prepare", "sqlite_path"]
+
+log = structlog.get_logger(__name__)
+
+Synchronous = Literal["off", "normal", "full"]
+
+T = TypeVar("T")
+
+#: Commits of at most this many rows may run on the caller's thread (see the docstring).
+_INLINE_ROWS = 16
+
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    work TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    timeout REAL,
+    unique_key TEXT,
+    due REAL,
+    seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    error TEXT NOT NULL,
+    progress REAL,
+    progress_message TEXT NOT NULL,
+    result BLOB
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    definition BLOB NOT NULL,
+    source TEXT NOT NULL,
+    fence REAL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    until REAL NOT NULL,
+    boot TEXT NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
+    "unique_key, due, seq, created, updated, error, progress, progress_message, result"
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_result_decoder = msgspec.msgpack.Decoder(WorkResult)
+
+
+class _Database:
+    """The blocking half: a sqlite3 connection used from one thread at a time.
+
+    ``inline`` makes the second connection of a store, for commits on the caller's
+    thread: it never waits for a lock held by another connection, and leaves the
+    schema to the first. ``read_only`` opens an existing store for reading only.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        synchronous: Synchronous,
+        *,
+        inline: bool = False,
+        read_only: bool = False,
+    ) -> None:
+        self.path = path
+        #: The leadership epoch every write checks first; None writes unchecked.
+        self.epoch: int | None = None
+        try:
+            if read_only:
+                uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            else:
+                self.db = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=0 if inline else 5
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the job store {path!r}: {exc}") from exc
+        try:
+            if read_only:
+                self.db.execute("SELECT count(*) FROM jobs").fetchone()
+            elif inline:
+                self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            else:
+                self._prepare(synchronous)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(
+                f"the job store {path!r} is not a usable SQLite database ({exc}); "
+                "move it aside to start with an empty store, or restore it from a backup"
+            ) from exc
+
+    def _prepare(self, synchronous: Synchronous) -> None:
+        db = self.db
+        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal" and self.path != ":memory:":
+            log.warning("store_not_wal", path=self.path, journal_mode=mode)
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        (check,) = db.execute("PRAGMA quick_check").fetchone()
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"quick_check says {check!r}")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version not in (0, 1, SCHEMA_VERSION):  # 1 lacks only tables the schema adds
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
+            )
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def apply(self, batch: Batch) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        self._write(batch)
+
+    def try_apply(self, batch: Batch) -> bool:
+        """:meth:`apply`, or False at once if another connection holds the write lock."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        self._write(batch)
+        return True
+
+    def _write(self, batch: Batch) -> None:
+        """The writes of one batch inside the open transaction, then the commit."""
+        rows, results, forgotten, schedules = batch
+        db = self.db
+        try:
+            if self.epoch is not None:
+                self._check_epoch(self.epoch)
+            if schedules:
+                _write_schedules(db, schedules)
+            placeholders = ", ".join("?" * 19)
+            db.executemany(
+                f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
+                rows,
+            )
+            # A duplicate delivery never overwrites the first record of an attempt.
+            db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)", results)
+            db.executemany("DELETE FROM jobs WHERE id = ?", forgotten)
+            db.executemany("DELETE FROM results WHERE job_id = ?", forgotten)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def live_jobs(self) -> list[Job]:
+        marks = ", ".join("?" * len(TERMINAL))
+        cursor = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq",
+            tuple(TERMINAL),
+        )
+        return [_job(row) for row in cursor]
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def find(self, status: str | None, queue: str | None, limit: int) -> list[Job]:
+        clauses, args = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        if queue is not None:
+            clauses.append("queue = ?")
+            args.append(queue)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        cursor = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+        )
+        return [_job(row) for row in cursor]
+
+    def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
+        cursor = self.db.execute(
+            "SELECT data, committed, note FROM results WHERE job_id = ? ORDER BY attempt",
+            (job_id,),
+        )
+        return [(_result_decoder.decode(data), bool(c), note) for data, c, note in cursor]
+
+    def _check_epoch(self, epoch: int) -> None:
+        found = self.db.execute("SELECT holder, epoch FROM leader WHERE id = 1").fetchone()
+        if found is None or found[1] != epoch:
+            raise LeadershipLost(
+                f"the job store {self.path!r} was taken over by "
+                f"{found[0] if found else 'nobody'!r}; this Scheduler's epoch {epoch} is over"
+            )
+
+    def schedules(self) -> list[tuple[bytes, str, float | None]]:
+        """Every stored schedule: (definition, source, fence), by name."""
+        cursor = self.db.execute("SELECT definition, source, fence FROM schedules ORDER BY name")
+        return [(bytes(d), source, fence) for d, source, fence in cursor]
+
+    def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
+        """Lead the store if nobody does; the new epoch, or None while another leads.
+
+        A lease lapses at ``until`` (a monotonic time, so the leader's host must be
+        this one: SQLite files are not shared across hosts), when the machine booted
+        again since, or when the holder's process on this host is gone.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT holder, epoch, until, boot FROM leader WHERE id = 1"
+            ).fetchone()
+            epoch = 1
+            if row is not None:
+                held_by, epoch, held_until, held_boot = row
+                if held_boot == boot and held_until > now and _alive(held_by):
+                    db.execute("ROLLBACK")
+                    return None
+                epoch += 1
+            db.execute(
+                "INSERT OR REPLACE INTO leader VALUES (1, ?, ?, ?, ?)", (holder, epoch, until, boot)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return int(epoch)
+
+    def leader(self) -> str | None:
+        """Who leads the store now, as its holder string; None if nobody ever did."""
+        row = self.db.execute("SELECT holder FROM leader WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def renew(self, epoch: int, until: float) -> bool:
+        """Extend the lease of ``epoch``; False if another Scheduler took over."""
+        cursor = self.db.execute("UPDATE leader SET until = ? WHERE epoch = ?", (until, epoch))
+        return cursor.rowcount == 1
+
+    def max_seq(self) -> int:
+        (top,) = self.db.execute("SELECT COALESCE(MAX(seq), -1) FROM jobs").fetchone()
+        return int(top)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]], list[StoreEffect]]
+
+
+def prepare(effects: Iterable[object]) -> Batch:
+    """The rows one batch writes, taken on the caller's thread while the jobs hold still."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    results: list[tuple[Any, ...]] = []
+    forgotten: list[tuple[str]] = []
+    schedules: list[StoreEffect] = []
+    for effect in effects:
+        match effect:
+            case Persist(job=job):
+                rows[job.id] = _row(job)
+            case Record(result=result, committed=committed, note=note):
+                encoded = _encoder.encode(result)
+                results.append(
+                    (result.job_id, result.attempt, result.outcome, int(committed), note, encoded)
+                )
+            case Forget(job_id=job_id):
+                rows.pop(job_id, None)
+                forgotten.append((job_id,))
+            case SaveSchedule() | DropSchedule() | SetFence():
+                schedules.append(effect)
+            case _:
+                pass
+    return list(rows.values()), results, forgotten, schedules
+
+
+def _write_schedules(db: sqlite3.Connection, effects: list[StoreEffect]) -> None:
+    """Schedule changes, in the order they were made; a fence only ever moves forward."""
+    now = time.time()
+    for effect in effects:
+        match effect:
+            case SaveSchedule(name=name, definition=definition, source=source):
+                db.execute(
+                    "INSERT INTO schedules VALUES (?, ?, ?, NULL, ?) ON CONFLICT (name) DO "
+                    "UPDATE SET definition = excluded.definition, source = excluded.source, "
+                    "updated = excluded.updated",
+                    (name, definition, source, now),
+                )
+            case DropSchedule(name=name):
+                db.execute("DELETE FROM schedules WHERE name = ?", (name,))
+            case SetFence(name=name, fence=fence):
+                db.execute(
+                    "UPDATE schedules SET fence = ? WHERE name = ? AND "
+                    "(fence IS NULL OR fence < ?)",
+                    (fence, name, fence),
+                )
+            case _:
+                pass
+
+
+def _alive(holder: str) -> bool:
+    """False when ``holder`` names a process of this host that is gone."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.work,
+        job.queue,
+        job.priority,
+        job.payload,
+        job.status,
+        job.attempt,
+        job.failures,
+        job.max_attempts,
+        job.timeout,
+        job.unique_key,
+        job.due,
+        job.seq,
+        job.created,
+        job.updated,
+        job.error,
+        job.progress,
+        job.progress_message,
+        None if job.result is None else _encoder.encode(job.result),
+    )
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    (
+        id_,
+        work,
+        queue,
+        priority,
+        payload,
+        status,
+        attempt,
+        failures,
+        max_attempts,
+        timeout,
+        unique_key,
+        due,
+        seq,
+        created,
+        updated,
+        error,
+        progress,
+        progress_message,
+        result,
+    ) = row
+    return Job(
+        id=id_,
+        work=work,
+        queue=queue,
+        priority=priority,
+        payload=bytes(payload),
+        status=status,
+        attempt=attempt,
+        failures=failures,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        unique_key=unique_key,
+        due=due,
+        seq=seq,
+        created=created,
+        updated=updated,
+        error=error,
+        progress=progress,
+        progress_message=progress_message,
+        result=None if result is None else _result_decoder.decode(result),
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """The file a ``sqlite://`` URL (or a bare path) names."""
+    return url.removeprefix("sqlite://")
+
+
+class SQLiteStore:
+    """The store, used from async code: every call runs on the store's own thread.
+
+    ``path`` is a file (created with its directory if missing), ``":memory:"``, or a
+    ``sqlite://`` URL of either (see :mod:`actorwork.stores.registry`).
+    Errors of SQLite become :class:`StoreError` naming the file. ``read_only`` opens an
+    existing file for the queries only, beside the Scheduler that leads it.
+    """
+
+    def __init__(
+        self, path: str | Path, *, synchronous: Synchronous = "normal", read_only: bool = False
+    ) -> None:
+        if synchronous not in ("off", "normal", "full"):
+            raise ValueError(
+                f"store synchronous must be 'off', 'normal' or 'full', got {synchronous!r}"
+            )
+        self.path = sqlite_path(str(path))
+        self.synchronous = synchronous
+        self.read_only = read_only
+        self._db: _Database | None = None
+        #: The connection for small commits on the caller's thread; None where a commit
+        #: fsyncs (``full``) or a second connection would see another database (memory).
+        self._inline: _Database | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="actorwork-store")
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
+    def epoch(self) -> int | None:
+        """The leadership epoch this store's writes check; None before :meth:`acquire`."""
+        return None if self._db is None else self._db.epoch
+
+    async def open(self) -> None:
+        if self.read_only:
+            self._db = await self._call(
+                lambda: _Database(self.path, self.synchronous, read_only=True)
+            )
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await self._call(_Database, self.path, self.synchronous)
+        if self.path != ":memory:" and self.synchronous != "full":
+            self._inline = await self._call(
+                lambda: _Database(self.path, self.synchronous, inline=True)
+            )
+        log.debug("store_opened", path=self.path, synchronous=self.synchronous)
+
+    async def aclose(self) -> None:
+        """Close the database and the thread; idempotent."""
+        db, self._db = self._db, None
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
+        if db is not None:
+            await self._call(db.close)
+        self._thread.shutdown(wait=False)
+
+    async def apply(self, effects: Sequence[object]) -> None:
+        """Make the persistent effects of one batch durable, in one transaction.
+
+        The rows are taken now, on the event loop, so the jobs may change while the
+        commit runs on the store's thread.
+        """
+        batch = prepare(effects)
+        rows = sum(len(part) for part in batch)
+        if rows == 0:
+            return
+        inline = self._inline
+        if inline is not None and rows <= _INLINE_ROWS:
+            try:
+                if inline.try_apply(batch):
+                    return
+            except sqlite3.Error as exc:
+                raise StoreError(f"job store {self.path!r}: {exc}") from exc
+        await self._run(lambda db: db.apply(batch))
+
+    async def live_jobs(self) -> list[Job]:
+        return await self._run(lambda db: db.live_jobs())
+
+    async def schedules(self) -> list[tuple[bytes, str, float | None]]:
+        return await self._run(lambda db: db.schedules())
+
+    async def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
+        """Lead the store (see :meth:`_Database.acquire`); from then on every write
+        checks the epoch returned."""
+        epoch = await self._run(lambda db: db.acquire(holder, until, now, boot))
+        if epoch is not None:
+            for db in (self._db, self._inline):
+                if db is not None:
+                    db.epoch = epoch
+        return epoch
+
+    async def leader(self) -> str | None:
+        return await self._run(lambda db: db.leader())
+
+    async def renew(self, epoch: int, until: float) -> bool:
+        """Extend this leader's lease to ``until``; False if it was taken over."""
+        return await self._run(lambda db: db.renew(epoch, until))
+
+    async def release(self) -> None:
+        """End this leader's lease now, so a Scheduler in standby takes over at once."""
+        if self.epoch is not None:
+            epoch = self.epoch
+            await self._run(lambda db: db.renew(epoch, 0.0))
+
+    async def max_seq(self) -> int:
+        """The highest sequence number of any stored job (-1 for an empty store)."""
+        return await self._run(lambda db: db.max_seq())
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._run(lambda db: db.get(job_id))
+
+    async def find(self, *, status: str | None, queue: str | None, limit: int) -> list[Job]:
+        return await self._run(lambda db: db.find(status, queue, limit))
+
+    async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
+        """Every recorded result of a job: (result, committed, note), by attempt."""
+        return await self._run(lambda db: db.attempts(job_id))
+
+    async def _run(self, func: Callable[[_Database], T]) -> T:
+        db = self._db
+        if db is None:
+            raise StoreError(f"the job store {self.path!r} is not open")
+
+        def call() -> T:
+            try:
+                return func(db)
+            except sqlite3.Error as exc:
+                raise StoreError(f"job store {self.path!r}: {exc}") from exc
+
+        return await self._call(call)
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._thread, func, *args)
+        with anyio.CancelScope(shield=True):  # a commit in progress finishes either way
+            result = await future
+        return result
