@@ -55,9 +55,9 @@ def layer_of(module: str) -> int | None:
         for prefix in prefixes:
             # The package itself (its face) holds only itself, not everything below it.
             nested = "." in prefix and module.startswith(prefix + ".")
-            if module == prefix or nested:
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), index)
+            longer = best is None or len(prefix) > best[0]
+            if (module == prefix or nested) and longer:
+                best = (len(prefix), index)
     return None if best is None else best[1]
 
 
