@@ -35,6 +35,11 @@ How each kind of output reaches the capture, once :func:`install` has run:
   :func:`capture_processor` to its chain: events made inside a capture are then
   copied into it as structured ``log`` lines.
 
+**Debuggers.** What a debugger writes (``breakpoint()`` in a work function, sync or
+async, with the inline topology) goes to the terminal, not into the job: the location,
+``p``, ``l`` and ``where`` are for the person debugging. What the job's own code
+prints, even when run from the debugger's prompt, is still captured.
+
 Console output is not doubled into a job. A line a ``logging`` handler or a
 structlog logger renders to a proxy, for a record or event already captured, goes
 to the original stream: the capture keeps the structured copy, the console keeps
@@ -60,6 +65,8 @@ so later mutation does not show), otherwise as their ``repr()``; a value whose
 
 from __future__ import annotations
 
+import bdb
+import cmd
 import collections
 import contextvars
 import inspect
@@ -415,7 +422,12 @@ class _StreamProxy:
 
 
 def _already_captured() -> bool:
-    """Whether the code writing to a proxy renders a record or event a job already has."""
+    """Whether the code writing to a proxy should reach the console, not the job.
+
+    That is a ``logging`` handler or structlog logger rendering a record or event the
+    job already has, and a debugger (``breakpoint()``, ``pdb.set_trace()``) talking to
+    the person at the terminal: its location lines, ``p`` and ``where`` belong there.
+    """
     frame = inspect.currentframe()
     try:
         # Two frames up from here is the caller of _StreamProxy.write (print() adds none).
@@ -427,6 +439,8 @@ def _already_captured() -> bool:
         return False
     if isinstance(writer, logging.Handler):
         return _state.factory is not None
+    if isinstance(writer, bdb.Bdb | cmd.Cmd):
+        return True
     return writer is _copied_by.get()
 
 
