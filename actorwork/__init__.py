@@ -32,6 +32,7 @@ from actorwork.pool.actor import Pool
 from actorwork.runtime import Actor, ActorRef, ActorSystem, Reply, current_actor
 from actorwork.scheduler.actor import Scheduler
 from actorwork.schedules import Schedule, schedule
+from actorwork.sync import SyncClient, SyncJobHandle
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
 from actorwork.work import Work, WorkContext, work
@@ -67,6 +68,8 @@ __all__ = [
     "ScheduleError",
     "ScheduleNotFound",
     "Scheduler",
+    "SyncClient",
+    "SyncJobHandle",
     "Terminated",
     "Transport",
     "TransportError",

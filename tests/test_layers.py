@@ -35,7 +35,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("roles", ("actorwork.scheduler", "actorwork.pool")),
     (
         "client",
-        ("actorwork.config", "actorwork.node", "actorwork.client", "actorwork.topology"),
+        (
+            "actorwork.config",
+            "actorwork.node",
+            "actorwork.client",
+            "actorwork.topology",
+            "actorwork.sync",
+        ),
     ),
     ("edges", ("actorwork.chromium", "actorwork.cli", "actorwork.testing", "actorwork.web")),
     ("face", ("actorwork", "actorwork.__main__")),
