@@ -177,6 +177,7 @@ async def submit_command(args: argparse.Namespace, config: Config) -> int:
             timeout=args.timeout,
             unique_key=args.unique_key,
             delay=args.delay,
+            job_id=args.job_id,
         )
         print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
         if not args.wait:

@@ -256,12 +256,15 @@ class Scheduler(Actor):
         state = self.state
         match message:
             case SubmitJob():
+                handle = self.defer_reply()
+                finished = await self._finished(message.job_id)
                 job = self._new_job(message, now)
-                if isinstance(job, SubmitRefusedReply):
-                    return job
-                self._apply(state.submit(job, now), self.defer_reply())
+                if not isinstance(job, SubmitRefusedReply):
+                    self._apply(state.submit(job, now, finished=finished), handle)
+                elif handle is not None:
+                    handle.resolve(job)
             case SubmitJobs(jobs=submits):
-                self._submit_many(submits, now)
+                await self._submit_many(submits, now)
             case GetJob(job_id=job_id):
                 return JobReply(await self._view(job_id))
             case AwaitJob(job_id=job_id, wait=wait):
@@ -304,14 +307,15 @@ class Scheduler(Actor):
                 assert_never(message)
         return None
 
-    def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
+    async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
         gather = None if handle is None else Gather(handle, len(submits))
         for index, submit in enumerate(submits):
             slot = None if gather is None else Slot(gather, index)
+            finished = await self._finished(submit.job_id)
             job = self._new_job(submit, now)
             if not isinstance(job, SubmitRefusedReply):
-                self._apply(self.state.submit(job, now), slot)
+                self._apply(self.state.submit(job, now, finished=finished), slot)
             elif slot is not None:
                 slot.resolve(job)
 
@@ -391,11 +395,8 @@ class Scheduler(Actor):
         timeout = message.timeout if message.timeout is not None else work.timeout
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
-        job_id = message.job_id or new_job_id()
-        if job_id in self.state.jobs:
-            raise ValueError(f"job id {job_id!r} is already in use")
         return Job(
-            id=job_id,
+            id=message.job_id or new_job_id(),
             work=work.name,
             queue=message.queue or work.queue,
             priority=message.priority if message.priority is not None else work.priority,
@@ -410,6 +411,18 @@ class Scheduler(Actor):
             unique_key=message.unique_key,
             due=message.due,
         )
+
+    async def _finished(self, job_id: str) -> bool:
+        """Whether a submit's own ``job_id`` names a job that is no longer live.
+
+        Only a submit that chose its id asks; the store is read unless the job
+        finished lately. A live job of that id is the pure state's to find.
+        """
+        if not job_id or job_id in self.state.jobs:
+            return False
+        if job_id in self._recent:
+            return True
+        return await self.store.get(job_id) is not None
 
     async def _view(self, job_id: str) -> JobView | None:
         job = self.state.jobs.get(job_id)

@@ -13,7 +13,10 @@ Topologies under test (one config each, the same test code):
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -236,6 +239,62 @@ async def test_a_unique_key_returns_the_live_job(open_jobs: OpenJobs) -> None:
         third = await jobs.submit("sleep", 0.0, unique_key="nightly")
         assert third.created
         assert third.id != first.id
+
+
+async def test_a_submit_of_a_known_id_runs_once_across_a_restart(tmp_path: Path) -> None:
+    """A client that retries its submit (it timed out, or it restarted) gets one execution,
+    while the job is live, once it finished, and after the Scheduler restarted."""
+    config = _config(tmp_path, "inline")
+    async with JobSystem(config) as jobs:
+        first = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        live = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (first.created, live.created, live.id) == (True, False, "dup-1")
+        done = await first.wait(timeout=60)
+        assert done.result is not None
+        again = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (again.created, again.id) == (False, "dup-1")
+    async with JobSystem(config) as jobs:
+        client = jobs.client
+        assert client is not None
+        again = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (again.created, again.id) == (False, "dup-1")
+        await (await jobs.submit("sleep", 0.0)).wait(timeout=60)  # the pool had its chance
+        view = await client.get("dup-1")
+        assert view.status == "succeeded"
+        assert view.attempt == 1
+        assert view.result is not None
+        assert view.result.started == done.result.started
+        assert [a.result.attempt for a in await client.attempts("dup-1")] == [1]
+
+
+def test_the_cli_submits_a_known_job_id_once(tmp_path: Path) -> None:
+    """``actorwork submit --job-id`` run twice: each run is a Scheduler of its own."""
+    _config(tmp_path, "inline")
+    args = ["--config", str(tmp_path / "actorwork.toml"), "submit", "echo", '"once"']
+    first = _actorwork(*args, "--job-id", "cli-1", "--wait", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "job cli-1 submitted" in first.stdout
+    second = _actorwork(*args, "--job-id", "cli-1", "--wait", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "job cli-1 already exists" in second.stdout
+    assert "status   succeeded after attempt 1 of" in second.stdout
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        runs = db.execute("SELECT attempt FROM results WHERE job_id = 'cli-1'").fetchall()
+    assert runs == [(1,)]
+
+
+def _actorwork(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``actorwork`` command in a process of its own, importing this tree."""
+    root = str(Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "actorwork", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def test_a_running_job_is_cancelled_at_its_next_checkin(open_jobs: OpenJobs) -> None:
