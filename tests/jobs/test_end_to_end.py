@@ -28,6 +28,8 @@ import pytest
 from actorwork import JobFailed, JobSystem, PayloadError, WorkNotFound
 from actorwork.config import Config, load_config
 from actorwork.errors import FrameTooLarge, JobError, StoreError
+from actorwork.stores.base import Job, Persist
+from actorwork.stores.sqlite import SQLiteStore
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 
@@ -443,6 +445,62 @@ async def test_jobs_submitted_after_a_restart_list_after_the_earlier_ones(tmp_pa
         assert client is not None
         assert [view.id for view in await client.list(limit=1)] == [second.id]
         assert [view.id for view in await client.list(limit=10)] == [second.id, first.id]
+
+
+async def test_jobs_are_listed_a_page_at_a_time(tmp_path: Path) -> None:
+    config = _config(tmp_path, "inline")
+    async with JobSystem(config, pools=False) as jobs:
+        ids = [(await jobs.submit(works.add, works.Pair(i, i))).id for i in range(10)]
+        client = jobs.client
+        assert client is not None
+        newest_first = ids[::-1]
+        assert [view.id async for view in client.iter_jobs(page=3)] == newest_first
+        assert [view.id async for view in client.iter_jobs(page=3, limit=7)] == newest_first[:7]
+        assert [view.id for view in await client.list(limit=4)] == newest_first[:4]
+        queued = [view.id async for view in client.iter_jobs(status="queued", page=4)]
+        assert queued == newest_first
+
+
+def test_status_lists_more_jobs_than_one_frame_holds(tmp_path: Path) -> None:
+    """``actorwork status --limit 100000`` failed with ``message of 41096911 bytes exceeds
+    max_frame_size``: the listing now comes a page at a time."""
+    _config(tmp_path, "inline")
+    count = 50_000  # about 20 MB of views, over the 16 MiB frame cap in one reply
+
+    async def fill() -> None:
+        store = SQLiteStore(tmp_path / "jobs.db")
+        await store.open()
+        try:
+            await store.apply([Persist(_stored_job(f"job-{i:05d}", i)) for i in range(count)])
+        finally:
+            await store.aclose()
+
+    anyio.run(fill)
+    done = _actorwork(
+        "--config", str(tmp_path / "actorwork.toml"), "status", "--limit", "100000", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == count
+    assert lines[0].startswith("job-49999 ")
+    assert lines[-1].startswith("job-00000 ")
+
+
+def _stored_job(job_id: str, seq: int) -> Job:
+    return Job(
+        id=job_id,
+        work="add",
+        queue="default",
+        priority=0,
+        payload=b"\x82\xa1x\x01\xa1y\x02",
+        status="succeeded",
+        attempt=1,
+        max_attempts=1,
+        created=1_700_000_000.0 + seq,
+        updated=1_700_000_000.0 + seq,
+        seq=seq,
+        error="a line of text that a failed job might carry, as views do " * 4,
+    )
 
 
 async def test_jobs_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
