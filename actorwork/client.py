@@ -19,7 +19,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,6 +76,8 @@ _REFUSALS: dict[str, type[JobError]] = {
     "ScheduleNotFound": ScheduleNotFound,
 }
 _LONG_POLL = 20.0
+#: Jobs per ask when listing: a page stays far below the frame cap.
+_PAGE = 500
 #: Submits made in one turn of the event loop travel as one message, up to this many
 #: payload bytes; a payload this large or larger travels alone.
 _BATCH_BYTES = 256 * 1024
@@ -272,9 +274,33 @@ class Client:
         self, *, status: str | None = None, queue: str | None = None, limit: int = 100
     ) -> list[JobView]:
         """The most recent jobs, newest first, optionally of one status or queue."""
-        reply = await self._ask(ListJobs(status, queue, limit))
-        assert isinstance(reply, JobListReply), reply
-        return reply.jobs
+        return [view async for view in self.iter_jobs(status=status, queue=queue, limit=limit)]
+
+    async def iter_jobs(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        page: int = _PAGE,
+    ) -> AsyncIterator[JobView]:
+        """Jobs newest first, ``page`` per ask, so any number of them can be listed;
+        at most ``limit`` (None: every one)."""
+        if page < 1:
+            raise ValueError(f"page must be at least 1, got {page!r}")
+        before: int | None = None
+        left = limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            reply = await self._ask(ListJobs(status, queue, size, before))
+            assert isinstance(reply, JobListReply), reply
+            for view in reply.jobs:
+                yield view
+            if left is not None:
+                left -= len(reply.jobs)
+            if reply.next is None or not reply.jobs:
+                return
+            before = reply.next
 
 
 class _SubmitBatch:

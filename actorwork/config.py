@@ -26,6 +26,11 @@ underscores separate levels; values are converted to the key's type).
     address = "tcp://127.0.0.1:7401"
     store = "/var/lib/myapp/jobs.db"
 
+    [retention]                    # how long finished jobs stay in the store
+    succeeded = { hours = 24, rows = 100000 }   # whichever says so first
+    failed = { hours = 168 }
+    interval = 60.0                # seconds between pruning passes (0: never)
+
     [pools.render]                 # one table per pool
     kind = "process"               # local | thread | process | docker
     size = 4
@@ -64,8 +69,10 @@ from actorwork.addressing import parse_address
 from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.schedules import Schedule, schedules_from_config
+from actorwork.stores.base import Retention
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.registry import resolve_transport
+from actorwork.work import Keep
 
 __all__ = [
     "ActorPlacement",
@@ -73,6 +80,7 @@ __all__ = [
     "Config",
     "JobSettings",
     "PoolSettings",
+    "RetentionSettings",
     "SchedulerSettings",
     "SystemSettings",
     "find_config_file",
@@ -146,6 +154,32 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     #: Seconds a leading Scheduler holds the store without renewing; another Scheduler
     #: on the same store takes over after that (at once if the leader's process died).
     leader_lease: float = 10.0
+
+
+class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[retention]``: how long finished jobs stay in the store, by status.
+
+    Each status takes ``{ hours = H, rows = N }`` (either may be left out: no limit on
+    that side); a work's ``@work(keep=...)`` wins for its own jobs. Every ``interval``
+    seconds the Scheduler forgets expired jobs, ``batch`` per transaction.
+    """
+
+    succeeded: Keep = Keep(hours=24.0, rows=100_000)
+    failed: Keep = Keep(hours=168.0)
+    dead: Keep = Keep(hours=168.0)
+    cancelled: Keep = Keep(hours=24.0)
+    interval: float = 60.0
+    batch: int = 500
+
+    def policy(self) -> Retention:
+        """The store's :class:`~actorwork.stores.base.Retention` of these settings."""
+        keep = {
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "dead": self.dead,
+            "cancelled": self.cancelled,
+        }
+        return Retention(keep=keep, interval=self.interval, batch=self.batch)
 
 
 class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -234,6 +268,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     actors: dict[str, ActorPlacement] = {}
     jobs: JobSettings = JobSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    retention: RetentionSettings = RetentionSettings()
     pools: dict[str, PoolSettings] = msgspec.field(
         default_factory=lambda: {"default": PoolSettings()}
     )
@@ -369,6 +404,10 @@ def _check_jobs(config: Config) -> None:
         value = getattr(scheduler, key)
         if not value > 0:
             raise ConfigError(f"{where}: scheduler.{key} = {value!r} must be greater than 0")
+    try:
+        config.retention.policy()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: retention: {exc}") from None
     for name, pool in config.pools.items():
         _choice(f"pools.{name}.kind", pool.kind, POOL_KINDS, where)
         if jobs.topology == "inline" and pool.kind in ("process", "docker"):

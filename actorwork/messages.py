@@ -202,11 +202,24 @@ class LogLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Artifact(msgspec.Struct, frozen=True):
-    """A file the work produced (a PDF, a PNG), carried with its result."""
+    """A file the work produced (a PDF, a PNG), carried with its result.
+
+    A store keeps the bytes in a file of their own, named by their SHA-256, and the
+    result keeps a reference: ``sha256`` and ``size`` set, ``data`` empty. A job's
+    artifacts come back with their bytes when the job is asked for by id (the
+    Scheduler reads the files), as references in listings.
+    """
 
     name: str
     data: bytes
     media_type: str = "application/octet-stream"
+    sha256: str = ""
+    size: int = 0
+
+    @property
+    def is_reference(self) -> bool:
+        """True when the bytes are in the store's file, not here."""
+        return bool(self.sha256) and not self.data
 
 
 class JobKey(msgspec.Struct, frozen=True, array_like=True):
@@ -363,13 +376,22 @@ class JobReply(Message, tag="aw.job.reply"):
 
 
 class ListJobs(Message, tag="aw.job.list"):
+    """One page of jobs, newest first: at most ``limit`` (the Scheduler may send fewer).
+
+    ``before`` is the ``next`` of the previous page's reply: the page starts after it.
+    """
+
     status: str | None = None
     queue: str | None = None
     limit: int = 100
+    before: int | None = None
 
 
 class JobListReply(Message, tag="aw.job.list-reply"):
+    """A page of jobs; ``next`` is the ``before`` of the following page, None at the end."""
+
     jobs: list[JobView]
+    next: int | None = None
 
 
 class GetAttempts(Message, tag="aw.job.attempts"):

@@ -59,6 +59,7 @@ async def start_scheduler(
         modules=config.jobs.modules,
         schedules=config.schedule_list(),
         leader_lease=settings.leader_lease,
+        retention=config.retention.policy(),
     )
     await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
     system = await stack.enter_async_context(

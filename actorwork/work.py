@@ -23,8 +23,9 @@ async ones on the worker's loop. The decorated object can still be called direct
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints, overload
 
 import msgspec
@@ -34,9 +35,30 @@ from actorwork._importing import import_object
 from actorwork.errors import PayloadError, WorkNotFound
 from actorwork.messages import Artifact
 
-__all__ = ["Work", "WorkContext", "WorkRegistry", "default_registry", "work"]
+__all__ = ["FINISHED", "Keep", "Work", "WorkContext", "WorkRegistry", "default_registry", "work"]
 
 _encoder = msgspec.msgpack.Encoder()
+
+#: The statuses a retention policy is given for: the terminal ones.
+FINISHED = ("succeeded", "failed", "dead", "cancelled")
+
+
+class Keep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How long finished jobs of one status are kept (see :mod:`actorwork.stores`).
+
+    ``hours`` after they finished, and only the newest ``rows`` of them; None is no
+    limit on that side. A job goes as soon as either says so. In a config file:
+    ``succeeded = { hours = 24, rows = 100000 }``.
+    """
+
+    hours: float | None = None
+    rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hours is not None and not (math.isfinite(self.hours) and self.hours >= 0):
+            raise ValueError(f"keep hours must be a finite number >= 0, got {self.hours!r}")
+        if self.rows is not None and self.rows < 0:
+            raise ValueError(f"keep rows must be 0 or more, got {self.rows!r}")
 
 
 class WorkContext:
@@ -120,6 +142,8 @@ class Work:
     payload_params: tuple[str, ...] = ()
     spread: bool = False
     is_async: bool = False
+    #: Retention of this work's finished jobs by status, over the Scheduler's default.
+    keep: Mapping[str, Keep] = field(default_factory=dict)
 
     @property
     def max_attempts(self) -> int:
@@ -258,6 +282,7 @@ def work(
     timeout: float | None = None,
     priority: int = 0,
     registry: WorkRegistry | None = None,
+    keep: Mapping[str, Keep] | None = None,
 ) -> Callable[[Callable[..., Any]], Work]: ...
 
 
@@ -270,13 +295,19 @@ def work(
     timeout: float | None = None,
     priority: int = 0,
     registry: WorkRegistry | None = None,
+    keep: Mapping[str, Keep] | None = None,
 ) -> Work | Callable[[Callable[..., Any]], Work]:
     """Register a function as work; use bare (``@work``) or with options.
 
     ``name`` defaults to ``module.function``; ``retries`` is how many more attempts
     follow a failed one; ``timeout`` is seconds per attempt; a higher ``priority``
-    is handed out sooner within its queue.
+    is handed out sooner within its queue. ``keep`` keeps this work's finished jobs
+    longer or shorter than the Scheduler's retention, by status:
+    ``keep={"succeeded": Keep(hours=1), "failed": Keep(rows=1000)}``.
     """
+    unknown = sorted(set(keep or {}) - set(FINISHED))
+    if unknown:
+        raise ValueError(f"keep status {unknown[0]!r} is not one of: {', '.join(FINISHED)}")
     if retries < 0:
         raise ValueError(f"retries must be 0 or more, got {retries!r}")
     if timeout is not None and timeout <= 0:
@@ -291,6 +322,7 @@ def work(
             retries=retries,
             timeout=timeout,
             priority=priority,
+            keep=dict(keep or {}),
             is_async=inspect.iscoroutinefunction(fn),
             **_describe(fn, work_name),
         )

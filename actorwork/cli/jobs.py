@@ -35,6 +35,9 @@ log = structlog.get_logger("actorwork.cli")
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 
+#: Jobs read per page when listing from the store directly.
+_PAGE = 500
+
 
 async def _run_until_signal(start: Callable[[AsyncExitStack], Awaitable[object]]) -> int:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -177,6 +180,7 @@ async def submit_command(args: argparse.Namespace, config: Config) -> int:
             timeout=args.timeout,
             unique_key=args.unique_key,
             delay=args.delay,
+            job_id=args.job_id,
         )
         print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
         if not args.wait:
@@ -212,9 +216,9 @@ class _JobQueries(Protocol):
 
     async def attempts(self, job_id: str) -> list[AttemptRecord]: ...
 
-    async def list(
-        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
-    ) -> list[JobView]: ...
+    def iter_jobs(
+        self, *, status: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[JobView]: ...
 
 
 class _StoredJobs:
@@ -232,12 +236,22 @@ class _StoredJobs:
     async def attempts(self, job_id: str) -> list[AttemptRecord]:
         return [AttemptRecord(*row) for row in await self.store.attempts(job_id)]
 
-    async def list(
-        self, *, status: str | None = None, queue: str | None = None, limit: int = 100
-    ) -> list[JobView]:
-        return [
-            job.view() for job in await self.store.find(status=status, queue=queue, limit=limit)
-        ]
+    async def iter_jobs(
+        self, *, status: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[JobView]:
+        """Jobs newest first, read a page at a time."""
+        before: int | None = None
+        left = limit
+        while left is None or left > 0:
+            size = _PAGE if left is None else min(_PAGE, left)
+            page = await self.store.find(status=status, queue=queue, limit=size, before=before)
+            for job in page:
+                yield job.view()
+            if len(page) < size:
+                return
+            if left is not None:
+                left -= len(page)
+            before = page[-1].seq
 
 
 async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
@@ -245,11 +259,12 @@ async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
         view = await jobs.get(args.job_id)
         print(format_job(view, logs=True, attempts=await jobs.attempts(args.job_id)))
         return
-    views = await jobs.list(status=args.only, queue=args.queue, limit=args.limit)
-    if not views:
-        print("no jobs")
-    for view in views:
+    shown = 0
+    async for view in jobs.iter_jobs(status=args.only, queue=args.queue, limit=args.limit):
         print(_summary(view))
+        shown += 1
+    if not shown:
+        print("no jobs")
 
 
 def _verb(name: str) -> Command:
@@ -361,7 +376,7 @@ def format_job(
                 f"    {stamp} {line.source:<7} {line.level:<7} {line.text} {fields}".rstrip()
             )
     if result is not None and result.artifacts:
-        shown = ", ".join(f"{a.name} ({len(a.data)} bytes)" for a in result.artifacts)
+        shown = ", ".join(f"{a.name} ({len(a.data) or a.size} bytes)" for a in result.artifacts)
         lines.append(f"  artifacts {shown}")
     return "\n".join(lines)
 

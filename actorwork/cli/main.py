@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--retries", type=int)
     submit.add_argument("--timeout", type=float)
     submit.add_argument("--unique-key")
+    submit.add_argument("--job-id", help="the job's id; a known id is not submitted again")
     submit.add_argument("--delay", type=float, help="seconds to hold the job")
     submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
     status = commands.add_parser("status", help="show a job, or the latest jobs")

@@ -12,6 +12,8 @@ Pools are reached through the ref they introduced themselves with
 ready again, and a dispatch that could not be delivered is queued again at once.
 
 Cron schedules (:mod:`actorwork.scheduler.cron`) fire on the same tick as leases and retries.
+Finished jobs past their retention (:class:`~actorwork.stores.base.Retention`) are
+forgotten by a task of their own, a small batch per transaction, never a live one.
 A Scheduler leads its store before it starts (:mod:`actorwork.scheduler.leadership`); if it
 finds it was taken over, it writes and sends nothing more, sets :attr:`deposed`
 and waits to be stopped.
@@ -95,6 +97,7 @@ from actorwork.scheduler.state import Reply as ReplyEffect
 from actorwork.scheduler.waiters import Gather, Slot, Waiters
 from actorwork.schedules import Schedule
 from actorwork.stores import JobStore, open_store
+from actorwork.stores.base import Retention
 from actorwork.work import WorkRegistry, default_registry
 
 __all__ = ["Scheduler", "SchedulerInbound", "real_clock"]
@@ -128,6 +131,8 @@ _Pending = tuple[list[Effect], Reply | None]
 
 
 _RECENT = 10_000
+#: The most jobs one page of a listing holds, whatever the limit asked.
+_PAGE = 500
 
 
 # Job ids are 128 random bits in hex, like a uuid4's, from a generator seeded by the OS
@@ -158,7 +163,8 @@ class Scheduler(Actor):
     ``restart_grace`` seconds on top of their lease for their pools to reconnect
     (a Pool's reconnect backoff stops growing at 5 s). ``schedules`` are the cron
     schedules of the config; ``leader_lease`` is how long it holds the store without
-    renewing (see :mod:`actorwork.scheduler.leadership`).
+    renewing (see :mod:`actorwork.scheduler.leadership`); ``retention`` how long
+    finished jobs are kept (see :meth:`prune`).
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class Scheduler(Actor):
         restart_grace: float = 5.0,
         schedules: Sequence[Schedule] = (),
         leader_lease: float = 10.0,
+        retention: Retention | None = None,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease!r}")
@@ -193,6 +200,7 @@ class Scheduler(Actor):
         self.restart_grace = restart_grace
         self.schedules = list(schedules)
         self.leader_lease = leader_lease
+        self.retention = retention or Retention()
         self.holder = holder_name()
         self.cron = Cron(self.registry, self.state.submit, self.state.next_seq)
         #: Set when another Scheduler took the store over: this one does nothing more.
@@ -204,6 +212,9 @@ class Scheduler(Actor):
         self._waiters = Waiters()
         #: Views of jobs finished lately, so awaiting a result needs no store read.
         self._recent: OrderedDict[str, JobView] = OrderedDict()
+        #: The jobs the last pruning pass forgot: a retry that read one of them from
+        #: the store before it was forgotten must not bring it back without its history.
+        self._pruned: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -225,6 +236,8 @@ class Scheduler(Actor):
         )
         self.start_soon(self._flush_forever)
         self.start_soon(self._tick_forever)
+        if self.retention.interval > 0:
+            self.start_soon(self._prune_forever)
 
     async def on_stop(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -256,12 +269,15 @@ class Scheduler(Actor):
         state = self.state
         match message:
             case SubmitJob():
+                handle = self.defer_reply()
+                finished = await self._finished(message.job_id)
                 job = self._new_job(message, now)
-                if isinstance(job, SubmitRefusedReply):
-                    return job
-                self._apply(state.submit(job, now), self.defer_reply())
+                if not isinstance(job, SubmitRefusedReply):
+                    self._apply(state.submit(job, now, finished=finished), handle)
+                elif handle is not None:
+                    handle.resolve(job)
             case SubmitJobs(jobs=submits):
-                self._submit_many(submits, now)
+                await self._submit_many(submits, now)
             case GetJob(job_id=job_id):
                 return JobReply(await self._view(job_id))
             case AwaitJob(job_id=job_id, wait=wait):
@@ -277,8 +293,8 @@ class Scheduler(Actor):
                     self._waiters.add(job_id, handle, now.mono + wait)
             case CancelJob() | RetryJob() | DeleteJob():
                 return await self._change(message, now)
-            case ListJobs(status=status, queue=queue, limit=limit):
-                return JobListReply(await self._list(status, queue, limit))
+            case ListJobs(status=status, queue=queue, limit=limit, before=before):
+                return await self._list(status, queue, limit, before)
             case GetAttempts(job_id=job_id):
                 rows = await self.store.attempts(job_id)
                 return AttemptsReply([AttemptRecord(*row) for row in rows])
@@ -304,14 +320,15 @@ class Scheduler(Actor):
                 assert_never(message)
         return None
 
-    def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
+    async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
         gather = None if handle is None else Gather(handle, len(submits))
         for index, submit in enumerate(submits):
             slot = None if gather is None else Slot(gather, index)
+            finished = await self._finished(submit.job_id)
             job = self._new_job(submit, now)
             if not isinstance(job, SubmitRefusedReply):
-                self._apply(self.state.submit(job, now), slot)
+                self._apply(self.state.submit(job, now, finished=finished), slot)
             elif slot is not None:
                 slot.resolve(job)
 
@@ -352,6 +369,8 @@ class Scheduler(Actor):
                 return None
             case RetryJob() if job_id not in state.jobs:
                 stored = await self.store.get(job_id)
+                if job_id in self._pruned:
+                    stored = None
                 if stored is not None and stored.status in ("dead", "failed", "cancelled"):
                     self._apply(state.revive(stored, now), None)
                     await self._reply_after_commit(job_id)
@@ -391,11 +410,8 @@ class Scheduler(Actor):
         timeout = message.timeout if message.timeout is not None else work.timeout
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
-        job_id = message.job_id or new_job_id()
-        if job_id in self.state.jobs:
-            raise ValueError(f"job id {job_id!r} is already in use")
         return Job(
-            id=job_id,
+            id=message.job_id or new_job_id(),
             work=work.name,
             queue=message.queue or work.queue,
             priority=message.priority if message.priority is not None else work.priority,
@@ -411,6 +427,18 @@ class Scheduler(Actor):
             due=message.due,
         )
 
+    async def _finished(self, job_id: str) -> bool:
+        """Whether a submit's own ``job_id`` names a job that is no longer live.
+
+        Only a submit that chose its id asks; the store is read unless the job
+        finished lately. A live job of that id is the pure state's to find.
+        """
+        if not job_id or job_id in self.state.jobs:
+            return False
+        if job_id in self._recent:
+            return True
+        return await self.store.get(job_id) is not None
+
     async def _view(self, job_id: str) -> JobView | None:
         job = self.state.jobs.get(job_id)
         if job is not None:
@@ -421,20 +449,28 @@ class Scheduler(Actor):
         job = await self.store.get(job_id)
         return None if job is None else job.view()
 
-    async def _list(self, status: str | None, queue: str | None, limit: int) -> list[JobView]:
-        stored = await self.store.find(status=status, queue=queue, limit=limit)
+    async def _list(
+        self, status: str | None, queue: str | None, limit: int, before: int | None
+    ) -> JobListReply:
+        """One page of jobs, newest first: the store's, and live ones not stored yet.
+
+        A page holds at most ``_PAGE`` jobs; ``next`` leads to the following one.
+        """
+        limit = max(0, min(limit, _PAGE))
+        stored = await self.store.find(status=status, queue=queue, limit=limit, before=before)
         live = self.state.jobs
-        views = [(live.get(job.id) or job).view() for job in stored]
-        seen = {view.id for view in views}
-        views += [
-            job.view()
-            for job in live.values()
-            if job.id not in seen
-            and (status is None or job.status == status)
-            and (queue is None or job.queue == queue)
-        ]
-        views.sort(key=lambda view: view.created, reverse=True)
-        return views[:limit]
+        jobs = {job.id: live.get(job.id) or job for job in stored}
+        for job in live.values():
+            if (
+                job.id not in jobs
+                and (before is None or job.seq < before)
+                and (status is None or job.status == status)
+                and (queue is None or job.queue == queue)
+            ):
+                jobs[job.id] = job
+        page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]
+        more = len(page) == limit and limit > 0
+        return JobListReply([job.view() for job in page], next=page[-1].seq if more else None)
 
     async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:
         """Answer the current ask with the job's view once the pending batch is durable."""
@@ -564,6 +600,38 @@ class Scheduler(Actor):
             if time.monotonic() >= renew_at:
                 renew_at = time.monotonic() + self.leader_lease / 3
                 await self._renew()
+
+    async def _prune_forever(self) -> None:
+        while not self.deposed.is_set():
+            await anyio.sleep(self.retention.interval)
+            try:
+                # A full batch means more is expired: the next one at once (each waits
+                # on the store, so other work runs in between).
+                while await self.prune() == self.retention.batch:
+                    pass
+                await self.store.reclaim()
+            except LeadershipLost as exc:
+                self._depose(str(exc))
+            except ActorworkError as exc:
+                log.warning("prune_failed", error=str(exc))
+
+    async def prune(self) -> int:
+        """Forget one batch of finished jobs past their retention; how many it forgot.
+
+        The store chooses them (reading only); those live here — retried since — are
+        left out, and the store deletes a job only if its row is still terminal.
+        """
+        rules = self.retention.rules(self.registry.get(name) for name in self.registry.names())
+        now = self.clock()
+        expired = await self.store.expired(rules, now.wall, self.retention.batch)
+        forgotten = [job_id for job_id in expired if job_id not in self.state.jobs]
+        self._pruned = set(forgotten)
+        if forgotten:
+            await self.store.apply([Forget(job_id) for job_id in forgotten])
+            for job_id in forgotten:
+                self._recent.pop(job_id, None)
+            log.debug("pruned", jobs=len(forgotten))
+        return len(forgotten)
 
     async def _renew(self) -> None:
         epoch = self.store.epoch

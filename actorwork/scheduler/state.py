@@ -171,8 +171,16 @@ class SchedulerState:
     def next_seq(self) -> int:
         return next(self._seq)
 
-    def submit(self, job: Job, now: Now) -> list[Effect]:
-        """Add a validated job; a live job holding its unique key wins instead."""
+    def submit(self, job: Job, now: Now, *, finished: bool = False) -> list[Effect]:
+        """Add a validated job, unless a job of its id or unique key exists already.
+
+        A job whose id is known — live here, or ``finished`` as the store says (the
+        shell looks it up there first) — is answered with that id and
+        ``created=False``, and nothing runs again: a client that retries a submit gets
+        one execution. A live job holding the unique key wins the same way.
+        """
+        if finished or job.id in self.jobs:
+            return [Reply(SubmittedReply(job.id, created=False))]
         if job.unique_key is not None:
             holder = self._unique.get(job.unique_key)
             if holder is not None:

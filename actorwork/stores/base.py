@@ -4,17 +4,27 @@ A store holds the durable state of a job system: one row per job, every attempt'
 result that reached the Scheduler, the cron schedules with their fences, and which
 Scheduler leads (its lease and epoch). The Scheduler keeps its live jobs in memory and
 hands the store batches of :data:`StoreEffect` to make durable, one transaction per
-batch (a group commit). Backends are chosen by URL in :mod:`actorwork.stores.registry`;
+batch (a group commit).
+
+Retention: a store does not grow without bound. :class:`Retention` says how long
+finished jobs are kept, by status and per work; the Scheduler asks the store for a
+small batch of jobs past it (:meth:`JobStore.expired`), forgets those that are not
+live, and lets the store give the space back (:meth:`JobStore.reclaim`). A job is
+forgotten with its results and artifacts, and never while it is live.
+
+Backends are chosen by URL in :mod:`actorwork.stores.registry`;
 :mod:`actorwork.stores.sqlite` is the embedded default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from actorwork.messages import JobKey, JobStatus, JobView, WorkResult
+from actorwork.work import FINISHED, Keep, Work
 
 __all__ = [
     "DropSchedule",
@@ -22,7 +32,9 @@ __all__ = [
     "Job",
     "JobStore",
     "Persist",
+    "PruneRule",
     "Record",
+    "Retention",
     "SaveSchedule",
     "SetFence",
     "StoreEffect",
@@ -103,7 +115,10 @@ class Record:
 
 @dataclass(frozen=True)
 class Forget:
-    """Delete a finished job and its results."""
+    """Delete a finished job, its results and its artifacts.
+
+    A job whose stored row is not terminal (it was retried since) is left alone.
+    """
 
     job_id: str
 
@@ -137,6 +152,73 @@ class SetFence:
 
 
 StoreEffect = Persist | Record | Forget | SaveSchedule | DropSchedule | SetFence
+
+
+# --- retention ----------------------------------------------------------------------------
+
+_DAY = 24.0
+
+
+def _default_keep() -> dict[str, Keep]:
+    return {
+        "succeeded": Keep(hours=_DAY, rows=100_000),
+        "failed": Keep(hours=7 * _DAY),
+        "dead": Keep(hours=7 * _DAY),
+        "cancelled": Keep(hours=_DAY),
+    }
+
+
+class PruneRule(NamedTuple):
+    """Which finished jobs one policy covers: a status, and the works (``only``, or all
+    but ``besides``) whose jobs it keeps as ``keep`` says."""
+
+    status: str
+    keep: Keep
+    only: tuple[str, ...] = ()
+    besides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs stay in the store, and how pruning goes.
+
+    ``keep`` is the policy of each terminal status (a status missing keeps its jobs
+    for ever); a work's own ``keep`` (``@work(keep=...)``) wins for its jobs. Every
+    ``interval`` seconds the Scheduler forgets at most ``batch`` expired jobs per
+    transaction, until none is left; ``interval = 0`` never prunes.
+    """
+
+    keep: Mapping[str, Keep] = field(default_factory=_default_keep)
+    interval: float = 60.0
+    batch: int = 500
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.keep) - set(FINISHED))
+        if unknown:
+            raise ValueError(f"keep status {unknown[0]!r} is not one of: {', '.join(FINISHED)}")
+        if not (math.isfinite(self.interval) and self.interval >= 0):
+            raise ValueError(f"retention interval must be finite and >= 0, got {self.interval!r}")
+        if self.batch < 1:
+            raise ValueError(f"retention batch must be at least 1, got {self.batch!r}")
+
+    def rules(self, works: Iterable[Work]) -> list[PruneRule]:
+        """The rules that cover every finished job, given the works with their own policy."""
+        own: dict[str, dict[str, Keep]] = {}
+        for item in works:
+            for status, keep in item.keep.items():
+                own.setdefault(status, {})[item.name] = keep
+        rules = []
+        for status in FINISHED:
+            special = own.get(status, {})
+            default = self.keep.get(status)
+            if default is not None and (default.hours is not None or default.rows is not None):
+                rules.append(PruneRule(status, default, besides=tuple(sorted(special))))
+            rules += [
+                PruneRule(status, keep, only=(name,))
+                for name, keep in sorted(special.items())
+                if keep.hours is not None or keep.rows is not None
+            ]
+        return rules
 
 
 class JobStore(Protocol):
@@ -203,12 +285,26 @@ class JobStore(Protocol):
         ...
 
     async def get(self, job_id: str) -> Job | None:
-        """One job, live or finished, or None."""
+        """One job, live or finished, or None; its artifacts with their bytes."""
         ...
 
-    async def find(self, *, status: str | None, queue: str | None, limit: int) -> list[Job]:
-        """Jobs by status and queue, newest first, at most ``limit``."""
+    async def find(
+        self, *, status: str | None, queue: str | None, limit: int, before: int | None = None
+    ) -> list[Job]:
+        """Jobs by status and queue, newest (highest ``seq``) first, at most ``limit``;
+        with ``before``, only those whose ``seq`` is lower (the next page).
+
+        Their results carry artifacts as references, without the bytes.
+        """
         ...
+
+    async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
+        """At most ``limit`` ids of finished jobs past their ``rules`` at ``now`` (a wall
+        time), oldest first. Only reads: the Scheduler forgets them (:class:`Forget`)."""
+        ...
+
+    async def reclaim(self) -> None:
+        """Give the space of forgotten jobs back to the file system, a little at a time."""
 
     async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         """Every result stored for a job: (result, committed, note), by attempt."""

@@ -2,7 +2,9 @@
 
 Tables: ``jobs`` (one row per job, rewritten whole on every change), ``results``
 (every attempt's result that reached the Scheduler, committed or not: the history
-that shows a stale attempt was fenced), ``schedules`` (each cron schedule and its
+that shows a stale attempt was fenced; a job's result is its latest committed one,
+kept there only), ``artifact_refs`` (which result names which artifact file, see
+:mod:`actorwork.stores.artifacts`), ``schedules`` (each cron schedule and its
 fence: the latest fire time decided) and ``leader`` (which Scheduler owns the store).
 
 Several Schedulers may share one store; one of them leads and the others wait for
@@ -22,6 +24,10 @@ thread of its own. A small commit without an fsync (a job submitted or finished 
 the system is quiet) runs on the caller's thread instead, through a second connection
 that never waits for a lock: handing it to the thread and back would take longer than
 the commit, and that round trip is most of a lone job's latency.
+
+Space: the file uses incremental auto-vacuum, so :meth:`SQLiteStore.reclaim` gives
+the pages of forgotten jobs back after each pruning pass (a file made before schema
+version 3 is vacuumed once, when it is migrated).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -42,11 +49,13 @@ import structlog
 
 from actorwork.errors import LeadershipLost, StoreError
 from actorwork.messages import TERMINAL, WorkResult
+from actorwork.stores.artifacts import ArtifactFiles, reference
 from actorwork.stores.base import (
     DropSchedule,
     Forget,
     Job,
     Persist,
+    PruneRule,
     Record,
     SaveSchedule,
     SetFence,
@@ -64,7 +73,12 @@ T = TypeVar("T")
 #: Commits of at most this many rows may run on the caller's thread (see the docstring).
 _INLINE_ROWS = 16
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: Pages one step of :meth:`_Database.reclaim` gives back (4 MiB of 4 KiB pages).
+_RECLAIM_PAGES = 1024
+#: The write-ahead log is cut back to this size after a checkpoint.
+_WAL_LIMIT = 64 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -89,6 +103,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -98,6 +113,13 @@ CREATE TABLE IF NOT EXISTS results (
     data BLOB NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS artifact_refs (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (job_id, attempt, sha256)
+);
+CREATE INDEX IF NOT EXISTS artifact_refs_sha256 ON artifact_refs (sha256);
 CREATE TABLE IF NOT EXISTS schedules (
     name TEXT PRIMARY KEY,
     definition BLOB NOT NULL,
@@ -119,6 +141,15 @@ _COLUMNS = (
     "unique_key, due, seq, created, updated, error, progress, progress_message, result"
 )
 
+#: A job's result: its own column in files made before schema version 3 (NULL since),
+#: else its latest committed record.
+_COMMITTED = (
+    "(SELECT data FROM results r WHERE r.job_id = jobs.id AND r.committed = 1 "
+    "ORDER BY r.attempt DESC LIMIT 1)"
+)
+_RESULT = f"COALESCE(result, {_COMMITTED})"
+_SELECT = _COLUMNS.removesuffix("result") + _RESULT
+
 _encoder = msgspec.msgpack.Encoder()
 _result_decoder = msgspec.msgpack.Decoder(WorkResult)
 
@@ -138,8 +169,11 @@ class _Database:
         *,
         inline: bool = False,
         read_only: bool = False,
+        files: ArtifactFiles | None = None,
     ) -> None:
         self.path = path
+        #: Where artifacts live as files; None keeps them inside the results (memory).
+        self.files = files
         #: The leadership epoch every write checks first; None writes unchecked.
         self.epoch: int | None = None
         try:
@@ -157,6 +191,7 @@ class _Database:
                 self.db.execute("SELECT count(*) FROM jobs").fetchone()
             elif inline:
                 self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                self.db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
             else:
                 self._prepare(synchronous)
         except sqlite3.DatabaseError as exc:
@@ -168,27 +203,55 @@ class _Database:
 
     def _prepare(self, synchronous: Synchronous) -> None:
         db = self.db
+        (vacuum,) = db.execute("PRAGMA auto_vacuum").fetchone()
+        if vacuum != 2:  # before the first page is written; an existing file needs a VACUUM
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal" and self.path != ":memory:":
             log.warning("store_not_wal", path=self.path, journal_mode=mode)
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         (check,) = db.execute("PRAGMA quick_check").fetchone()
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check says {check!r}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, 1, SCHEMA_VERSION):  # 1 lacks only tables the schema adds
+        if version not in (0, 1, 2, SCHEMA_VERSION):  # older ones lack what the schema adds
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
             )
+        (tables,) = db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         db.executescript(_SCHEMA)
+        if tables and version < SCHEMA_VERSION:
+            self._migrate(version, vacuum=vacuum != 2)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    def _migrate(self, version: int, *, vacuum: bool) -> None:
+        """Bring a file of schema ``version`` to this one: one copy of each result, and
+        space that can be given back (a one-time VACUUM rewrites the file)."""
+        db = self.db
+        log.info("store_migrating", path=self.path, version=version, to=SCHEMA_VERSION)
+        # A job's own copy of its result goes where the committed record holds the same.
+        db.execute(
+            f"UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND result = {_COMMITTED}"
+        )
+        if vacuum:
+            db.execute("VACUUM")
+
     def apply(self, batch: Batch) -> None:
+        if batch.files and self.files is not None:
+            self.files.write(batch.files)  # durable before the commit that names them
         self.db.execute("BEGIN IMMEDIATE")
         self._write(batch)
 
     def try_apply(self, batch: Batch) -> bool:
-        """:meth:`apply`, or False at once if another connection holds the write lock."""
+        """:meth:`apply`, or False at once if another connection holds the write lock.
+
+        Only for a batch without artifact files or forgotten jobs: those go through
+        the store's thread, one at a time, so a file is never removed while a commit
+        about to name it again is on its way.
+        """
+        assert not batch.files
+        assert not batch.forgotten
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -200,41 +263,81 @@ class _Database:
 
     def _write(self, batch: Batch) -> None:
         """The writes of one batch inside the open transaction, then the commit."""
-        rows, results, forgotten, schedules = batch
         db = self.db
         try:
             if self.epoch is not None:
                 self._check_epoch(self.epoch)
-            if schedules:
-                _write_schedules(db, schedules)
+            if batch.schedules:
+                _write_schedules(db, batch.schedules)
             placeholders = ", ".join("?" * 19)
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
-                rows,
+                batch.rows,
             )
-            # A duplicate delivery never overwrites the first record of an attempt.
-            db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)", results)
-            db.executemany("DELETE FROM jobs WHERE id = ?", forgotten)
-            db.executemany("DELETE FROM results WHERE job_id = ?", forgotten)
+            # A duplicate delivery never overwrites the first record of an attempt; a
+            # record the state commits after all (a late verdict) is marked committed.
+            db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, attempt) "
+                "DO UPDATE SET committed = 1, note = excluded.note, data = excluded.data "
+                "WHERE excluded.committed = 1 AND results.committed = 0",
+                batch.results,
+            )
+            db.executemany("INSERT OR IGNORE INTO artifact_refs VALUES (?, ?, ?)", batch.refs)
+            unreferenced = self._forget(batch.forgotten)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if unreferenced and self.files is not None:
+            self.files.remove(unreferenced)
+
+    def _forget(self, forgotten: list[tuple[str]]) -> list[str]:
+        """Delete finished jobs with their results; the artifact files no longer named.
+
+        A job whose row is not terminal (retried since it was chosen) is left alone.
+        """
+        db = self.db
+        digests: set[str] = set()
+        for (job_id,) in forgotten:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None and row[0] not in TERMINAL:
+                continue
+            digests.update(
+                digest
+                for (digest,) in db.execute(
+                    "SELECT sha256 FROM artifact_refs WHERE job_id = ?", (job_id,)
+                )
+            )
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM artifact_refs WHERE job_id = ?", (job_id,))
+        return [
+            digest
+            for digest in sorted(digests)
+            if db.execute("SELECT 1 FROM artifact_refs WHERE sha256 = ?", (digest,)).fetchone()
+            is None
+        ]
 
     def live_jobs(self) -> list[Job]:
         marks = ", ".join("?" * len(TERMINAL))
         cursor = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq",
+            f"SELECT {_SELECT} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq",
             tuple(TERMINAL),
         )
-        return [_job(row) for row in cursor]
+        return [_job(row, self.files) for row in cursor]
 
     def get(self, job_id: str) -> Job | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _job(row)
+        row = self.db.execute(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row, self.files)
 
-    def find(self, status: str | None, queue: str | None, limit: int) -> list[Job]:
-        clauses, args = [], []
+    def find(
+        self, status: str | None, queue: str | None, limit: int, before: int | None = None
+    ) -> list[Job]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if before is not None:
+            clauses.append("seq < ?")
+            args.append(before)
         if status is not None:
             clauses.append("status = ?")
             args.append(status)
@@ -243,16 +346,57 @@ class _Database:
             args.append(queue)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         cursor = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+            f"SELECT {_SELECT} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
         )
-        return [_job(row) for row in cursor]
+        return [_job(row, None) for row in cursor]
 
     def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         cursor = self.db.execute(
             "SELECT data, committed, note FROM results WHERE job_id = ? ORDER BY attempt",
             (job_id,),
         )
-        return [(_result_decoder.decode(data), bool(c), note) for data, c, note in cursor]
+        return [(_load(data, self.files), bool(c), note) for data, c, note in cursor]
+
+    def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
+        """Ids of finished jobs past their rules, at most ``limit``, oldest first."""
+        found: dict[str, None] = {}
+        for rule in rules:
+            left = limit - len(found)
+            if left <= 0:
+                break
+            where, args = _rule_clause(rule)
+            if rule.keep.rows is not None:
+                edge = self.db.execute(
+                    f"SELECT seq FROM jobs WHERE {where} ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (*args, rule.keep.rows),
+                ).fetchone()
+                if edge is not None:
+                    cursor = self.db.execute(
+                        f"SELECT id FROM jobs WHERE {where} AND seq <= ? ORDER BY seq LIMIT ?",
+                        (*args, edge[0], left),
+                    )
+                    found.update((job_id, None) for (job_id,) in cursor)
+            left = limit - len(found)
+            if rule.keep.hours is not None and left > 0:
+                cutoff = now - rule.keep.hours * 3600.0
+                cursor = self.db.execute(
+                    f"SELECT id FROM jobs WHERE {where} AND updated < ? ORDER BY updated LIMIT ?",
+                    (*args, cutoff, left),
+                )
+                found.update((job_id, None) for (job_id,) in cursor)
+        return list(found)[:limit]
+
+    def reclaim(self, steps: int) -> int:
+        """Give free pages back to the file system, ``_RECLAIM_PAGES`` at a time, at most
+        ``steps`` times; the pages still free after that."""
+        for _ in range(steps):
+            (free,) = self.db.execute("PRAGMA freelist_count").fetchone()
+            if free == 0:
+                return 0
+            # Run to completion: stepped once, as execute() does, it frees one page.
+            self.db.executescript(f"PRAGMA incremental_vacuum({_RECLAIM_PAGES});")
+        (free,) = self.db.execute("PRAGMA freelist_count").fetchone()
+        return int(free)
 
     def _check_epoch(self, epoch: int) -> None:
         found = self.db.execute("SELECT holder, epoch FROM leader WHERE id = 1").fetchone()
@@ -315,32 +459,63 @@ class _Database:
         self.db.close()
 
 
-Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]], list[StoreEffect]]
+@dataclass(slots=True)
+class Batch:
+    """The rows of one batch, and the artifact files its results name (by SHA-256)."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    results: list[tuple[Any, ...]] = field(default_factory=list)
+    forgotten: list[tuple[str]] = field(default_factory=list)
+    schedules: list[StoreEffect] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    refs: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.results) + len(self.forgotten) + len(self.schedules)
 
 
-def prepare(effects: Iterable[object]) -> Batch:
-    """The rows one batch writes, taken on the caller's thread while the jobs hold still."""
+def prepare(effects: Iterable[object], *, files: bool = True) -> Batch:
+    """The rows one batch writes, taken on the caller's thread while the jobs hold still.
+
+    With ``files``, artifacts leave the results for files of their own.
+    """
     rows: dict[str, tuple[Any, ...]] = {}
-    results: list[tuple[Any, ...]] = []
-    forgotten: list[tuple[str]] = []
-    schedules: list[StoreEffect] = []
+    batch = Batch()
     for effect in effects:
         match effect:
             case Persist(job=job):
                 rows[job.id] = _row(job)
             case Record(result=result, committed=committed, note=note):
+                if files:
+                    result, written = reference(result)
+                    batch.files.update(written)
+                    batch.refs += [(result.job_id, result.attempt, d) for d in written]
                 encoded = _encoder.encode(result)
-                results.append(
+                batch.results.append(
                     (result.job_id, result.attempt, result.outcome, int(committed), note, encoded)
                 )
             case Forget(job_id=job_id):
                 rows.pop(job_id, None)
-                forgotten.append((job_id,))
+                batch.forgotten.append((job_id,))
             case SaveSchedule() | DropSchedule() | SetFence():
-                schedules.append(effect)
+                batch.schedules.append(effect)
             case _:
                 pass
-    return list(rows.values()), results, forgotten, schedules
+    batch.rows = list(rows.values())
+    return batch
+
+
+def _rule_clause(rule: PruneRule) -> tuple[str, tuple[object, ...]]:
+    """The WHERE clause (and its arguments) of the jobs one retention rule covers."""
+    clause = "status = ?"
+    args: tuple[object, ...] = (rule.status,)
+    works = rule.only or rule.besides
+    if works:
+        marks = ", ".join("?" * len(works))
+        clause += f" AND work {'IN' if rule.only else 'NOT IN'} ({marks})"
+        args += works
+    return clause, args
 
 
 def _write_schedules(db: sqlite3.Connection, effects: list[StoreEffect]) -> None:
@@ -402,11 +577,17 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.error,
         job.progress,
         job.progress_message,
-        None if job.result is None else _encoder.encode(job.result),
+        None,  # the result is its committed record in ``results``
     )
 
 
-def _job(row: tuple[Any, ...]) -> Job:
+def _load(data: bytes, files: ArtifactFiles | None) -> WorkResult:
+    result = _result_decoder.decode(data)
+    return result if files is None else files.load(result)
+
+
+def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
+    """A job from its row; with ``files``, its artifacts with their bytes."""
     (
         id_,
         work,
@@ -447,7 +628,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         error=error,
         progress=progress,
         progress_message=progress_message,
-        result=None if result is None else _result_decoder.decode(result),
+        result=None if result is None else _load(result, files),
     )
 
 
@@ -460,7 +641,9 @@ class SQLiteStore:
     """The store, used from async code: every call runs on the store's own thread.
 
     ``path`` is a file (created with its directory if missing), ``":memory:"``, or a
-    ``sqlite://`` URL of either (see :mod:`actorwork.stores.registry`).
+    ``sqlite://`` URL of either (see :mod:`actorwork.stores.registry`). Artifacts are
+    files in the directory ``<path>-artifacts`` beside it (inside the results for a
+    memory store).
     Errors of SQLite become :class:`StoreError` naming the file. ``read_only`` opens an
     existing file for the queries only, beside the Scheduler that leads it.
     """
@@ -475,6 +658,9 @@ class SQLiteStore:
         self.path = sqlite_path(str(path))
         self.synchronous = synchronous
         self.read_only = read_only
+        self.files = (
+            None if self.path == ":memory:" else ArtifactFiles(Path(f"{self.path}-artifacts"))
+        )
         self._db: _Database | None = None
         #: The connection for small commits on the caller's thread; None where a commit
         #: fsyncs (``full``) or a second connection would see another database (memory).
@@ -493,15 +679,17 @@ class SQLiteStore:
     async def open(self) -> None:
         if self.read_only:
             self._db = await self._call(
-                lambda: _Database(self.path, self.synchronous, read_only=True)
+                lambda: _Database(self.path, self.synchronous, read_only=True, files=self.files)
             )
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await self._call(_Database, self.path, self.synchronous)
+        self._db = await self._call(
+            lambda: _Database(self.path, self.synchronous, files=self.files)
+        )
         if self.path != ":memory:" and self.synchronous != "full":
             self._inline = await self._call(
-                lambda: _Database(self.path, self.synchronous, inline=True)
+                lambda: _Database(self.path, self.synchronous, inline=True, files=self.files)
             )
         log.debug("store_opened", path=self.path, synchronous=self.synchronous)
 
@@ -521,12 +709,13 @@ class SQLiteStore:
         The rows are taken now, on the event loop, so the jobs may change while the
         commit runs on the store's thread.
         """
-        batch = prepare(effects)
-        rows = sum(len(part) for part in batch)
+        batch = prepare(effects, files=self.files is not None)
+        rows = batch.size
         if rows == 0:
             return
         inline = self._inline
-        if inline is not None and rows <= _INLINE_ROWS:
+        small = rows <= _INLINE_ROWS and not batch.files and not batch.forgotten
+        if inline is not None and small:
             try:
                 if inline.try_apply(batch):
                     return
@@ -570,8 +759,18 @@ class SQLiteStore:
     async def get(self, job_id: str) -> Job | None:
         return await self._run(lambda db: db.get(job_id))
 
-    async def find(self, *, status: str | None, queue: str | None, limit: int) -> list[Job]:
-        return await self._run(lambda db: db.find(status, queue, limit))
+    async def find(
+        self, *, status: str | None, queue: str | None, limit: int, before: int | None = None
+    ) -> list[Job]:
+        return await self._run(lambda db: db.find(status, queue, limit, before))
+
+    async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
+        return await self._run(lambda db: db.expired(rules, now, limit))
+
+    async def reclaim(self, steps: int = 16) -> None:
+        """Give the pages of forgotten jobs back, a few MiB per step, on the store thread."""
+        if not self.read_only:
+            await self._run(lambda db: db.reclaim(steps))
 
     async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         """Every recorded result of a job: (result, committed, note), by attempt."""

@@ -13,7 +13,10 @@ Topologies under test (one config each, the same test code):
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -25,6 +28,8 @@ import pytest
 from actorwork import JobFailed, JobSystem, PayloadError, WorkNotFound
 from actorwork.config import Config, load_config
 from actorwork.errors import FrameTooLarge, JobError, StoreError
+from actorwork.stores.base import Job, Persist
+from actorwork.stores.sqlite import SQLiteStore
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 
@@ -238,6 +243,62 @@ async def test_a_unique_key_returns_the_live_job(open_jobs: OpenJobs) -> None:
         assert third.id != first.id
 
 
+async def test_a_submit_of_a_known_id_runs_once_across_a_restart(tmp_path: Path) -> None:
+    """A client that retries its submit (it timed out, or it restarted) gets one execution,
+    while the job is live, once it finished, and after the Scheduler restarted."""
+    config = _config(tmp_path, "inline")
+    async with JobSystem(config) as jobs:
+        first = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        live = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (first.created, live.created, live.id) == (True, False, "dup-1")
+        done = await first.wait(timeout=60)
+        assert done.result is not None
+        again = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (again.created, again.id) == (False, "dup-1")
+    async with JobSystem(config) as jobs:
+        client = jobs.client
+        assert client is not None
+        again = await jobs.submit("sleep", 0.2, job_id="dup-1")
+        assert (again.created, again.id) == (False, "dup-1")
+        await (await jobs.submit("sleep", 0.0)).wait(timeout=60)  # the pool had its chance
+        view = await client.get("dup-1")
+        assert view.status == "succeeded"
+        assert view.attempt == 1
+        assert view.result is not None
+        assert view.result.started == done.result.started
+        assert [a.result.attempt for a in await client.attempts("dup-1")] == [1]
+
+
+def test_the_cli_submits_a_known_job_id_once(tmp_path: Path) -> None:
+    """``actorwork submit --job-id`` run twice: each run is a Scheduler of its own."""
+    _config(tmp_path, "inline")
+    args = ["--config", str(tmp_path / "actorwork.toml"), "submit", "echo", '"once"']
+    first = _actorwork(*args, "--job-id", "cli-1", "--wait", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "job cli-1 submitted" in first.stdout
+    second = _actorwork(*args, "--job-id", "cli-1", "--wait", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "job cli-1 already exists" in second.stdout
+    assert "status   succeeded after attempt 1 of" in second.stdout
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        runs = db.execute("SELECT attempt FROM results WHERE job_id = 'cli-1'").fetchall()
+    assert runs == [(1,)]
+
+
+def _actorwork(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``actorwork`` command in a process of its own, importing this tree."""
+    root = str(Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "actorwork", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 async def test_a_running_job_is_cancelled_at_its_next_checkin(open_jobs: OpenJobs) -> None:
     async with open_jobs() as jobs:
         handle = await jobs.submit("sleep", 60.0)
@@ -384,6 +445,62 @@ async def test_jobs_submitted_after_a_restart_list_after_the_earlier_ones(tmp_pa
         assert client is not None
         assert [view.id for view in await client.list(limit=1)] == [second.id]
         assert [view.id for view in await client.list(limit=10)] == [second.id, first.id]
+
+
+async def test_jobs_are_listed_a_page_at_a_time(tmp_path: Path) -> None:
+    config = _config(tmp_path, "inline")
+    async with JobSystem(config, pools=False) as jobs:
+        ids = [(await jobs.submit(works.add, works.Pair(i, i))).id for i in range(10)]
+        client = jobs.client
+        assert client is not None
+        newest_first = ids[::-1]
+        assert [view.id async for view in client.iter_jobs(page=3)] == newest_first
+        assert [view.id async for view in client.iter_jobs(page=3, limit=7)] == newest_first[:7]
+        assert [view.id for view in await client.list(limit=4)] == newest_first[:4]
+        queued = [view.id async for view in client.iter_jobs(status="queued", page=4)]
+        assert queued == newest_first
+
+
+def test_status_lists_more_jobs_than_one_frame_holds(tmp_path: Path) -> None:
+    """``actorwork status --limit 100000`` failed with ``message of 41096911 bytes exceeds
+    max_frame_size``: the listing now comes a page at a time."""
+    _config(tmp_path, "inline")
+    count = 50_000  # about 20 MB of views, over the 16 MiB frame cap in one reply
+
+    async def fill() -> None:
+        store = SQLiteStore(tmp_path / "jobs.db")
+        await store.open()
+        try:
+            await store.apply([Persist(_stored_job(f"job-{i:05d}", i)) for i in range(count)])
+        finally:
+            await store.aclose()
+
+    anyio.run(fill)
+    done = _actorwork(
+        "--config", str(tmp_path / "actorwork.toml"), "status", "--limit", "100000", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == count
+    assert lines[0].startswith("job-49999 ")
+    assert lines[-1].startswith("job-00000 ")
+
+
+def _stored_job(job_id: str, seq: int) -> Job:
+    return Job(
+        id=job_id,
+        work="add",
+        queue="default",
+        priority=0,
+        payload=b"\x82\xa1x\x01\xa1y\x02",
+        status="succeeded",
+        attempt=1,
+        max_attempts=1,
+        created=1_700_000_000.0 + seq,
+        updated=1_700_000_000.0 + seq,
+        seq=seq,
+        error="a line of text that a failed job might carry, as views do " * 4,
+    )
 
 
 async def test_jobs_leave_no_reference_cycles_behind(tmp_path: Path) -> None:

@@ -532,6 +532,23 @@ def test_a_unique_key_held_by_a_live_job_returns_that_job(
     assert runs(effects) == [("p", "third", 1)]
 
 
+def test_a_submit_of_a_known_id_returns_that_job_and_runs_nothing(
+    state: SchedulerState, clock: Clock
+) -> None:
+    """A retried submit (the client timed out, or the CLI ran again) is one execution."""
+    start(state, clock, "dup-1")
+    again = state.submit(make_job(state, "dup-1"), clock.now())
+    assert again == [Reply(SubmittedReply("dup-1", created=False))]
+    assert state.jobs["dup-1"].attempt == 1  # the live job goes on untouched
+
+    state.result("p", result("dup-1", 1, "succeeded"), clock.now())
+    state.request_work("p", 1, clock.now())
+    # Finished: the shell found it in the store, and says so.
+    again = state.submit(make_job(state, "dup-1"), clock.now(), finished=True)
+    assert again == [Reply(SubmittedReply("dup-1", created=False))]
+    assert state.jobs == {}
+
+
 def test_cancelling_a_queued_job_ends_it_at_once(state: SchedulerState, clock: Clock) -> None:
     state.submit(make_job(state, "j", unique_key="k"), clock.now())
     effects = state.cancel("j", "not wanted", clock.advance(1))
