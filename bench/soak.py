@@ -41,7 +41,13 @@ STORE_TOLERANCE_MIB = 0.5
 
 def write_config(tmp: Path, address: str, keep: float, pool_size: int) -> Path:
     path = tmp / "actorwork.toml"
-    retention = f"[retention]\nsucceeded = {keep}\nfailed = {keep}\n" if keep > 0 else ""
+    hours = keep / 3600
+    retention = (
+        f"[retention]\nsucceeded = {{ hours = {hours!r} }}\nfailed = {{ hours = {hours!r} }}\n"
+        f"interval = {max(1.0, keep / 6)!r}\n"
+        if keep > 0
+        else ""
+    )
     path.write_text(
         f"""
 [jobs]
