@@ -123,7 +123,7 @@ class JobSystem(AsyncResource):
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")
                 )
-            self.client = Client(system, config.scheduler.address)
+            self.client = await stack.enter_async_context(Client(system, config.scheduler.address))
             self._stack = stack.pop_all()
         return self
 
