@@ -1,6 +1,8 @@
 """actorwork: background work as asyncio actors.
 
-The public API; everything here is re-exported from its home module.
+The public API; everything here is re-exported from its home module. The roles a
+configuration starts (``actorwork.scheduler.Scheduler``, ``actorwork.pool.Pool``,
+``actorwork.worker.Worker``) are imported from their own packages.
 """
 
 from actorwork._version import __version__
@@ -28,15 +30,13 @@ from actorwork.errors import (
     WorkNotFound,
 )
 from actorwork.messages import JobView, LogLine, Message, Terminated, WorkResult
-from actorwork.pool.actor import Pool
+from actorwork.node import Node
 from actorwork.runtime import Actor, ActorRef, ActorSystem, Reply, current_actor
-from actorwork.scheduler.actor import Scheduler
 from actorwork.schedules import Schedule, schedule
 from actorwork.sync import SyncClient, SyncJobHandle
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
 from actorwork.work import Work, WorkContext, work
-from actorwork.worker import Worker
 
 __all__ = [
     "Actor",
@@ -59,15 +59,14 @@ __all__ = [
     "LogLine",
     "Message",
     "MessageRejected",
+    "Node",
     "PayloadError",
-    "Pool",
     "ProtocolError",
     "RemoteActorError",
     "Reply",
     "Schedule",
     "ScheduleError",
     "ScheduleNotFound",
-    "Scheduler",
     "SyncClient",
     "SyncJobHandle",
     "Terminated",
@@ -78,7 +77,6 @@ __all__ = [
     "WorkFailed",
     "WorkNotFound",
     "WorkResult",
-    "Worker",
     "__version__",
     "current_actor",
     "load_config",

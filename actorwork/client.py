@@ -10,7 +10,11 @@
 
 A :class:`Client` talks to the Scheduler actor over any transport. Payloads are
 checked here when this process knows the work (it imported the module that defines
-it), and again by the Scheduler and the worker.
+it), and again by the Scheduler and the worker. It submits inside ``async with``
+(:class:`~actorwork.topology.JobSystem` opens one for you)::
+
+    async with Client(system, "tcp://scheduler:7400") as client:
+        handle = await client.submit(render, page)
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
+import anyio
+import anyio.abc
 import msgspec
 
 from actorwork.errors import (
@@ -83,8 +90,14 @@ _PAGE = 500
 _BATCH_BYTES = 256 * 1024
 
 
-class Client:
-    """Submits jobs to the Scheduler at ``scheduler`` (an address or a ref) via ``system``."""
+class Client(anyio.abc.AsyncResource):
+    """Submits jobs to the Scheduler at ``scheduler`` (an address or a ref) via ``system``.
+
+    Submits made in one turn of the event loop travel to the Scheduler together, sent
+    by a task of the client's own task group, which lives from ``async with`` to
+    :meth:`aclose`; submitting outside it is a RuntimeError. Queries need no task and
+    work either way.
+    """
 
     def __init__(
         self,
@@ -100,6 +113,32 @@ class Client:
         self.registry = registry or default_registry
         self._ref: ActorRef | None = None if isinstance(scheduler, str) else scheduler
         self._batch: _SubmitBatch | None = None
+        #: Batches not answered yet; a task of ``_task_group`` sends each.
+        self._sending: set[_SubmitBatch] = set()
+        self._stack: AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError(f"the client of {self.scheduler!r} is already open")
+        async with AsyncExitStack() as stack:
+            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._stack = stack.pop_all()
+        return self
+
+    async def aclose(self) -> None:
+        """Stop sending: submits still waiting for the Scheduler's answer fail with a
+        JobError (their jobs may have been stored). Idempotent."""
+        stack, self._stack = self._stack, None
+        task_group, self._task_group = self._task_group, None
+        self._batch = None
+        if stack is not None and task_group is not None:
+            task_group.cancel_scope.cancel()
+            await stack.aclose()
+        # Batches whose task was cancelled while it waited, or before it first ran.
+        sending, self._sending = self._sending, set()
+        for batch in sending:
+            batch.fail(JobError("the client closed before the Scheduler answered this submit"))
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         ref = self._ref
@@ -128,6 +167,11 @@ class Client:
         a job that has not finished returns that job's handle instead (``created`` is
         then False). ``delay`` or ``at`` hold the job until then.
         """
+        if self._task_group is None:
+            raise RuntimeError(
+                f"the client of {self.scheduler!r} is not open; submit inside "
+                "'async with Client(...)' (or through a JobSystem)"
+            )
         name, encoded = self._encode(work, payload)
         if job_id is not None and not _JOB_ID.fullmatch(job_id):
             raise ValueError(
@@ -159,19 +203,23 @@ class Client:
     async def _join_batch(self, message: SubmitJob) -> Any:
         """Send ``message`` with the other submits of this turn of the loop; its reply.
 
-        The batch is sent by a task of its own, and each submitter awaits a future of its
-        own, so a submitter that is cancelled never takes the others' submits down.
+        The batch is sent by a task of the client's task group, which first runs in the
+        next turn of the loop, and each submitter awaits a future of its own, so a
+        submitter that is cancelled never takes the others' submits down.
         """
+        assert self._task_group is not None, "submit() checks that the client is open"
         batch = self._batch
         if batch is None or batch.size + len(message.payload) > _BATCH_BYTES:
             batch = self._batch = _SubmitBatch()
-            asyncio.get_running_loop().call_soon(self._send_batch, batch)
+            self._sending.add(batch)
+            self._task_group.start_soon(self._send_batch, batch)
         return await batch.add(message)
 
-    def _send_batch(self, batch: _SubmitBatch) -> None:
-        if self._batch is batch:
+    async def _send_batch(self, batch: _SubmitBatch) -> None:
+        if self._batch is batch:  # later submits start a batch of their own
             self._batch = None
-        batch.start(self._ask)
+        await batch.send(self._ask)
+        self._sending.discard(batch)
 
     def _encode(self, work: Work | str, payload: Any) -> tuple[str, bytes]:
         if isinstance(work, Work):
@@ -320,11 +368,8 @@ class _SubmitBatch:
         self.size += len(message.payload)
         return reply
 
-    def start(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
-        task = asyncio.ensure_future(self._send(ask))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _send(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
+    async def send(self, ask: Callable[[Message], Awaitable[Any]]) -> None:
+        """Send the batch and answer each submitter; they all get an error if it fails."""
         try:
             if len(self.messages) == 1:
                 replies = [await ask(self.messages[0])]
@@ -332,18 +377,18 @@ class _SubmitBatch:
                 reply = await ask(SubmitJobs(self.messages))
                 assert isinstance(reply, SubmitJobsReply), reply
                 replies = list(reply.replies)
-        except asyncio.CancelledError:
-            for future in self.replies:
-                future.cancel()
-            raise
         except Exception as exc:  # noqa: BLE001 - every submitter of the batch gets it
-            for future in self.replies:
-                if not future.done():  # a cancelled submitter's is
-                    future.set_exception(exc)
+            self.fail(exc)
         else:
             for future, answer in zip(self.replies, replies, strict=True):
                 if not future.done():
                     future.set_result(answer)
+
+    def fail(self, exc: BaseException) -> None:
+        """Answer every submitter still waiting with ``exc``."""
+        for future in self.replies:
+            if not future.done():  # a cancelled submitter's is
+                future.set_exception(exc)
 
 
 class JobHandle:

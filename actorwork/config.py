@@ -61,7 +61,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -124,7 +124,9 @@ class ActorPlacement(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     address: str
 
 
-TOPOLOGIES = ("inline", "local", "distributed")
+#: Where the roles run: see :class:`JobSettings`.
+Topology = Literal["inline", "local", "distributed"]
+TOPOLOGIES: tuple[Topology, ...] = get_args(Topology)
 POOL_KINDS = ("local", "thread", "process", "docker")
 SYNCHRONOUS = ("off", "normal", "full")
 
@@ -138,7 +140,7 @@ class JobSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     Scheduler and Pools run as ``actorwork scheduler`` and ``actorwork pool``.
     """
 
-    topology: str = "inline"
+    topology: Topology = "inline"
     modules: list[str] = []
 
 
@@ -344,6 +346,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> bool:
     return applied
 
 
+#: Settings typed as a Literal, whose choices an error about them lists.
+_CHOICES: dict[str, tuple[str, ...]] = {"jobs.topology": TOPOLOGIES}
+
+
 def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) -> str:
     """Turn msgspec's ``... - at `$.system.port``` into a message naming key and value."""
     text = str(exc)
@@ -357,6 +363,8 @@ def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) 
             value = None
             break
     shown = f" = {value!r}" if value is not None and not isinstance(value, Mapping) else ""
+    if key in _CHOICES:
+        problem = f"{problem}; one of: {', '.join(_CHOICES[key])}"
     return f"{source}: {key or 'top level'}{shown}: {problem}"
 
 
@@ -391,7 +399,6 @@ def _check(config: Config) -> None:
 def _check_jobs(config: Config) -> None:
     where = config.source
     jobs, scheduler = config.jobs, config.scheduler
-    _choice("jobs.topology", jobs.topology, TOPOLOGIES, where)
     _choice("scheduler.synchronous", scheduler.synchronous, SYNCHRONOUS, where)
     _check_address("scheduler.address", scheduler.address, where)
     if jobs.topology == "distributed" and scheduler.address.startswith("inproc:"):

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Self
+
+from anyio.abc import AsyncResource
 
 from actorwork._importing import import_object
 from actorwork.config import Config, SystemSettings
@@ -64,7 +65,7 @@ def make_actor(config: Config, name: str) -> Actor:
     return actor
 
 
-class Node:
+class Node(AsyncResource):
     """Opens this process's actor system and hosts the ``inproc://`` actors."""
 
     def __init__(self, config: Config) -> None:
@@ -85,15 +86,11 @@ class Node:
             self._stack = stack.pop_all()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Close the hosting systems, then this process's system. Idempotent."""
         stack, self._stack = self._stack, None
         if stack is not None:
-            await stack.__aexit__(exc_type, exc, tb)
+            await stack.aclose()
 
     async def host(self, names: list[str] | None = None) -> dict[str, str]:
         """Host actors (by default every one not at an inproc address) at their addresses.

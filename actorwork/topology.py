@@ -20,8 +20,9 @@ scheduler`` listens, and Pools run as ``actorwork pool`` wherever they are.
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Any, Self
+
+from anyio.abc import AsyncResource
 
 from actorwork.client import Client, JobHandle
 from actorwork.config import Config
@@ -98,7 +99,7 @@ async def start_pools(
     return system
 
 
-class JobSystem:
+class JobSystem(AsyncResource):
     """The job system as the configuration lays it out; submit and follow jobs through it."""
 
     def __init__(self, config: Config, *, pools: bool = True) -> None:
@@ -123,17 +124,9 @@ class JobSystem:
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")
                 )
-            self.client = Client(system, config.scheduler.address)
+            self.client = await stack.enter_async_context(Client(system, config.scheduler.address))
             self._stack = stack.pop_all()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the pools, then the Scheduler (pending commits finish). Idempotent."""

@@ -69,10 +69,8 @@ import contextlib
 import cProfile
 import functools
 import gc
-import logging
 import math
 import os
-import platform
 import pstats
 import signal
 import socket
@@ -87,8 +85,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-from _table import format_table
+from _table import (
+    format_rows,
+    host_line,
+    parse_table_arguments,
+    ratio,
+    stdout_to_stderr,
+    table_arguments,
+)
+from _table import quiet_logs as quiet_structlog
 from bench_works import noop
 
 import actorwork as aw
@@ -158,9 +163,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.actor is None or not self.baseline:
-            return None
-        return self.actor / self.baseline
+        return ratio(self.actor, self.baseline)
 
     @property
     def target(self) -> tuple[str, float] | None:
@@ -434,19 +437,6 @@ async def until_ready(client: Client, procs: dict[str, subprocess.Popen[bytes]],
             await asyncio.sleep(0.05)
         else:
             return
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Point fd 1 at stderr for a while, so that children started meanwhile inherit that."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 # --- one topology ----------------------------------------------------------------------------
@@ -731,18 +721,9 @@ def cells(row: Row) -> list[str]:
     ]
 
 
-def notes(rows: list[Row]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        if row.note:
-            seen.setdefault(f"{row.topology}: {row.note}")
-    return list(seen)
-
-
-def format_rows(rows: list[Row], *, markdown: bool) -> str:
-    return format_table(
-        COLUMNS, [cells(row) for row in rows], notes(rows), numeric={2, 3, 4}, markdown=markdown
-    )
+def table(rows: list[Row], *, markdown: bool) -> str:
+    notes = ((row.topology, row.note) for row in rows)
+    return format_rows(COLUMNS, rows, cells, notes, numeric={2, 3, 4}, markdown=markdown)
 
 
 def filesystem(path: str) -> str:
@@ -763,10 +744,8 @@ def filesystem(path: str) -> str:
 
 def describe(sizes: Sizes, synchronous: str) -> list[str]:
     return [
-        f"actorwork {aw.__version__}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"jobs/s: {sizes.throughput:,} jobs ({sizes.process_throughput:,} process) from "
-        f"{SUBMITTERS} submitters; "
+        f"{host_line()}; jobs/s: {sizes.throughput:,} jobs "
+        f"({sizes.process_throughput:,} process) from {SUBMITTERS} submitters; "
         f"latency: {sizes.latency:,} jobs one at a time; best of {sizes.repeat}",
         f"durability: SQLite WAL, synchronous={synchronous}; the Pool's outbox appends "
         f"each result batch to its log and fdatasyncs it; temporary directories on "
@@ -784,22 +763,12 @@ def describe(sizes: Sizes, synchronous: str) -> list[str]:
 def quiet_logs() -> None:
     """Warnings and worse, to stderr, here and in the children: stdout carries the table."""
     os.environ["ACTORWORK_LOG_LEVEL"] = LOG_LEVEL
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    quiet_structlog()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    parser.add_argument("--repeat", type=int, help="runs per cell, best kept (default 3, quick 1)")
-    parser.add_argument(
-        "--only",
-        default=",".join(TOPOLOGIES),
-        help=f"comma-separated topologies (default {','.join(TOPOLOGIES)})",
-    )
+    table_arguments(parser, TOPOLOGIES, "topology")
     parser.add_argument(
         "--synchronous",
         choices=("off", "normal", "full"),
@@ -812,15 +781,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="instead of the table, profile one inline throughput run; write pstats to PATH",
     )
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.only.split(",")) - set(TOPOLOGIES))
-    if unknown:
-        parser.error(
-            f"--only: unknown topology {', '.join(unknown)} (known: {', '.join(TOPOLOGIES)})"
-        )
-    if args.repeat is not None and args.repeat < 1:
-        parser.error(f"--repeat must be at least 1, got {args.repeat}")
-    return args
+    return parse_table_arguments(parser, argv, TOPOLOGIES, "topology")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -837,14 +798,13 @@ def main(argv: list[str] | None = None) -> int:
                 profile_inline(sizes.throughput, sizes.latency, args.synchronous, args.profile)
             )
             return 0
-        selected = [t for t in TOPOLOGIES if t in args.only.split(",")]
-        rows = asyncio.run(run_benchmarks(selected, sizes, args.synchronous))
+        rows = asyncio.run(run_benchmarks(args.only, sizes, args.synchronous))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     print("\n".join(describe(sizes, args.synchronous)))
     print()
-    print(format_rows(rows, markdown=args.markdown))
+    print(table(rows, markdown=args.markdown))
     return 0
 
 

@@ -34,9 +34,6 @@ Docker engine; the header says how many there are.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -48,10 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import structlog
-from _table import format_table
+from _table import format_table, host_line, quiet_logs
 
-import actorwork as aw
 from actorwork import JobSystem
 from actorwork.chromium import PdfRequest, close_browsers, configure
 from actorwork.config import ChromiumSettings, load_config
@@ -169,18 +164,8 @@ def header(args: argparse.Namespace) -> str:
         ["chromium", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return (
-        f"actorwork {aw.__version__}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"{version or 'no local chromium'}; image {ROWS['docker-1'].image}; "
+        f"{host_line()}; {version or 'no local chromium'}; image {ROWS['docker-1'].image}; "
         f"{args.pdfs} PDFs per run, {args.repeat} runs per row"
-    )
-
-
-def quiet_logs() -> None:
-    """Warnings and worse, to stderr: stdout carries the table."""
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
 
 

@@ -47,10 +47,7 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
-import logging
 import multiprocessing
-import os
-import platform
 import struct
 import subprocess
 import sys
@@ -63,8 +60,15 @@ from pathlib import Path
 from typing import assert_never
 
 import msgspec
-import structlog
-from _table import format_table
+from _table import (
+    format_rows,
+    host_line,
+    parse_table_arguments,
+    quiet_logs,
+    ratio,
+    stdout_to_stderr,
+    table_arguments,
+)
 
 import actorwork as aw
 
@@ -158,9 +162,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.actor is None or not self.baseline:
-            return None
-        return self.actor / self.baseline
+        return ratio(self.actor, self.baseline)
 
     @property
     def met(self) -> str:
@@ -562,19 +564,6 @@ async def pipe_sink() -> AsyncIterator[aw.ActorRef]:
             await handle.aclose()
 
 
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Point fd 1 at stderr for a while, so that children started meanwhile inherit that."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def quiet_child(system: aw.ActorSystem) -> None:
     """``init`` hook of the pipe child: its logs would otherwise print debug to our stdout."""
     quiet_logs()
@@ -641,26 +630,16 @@ def cells(row: Row) -> list[str]:
     ]
 
 
-def notes(rows: list[Row]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        if row.note:
-            seen.setdefault(f"{row.transport}: {row.note}")
-    return list(seen)
-
-
-def format_rows(rows: list[Row], *, markdown: bool) -> str:
-    return format_table(
-        COLUMNS, [cells(row) for row in rows], notes(rows), numeric={2, 3, 5}, markdown=markdown
-    )
+def table(rows: list[Row], *, markdown: bool) -> str:
+    notes = ((row.transport, row.note) for row in rows)
+    return format_rows(COLUMNS, rows, cells, notes, numeric={2, 3, 5}, markdown=markdown)
 
 
 def describe(sizes: Sizes) -> str:
     return (
-        f"actorwork {aw.__version__}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"one-way n={sizes.inproc_oneway:,} inproc / {sizes.stream_oneway:,} pipe+sockets, "
-        f"round trips n={sizes.round_trips:,}; best of {sizes.repeat}"
+        f"{host_line()}; one-way n={sizes.inproc_oneway:,} inproc / "
+        f"{sizes.stream_oneway:,} pipe+sockets, round trips n={sizes.round_trips:,}; "
+        f"best of {sizes.repeat}"
     )
 
 
@@ -688,14 +667,6 @@ async def run_benchmarks(selected: list[str], sizes: Sizes) -> list[Row]:
     return rows
 
 
-def quiet_logs() -> None:
-    """Warnings and worse, to stderr: stdout carries the table (and a child's READY line)."""
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-
-
 def serve(args: argparse.Namespace) -> None:
     if args.serve == "raw-pipe":
         serve_raw_pipe(args.fd)
@@ -707,26 +678,13 @@ def serve(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    parser.add_argument("--repeat", type=int, help="runs per cell, best kept (default 3, quick 1)")
-    parser.add_argument(
-        "--only",
-        default=",".join(TRANSPORTS),
-        help=f"comma-separated transports (default {','.join(TRANSPORTS)})",
-    )
+    table_arguments(parser, TRANSPORTS, "transport")
     parser.add_argument(
         "--serve", choices=("raw-stream", "raw-pipe", "actor"), help=argparse.SUPPRESS
     )
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.only.split(",")) - set(TRANSPORTS))
-    if unknown:
-        parser.error(
-            f"--only: unknown transport(s) {', '.join(unknown)} (known: {', '.join(TRANSPORTS)})"
-        )
-    return args
+    return parse_table_arguments(parser, argv, TRANSPORTS, "transport")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -738,11 +696,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = QUICK if args.quick else FULL
     if args.repeat is not None:
         sizes = Sizes(sizes.inproc_oneway, sizes.stream_oneway, sizes.round_trips, args.repeat)
-    selected = [t for t in TRANSPORTS if t in args.only.split(",")]
-    rows = asyncio.run(run_benchmarks(selected, sizes))
+    rows = asyncio.run(run_benchmarks(args.only, sizes))
     print(describe(sizes))
     print()
-    print(format_rows(rows, markdown=args.markdown))
+    print(table(rows, markdown=args.markdown))
 
 
 if __name__ == "__main__":

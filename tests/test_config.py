@@ -84,6 +84,19 @@ def test_bad_values_are_named(
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [("[jobs]\ntopology = 'tpc'\n", {}), ("", {"ACTORWORK_JOBS__TOPOLOGY": "tpc"})],
+)
+def test_an_unknown_topology_lists_the_three(
+    tmp_path: Path, text: str, env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=env)
+    assert "jobs.topology = 'tpc'" in str(caught.value)
+    assert str(caught.value).endswith("one of: inline, local, distributed")
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does-not-exist\.toml"):
         load_config(tmp_path / "does-not-exist.toml", env={})

@@ -49,7 +49,8 @@ def client_pid_line(stdout: str) -> str:
 
 @pytest.mark.parametrize("transport", ["inproc", "unix", "tcp"])
 def test_same_code_moves_with_the_address(transport: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLE)}
+    path = os.pathsep.join(filter(None, [str(EXAMPLE), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     config = EXAMPLE / f"{transport}.toml"
     # Keep parallel runs apart: same scheme, a private socket path or port.
     if transport == "unix":

@@ -36,10 +36,10 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Self
 
 import anyio
+from anyio.abc import AsyncResource
 
 from actorwork.chromium.launch import Launcher, launcher_for, shielded
 from actorwork.chromium.requests import PageRequest, PdfRequest, PngRequest
@@ -60,7 +60,7 @@ _CONTEXT_TIMEOUT = 30.0  # seconds to open or close a render's browser context
 _LEVELS = {"error": "error", "assert": "error", "warning": "warning", "warn": "warning"}
 
 
-class Chromium:
+class Chromium(AsyncResource):
     """One browser (a local process, a container or an endpoint) and renders in it.
 
     An async context manager; :meth:`aclose` is idempotent and leaves nothing
@@ -79,14 +79,6 @@ class Chromium:
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def alive(self) -> bool:

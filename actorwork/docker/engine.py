@@ -19,10 +19,10 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import structlog
+from anyio.abc import AsyncResource
 
 from actorwork.errors import ConfigError, EngineError, EngineUnavailable, ImageNotFound
 
@@ -141,7 +141,7 @@ class ContainerOptions:
         return self.bridge == "tcp" or (self.bridge == "auto" and engine_is_remote())
 
 
-class Engine:
+class Engine(AsyncResource):
     """A connection to the Docker Engine; an async context manager, ``aclose()`` idempotent.
 
     Opening checks that an engine answers (EngineUnavailable otherwise).
@@ -155,14 +155,6 @@ class Engine:
     async def __aenter__(self) -> Self:
         await self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Connect and ask the engine for its version; nothing if already open."""
@@ -183,6 +175,7 @@ class Engine:
         log.debug("engine_opened", where=self.where, version=version.get("Version"))
 
     async def aclose(self) -> None:
+        """Close the connection to the engine. Idempotent."""
         client, self._client = self._client, None
         if client is not None:
             await client.close()

@@ -22,7 +22,6 @@ import itertools
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from functools import partial
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -100,7 +99,7 @@ class _Cell:
         self.task_group.start_soon(guarded)
 
 
-class ActorSystem:
+class ActorSystem(anyio.abc.AsyncResource):
     """A set of actors, plus the connections that link them to other systems.
 
     ``listen`` is an address (or ``None`` to accept no connections); ``transport``
@@ -181,14 +180,6 @@ class ActorSystem:
         self._stack = stack
         log.debug("system_started", system=self.name, address=self.address)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every actor, close every connection and the listener. Idempotent."""

@@ -19,10 +19,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from anyio.abc import TaskStatus
+from anyio.abc import AsyncResource, TaskStatus
 
 from actorwork.addressing import Address
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
@@ -66,8 +65,8 @@ class ConnectionOptions:
             raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout!r}")
 
 
-class Connection(ABC):
-    """A handshaken, bidirectional channel of frames to one peer."""
+class Connection(AsyncResource):
+    """A handshaken, bidirectional channel of frames to one peer; ``async with`` closes it."""
 
     #: The peer's system name, as it announced itself in the handshake.
     peer_name: str = ""
@@ -122,23 +121,15 @@ class Connection(ABC):
     async def aclose(self) -> None:
         """Close the connection. Idempotent; never raises for a broken peer."""
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 ConnectionHandler = Callable[[Connection], Awaitable[None]]
 
 
-class Listener(ABC):
-    """Accepts connections on one address and hands each, handshaken, to a handler."""
+class Listener(AsyncResource):
+    """Accepts connections on one address and hands each, handshaken, to a handler.
+
+    ``async with`` closes it (:meth:`aclose`).
+    """
 
     #: The address peers connect to, with anything chosen at bind time filled in
     #: (for ``tcp://127.0.0.1:0``, the real port).
@@ -158,17 +149,6 @@ class Listener(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Stop accepting. Idempotent. Connections already handed out stay open."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class Transport(ABC):

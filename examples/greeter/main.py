@@ -15,9 +15,9 @@ import sys
 import anyio
 from greeter_actors import Greet
 
+from actorwork import Node
 from actorwork.cli.main import configure_logging
 from actorwork.config import load_config
-from actorwork.node import Node
 
 
 async def main(config_path: str) -> None:

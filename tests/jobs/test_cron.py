@@ -71,7 +71,8 @@ async def running(
     )
     async with ActorSystem("cron") as system:
         ref = await system.spawn(scheduler, name="scheduler")
-        yield scheduler, Client(system, ref)
+        async with Client(system, ref) as client:
+            yield scheduler, client
 
 
 async def test_a_schedule_fires_one_job_per_fire_time(tmp_path: Path) -> None:

@@ -160,8 +160,10 @@ grace = {self.grace}
     async def connected(self) -> AsyncIterator[Client]:
         """A client system connected to the Scheduler (waiting for it to listen)."""
         config = load_config(self.config)
-        async with system_from_settings(config.system, name="test-client") as system:
-            client = Client(system, config.scheduler.address)
+        async with (
+            system_from_settings(config.system, name="test-client") as system,
+            Client(system, config.scheduler.address) as client,
+        ):
 
             async def answers() -> bool:
                 try:

@@ -8,12 +8,16 @@ The fixtures return factories of async context managers instead of running syste
 because an ActorSystem owns an anyio task group, and pytest-asyncio sets a fixture up
 and tears it down in tasks other than the test's: the test enters the context itself,
 so the systems close in the task that opened them, even when the test fails.
+
+The messages and actors more than one test file uses are defined here, once; the test
+files import them relatively (``from .conftest import Echo``), so that this module is
+the one pytest loaded and each message tag is defined once.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +26,55 @@ import anyio
 import pytest
 import structlog.testing
 
-from actorwork import Actor, ActorRef, ActorSystem
+from actorwork import Actor, ActorRef, ActorSystem, Message
 from actorwork.messages import Ping, Pong
 
 TRANSPORTS = ("inproc", "unix", "tcp")
 ROUTES = ("local", *TRANSPORTS)
+
+
+class Echo(Message, tag="test.runtime.echo"):
+    text: str
+
+
+class EchoReply(Message, tag="test.runtime.echo-reply"):
+    text: str
+
+
+class Block(Message, tag="test.runtime.block"):
+    """Handled by holding it until the test sets the actor's ``release`` event."""
+
+
+class Holding(Actor):
+    """Base of the actors that hold a message until the test lets it go.
+
+    ``blocked`` is set once the actor holds one; setting ``release`` lets it go on.
+    """
+
+    def __init__(self) -> None:
+        self.blocked = anyio.Event()
+        self.release = anyio.Event()
+
+    async def hold(self) -> None:
+        self.blocked.set()
+        await self.release.wait()
+
+
+class Outcome:
+    """What an awaitable run in the background returned or raised; ``done`` is then set."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    async def run(self, awaitable: Awaitable[Any]) -> None:
+        try:
+            self.value = await awaitable
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 def _listen_address(scheme: str, tmp_path_factory: pytest.TempPathFactory) -> str:

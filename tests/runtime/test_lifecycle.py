@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
@@ -23,16 +23,10 @@ from actorwork import (
 )
 from actorwork.messages import Ping, Pong
 
+from .conftest import Block, Echo, EchoReply, Holding, Outcome
+
 if TYPE_CHECKING:
-    from conftest import OpenHost, OpenPair
-
-
-class Work(Message, tag="test.lifecycle.work"):
-    text: str
-
-
-class WorkReply(Message, tag="test.lifecycle.work-reply"):
-    text: str
+    from .conftest import OpenHost, OpenPair
 
 
 class Fail(Message, tag="test.lifecycle.fail"):
@@ -43,30 +37,24 @@ class FailStopped(Message, tag="test.lifecycle.fail-stopped"):
     """Handled by raising ActorStopped, as a handler whose own ask failed would."""
 
 
-class Block(Message, tag="test.lifecycle.block"):
-    """Handled by waiting until the test sets the actor's ``release`` event."""
-
-
-class Supervised(Actor):
-    """Answers Work, fails on Fail, blocks on Block; records every on_failure call."""
+class Supervised(Holding):
+    """Answers Echo, fails on Fail, holds Block; records every on_failure call."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.failures: list[tuple[Exception, Message]] = []
-        self.blocked = anyio.Event()
-        self.release = anyio.Event()
 
-    async def receive(self, message: Work | Fail | FailStopped | Block) -> WorkReply:
+    async def receive(self, message: Echo | Fail | FailStopped | Block) -> EchoReply:
         match message:
-            case Work(text=text):
-                return WorkReply(text)
+            case Echo(text=text):
+                return EchoReply(text)
             case Fail(reason=reason):
                 raise ValueError(reason)
             case FailStopped():
                 raise ActorStopped("the actor this handler asked has stopped")
             case Block():
-                self.blocked.set()
-                await self.release.wait()
-                return WorkReply("released")
+                await self.hold()
+                return EchoReply("released")
             case _:
                 assert_never(message)
 
@@ -87,23 +75,6 @@ class Watcher(Actor):
     async def receive(self, message: Terminated) -> None:
         self.terminated.append(message)
         self.notified.set()
-
-
-class Outcome:
-    """What an awaitable run in the background returned or raised; ``done`` is then set."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    async def run(self, awaitable: Awaitable[Any]) -> None:
-        try:
-            self.value = await awaitable
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 def _leaves(error: BaseException) -> Iterator[BaseException]:
@@ -131,7 +102,7 @@ async def test_handler_failure_is_answered_logged_and_survived(
         await worker.tell(Fail("told"))
 
         # The actor goes on with later messages, and the system keeps running.
-        assert await worker.ask(Work("after")) == WorkReply("after")
+        assert await worker.ask(Echo("after")) == EchoReply("after")
         system_actor = await host.ref("_system")
         assert await system_actor.ask(Ping(b"alive")) == Pong(b"alive")
 
@@ -155,7 +126,7 @@ async def test_handler_raising_an_actor_error_reaches_asker_as_remote_actor_erro
         with pytest.raises(RemoteActorError) as info:
             await worker.ask(FailStopped())
         assert info.value.error_type == "ActorStopped"
-        assert await worker.ask(Work("alive")) == WorkReply("alive")
+        assert await worker.ask(Echo("alive")) == EchoReply("alive")
 
 
 async def test_on_failure_raising_stops_the_actor(
@@ -186,7 +157,7 @@ async def test_ask_to_a_stopped_actor_fails(actor_host: OpenHost) -> None:
         # Locally the ref knows its actor stopped; a remote system only knows the name
         # is gone, so it answers ActorNotFound.
         with pytest.raises((ActorStopped, ActorNotFound), match="worker"):
-            await worker.ask(Work("anyone?"))
+            await worker.ask(Echo("anyone?"))
 
 
 # --- stopping with messages pending --------------------------------------------------------
@@ -201,7 +172,7 @@ async def test_queued_asks_fail_when_the_actor_stops(actor_host: OpenHost) -> No
         await actor.blocked.wait()
         queued = [Outcome(), Outcome()]
         for outcome in queued:
-            tg.start_soon(outcome.run, worker.ask(Work("queued")))
+            tg.start_soon(outcome.run, worker.ask(Echo("queued")))
         await host.settle()
 
         stopping = Outcome()
@@ -214,7 +185,7 @@ async def test_queued_asks_fail_when_the_actor_stops(actor_host: OpenHost) -> No
         # The message being handled when stop() came is finished and answered.
         actor.release.set()
         await handled.done.wait()
-        assert handled.value == WorkReply("released")
+        assert handled.value == EchoReply("released")
         await stopping.done.wait()
         assert stopping.error is None
 
@@ -257,7 +228,7 @@ class StartFails(Actor):
     def __init__(self) -> None:
         self.stops = 0
 
-    async def receive(self, message: Work) -> None:
+    async def receive(self, message: Echo) -> None:
         pass
 
     async def on_start(self) -> None:
@@ -271,8 +242,8 @@ class CountsStops(Actor):
     def __init__(self) -> None:
         self.stops = 0
 
-    async def receive(self, message: Work) -> WorkReply:
-        return WorkReply(message.text)
+    async def receive(self, message: Echo) -> EchoReply:
+        return EchoReply(message.text)
 
     async def on_stop(self) -> None:
         self.stops += 1
@@ -289,7 +260,7 @@ async def test_on_start_failure_makes_spawn_fail() -> None:
             system.ref("starter")
         # The name is free again and the system still runs.
         ref = await system.spawn(CountsStops(), name="starter")
-        assert await ref.ask(Work("up")) == WorkReply("up")
+        assert await ref.ask(Echo("up")) == EchoReply("up")
 
 
 async def test_spawn_raises_the_on_start_exception_itself() -> None:
@@ -338,7 +309,7 @@ async def test_watcher_is_told_when_a_remote_system_goes_away(system_pair: OpenP
         assert [t.name for t in watcher.terminated] == ["target"]
         # The ref still names its address; with no one listening it cannot reconnect.
         with pytest.raises(ActorworkError):
-            await target.ask(Work("anyone?"))
+            await target.ask(Echo("anyone?"))
 
 
 async def test_watcher_is_told_when_a_remote_actor_stops(system_pair: OpenPair) -> None:
@@ -370,7 +341,7 @@ async def test_stop_of_a_remote_ref_leaves_a_local_namesake_running(
         with contextlib.suppress(TypeError, ValueError, ActorError):
             await pair.client.stop(remote)
         local = pair.client.ref("worker")
-        assert await local.ask(Work("still here")) == WorkReply("still here")
+        assert await local.ask(Echo("still here")) == EchoReply("still here")
 
 
 # --- clean exit ------------------------------------------------------------------------------
@@ -385,7 +356,7 @@ async def test_no_tasks_are_left_after_the_systems_close(actor_host: OpenHost) -
     before = asyncio.all_tasks()
     async with actor_host() as host:
         worker = await host.spawn(Background(), name="worker")
-        assert await worker.ask(Work("x")) == WorkReply("x")
+        assert await worker.ask(Echo("x")) == EchoReply("x")
         with pytest.raises(RemoteActorError):
             await worker.ask(Fail("boom"))
         await host.spawn(Background(), name="other")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
@@ -20,8 +19,10 @@ from actorwork import (
 from actorwork.errors import MessageEncodeError
 from actorwork.runtime.actor import Reply
 
+from .conftest import Block, Echo, EchoReply, Holding, Outcome
+
 if TYPE_CHECKING:
-    from conftest import OpenHost, OpenPair
+    from .conftest import OpenHost, OpenPair
 
 
 class Note(Message, tag="test.messaging.note"):
@@ -41,18 +42,6 @@ class NotesReply(Message, tag="test.messaging.notes-reply"):
     values: list[int]
 
 
-class Echo(Message, tag="test.messaging.echo"):
-    text: str
-
-
-class EchoReply(Message, tag="test.messaging.echo-reply"):
-    text: str
-
-
-class Block(Message, tag="test.messaging.block"):
-    """Handled by waiting until the test sets the actor's ``release`` event."""
-
-
 class Stranger(Message, tag="test.messaging.stranger"):
     """A message no actor here accepts."""
 
@@ -61,13 +50,12 @@ class Opaque(Message, tag="test.messaging.opaque"):
     value: Any
 
 
-class Worker(Actor):
-    """Records notes, echoes, and blocks on request."""
+class Worker(Holding):
+    """Records notes, echoes, and holds Block."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.notes: list[int] = []
-        self.blocked = anyio.Event()
-        self.release = anyio.Event()
 
     async def receive(
         self, message: Note | Chunk | GetNotes | Echo | Block
@@ -81,28 +69,10 @@ class Worker(Actor):
             case Echo(text=text):
                 return EchoReply(text)
             case Block():
-                self.blocked.set()
-                await self.release.wait()
+                await self.hold()
                 return EchoReply("released")
             case _:
                 assert_never(message)
-
-
-class Outcome:
-    """What an awaitable run in the background returned or raised; ``done`` is then set."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    async def run(self, awaitable: Awaitable[Any]) -> None:
-        try:
-            self.value = await awaitable
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 # --- tell and ask -----------------------------------------------------------------------
@@ -342,16 +312,11 @@ class Relayer(Actor):
                 assert_never(message)
 
 
-class Replier(Actor):
+class Replier(Holding):
     """Answers Echo only once the test releases it."""
 
-    def __init__(self) -> None:
-        self.asked = anyio.Event()
-        self.release = anyio.Event()
-
     async def receive(self, message: Echo) -> EchoReply:
-        self.asked.set()
-        await self.release.wait()
+        await self.hold()
         return EchoReply(message.text)
 
 
@@ -363,7 +328,7 @@ async def test_reply_is_not_stuck_behind_a_full_mailbox(system_pair: OpenPair) -
         replier_ref = await pair.client.spawn(replier, name="replier")
         remote_relayer = await pair.remote("relayer")
         await remote_relayer.tell(Relay(), sender=replier_ref)
-        await replier.asked.wait()  # the relayer is now waiting for the replier's answer
+        await replier.blocked.wait()  # the relayer is now waiting for the replier's answer
         await remote_relayer.tell(Note(1))  # fills the relayer's mailbox
         await remote_relayer.tell(Note(2))  # cannot be delivered until the relayer is done
         replier.release.set()  # the reply is sent on the connection after the notes
@@ -375,18 +340,16 @@ class Trigger(Message, tag="test.messaging.trigger"):
     """Handled by cancelling the task the test stored in the actor."""
 
 
-class Canceller(Actor):
+class Canceller(Holding):
     def __init__(self) -> None:
-        self.blocked = anyio.Event()
-        self.release = anyio.Event()
+        super().__init__()
         self.victim: asyncio.Task[None] | None = None
         self.notes: list[int] = []
 
     async def receive(self, message: Block | Trigger | Note) -> None:
         match message:
             case Block():
-                self.blocked.set()
-                await self.release.wait()
+                await self.hold()
             case Trigger():
                 assert self.victim is not None
                 self.victim.cancel()
