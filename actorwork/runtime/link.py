@@ -10,6 +10,10 @@ nothing is queued ahead of it. When either side ends, the link fails every pendi
 :class:`~actorwork.errors.ActorStopped`, tells watchers of actors behind it that they
 are :class:`~actorwork.messages.Terminated`, and leaves the system.
 
+A peer that asked and waits for the answer may be silent for as long as the answer
+takes: the link tells the transport so (``peer_may_be_silent``), and a listener's
+idle deadline then spares the connection.
+
 A frame that is not an envelope closes the link (the peer is broken or hostile);
 a well-formed envelope with a body that does not decode, or that its recipient does
 not accept, fails only that message — an ask gets a FailureReply naming the problem.
@@ -100,6 +104,9 @@ class Link:
         self._backlog: deque[tuple[Any, Any, Envelope]] = deque()
         self._backlog_wake: asyncio.Future[None] | None = None
         self._backlog_room: asyncio.Future[None] | None = None
+        #: Asks from the peer that it still waits to hear about (their corr ids).
+        self._owed: set[int] = set()
+        connection.peer_may_be_silent = self._peer_waits
 
     def __repr__(self) -> str:
         return f"<Link to {self.peer_name!r} ({self.connection.peer_description})>"
@@ -148,7 +155,12 @@ class Link:
     def forget_ask(self, corr: int) -> None:
         self._pending.pop(corr, None)
 
+    def _peer_waits(self) -> bool:
+        """True while the peer waits for answers from here: its silence is ours."""
+        return bool(self._owed or self._backlog)
+
     def reply(self, corr: int, result: Any) -> None:
+        self._owed.discard(corr)
         if self.closed:
             return
         if result is not None and not isinstance(result, Message):
@@ -163,6 +175,7 @@ class Link:
             self.reply_failure(corr, exc)
 
     def reply_failure(self, corr: int, error: Exception) -> None:
+        self._owed.discard(corr)
         if self.closed:
             return
         raised_by_handler = isinstance(error, RemoteActorError)
@@ -299,6 +312,8 @@ class Link:
             self._watchers[body.name].discard(cell.ref)
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
         item = (body, sender, WireReply(self, envelope.corr) if ask else None)
+        if ask:
+            self._owed.add(envelope.corr)
         backlog = self._backlog
         if not backlog:
             try:
@@ -388,6 +403,7 @@ class Link:
             if reply is not None:
                 reply.fail(ActorStopped("connection closed before the message was delivered"))
         self._backlog.clear()
+        self._owed.clear()
         self.system._forget_link(self)  # noqa: SLF001
         log.debug("link_closed", peer=self.peer_name, reason=self.close_reason)
         for name, watchers in self._watchers.items():

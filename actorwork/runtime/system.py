@@ -45,7 +45,15 @@ from actorwork.runtime.actor import Actor
 from actorwork.runtime.link import Link
 from actorwork.runtime.mailbox import Mailbox
 from actorwork.runtime.ref import ActorRef, LocalRef, RemoteRef, _current
-from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
+from actorwork.transports.base import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    Connection,
+    ConnectionOptions,
+    Listener,
+    Transport,
+)
 from actorwork.transports.registry import resolve_transport
 
 if TYPE_CHECKING:
@@ -110,6 +118,9 @@ class ActorSystem:
     for :meth:`ActorRef.ask`. ``allow_remote_spawn`` lets peers create actors here
     from importable classes (used by child processes, off by default). On close,
     actors get ``stop_grace`` seconds, together, to finish the message in hand.
+    ``idle_timeout``, ``frame_timeout``, ``max_buffered`` and ``max_connections``
+    bound what the peers of its listener may hold (see
+    :class:`~actorwork.transports.base.ConnectionOptions`).
     """
 
     def __init__(
@@ -125,6 +136,10 @@ class ActorSystem:
         ask_timeout: float = 30.0,
         allow_remote_spawn: bool = False,
         stop_grace: float = 5.0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
+        max_buffered: int | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if isinstance(secret, str):
             secret = secret.encode()
@@ -132,6 +147,10 @@ class ActorSystem:
             "name": name,
             "secret": secret or None,
             "handshake_timeout": handshake_timeout,
+            "idle_timeout": idle_timeout,
+            "frame_timeout": frame_timeout,
+            "max_buffered": max_buffered,
+            "max_connections": max_connections,
         }
         if max_frame_size is not None:
             kwargs["max_frame_size"] = max_frame_size

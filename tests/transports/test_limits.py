@@ -289,3 +289,40 @@ async def test_deadlines_and_budget_hold_over_tls(tmp_path: Path, ca: trustme.CA
             assert "frame_timeout=0.3" in str(ends[-1])
         assert served.budget.used == 0
 
+
+def test_the_limits_come_from_the_system_settings(tmp_path: Path) -> None:
+    from actorwork.config import load_config
+    from actorwork.node import system_from_settings
+
+    path = tmp_path / "actorwork.toml"
+    path.write_text(
+        "[system]\nidle_timeout = 0\nframe_timeout = 12.5\n"
+        "max_buffered = 40000000\nmax_connections = 9\n"
+    )
+    options = system_from_settings(load_config(path, env={}).system).options
+    assert (options.idle_timeout, options.frame_timeout) == (None, 12.5)
+    assert (options.buffer_limit, options.max_connections) == (40_000_000, 9)
+    path.write_text("[system]\n")
+    defaults = system_from_settings(load_config(path, env={}).system).options
+    assert defaults == ConnectionOptions(name=defaults.name)
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("idle_timeout = nan", "system.idle_timeout = nan"),
+        ("frame_timeout = -1.0", "system.frame_timeout = -1.0"),
+        ("max_buffered = 1000", "system.max_buffered = 1000"),
+        ("max_connections = 0", "system.max_connections = 0"),
+    ],
+)
+def test_bad_limits_in_the_settings_are_refused_by_name(
+    tmp_path: Path, line: str, named: str
+) -> None:
+    from actorwork.config import load_config
+    from actorwork.errors import ConfigError
+
+    path = tmp_path / "actorwork.toml"
+    path.write_text(f"[system]\n{line}\n")
+    with pytest.raises(ConfigError, match=named):
+        load_config(path, env={})
