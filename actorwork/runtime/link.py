@@ -12,7 +12,9 @@ are :class:`~actorwork.messages.Terminated`, and leaves the system.
 
 A peer that asked and waits for the answer may be silent for as long as the answer
 takes: the link tells the transport so (``peer_may_be_silent``), and a listener's
-idle deadline then spares the connection.
+idle deadline then spares the connection. Watches a peer placed on local actors
+(``WatchActor``) belong to its link and are dropped with it, so peers that come and
+go leave nothing behind.
 
 A frame that is not an envelope closes the link (the peer is broken or hostile);
 a well-formed envelope with a body that does not decode, or that its recipient does
@@ -57,7 +59,7 @@ from actorwork.runtime.ref import (
 )
 
 if TYPE_CHECKING:
-    from actorwork.runtime.system import ActorSystem
+    from actorwork.runtime.system import ActorSystem, _Cell
     from actorwork.transports.base import Connection
 
 __all__ = ["Link"]
@@ -66,6 +68,7 @@ log = structlog.get_logger(__name__)
 
 _HIGH_WATER = 1024  # frames queued before senders wait for the writer
 _BACKLOG = 1024  # deliveries parked behind full mailboxes before the reader stops reading
+_MAX_WATCHES = 4096  # watches one peer may hold on local actors at once
 
 
 class Link:
@@ -106,6 +109,8 @@ class Link:
         self._backlog_room: asyncio.Future[None] | None = None
         #: Asks from the peer that it still waits to hear about (their corr ids).
         self._owed: set[int] = set()
+        #: Watches the peer holds on local actors: dropped when this link ends.
+        self._held_watches: set[tuple[_Cell, ActorRef]] = set()
         connection.peer_may_be_silent = self._peer_waits
 
     def __repr__(self) -> str:
@@ -189,6 +194,26 @@ class Link:
 
     def watch(self, name: str, watcher: ActorRef) -> None:
         self._watchers.setdefault(name, set()).add(watcher)
+
+    def hold_watch(self, cell: _Cell, watcher: ActorRef) -> bool:
+        """Record that ``watcher``, reached over this link, watches ``cell``.
+
+        False if the link is closed (the watch would outlive its watcher) or the peer
+        already holds ``_MAX_WATCHES`` watches; the caller then does not add it.
+        """
+        if self.closed:
+            return False
+        if len(self._held_watches) >= _MAX_WATCHES and (cell, watcher) not in self._held_watches:
+            log.warning(
+                "watch_refused",
+                peer=self.peer_name,
+                actor=cell.name,
+                watcher=watcher.name,
+                reason=f"the peer holds {_MAX_WATCHES} watches already",
+            )
+            return False
+        self._held_watches.add((cell, watcher))
+        return True
 
     # --- running -------------------------------------------------------------------
 
@@ -404,6 +429,9 @@ class Link:
                 reply.fail(ActorStopped("connection closed before the message was delivered"))
         self._backlog.clear()
         self._owed.clear()
+        for cell, watcher in self._held_watches:
+            cell.watchers.discard(watcher)
+        self._held_watches.clear()
         self.system._forget_link(self)  # noqa: SLF001
         log.debug("link_closed", peer=self.peer_name, reason=self.close_reason)
         for name, watchers in self._watchers.items():

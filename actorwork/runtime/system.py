@@ -305,7 +305,7 @@ class ActorSystem:
             cell = self._cells.get(target.name)
             if cell is None or cell.ref is not target:
                 raise ActorNotFound(f"actor {target.name!r} is not running")
-            cell.watchers.add(watcher)
+            self._add_watcher(cell, watcher)
         elif isinstance(target, RemoteRef):
             link = target._link  # noqa: SLF001
             if link is None or link.closed:
@@ -318,6 +318,14 @@ class ActorSystem:
             )
         else:
             raise TypeError(f"cannot watch {target!r}")
+
+    def _add_watcher(self, cell: _Cell, watcher: ActorRef) -> None:
+        """Add ``watcher`` to ``cell``; a watcher bound to a link goes when the link does."""
+        if isinstance(watcher, RemoteRef) and watcher.address is None:
+            link = watcher._link  # noqa: SLF001
+            if link is not None and not link.hold_watch(cell, watcher):
+                return
+        cell.watchers.add(watcher)
 
     async def _notify(self, watcher: ActorRef, message: Terminated) -> None:
         try:
@@ -370,6 +378,10 @@ class ActorSystem:
                 if reply is not None:
                     reply.resolve(result)
             cell.current_reply = None
+            # The sender and the reply hold the message's link: while this waits for the
+            # next message they must not keep a closed one alive.
+            actor._sender = None  # noqa: SLF001
+            del message, sender, reply
             handled += 1
             if handled >= _FAIRNESS:
                 handled = 0
@@ -518,7 +530,7 @@ class _SystemActor(Actor):
                 if cell is None:
                     await watcher.tell(Terminated(name, "not running"))
                 else:
-                    cell.watchers.add(watcher)
+                    self.system._add_watcher(cell, watcher)  # noqa: SLF001
                 return None
             case Ping(payload=payload):
                 return Pong(payload)

@@ -17,6 +17,8 @@ import pytest
 
 from actorwork import Actor, ActorSystem
 from actorwork.messages import Ping, Pong, Terminated
+from actorwork.runtime.link import Link
+from actorwork.runtime.ref import RemoteRef
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -59,6 +61,32 @@ def live(kind: type) -> int:
 
 def listen_address(scheme: str, tmp_path: Path) -> str:
     return f"unix://{tmp_path / 'churn.sock'}" if scheme == "unix" else "tcp://127.0.0.1:0"
+
+
+@pytest.mark.parametrize("scheme", ["unix", "tcp"])
+async def test_a_thousand_watch_and_leave_reconnects_leave_nothing_behind(
+    scheme: str, tmp_path: Path
+) -> None:
+    server = ActorSystem("server", listen=listen_address(scheme, tmp_path))
+    async with server, ActorSystem("client") as client:
+        assert server.address is not None
+        await server.spawn(Target(), name="scheduler")
+        watcher = Watcher()
+        pool = await client.spawn(watcher, name="pool")
+        watched = server._cells["scheduler"]
+        start = (len(watched.watchers), len(server.links), live(Link), live(RemoteRef))
+
+        for _ in range(RECONNECTS):  # what a Pool does each time it reaches the Scheduler
+            link = await client.connect(server.address)
+            client.watch(RemoteRef(client, "scheduler", link=link), pool)
+            # _system handles the watch before this ping: the server now holds it.
+            assert await RemoteRef(client, "_system", link=link).ask(Ping()) == Pong()
+            await link.aclose()
+        del link
+
+        await until(lambda: not server.links and watcher.heard == RECONNECTS)
+        end = (len(watched.watchers), len(server.links), live(Link), live(RemoteRef))
+    assert end == start
 
 
 async def test_a_peer_waiting_for_a_slow_answer_is_not_idle(tmp_path: Path) -> None:
