@@ -57,6 +57,7 @@ the value, and listing the choices where there are some.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -70,7 +71,12 @@ from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memor
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.stores.base import Retention
-from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
+from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE, HEADER
+from actorwork.transports.base import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from actorwork.transports.registry import resolve_transport
 from actorwork.work import Keep
 
@@ -100,6 +106,10 @@ class SystemSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     secret_file: str = ""
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     handshake_timeout: float = 5.0
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT  # 0: peers may stay silent for ever
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT  # 0: a frame may take for ever
+    max_buffered: int = 0  # 0: four frames of max_frame_size, across all connections
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     mailbox_capacity: int = 1024
     ask_timeout: float = 30.0
 
@@ -384,6 +394,7 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"{where}: system.max_frame_size = {system.max_frame_size!r} must be at least 1024"
         )
+    _check_connection_limits(system, where)
     if system.listen:
         _check_address("system.listen", system.listen, where)
     for name, placement in config.actors.items():
@@ -394,6 +405,25 @@ def _check(config: Config) -> None:
                 f"{where}: actors.{name}.factory = {placement.factory!r} must look "
                 "like 'package.module:ClassName'"
             )
+
+
+def _check_connection_limits(system: SystemSettings, where: str) -> None:
+    for key in ("idle_timeout", "frame_timeout"):
+        value = getattr(system, key)
+        if not 0 <= value < math.inf:
+            raise ConfigError(
+                f"{where}: system.{key} = {value!r} must be a number of seconds (0: never)"
+            )
+    least = system.max_frame_size + HEADER.size
+    if system.max_buffered and system.max_buffered < least:
+        raise ConfigError(
+            f"{where}: system.max_buffered = {system.max_buffered!r} must hold one whole "
+            f"frame: at least max_frame_size + {HEADER.size} = {least} (or 0 for four frames)"
+        )
+    if system.max_buffered < 0 or system.max_connections < 1:
+        key = "max_buffered" if system.max_buffered < 0 else "max_connections"
+        value = getattr(system, key)
+        raise ConfigError(f"{where}: system.{key} = {value!r} is too small")
 
 
 def _check_jobs(config: Config) -> None:

@@ -44,6 +44,10 @@ def system_from_settings(
         secret=settings.secret_bytes(),
         max_frame_size=settings.max_frame_size,
         handshake_timeout=settings.handshake_timeout,
+        idle_timeout=settings.idle_timeout or None,
+        frame_timeout=settings.frame_timeout or None,
+        max_buffered=settings.max_buffered or None,
+        max_connections=settings.max_connections,
         mailbox_capacity=settings.mailbox_capacity,
         ask_timeout=settings.ask_timeout,
     )

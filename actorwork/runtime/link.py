@@ -10,6 +10,12 @@ nothing is queued ahead of it. When either side ends, the link fails every pendi
 :class:`~actorwork.errors.ActorStopped`, tells watchers of actors behind it that they
 are :class:`~actorwork.messages.Terminated`, and leaves the system.
 
+A peer that asked and waits for the answer may be silent for as long as the answer
+takes: the link tells the transport so (``peer_may_be_silent``), and a listener's
+idle deadline then spares the connection. Watches a peer placed on local actors
+(``WatchActor``) belong to its link and are dropped with it, so peers that come and
+go leave nothing behind.
+
 A frame that is not an envelope closes the link (the peer is broken or hostile);
 a well-formed envelope with a body that does not decode, or that its recipient does
 not accept, fails only that message — an ask gets a FailureReply naming the problem.
@@ -53,7 +59,7 @@ from actorwork.runtime.ref import (
 )
 
 if TYPE_CHECKING:
-    from actorwork.runtime.system import ActorSystem
+    from actorwork.runtime.system import ActorSystem, _Cell
     from actorwork.transports.base import Connection
 
 __all__ = ["Link"]
@@ -62,6 +68,7 @@ log = structlog.get_logger(__name__)
 
 _HIGH_WATER = 1024  # frames queued before senders wait for the writer
 _BACKLOG = 1024  # deliveries parked behind full mailboxes before the reader stops reading
+_MAX_WATCHES = 4096  # watches one peer may hold on local actors at once
 
 
 class Link:
@@ -100,6 +107,11 @@ class Link:
         self._backlog: deque[tuple[Any, Any, Envelope]] = deque()
         self._backlog_wake: asyncio.Future[None] | None = None
         self._backlog_room: asyncio.Future[None] | None = None
+        #: Asks from the peer that it still waits to hear about (their corr ids).
+        self._owed: set[int] = set()
+        #: Watches the peer holds on local actors: dropped when this link ends.
+        self._held_watches: set[tuple[_Cell, ActorRef]] = set()
+        connection.peer_may_be_silent = self._peer_waits
 
     def __repr__(self) -> str:
         return f"<Link to {self.peer_name!r} ({self.connection.peer_description})>"
@@ -148,7 +160,12 @@ class Link:
     def forget_ask(self, corr: int) -> None:
         self._pending.pop(corr, None)
 
+    def _peer_waits(self) -> bool:
+        """True while the peer waits for answers from here: its silence is ours."""
+        return bool(self._owed or self._backlog)
+
     def reply(self, corr: int, result: Any) -> None:
+        self._owed.discard(corr)
         if self.closed:
             return
         if result is not None and not isinstance(result, Message):
@@ -163,6 +180,7 @@ class Link:
             self.reply_failure(corr, exc)
 
     def reply_failure(self, corr: int, error: Exception) -> None:
+        self._owed.discard(corr)
         if self.closed:
             return
         raised_by_handler = isinstance(error, RemoteActorError)
@@ -176,6 +194,26 @@ class Link:
 
     def watch(self, name: str, watcher: ActorRef) -> None:
         self._watchers.setdefault(name, set()).add(watcher)
+
+    def hold_watch(self, cell: _Cell, watcher: ActorRef) -> bool:
+        """Record that ``watcher``, reached over this link, watches ``cell``.
+
+        False if the link is closed (the watch would outlive its watcher) or the peer
+        already holds ``_MAX_WATCHES`` watches; the caller then does not add it.
+        """
+        if self.closed:
+            return False
+        if len(self._held_watches) >= _MAX_WATCHES and (cell, watcher) not in self._held_watches:
+            log.warning(
+                "watch_refused",
+                peer=self.peer_name,
+                actor=cell.name,
+                watcher=watcher.name,
+                reason=f"the peer holds {_MAX_WATCHES} watches already",
+            )
+            return False
+        self._held_watches.add((cell, watcher))
+        return True
 
     # --- running -------------------------------------------------------------------
 
@@ -299,6 +337,8 @@ class Link:
             self._watchers[body.name].discard(cell.ref)
         sender = self._sender_ref(envelope.sender) if envelope.sender else None
         item = (body, sender, WireReply(self, envelope.corr) if ask else None)
+        if ask:
+            self._owed.add(envelope.corr)
         backlog = self._backlog
         if not backlog:
             try:
@@ -388,6 +428,10 @@ class Link:
             if reply is not None:
                 reply.fail(ActorStopped("connection closed before the message was delivered"))
         self._backlog.clear()
+        self._owed.clear()
+        for cell, watcher in self._held_watches:
+            cell.watchers.discard(watcher)
+        self._held_watches.clear()
         self.system._forget_link(self)  # noqa: SLF001
         log.debug("link_closed", peer=self.peer_name, reason=self.close_reason)
         for name, watchers in self._watchers.items():

@@ -44,7 +44,15 @@ from actorwork.runtime.actor import Actor
 from actorwork.runtime.link import Link
 from actorwork.runtime.mailbox import Mailbox
 from actorwork.runtime.ref import ActorRef, LocalRef, RemoteRef, _current
-from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
+from actorwork.transports.base import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    Connection,
+    ConnectionOptions,
+    Listener,
+    Transport,
+)
 from actorwork.transports.registry import resolve_transport
 
 if TYPE_CHECKING:
@@ -109,6 +117,9 @@ class ActorSystem(anyio.abc.AsyncResource):
     for :meth:`ActorRef.ask`. ``allow_remote_spawn`` lets peers create actors here
     from importable classes (used by child processes, off by default). On close,
     actors get ``stop_grace`` seconds, together, to finish the message in hand.
+    ``idle_timeout``, ``frame_timeout``, ``max_buffered`` and ``max_connections``
+    bound what the peers of its listener may hold (see
+    :class:`~actorwork.transports.base.ConnectionOptions`).
     """
 
     def __init__(
@@ -124,6 +135,10 @@ class ActorSystem(anyio.abc.AsyncResource):
         ask_timeout: float = 30.0,
         allow_remote_spawn: bool = False,
         stop_grace: float = 5.0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
+        max_buffered: int | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if isinstance(secret, str):
             secret = secret.encode()
@@ -131,6 +146,10 @@ class ActorSystem(anyio.abc.AsyncResource):
             "name": name,
             "secret": secret or None,
             "handshake_timeout": handshake_timeout,
+            "idle_timeout": idle_timeout,
+            "frame_timeout": frame_timeout,
+            "max_buffered": max_buffered,
+            "max_connections": max_connections,
         }
         if max_frame_size is not None:
             kwargs["max_frame_size"] = max_frame_size
@@ -277,7 +296,7 @@ class ActorSystem(anyio.abc.AsyncResource):
             cell = self._cells.get(target.name)
             if cell is None or cell.ref is not target:
                 raise ActorNotFound(f"actor {target.name!r} is not running")
-            cell.watchers.add(watcher)
+            self._add_watcher(cell, watcher)
         elif isinstance(target, RemoteRef):
             link = target._link  # noqa: SLF001
             if link is None or link.closed:
@@ -290,6 +309,14 @@ class ActorSystem(anyio.abc.AsyncResource):
             )
         else:
             raise TypeError(f"cannot watch {target!r}")
+
+    def _add_watcher(self, cell: _Cell, watcher: ActorRef) -> None:
+        """Add ``watcher`` to ``cell``; a watcher bound to a link goes when the link does."""
+        if isinstance(watcher, RemoteRef) and watcher.address is None:
+            link = watcher._link  # noqa: SLF001
+            if link is not None and not link.hold_watch(cell, watcher):
+                return
+        cell.watchers.add(watcher)
 
     async def _notify(self, watcher: ActorRef, message: Terminated) -> None:
         try:
@@ -342,6 +369,10 @@ class ActorSystem(anyio.abc.AsyncResource):
                 if reply is not None:
                     reply.resolve(result)
             cell.current_reply = None
+            # The sender and the reply hold the message's link: while this waits for the
+            # next message they must not keep a closed one alive.
+            actor._sender = None  # noqa: SLF001
+            del message, sender, reply
             handled += 1
             if handled >= _FAIRNESS:
                 handled = 0
@@ -490,7 +521,7 @@ class _SystemActor(Actor):
                 if cell is None:
                     await watcher.tell(Terminated(name, "not running"))
                 else:
-                    cell.watchers.add(watcher)
+                    self.system._add_watcher(cell, watcher)  # noqa: SLF001
                 return None
             case Ping(payload=payload):
                 return Pong(payload)

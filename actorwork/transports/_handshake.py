@@ -37,10 +37,16 @@ from actorwork.errors import (
 )
 from actorwork.transports.base import ConnectionOptions
 
-__all__ = ["PROTOCOL_VERSION", "FrameChannel", "client_handshake", "server_handshake"]
+__all__ = [
+    "HANDSHAKE_FRAME_CAP",
+    "PROTOCOL_VERSION",
+    "FrameChannel",
+    "client_handshake",
+    "server_handshake",
+]
 
 PROTOCOL_VERSION = 1
-_HANDSHAKE_FRAME_CAP = 1024
+HANDSHAKE_FRAME_CAP = 1024
 _NONCE_SIZE = 32
 
 
@@ -90,7 +96,7 @@ async def _receive(
     channel: FrameChannel, side: str
 ) -> Hello | Challenge | Proof | Welcome | Refused:
     try:
-        frame = await channel.receive(_HANDSHAKE_FRAME_CAP)
+        frame = await channel.receive(HANDSHAKE_FRAME_CAP)
     except FrameTooLarge as exc:
         raise HandshakeError(f"{side}: oversized handshake frame ({exc})") from exc
     except (EndOfStream, ConnectionBroken) as exc:

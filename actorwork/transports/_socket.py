@@ -11,6 +11,12 @@ The wire layout is the one in ``_framing`` (``HEADER`` then payload), and a head
 checked against the cap before anything is buffered for its body. Reading pauses
 while the reader is busy and more than ``_READ_AHEAD`` bytes wait, so a stuck reader
 pushes back on the peer through the kernel's buffers.
+
+On the accepting side an :class:`~._framing.Intake` keeps the listener's limits: it
+is told of every arrival (one scan of the new headers, one clock read) and a single
+loop timer per connection, moved only when a frame begins, asks it whether the peer
+has been idle or has left a frame unfinished for too long. Reading also pauses while
+the listener's buffer budget has no room for the frame begun.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import structlog
 from anyio.abc import TaskStatus
 
 from actorwork.errors import ConnectionBroken, ConnectionClosed, EndOfStream, FrameTooLarge
-from actorwork.transports._framing import HEADER
+from actorwork.transports._framing import HEADER, BufferBudget, Intake
 from actorwork.transports._handshake import client_handshake
-from actorwork.transports._stream import serve_handshaken
+from actorwork.transports._stream import ConnectionSlots, new_intake, serve_handshaken
 from actorwork.transports.base import (
     Connection,
     ConnectionHandler,
@@ -44,6 +51,8 @@ __all__ = [
     "listening_sockets",
     "open_socket_connection",
 ]
+
+log = structlog.get_logger(__name__)
 
 _READ_AHEAD = 256 * 1024  # bytes buffered for a busy reader before reading pauses
 _WRITE_BATCH = 64 * 1024  # bytes gathered for one write before it is made at once
@@ -76,6 +85,13 @@ class SocketConnection(asyncio.Protocol, Connection):
         self._gone = self._loop.create_future()  # done once connection_lost ran
         #: Called once with this connection when the socket is connected.
         self.on_connected: Callable[[SocketConnection], None] | None = None
+        #: Set on the accepting side: the listener's limits for this connection.
+        self.intake: Intake | None = None
+        self._waiting_room = False  # reading paused until the budget has room
+        self._timer: asyncio.TimerHandle | None = None  # the deadlines' check
+        self._timing = False  # deadlines run (from the end of the handshake on)
+        self._expired: ConnectionBroken | None = None  # why a deadline closed it
+        self._cut = 0  # bytes of an unfinished frame dropped when the peer left
 
     # --- asyncio protocol callbacks ----------------------------------------------------
 
@@ -90,11 +106,13 @@ class SocketConnection(asyncio.Protocol, Connection):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        if self.intake is not None:
+            self._account(self.intake)
         reader = self._reader
         if reader is None or reader.done():
-            if len(self._buffer) - self._pos > _READ_AHEAD and self._transport is not None:
-                self._transport.pause_reading()
+            if len(self._buffer) - self._pos > _READ_AHEAD and not self._reading_paused:
                 self._reading_paused = True
+                self._pause()
             return
         if self._sink is not None and self._offer_to_sink(self._sink):
             return
@@ -104,7 +122,13 @@ class SocketConnection(asyncio.Protocol, Connection):
         return False  # close: a peer that stops sending is done
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = exc or EndOfStream("peer closed the connection")
+        self._lost = self._expired or exc or EndOfStream("peer closed the connection")
+        intake = self.intake
+        if intake is not None:
+            # The rest of an unfinished frame will never come: give its memory back now.
+            self._cut = intake.cut(self._buffer)
+            intake.consumed(self._buffer, self._pos)
+            self._stop_limits(intake)
         for waiter in (self._reader, self._room):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -118,6 +142,86 @@ class SocketConnection(asyncio.Protocol, Connection):
         self._writing_paused = False
         if self._room is not None and not self._room.done():
             self._room.set_result(None)
+
+    # --- limits of an accepted connection ---------------------------------------------
+
+    def _account(self, intake: Intake) -> None:
+        now = self._loop.time()
+        if not intake.received(self._buffer, self._pos, now):
+            self._waiting_room = True
+            self._pause()
+            assert intake.budget is not None
+            intake.budget.wait(self._room_retry)
+        since, limit = intake.frame_since, intake.frame_timeout
+        # A frame began: its deadline may come before the one the timer waits for.
+        if self._timing and since is not None and limit is not None:
+            self._check_by(since + limit)
+
+    def _check_by(self, due: float) -> None:
+        timer = self._timer
+        if timer is None or due < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(due, self._check_deadlines)
+
+    def _room_retry(self) -> bool:
+        """The budget gave room back: take what the frame begun needs, and read on."""
+        intake = self.intake
+        if intake is None or not intake.retry(self._buffer, self._pos):
+            return False
+        self._waiting_room = False
+        self._resume()
+        return True
+
+    def _pause(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+        if self.intake is not None:
+            self.intake.pause(self._loop.time())
+
+    def _resume(self) -> None:
+        if self._reading_paused or self._waiting_room:
+            return
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+        if self.intake is not None:
+            self.intake.resume(self._loop.time())
+
+    def admitted(self) -> None:
+        """The handshake is done: reserve for payload frames and start the deadlines."""
+        intake = self.intake
+        if intake is None or self._lost is not None or self._closed:
+            return
+        intake.cap = self.max_frame_size
+        self._timing = True
+        self._check_deadlines()
+
+    def _check_deadlines(self) -> None:
+        self._timer = None
+        intake = self.intake
+        if intake is None or self._lost is not None or self._closed:
+            return
+        reason, due = intake.overdue(self._loop.time(), self.peer_may_be_silent)
+        if reason is not None:
+            log.warning("connection_expired", peer=self.peer_description, reason=reason)
+            self._expired = ConnectionBroken(reason)
+            if self._transport is not None:
+                self._transport.abort()
+        elif due != float("inf"):
+            self._check_by(due)
+
+    def _stop_limits(self, intake: Intake) -> None:
+        self._timing = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if intake.budget is not None:
+            intake.budget.cancel(self._room_retry)
+
+    def abort(self) -> None:
+        """Drop the socket at once, unread and unwritten (a connection over a limit)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -155,12 +259,17 @@ class SocketConnection(asyncio.Protocol, Connection):
         return frames
 
     def _compact(self) -> None:
+        removed = 0
         if self._pos == len(self._buffer):
+            removed = self._pos
             self._buffer.clear()
             self._pos = 0
         elif self._pos > len(self._buffer) // 2:
+            removed = self._pos
             del self._buffer[: self._pos]
             self._pos = 0
+        if self.intake is not None:
+            self.intake.consumed(self._buffer, self._pos, removed)
 
     async def _receive(self, cap: int, limit: int, sink: FrameSink | None) -> list[bytes]:
         while True:
@@ -172,9 +281,9 @@ class SocketConnection(asyncio.Protocol, Connection):
                 return frames
             if self._lost is not None:
                 raise self._receive_error(self._lost)
-            if self._reading_paused and self._transport is not None:
-                self._transport.resume_reading()
+            if self._reading_paused:
                 self._reading_paused = False
+                self._resume()
             self._reader = self._loop.create_future()
             self._sink, self._sink_cap = sink, cap
             try:
@@ -183,7 +292,9 @@ class SocketConnection(asyncio.Protocol, Connection):
                 self._reader = self._sink = None
 
     def _receive_error(self, lost: Exception) -> Exception:
-        buffered = len(self._buffer) - self._pos
+        if isinstance(lost, ConnectionBroken):
+            return lost
+        buffered = len(self._buffer) - self._pos + self._cut
         if isinstance(lost, EndOfStream):
             if buffered:
                 return ConnectionBroken(
@@ -276,6 +387,11 @@ class SocketConnection(asyncio.Protocol, Connection):
         for waiter in (self._reader, self._room):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+        self._buffer = bytearray()  # nothing is read after aclose: its memory goes back now
+        self._pos = 0
+        if self.intake is not None:
+            self._stop_limits(self.intake)
+            self.intake.release()
         if transport is not None:
             with anyio.CancelScope(shield=True):
                 await self._gone
@@ -339,6 +455,8 @@ class SocketListener(Listener):
         self._on_close = on_close
         self._closed = anyio.Event()
         self.address = address
+        self.slots = ConnectionSlots(options.max_connections, address)
+        self.budget = BufferBudget(options.buffer_limit)
 
     async def serve(
         self,
@@ -350,10 +468,14 @@ class SocketListener(Listener):
         async with anyio.create_task_group() as tg:
 
             def accepted(connection: SocketConnection) -> None:
-                tg.start_soon(self._serve_one, connection, handler)
+                if self.slots.take(connection.peer_description):
+                    tg.start_soon(self._serve_one, connection, handler)
+                else:
+                    connection.abort()
 
             def factory() -> SocketConnection:
                 connection = SocketConnection(self._options.max_frame_size)
+                connection.intake = new_intake(self._options, self.budget, loop.time())
                 connection.on_connected = accepted
                 return connection
 
@@ -373,9 +495,12 @@ class SocketListener(Listener):
 
     async def _serve_one(self, connection: SocketConnection, handler: ConnectionHandler) -> None:
         description = connection.peer_description or self.address
-        await serve_handshaken(
-            connection, self._options, handler, address=self.address, description=description
-        )
+        try:
+            await serve_handshaken(
+                connection, self._options, handler, address=self.address, description=description
+            )
+        finally:
+            self.slots.give_back()
 
     def _stop(self) -> None:
         for server in self._servers:

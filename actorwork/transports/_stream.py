@@ -1,7 +1,10 @@
 """A connection and a listener over any anyio byte stream, shared by unix, tcp and pipe.
 
 The scheme modules only open sockets; framing, the handshake, the deadline and the
-translation of errors happen here, once.
+translation of errors happen here, once. Listeners here and in ``_socket`` share the
+limits on what accepted peers may hold: ``max_connections`` at once (more are closed
+as they come, with a logged reason), and a :class:`~._framing.BufferBudget` of
+``options.buffer_limit`` bytes with idle and frame deadlines (see ``_framing``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import structlog
 from anyio.abc import TaskStatus
 
 from actorwork.errors import HandshakeError, TransportError
-from actorwork.transports._framing import FramedStream
-from actorwork.transports._handshake import client_handshake, server_handshake
+from actorwork.transports._framing import BufferBudget, FramedStream, Intake
+from actorwork.transports._handshake import HANDSHAKE_FRAME_CAP, client_handshake, server_handshake
 from actorwork.transports.base import (
     Connection,
     ConnectionHandler,
@@ -27,9 +30,11 @@ from actorwork.transports.base import (
 )
 
 __all__ = [
+    "ConnectionSlots",
     "StreamConnection",
     "StreamListener",
     "describe_stream",
+    "new_intake",
     "open_stream_connection",
     "serve_handshaken",
     "serve_stream",
@@ -51,6 +56,48 @@ def describe_stream(stream: anyio.abc.ByteStream) -> str:
     return str(remote) if remote else ""
 
 
+class ConnectionSlots:
+    """How many connections one listener holds, against ``max_connections``."""
+
+    __slots__ = ("address", "held", "limit")
+
+    def __init__(self, limit: int, address: str) -> None:
+        self.limit = limit
+        self.address = address
+        self.held = 0
+
+    def take(self, peer: str) -> bool:
+        """Count one more connection; False (and a logged reason) if none is left."""
+        if self.held >= self.limit:
+            log.warning(
+                "connection_refused",
+                address=self.address,
+                peer=peer,
+                reason=f"max_connections={self.limit} reached",
+            )
+            return False
+        self.held += 1
+        return True
+
+    def give_back(self) -> None:
+        self.held -= 1
+
+
+def new_intake(options: ConnectionOptions, budget: BufferBudget, now: float) -> Intake:
+    """The limits of ``options`` for one accepted connection, charged to ``budget``.
+
+    Until the handshake is done the intake reserves room for handshake frames only, so
+    a peer that has not yet proved anything cannot book the budget with a large header.
+    """
+    return Intake(
+        budget,
+        cap=HANDSHAKE_FRAME_CAP,
+        idle_timeout=options.idle_timeout,
+        frame_timeout=options.frame_timeout,
+        now=now,
+    )
+
+
 class StreamConnection(Connection):
     """Frames over a byte stream, after a completed handshake."""
 
@@ -63,6 +110,14 @@ class StreamConnection(Connection):
     def max_frame_size(self) -> int:
         return self._framed.max_frame_size
 
+    @property
+    def peer_may_be_silent(self) -> Callable[[], bool] | None:
+        return self._framed.peer_may_be_silent
+
+    @peer_may_be_silent.setter
+    def peer_may_be_silent(self, value: Callable[[], bool] | None) -> None:
+        self._framed.peer_may_be_silent = value
+
     async def send(self, frame: bytes) -> None:
         await self._framed.send(frame)
 
@@ -71,6 +126,11 @@ class StreamConnection(Connection):
 
     async def receive(self, max_frame_size: int | None = None) -> bytes:
         return await self._framed.receive(max_frame_size)
+
+    def admitted(self) -> None:
+        """The handshake is done: payload frames up to the cap may now be reserved for."""
+        if self._framed.intake is not None:
+            self._framed.intake.cap = self._framed.max_frame_size
 
     async def receive_many(self, sink: FrameSink | None = None) -> list[bytes]:
         return await self._framed.receive_many()
@@ -120,6 +180,8 @@ class StreamListener(Listener):
         self._on_close = on_close
         self._closed = False
         self.address = address
+        self.slots = ConnectionSlots(options.max_connections, address)
+        self.budget = BufferBudget(options.buffer_limit)
 
     async def serve(
         self,
@@ -147,17 +209,25 @@ class StreamListener(Listener):
                 log.warning("accept_failed", address=self.address, error=repr(exc))
                 await anyio.sleep(0.1)
                 continue
+            if not self.slots.take(describe_stream(stream)):
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                continue
             tg.start_soon(self._serve_one, stream, handler)
 
     async def _serve_one(self, stream: anyio.abc.ByteStream, handler: ConnectionHandler) -> None:
-        await serve_stream(
-            stream,
-            self._options,
-            handler,
-            address=self.address,
-            description=describe_stream(stream) or self.address,
-            wrap=self._wrap,
-        )
+        try:
+            await serve_stream(
+                stream,
+                self._options,
+                handler,
+                address=self.address,
+                description=describe_stream(stream) or self.address,
+                wrap=self._wrap,
+                intake=new_intake(self._options, self.budget, anyio.current_time()),
+            )
+        finally:
+            self.slots.give_back()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -188,9 +258,12 @@ async def serve_stream(
     address: str,
     description: str,
     wrap: StreamWrapper | None = None,
+    intake: Intake | None = None,
 ) -> None:
     """Server side of one accepted stream: wrap, then as :func:`serve_handshaken`."""
-    framed = FramedStream(stream, max_frame_size=options.max_frame_size)
+    framed = FramedStream(
+        stream, max_frame_size=options.max_frame_size, intake=intake, description=description
+    )
     if wrap is not None:
         try:
             with anyio.fail_after(options.handshake_timeout):
@@ -225,6 +298,7 @@ async def serve_handshaken(
         except _REFUSALS as exc:
             _log_refusal(address, description, exc)
             return
+        connection.admitted()
         try:
             await handler(connection)
         except Exception:

@@ -16,6 +16,7 @@ Contract shared by every transport, checked by :mod:`actorwork.testing`:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,9 +25,12 @@ from typing import ClassVar
 from anyio.abc import AsyncResource, TaskStatus
 
 from actorwork.addressing import Address
-from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE
+from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE, HEADER
 
 __all__ = [
+    "DEFAULT_FRAME_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
     "Connection",
     "ConnectionHandler",
     "ConnectionOptions",
@@ -40,6 +44,10 @@ __all__ = [
 #: Runs synchronously wherever the frames arrive (a sender's task, a loop callback),
 #: so it must not block, and it raises only for bugs.
 FrameSink = Callable[[Sequence[bytes]], bool]
+
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_FRAME_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,22 @@ class ConnectionOptions:
     secret: bytes | None = None
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     handshake_timeout: float = 5.0
+    #: A listener closes an accepted connection that sends nothing for this long after
+    #: the handshake (None: never), unless the runtime says the peer may be silent
+    #: (:attr:`Connection.peer_may_be_silent`: it waits for our replies). A Pool
+    #: heartbeats every few seconds and a client's long poll is 20 s, so 60 s leaves
+    #: room for several missed beats.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: A listener closes an accepted connection whose frame, once begun, is not whole
+    #: this much later (None: never); 30 s lets a full 16 MiB frame through at 0.6 MB/s.
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT
+    #: Bytes the connections of one listener may hold in their receive buffers, all
+    #: together; a frame that would pass it waits until others finish. None: four
+    #: frames of ``max_frame_size``.
+    max_buffered: int | None = None
+    #: Connections one listener holds at once, handshaking or not; more are closed at once.
+    #: Under the common 1024 open files of a process, to leave room for everything else.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         if self.max_frame_size < 1024:
@@ -63,6 +87,24 @@ class ConnectionOptions:
             )
         if not self.handshake_timeout > 0:
             raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout!r}")
+        for key in ("idle_timeout", "frame_timeout"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{key} must be positive and finite (or None), got {value!r}")
+        if self.max_buffered is not None and self.max_buffered < self.max_frame_size + HEADER.size:
+            raise ValueError(
+                f"max_buffered must hold one whole frame (at least max_frame_size + "
+                f"{HEADER.size} = {self.max_frame_size + HEADER.size}), got {self.max_buffered!r}"
+            )
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections!r}")
+
+    @property
+    def buffer_limit(self) -> int:
+        """``max_buffered``, or its default: four frames of ``max_frame_size``."""
+        if self.max_buffered is not None:
+            return self.max_buffered
+        return 4 * (self.max_frame_size + HEADER.size)
 
 
 class Connection(AsyncResource):
@@ -72,6 +114,10 @@ class Connection(AsyncResource):
     peer_name: str = ""
     #: A human-readable description of the other end, for logs.
     peer_description: str = ""
+    #: Set by whoever reads the connection: True while the peer may stay silent for
+    #: longer than ``idle_timeout`` (it waits for our answer), so the listener's idle
+    #: deadline does not close it. Called only when the deadline passes.
+    peer_may_be_silent: Callable[[], bool] | None = None
 
     @abstractmethod
     async def send(self, frame: bytes) -> None:

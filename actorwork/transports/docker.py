@@ -22,11 +22,16 @@ an actor system that connects to ``ADDRESS`` (with the secret in
 ``$ACTORWORK_BRIDGE_SECRET``), lets the other side spawn actors in it, and exits when
 that connection ends. Nothing here imports the Docker client; the containers are the
 pool's business (:mod:`actorwork.pool.containers`).
+
+A bridge's listener keeps every limit of ``ConnectionOptions`` but the idle deadline:
+a container worker waiting for work sends nothing, and the pool that listens owns it
+and notices its end at once (the socket closes).
 """
 
 from __future__ import annotations
 
 import ssl
+from dataclasses import replace
 from typing import ClassVar
 
 import structlog
@@ -92,4 +97,4 @@ class DockerTransport(Transport):
         return await self._pick(address).connect(address, options)
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
-        return await self._pick(address).listen(address, options)
+        return await self._pick(address).listen(address, replace(options, idle_timeout=None))

@@ -6,7 +6,9 @@ what :func:`actorwork.runtime.child.start_child` hands the child; the parent is 
 Guarantees: frames arrive in order and whole; the child's death is seen at once (EOF),
 failing pending asks; the child dies with its parent (``PR_SET_PDEATHSIG`` on Linux,
 and on any platform it exits when the pipe reaches EOF). The same framing and
-handshake as unix and tcp run over it.
+handshake as unix and tcp run over it; the limits a listener sets for strangers
+(idle and frame deadlines, buffer budget, connection cap) do not apply to the one
+inherited pipe, whose peer is the parent, silent while the child has no work.
 
 ::
 
