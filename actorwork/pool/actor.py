@@ -566,9 +566,9 @@ class Pool(Actor):
                 log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
                 self._lost.set()
             return
-        self.state.heartbeat_answered(self.clock())
         if ref is not self._link_to_scheduler:
-            return  # an answer on a link since replaced; its results went out on connect
+            return  # an answer on a link since replaced says nothing of the new one
+        self.state.heartbeat_answered(self.clock())
         unanswered = self.state.unanswered(self.clock())
         if unanswered:
             log.info("results_reported_again", pool=self.name, count=len(unanswered))
