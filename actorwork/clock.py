@@ -10,8 +10,9 @@ an aware datetime in UTC and may jump either way; code that keeps calendar promi
 repeat it and a jump forward does not lose it.
 
 Code takes a :class:`Clock` and reads it at the edge; decisions get the readings as
-arguments. :class:`SystemClock` is the real one; :class:`ManualClock` moves only when a
-test says so, the two readings independently::
+arguments. :class:`SystemClock` is the real one and :func:`system_now` its reading as a
+:class:`Now` (what the Scheduler and the Pool take as their clock); :class:`ManualClock`
+moves only when a test says so, the two readings independently::
 
     clock = ManualClock(wall=datetime(2025, 3, 28, 4, 59, tzinfo=UTC))
     clock.advance(60)                     # both readings move a minute
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "Now", "SystemClock", "system_clock"]
+__all__ = ["Clock", "ManualClock", "Now", "SystemClock", "system_clock", "system_now"]
 
 
 @runtime_checkable
@@ -73,6 +74,14 @@ class SystemClock:
 
 #: The one real clock; components default to it.
 system_clock = SystemClock()
+
+
+def system_now() -> Now:
+    """Now, by the system's clocks: the default clock of the Scheduler and the Pool.
+
+    The same readings as ``Now.read(system_clock)``, without the datetime in between.
+    """
+    return Now(time.monotonic(), time.time())
 
 
 class ManualClock:

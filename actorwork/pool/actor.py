@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import random
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, assert_never
@@ -37,6 +37,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
+from actorwork.clock import Now, system_now
 from actorwork.errors import ActorworkError, AskTimeout
 from actorwork.messages import (
     DrainPool,
@@ -76,7 +77,8 @@ log = structlog.get_logger(__name__)
 
 PoolKind = Literal["local", "thread", "process", "docker"]
 
-#: Heartbeats after which a result reported and not acknowledged is reported again.
+#: Heartbeats after which a result reported and not acknowledged is reported again, and
+#: after which a Scheduler that answered none of them is taken for gone.
 _RESEND_AFTER = 3
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
@@ -104,7 +106,9 @@ class Pool(Actor):
     or a ref to it; ``scheduler_name`` its actor name there. ``outbox`` is the
     directory of unacknowledged results. ``heartbeat`` is how often the Pool
     confirms its running attempts (keep it well under the Scheduler's lease).
-    ``containers`` says what a ``docker`` pool's containers are made of.
+    ``containers`` says what a ``docker`` pool's containers are made of. ``clock``
+    is where the Pool reads the time (the system's clocks unless a test injects one);
+    every timing decision is made by :class:`PoolState` from that reading.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class Pool(Actor):
         reconnect_max: float = 5.0,
         fsync: bool = True,
         containers: ContainerOptions | None = None,
+        clock: Callable[[], Now] = system_now,
     ) -> None:
         if kind not in ("local", "thread", "process", "docker"):
             raise ValueError(
@@ -142,7 +147,11 @@ class Pool(Actor):
         self.containers = containers
         self._fleet: ContainerFleet | None = None  # a docker pool's containers
         self.workers: dict[str, _Worker] = {}
-        self.state = PoolState(name="")  # named in on_start, once the actor has its name
+        self.clock = clock
+        # Named in on_start, once the actor has its name.
+        self.state = PoolState(
+            name="", heartbeat=heartbeat, resend_after=_RESEND_AFTER, timeout_grace=_TIMEOUT_GRACE
+        )
         self._batches = itertools.count()
         self._run_id = secrets.token_hex(4)
         self._link_to_scheduler: ActorRef | None = None
@@ -153,8 +162,8 @@ class Pool(Actor):
         #: Workers come idle since the last RequestWork, sent by _return_credit_forever.
         self._freed = 0
         self._credit_wake = anyio.Event()
-        self._drain_grace: float | None = None  # a later DrainPool's grace, if any
-        self._drain_changed = anyio.Event()  # a slot came free or the grace changed
+        self._drain_changed = anyio.Event()  # a slot came free or the deadline moved
+        self._deadlines_changed = anyio.Event()  # an attempt with a timeout began
         self._writing = False  # a batch of results is being written to the outbox
 
     # --- lifecycle ------------------------------------------------------------------
@@ -175,6 +184,8 @@ class Pool(Actor):
         self.start_soon(self._return_credit_forever)
         self.start_soon(self._connect_forever)
         self.start_soon(self._heartbeat_forever)
+        if self.kind in ("process", "docker"):  # local and thread workers time out alone
+            self.start_soon(self._stop_overdue_forever)
         if self.kind == "docker":
             await self._open_fleet()
         for index in range(self.size):
@@ -253,11 +264,9 @@ class Pool(Actor):
                 for spec in specs:
                     await self._run(spec)
             case DrainPool(grace=grace):
-                if self.draining:
-                    self._drain_grace = grace  # escalate: shorten the grace
-                    self._drain_changed.set()
+                if not self.state.drain(grace, self.clock()):
+                    self._drain_changed.set()  # escalated: the deadline may be nearer
                     return
-                self.state.draining = True
                 self.start_soon(self._drain, grace, self.defer_reply())
             case WorkFinished(result=result):
                 self._finished(result)
@@ -286,16 +295,16 @@ class Pool(Actor):
                 self._persist_wake.set()
 
     async def _run(self, spec: JobSpec) -> None:
-        decision = self.state.assign(spec, time.time())
+        decision = self.state.assign(spec, self.clock())
         if decision is None:
             return  # a duplicate dispatch: one execution per attempt
         if isinstance(decision, WorkResult):
             log.warning("pool_returns_job", pool=self.name, job_id=spec.id, draining=self.draining)
             await self._tell_scheduler(ReportResult(decision))
             return
+        if spec.timeout is not None:
+            self._deadlines_changed.set()
         await self._tell_worker(decision.worker, ExecuteJob(spec))
-        if self.kind in ("process", "docker") and spec.timeout is not None:
-            self.start_soon(self._enforce_timeout, decision)
 
     async def _tell_worker(self, name: str, message: ExecuteJob | StopJob) -> None:
         try:
@@ -325,7 +334,7 @@ class Pool(Actor):
                 await self._tell_scheduler(RequestWork(self.name, freed))
 
     def _lose(self, worker: str, error: str) -> None:
-        lost = self.state.lose(worker, error, time.time())
+        lost = self.state.lose(worker, error, self.clock())
         if lost is not None:
             log.warning(
                 "worker_lost", pool=self.name, worker=worker, job_id=lost.job_id, error=error
@@ -361,16 +370,22 @@ class Pool(Actor):
             return
         self._worker_idle()
 
-    async def _enforce_timeout(self, attempt: Attempt) -> None:
-        """Kill a process worker that overruns its job's timeout by more than a grace."""
-        timeout = attempt.spec.timeout
-        assert timeout is not None
-        await anyio.sleep(timeout + max(_TIMEOUT_GRACE, timeout * 0.1))
-        if attempt in self.state.overdue(time.time(), _TIMEOUT_GRACE):
-            child = self.workers[attempt.worker].child
-            if child is not None:
-                log.warning("worker_killed_after_timeout", pool=self.name, job_id=attempt.spec.id)
-                child.kill()
+    async def _stop_overdue_forever(self) -> None:
+        """Kill a process or container worker whose attempt overran its job's timeout by
+        more than a grace (its death then reports the attempt ``lost``)."""
+        while True:
+            now = self.clock()
+            for attempt in self.state.overdue(now):
+                worker = self.workers.get(attempt.worker)
+                if worker is not None and worker.child is not None:
+                    log.warning(
+                        "worker_killed_after_timeout", pool=self.name, job_id=attempt.spec.id
+                    )
+                    worker.child.kill()
+            deadline = self.state.next_deadline()
+            self._deadlines_changed = anyio.Event()
+            with anyio.move_on_after(None if deadline is None else deadline - now.mono):
+                await self._deadlines_changed.wait()
 
     # --- graceful stop ------------------------------------------------------------------
 
@@ -385,16 +400,13 @@ class Pool(Actor):
                 await ref.tell(ready)
             except ActorworkError:
                 self._lost.set()
-        deadline = time.monotonic() + grace
         while self.state.running:
-            if self._drain_grace is not None:
-                deadline = min(deadline, time.monotonic() + self._drain_grace)
-                self._drain_grace = None
-            self._drain_changed = anyio.Event()
-            with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as waited:
-                await self._drain_changed.wait()
-            if waited.cancelled_caught:
+            left = self.state.drain_left(self.clock())
+            if left <= 0:
                 break
+            self._drain_changed = anyio.Event()
+            with anyio.move_on_after(left):
+                await self._drain_changed.wait()
         returned = await self._hand_back()
         # The results (finished and returned) go out; wait a little for their acks.
         with anyio.move_on_after(max(5.0, self.heartbeat)):
@@ -414,7 +426,7 @@ class Pool(Actor):
 
     async def _hand_back(self) -> int:
         """Stop the attempts still running and report each as ``returned``, once."""
-        ended = self.state.hand_back(time.time())
+        ended = self.state.hand_back(self.clock())
         for attempt, returned in ended:
             # From now on the worker's own result for it is dropped.
             await self._tell_worker(
@@ -453,7 +465,7 @@ class Pool(Actor):
             finally:
                 self._writing = False
                 self._drain_changed.set()
-            self.state.hold(entry, results, time.monotonic())
+            self.state.hold(entry, results, self.clock())
             if results:
                 await self._tell_scheduler(ReportResults(results))
 
@@ -494,6 +506,7 @@ class Pool(Actor):
                 )
                 self._lost = anyio.Event()
                 self._freed = 0  # PoolReady's free count already includes them
+                self.state.linked(self.clock())  # before the heartbeats see the link
                 self._link_to_scheduler = ref
                 await ref.tell(ready)
             except (ActorworkError, OSError) as exc:
@@ -503,7 +516,7 @@ class Pool(Actor):
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
-            undelivered = self.state.to_deliver(time.monotonic())
+            undelivered = self.state.to_deliver(self.clock())
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
             for start in range(0, len(undelivered), _RESEND_BATCH):
                 await self._tell_scheduler(
@@ -521,47 +534,56 @@ class Pool(Actor):
         return ref
 
     async def _heartbeat_forever(self) -> None:
+        """Every ``heartbeat`` seconds, confirm the running attempts whose workers answer.
+
+        Each heartbeat is an ask of its own, so a slow answer still counts when it
+        comes. A connection that stays open while nothing comes through (a half-open
+        TCP connection, a partition, a Scheduler that stopped answering) is noticed by
+        its silence: the link is closed, and the Pool connects again.
+        """
         while True:
             await anyio.sleep(self.heartbeat)
-            if self._link_to_scheduler is None:
+            ref = self._link_to_scheduler
+            if ref is None:
+                continue
+            now = self.clock()
+            if self.state.silent(now):
+                await self._close_silent(ref, now)
                 continue
             alive = await self._responsive()
-            if not await self._heartbeat(PoolHeartbeat(self.name, alive)):
-                continue
-            # A report or its acknowledgement that went missing on a live connection (a
-            # Scheduler that stopped answering, a middlebox): report again; the
-            # Scheduler acknowledges a result it already has without storing it twice.
-            unanswered = self.state.unanswered(time.monotonic(), _RESEND_AFTER * self.heartbeat)
-            if unanswered:
-                log.info("results_reported_again", pool=self.name, count=len(unanswered))
-            for start in range(0, len(unanswered), _RESEND_BATCH):
-                await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
+            self.start_soon(self._heartbeat, ref, PoolHeartbeat(self.name, alive))
 
-    async def _heartbeat(self, beat: PoolHeartbeat) -> bool:
-        """Send a heartbeat and wait for the Scheduler to take it; False if it did not.
-
-        A connection that stays open while nothing comes through (a half-open TCP
-        connection, a partition, a Scheduler that stopped answering) is noticed here:
-        the link is closed, and the Pool connects again.
-        """
-        ref = self._link_to_scheduler
-        if ref is None:
-            return False
+    async def _heartbeat(self, ref: ActorRef, beat: PoolHeartbeat) -> None:
+        """Send one heartbeat; once the Scheduler takes it, report again the results it
+        left unanswered (a report or its acknowledgement went missing on a live link).
+        The Scheduler acknowledges a result it already has without storing it twice."""
         try:
-            await ref.ask(beat, timeout=_RESEND_AFTER * self.heartbeat)
+            await ref.ask(beat, timeout=self.state.patience)
         except AskTimeout:
-            log.warning(
-                "scheduler_unresponsive", pool=self.name, waited=_RESEND_AFTER * self.heartbeat
-            )
-            if isinstance(ref, RemoteRef):
-                await (await ref.link()).aclose("the scheduler stopped answering heartbeats")
-            self._lost.set()
-            return False
+            return  # the silence is the heartbeat loop's to judge
         except ActorworkError as exc:
-            log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
-            self._lost.set()
-            return False
-        return True
+            if ref is self._link_to_scheduler:
+                log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
+                self._lost.set()
+            return
+        if ref is not self._link_to_scheduler:
+            return  # an answer on a link since replaced says nothing of the new one
+        self.state.heartbeat_answered(self.clock())
+        unanswered = self.state.unanswered(self.clock())
+        if unanswered:
+            log.info("results_reported_again", pool=self.name, count=len(unanswered))
+        for start in range(0, len(unanswered), _RESEND_BATCH):
+            await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
+
+    async def _close_silent(self, ref: ActorRef, now: Now) -> None:
+        """The Scheduler answered nothing for a while on an open link: close it."""
+        log.warning(
+            "scheduler_unresponsive", pool=self.name, silent_for=now.mono - self.state.answered
+        )
+        lost = self._lost  # this link's: a link made while closing this one stays
+        if isinstance(ref, RemoteRef):
+            await (await ref.link()).aclose("the scheduler stopped answering heartbeats")
+        lost.set()
 
     async def _responsive(self) -> list[JobKey]:
         """The running attempts whose workers answer: a stopped process earns no lease."""

@@ -32,6 +32,7 @@ from typing import assert_never
 import anyio
 import structlog
 
+from actorwork.clock import system_now
 from actorwork.errors import (
     ActorworkError,
     LeadershipLost,
@@ -100,7 +101,7 @@ from actorwork.stores import JobStore, open_store
 from actorwork.stores.base import Retention
 from actorwork.work import WorkRegistry, default_registry
 
-__all__ = ["Scheduler", "SchedulerInbound", "real_clock"]
+__all__ = ["Scheduler", "SchedulerInbound"]
 
 log = structlog.get_logger(__name__)
 
@@ -147,11 +148,6 @@ def new_job_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
-def real_clock() -> Now:
-    """Now, by the system's clocks (cheaper than reading a :class:`~actorwork.clock.Clock`)."""
-    return Now(time.monotonic(), time.time())
-
-
 class Scheduler(Actor):
     """Queues, leases, retries and results; see the module docstring.
 
@@ -177,7 +173,7 @@ class Scheduler(Actor):
         registry: WorkRegistry | None = None,
         modules: list[str] | tuple[str, ...] = (),
         tick: float = 0.05,
-        clock: Callable[[], Now] = real_clock,
+        clock: Callable[[], Now] = system_now,
         restart_grace: float = 5.0,
         schedules: Sequence[Schedule] = (),
         leader_lease: float = 10.0,
