@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from actorwork.codec import check
 from actorwork.errors import (
     JobError,
     JobFailed,
@@ -145,6 +146,7 @@ class Client:
             unique_key=unique_key,
             due=due,
         )
+        check(message)  # a value out of bounds fails this submit, not its whole batch
         if len(encoded) >= _BATCH_BYTES:
             reply = await self._ask(message)
         else:
