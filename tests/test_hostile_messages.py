@@ -31,7 +31,13 @@ from actorwork import ActorSystem, schedules
 from actorwork import messages as m
 from actorwork.client import Client
 from actorwork.codec import Codec, Kind, check
-from actorwork.errors import AskTimeout, MessageEncodeError, MessageRejected, RemoteActorError
+from actorwork.errors import (
+    AskTimeout,
+    MessageEncodeError,
+    MessageRejected,
+    ProtocolError,
+    RemoteActorError,
+)
 from actorwork.runtime import ActorRef
 from actorwork.scheduler.actor import Scheduler
 from actorwork.schedules import schedule
@@ -209,6 +215,25 @@ def test_a_refused_body_names_its_tag_field_and_a_short_value() -> None:
         codec.decode_body(codec.decode_envelope(frame).body)
     frame = codec.encode(Kind.TELL, 0, "s", "", m.PoolReady("p", ["q"] * 300, 1, 1))
     with pytest.raises(Exception, match="queues = a list of 300 items: expected `array`"):
+        codec.decode_body(codec.decode_envelope(frame).body)
+
+
+class Fussy(m.Message, tag="test.hostile.fussy"):
+    """A user's message whose own check raises something other than ValueError."""
+
+    path: str
+
+    def __post_init__(self) -> None:
+        if len(self.path) > 4096:
+            raise OSError(36, "File name too long")
+
+
+def test_a_body_whose_own_check_raises_fails_only_its_message() -> None:
+    """Before, the OSError left the codec and the transport closed the connection."""
+    codec = Codec()
+    body = raw({"type": "test.hostile.fussy", "path": "x" * 5000})  # Fussy(...) would raise
+    frame = codec.encode(Kind.TELL, 0, "a", "", body)
+    with pytest.raises(ProtocolError, match=r"malformed message: OSError: .*File name too long"):
         codec.decode_body(codec.decode_envelope(frame).body)
 
 
