@@ -286,7 +286,9 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     payload: bytes
     attempt: Attempt
     queue: Name = "default"
-    timeout: PositiveSeconds | None = None
+    #: From the work's registration when the submit named none, which may be ``inf``
+    #: (no limit); a Pool compares it, nothing more, so only NaN and 0 are refused.
+    timeout: Annotated[float, Meta(gt=0.0)] | None = None
 
 
 class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):

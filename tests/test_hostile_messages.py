@@ -461,3 +461,16 @@ def test_no_inbound_message_with_extreme_fields_stops_the_scheduler_serving(
 ) -> None:
     portal, ref = served
     portal.call(_send, ref, case)
+
+
+def test_a_work_registered_without_a_time_limit_still_reaches_its_pool() -> None:
+    """A JobSpec's timeout comes from the work's registration, where inf means none:
+    refusing it at the Pool would leave the job to be lost lease after lease."""
+    codec = Codec()
+    spec = m.JobSpec(id="j", work="w", payload=b"\xc0", attempt=1, timeout=math.inf)
+    frame = codec.encode(Kind.TELL, 0, "pool", "", m.RunJobs([spec], lease=30.0))
+    decoded = codec.decode_body(codec.decode_envelope(frame).body)
+    assert isinstance(decoded, m.RunJobs)
+    assert decoded.jobs[0].timeout == math.inf
+    with pytest.raises(MessageEncodeError, match=r"jobs\[0\]\.timeout = nan"):
+        check(m.RunJobs([msgspec.structs.replace(spec, timeout=math.nan)], lease=30.0))
