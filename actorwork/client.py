@@ -32,6 +32,7 @@ import anyio
 import anyio.abc
 import msgspec
 
+from actorwork.codec import check
 from actorwork.errors import (
     JobError,
     JobFailed,
@@ -191,6 +192,7 @@ class Client(anyio.abc.AsyncResource):
             unique_key=unique_key,
             due=due,
         )
+        check(message)  # a value out of bounds fails this submit, not its whole batch
         if len(encoded) >= _BATCH_BYTES:
             reply = await self._ask(message)
         else:

@@ -69,6 +69,7 @@ import msgspec
 from actorwork.addressing import parse_address
 from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
+from actorwork.messages import MAX_SECONDS, MAX_SLOTS
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.stores.base import Retention
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE, HEADER
@@ -378,18 +379,32 @@ def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) 
     return f"{source}: {key or 'top level'}{shown}: {problem}"
 
 
+def _seconds(key: str, value: float, where: str, *, positive: bool = True) -> None:
+    """A duration must be finite (NaN and inf are refused), and fit what messages carry."""
+    if positive and not value > 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be greater than 0")
+    if not value >= 0:
+        raise ConfigError(f"{where}: {key} = {value!r} is negative")
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise ConfigError(
+            f"{where}: {key} = {value!r} must be finite seconds, "
+            f"at most {MAX_SECONDS:.0f} (ten years)"
+        )
+
+
 def _check(config: Config) -> None:
     system = config.system
     where = config.source
     positive = {
         "max_frame_size": system.max_frame_size,
-        "handshake_timeout": system.handshake_timeout,
         "mailbox_capacity": system.mailbox_capacity,
-        "ask_timeout": system.ask_timeout,
     }
     for key, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{where}: system.{key} = {value!r} must be greater than 0")
+    _seconds("system.handshake_timeout", system.handshake_timeout, where)
+    _seconds("system.ask_timeout", system.ask_timeout, where)
+    _seconds("chromium.start_timeout", config.chromium.start_timeout, where)
     if system.max_frame_size < 1024:
         raise ConfigError(
             f"{where}: system.max_frame_size = {system.max_frame_size!r} must be at least 1024"
@@ -438,9 +453,7 @@ def _check_jobs(config: Config) -> None:
         )
     config.schedule_list()
     for key in ("lease", "retry_base", "retry_cap", "leader_lease"):
-        value = getattr(scheduler, key)
-        if not value > 0:
-            raise ConfigError(f"{where}: scheduler.{key} = {value!r} must be greater than 0")
+        _seconds(f"scheduler.{key}", getattr(scheduler, key), where)
     try:
         config.retention.policy()
     except ValueError as exc:
@@ -457,14 +470,19 @@ def _check_jobs(config: Config) -> None:
                 pool.container_options()
             except ConfigError as exc:
                 raise ConfigError(f"{where}: pools.{name}.{exc}") from None
-        if pool.size < 1:
-            raise ConfigError(f"{where}: pools.{name}.size = {pool.size!r} must be at least 1")
+        if not 1 <= pool.size <= MAX_SLOTS:
+            raise ConfigError(
+                f"{where}: pools.{name}.size = {pool.size!r} must be 1 to {MAX_SLOTS}"
+            )
         if not pool.queues:
             raise ConfigError(f"{where}: pools.{name}.queues is empty; name at least one queue")
-        if pool.heartbeat < 0:
-            raise ConfigError(f"{where}: pools.{name}.heartbeat = {pool.heartbeat!r} is negative")
-        if pool.grace < 0:
-            raise ConfigError(f"{where}: pools.{name}.grace = {pool.grace!r} is negative")
+        _seconds(f"pools.{name}.heartbeat", pool.heartbeat, where, positive=False)
+        _seconds(f"pools.{name}.grace", pool.grace, where, positive=False)
+        _seconds(f"pools.{name}.start_timeout", pool.start_timeout, where)
+        if not math.isfinite(pool.cpus) or pool.cpus < 0:
+            raise ConfigError(
+                f"{where}: pools.{name}.cpus = {pool.cpus!r} must be a finite number of cores"
+            )
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], where: str) -> None:

@@ -16,17 +16,38 @@ a clash is reported when the codec is next used.
 
 The envelope that carries a message is not a Message: it is a fixed-layout array
 defined in :mod:`actorwork.codec`, versioned by the handshake's protocol version.
+
+Every number a peer can send is bounded, and checked (by msgspec, in C) where the
+message is decoded, so a value that the store, a heap of deadlines or a loop could
+choke on never reaches an actor: counts and attempts fit a signed 32-bit integer,
+seconds are finite and at most :data:`MAX_SECONDS`, wall-clock times lie between the
+epoch and :data:`MAX_TIMESTAMP`, fractions between 0 and 1. Names and ids are at most
+:data:`MAX_NAME` characters and lists at most :data:`MAX_ITEMS` items. Text that user
+code produces (errors, tracebacks, log lines, progress messages) is bounded by the
+frame cap alone: refusing a result for its length would run its job again and again.
+A message out of bounds is refused naming the field and its value
+(:meth:`actorwork.codec.Codec.decode_body`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
+from msgspec import Meta
 
 from actorwork.schedules import Schedule
 
 __all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_FIRE_TIMES",
+    "MAX_INT",
+    "MAX_ITEMS",
+    "MAX_KEY",
+    "MAX_NAME",
+    "MAX_SECONDS",
+    "MAX_SLOTS",
+    "MAX_TIMESTAMP",
     "TERMINAL",
     "ActorSpawned",
     "AddSchedule",
@@ -86,6 +107,43 @@ __all__ = [
 
 _message_types: list[type[Message]] = []
 
+# --- bounds -----------------------------------------------------------------------------
+
+#: The largest priority, attempt or count a message carries (and the smallest priority
+#: is its negative): far from what SQLite's 64-bit integers overflow at.
+MAX_INT = 2**31 - 1
+#: The most attempts a job may be given.
+MAX_ATTEMPTS = 1_000_000
+#: The most slots a Pool may offer, and the most jobs it may say it runs.
+MAX_SLOTS = 1_000_000
+#: The longest duration a message carries (timeouts, waits, leases, graces): ten years.
+MAX_SECONDS = 10 * 365 * 86400.0
+#: The latest wall-clock time a message carries: 3000-01-01 UTC.
+MAX_TIMESTAMP = 32_503_680_000.0
+#: The longest name or id (works, queues, pools, actors, jobs, schedules, statuses).
+MAX_NAME = 256
+#: The longest unique key or factory path.
+MAX_KEY = 1024
+#: The most items of a list in one message (submits, results, running attempts). A
+#: client sends at most 256 KiB of payloads in one batch, so at most 2**18 submits.
+MAX_ITEMS = 2**18
+#: The most fire times a listing of schedules may ask for, per schedule.
+MAX_FIRE_TIMES = 1000
+
+Priority = Annotated[int, Meta(ge=-MAX_INT - 1, le=MAX_INT)]
+Attempt = Annotated[int, Meta(ge=0, le=MAX_INT)]
+MaxAttempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
+Count = Annotated[int, Meta(ge=0, le=MAX_INT)]
+Slots = Annotated[int, Meta(ge=0, le=MAX_SLOTS)]
+#: Finite seconds, 0 or more (a NaN fails every bound, so it is refused too).
+Seconds = Annotated[float, Meta(ge=0.0, le=MAX_SECONDS)]
+#: Finite seconds, more than 0.
+PositiveSeconds = Annotated[float, Meta(gt=0.0, le=MAX_SECONDS)]
+Timestamp = Annotated[float, Meta(ge=0.0, le=MAX_TIMESTAMP)]
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+Name = Annotated[str, Meta(max_length=MAX_NAME)]
+Key = Annotated[str, Meta(max_length=MAX_KEY)]
+
 
 if TYPE_CHECKING:
     # Type checkers reject subclasses of a frozen dataclass-like base that do not
@@ -127,7 +185,7 @@ class FailureReply(Message, tag="aw.failure"):
 class Terminated(Message, tag="aw.terminated"):
     """Sent to watchers when the watched actor stops or becomes unreachable."""
 
-    name: str
+    name: Name
     reason: str = ""
 
 
@@ -137,15 +195,15 @@ class SpawnActor(Message, tag="aw.spawn"):
     ``factory`` is ``"package.module:ClassName"``; ``kwargs`` go to its constructor.
     """
 
-    factory: str
-    name: str
+    factory: Key
+    name: Name
     kwargs: dict[str, Any] = {}
 
 
 class WatchActor(Message, tag="aw.watch"):
     """Ask a system's ``_system`` actor to send the sender Terminated when ``name`` stops."""
 
-    name: str
+    name: Name
 
 
 class ActorSpawned(Message, tag="aw.spawned"):
@@ -194,9 +252,9 @@ class LogLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
     ``stdout`` or ``stderr``; ``time`` is wall-clock seconds since the epoch.
     """
 
-    time: float
-    source: str
-    level: str
+    time: Timestamp
+    source: Name
+    level: Name
     text: str
     fields: dict[str, Any] = {}
 
@@ -210,11 +268,11 @@ class Artifact(msgspec.Struct, frozen=True):
     Scheduler reads the files), as references in listings.
     """
 
-    name: str
+    name: Key
     data: bytes
-    media_type: str = "application/octet-stream"
-    sha256: str = ""
-    size: int = 0
+    media_type: Key = "application/octet-stream"
+    sha256: Annotated[str, Meta(max_length=64)] = ""
+    size: Annotated[int, Meta(ge=0, le=2**53)] = 0
 
     @property
     def is_reference(self) -> bool:
@@ -225,8 +283,8 @@ class Artifact(msgspec.Struct, frozen=True):
 class JobKey(msgspec.Struct, frozen=True, array_like=True):
     """One attempt of one job: what results and leases are fenced by."""
 
-    job_id: str
-    attempt: int
+    job_id: Name
+    attempt: Attempt
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,12 +294,14 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     the worker.
     """
 
-    id: str
-    work: str
+    id: Name
+    work: Name
     payload: bytes
-    attempt: int
-    queue: str = "default"
-    timeout: float | None = None
+    attempt: Attempt
+    queue: Name = "default"
+    #: From the work's registration when the submit named none, which may be ``inf``
+    #: (no limit); a Pool compares it, nothing more, so only NaN and 0 are refused.
+    timeout: Annotated[float, Meta(gt=0.0)] | None = None
 
 
 class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -251,8 +311,8 @@ class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``"ExceptionType: text"`` and ``traceback`` its formatted traceback.
     """
 
-    job_id: str
-    attempt: int
+    job_id: Name
+    attempt: Attempt
     outcome: Outcome
     value: bytes | None = None
     error: str = ""
@@ -260,13 +320,13 @@ class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     #: Tuples, not lists: an empty one is shared, and a full one of untracked lines is
     #: left alone by the garbage collector, which matters by the ten thousand.
     logs: tuple[LogLine, ...] = ()
-    progress: float | None = None
+    progress: Fraction | None = None
     progress_message: str = ""
-    started: float = 0.0
-    finished: float = 0.0
+    started: Timestamp = 0.0
+    finished: Timestamp = 0.0
     artifacts: tuple[Artifact, ...] = ()
-    pool: str = ""
-    worker: str = ""
+    pool: Name = ""
+    worker: Name = ""
 
     @property
     def key(self) -> JobKey:
@@ -303,15 +363,15 @@ class SubmitJob(Message, tag="aw.job.submit"):
     that a job not yet finished already holds, that job's id is returned instead.
     """
 
-    work: str
+    work: Name
     payload: bytes
-    job_id: str = ""
-    queue: str | None = None
-    priority: int | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
-    unique_key: str | None = None
-    due: float | None = None
+    job_id: Name = ""
+    queue: Name | None = None
+    priority: Priority | None = None
+    max_attempts: MaxAttempts | None = None
+    timeout: PositiveSeconds | None = None
+    unique_key: Key | None = None
+    due: Timestamp | None = None
 
 
 class SubmittedReply(Message, tag="aw.job.submitted"):
@@ -334,7 +394,7 @@ class SubmitJobs(Message, tag="aw.job.submit-many"):
     concurrent submitters cost one message and one commit, not one each.
     """
 
-    jobs: list[SubmitJob]
+    jobs: Annotated[list[SubmitJob], Meta(max_length=MAX_ITEMS)]
 
 
 class SubmitJobsReply(Message, tag="aw.job.submit-many-reply"):
@@ -344,31 +404,31 @@ class SubmitJobsReply(Message, tag="aw.job.submit-many-reply"):
 
 
 class GetJob(Message, tag="aw.job.get"):
-    job_id: str
+    job_id: Name
 
 
 class AwaitJob(Message, tag="aw.job.await"):
     """Answered with the job once it is terminal, or as it is after ``wait`` seconds."""
 
-    job_id: str
-    wait: float = 30.0
+    job_id: Name
+    wait: Seconds = 30.0
 
 
 class CancelJob(Message, tag="aw.job.cancel"):
-    job_id: str
+    job_id: Name
     reason: str = "cancelled by request"
 
 
 class RetryJob(Message, tag="aw.job.retry"):
     """Put a dead (or failed) job back in its queue with fresh attempts."""
 
-    job_id: str
+    job_id: Name
 
 
 class DeleteJob(Message, tag="aw.job.delete"):
     """Forget a finished job and its result."""
 
-    job_id: str
+    job_id: Name
 
 
 class JobReply(Message, tag="aw.job.reply"):
@@ -381,10 +441,10 @@ class ListJobs(Message, tag="aw.job.list"):
     ``before`` is the ``next`` of the previous page's reply: the page starts after it.
     """
 
-    status: str | None = None
-    queue: str | None = None
-    limit: int = 100
-    before: int | None = None
+    status: Name | None = None
+    queue: Name | None = None
+    limit: Count = 100
+    before: Annotated[int, Meta(ge=-1, le=2**62)] | None = None
 
 
 class JobListReply(Message, tag="aw.job.list-reply"):
@@ -397,7 +457,7 @@ class JobListReply(Message, tag="aw.job.list-reply"):
 class GetAttempts(Message, tag="aw.job.attempts"):
     """Every result of a job the Scheduler recorded, committed or not: its diagnostics."""
 
-    job_id: str
+    job_id: Name
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -426,21 +486,21 @@ class AddSchedule(Message, tag="aw.schedule.add"):
 
 
 class RemoveSchedule(Message, tag="aw.schedule.remove"):
-    name: str
+    name: Name
 
 
 class EnableSchedule(Message, tag="aw.schedule.enable"):
     """Let a schedule fire again (from now on: time spent disabled is not missed), or
     with ``enabled=False`` stop it."""
 
-    name: str
+    name: Name
     enabled: bool = True
 
 
 class ListSchedules(Message, tag="aw.schedule.list"):
     """Every schedule, with its next ``count`` fire times."""
 
-    count: int = 3
+    count: Annotated[int, Meta(ge=0, le=MAX_FIRE_TIMES)] = 3
 
 
 class ScheduleView(msgspec.Struct, frozen=True, kw_only=True):
@@ -469,31 +529,31 @@ class ScheduleListReply(Message, tag="aw.schedule.list-reply"):
 class PoolReady(Message, tag="aw.pool.ready"):
     """A Pool (re)introduces itself: what it runs, and how many jobs it can take now."""
 
-    pool: str
-    queues: list[str]
-    capacity: int
-    free: int
-    running: list[JobKey] = []
+    pool: Name
+    queues: Annotated[list[Name], Meta(max_length=MAX_NAME)]
+    capacity: Slots
+    free: Slots
+    running: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
 
 
 class RequestWork(Message, tag="aw.pool.request"):
     """A Pool has ``slots`` more room: the Scheduler may send that many more jobs."""
 
-    pool: str
-    slots: int = 1
+    pool: Name
+    slots: Slots = 1
 
 
 class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
     """The Pool is alive and these attempts are still running: extend their leases."""
 
-    pool: str
-    running: list[JobKey] = []
+    pool: Name
+    running: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):
-    job_id: str
-    attempt: int
-    fraction: float | None
+    job_id: Name
+    attempt: Attempt
+    fraction: Fraction | None
     message: str = ""
 
 
@@ -507,40 +567,40 @@ class RunJob(Message, tag="aw.pool.run"):
     """The Scheduler hands a job to a Pool; ``lease`` is seconds until it is presumed lost."""
 
     job: JobSpec
-    lease: float
+    lease: PositiveSeconds
 
 
 class RunJobs(Message, tag="aw.pool.run-many"):
     """Several :class:`RunJob` to one Pool from one commit, in one message."""
 
-    jobs: list[JobSpec]
-    lease: float
+    jobs: Annotated[list[JobSpec], Meta(max_length=MAX_ITEMS)]
+    lease: PositiveSeconds
 
 
 class ReportResults(Message, tag="aw.pool.results"):
     """Several :class:`ReportResult` persisted in one outbox write, in one message."""
 
-    results: list[WorkResult]
+    results: Annotated[list[WorkResult], Meta(max_length=MAX_ITEMS)]
 
 
 class ResultsAcknowledged(Message, tag="aw.pool.acks"):
     """Several :class:`ResultAcknowledged` from one commit, in one message."""
 
-    keys: list[JobKey]
+    keys: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)]
 
 
 class ResultAcknowledged(Message, tag="aw.pool.ack"):
     """The Scheduler has durably recorded this result; the Pool may forget it."""
 
-    job_id: str
-    attempt: int
+    job_id: Name
+    attempt: Attempt
 
 
 class StopJob(Message, tag="aw.pool.stop"):
     """Stop running this attempt (the job was cancelled or the attempt superseded)."""
 
-    job_id: str
-    attempt: int
+    job_id: Name
+    attempt: Attempt
     reason: str = ""
 
 
@@ -549,7 +609,7 @@ class DrainPool(Message, tag="aw.pool.drain"):
     the rest back (outcome ``returned``). Answered with :class:`PoolDrainedReply`. A
     second DrainPool while one runs shortens the grace to its own (0: now)."""
 
-    grace: float
+    grace: Seconds
 
 
 class PoolDrainedReply(Message, tag="aw.pool.drained"):

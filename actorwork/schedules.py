@@ -65,6 +65,12 @@ OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
 
 #: Letters, digits, ``_ . -``: a name fits in a unique key and a job id (128 chars).
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+#: The bounds of :mod:`actorwork.messages` (which imports this module), so a schedule
+#: fires only jobs a submit could ask for: priorities, retries, seconds.
+_MAX_INT = 2**31 - 1
+_MAX_ATTEMPTS = 1_000_000
+_MAX_SECONDS = 10 * 365 * 86400.0
+_MAX_NAME = 256
 _NIL = b"\xc0"  # MessagePack for None: the payload of work that takes none
 _SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
@@ -158,25 +164,31 @@ def _check(s: Schedule) -> None:
 
 
 def _problem(s: Schedule) -> tuple[str, str] | None:
-    if not isinstance(s.work, str) or not s.work:
+    if not isinstance(s.work, str) or not 0 < len(s.work) <= _MAX_NAME:
         return "work", f"work {s.work!r} must name a registered work"
     try:
         _compile(s.cron, s.timezone)
     except ScheduleError as exc:
         return exc.key, exc.reason
-    if not _number(s.jitter) or not 0 <= s.jitter < math.inf:
-        return "jitter", f"jitter {s.jitter!r} must be seconds, 0 or more"
+    if not _number(s.jitter) or not 0 <= s.jitter <= _MAX_SECONDS:
+        return "jitter", f"jitter {s.jitter!r} must be seconds, 0 to {_MAX_SECONDS:.0f}"
     if s.missed not in MISSED_POLICIES:
         return "missed", f"missed {s.missed!r} is not one of: {', '.join(MISSED_POLICIES)}"
     if not _number(s.catch_up) or not s.catch_up > 0:
         return "catch_up", f"catch_up {s.catch_up!r} must be seconds, more than 0"
     if s.overlap not in OVERLAP_POLICIES:
         return "overlap", f"overlap {s.overlap!r} is not one of: {', '.join(OVERLAP_POLICIES)}"
-    if s.queue is not None and (not isinstance(s.queue, str) or not s.queue):
+    if s.queue is not None and (not isinstance(s.queue, str) or not 0 < len(s.queue) <= _MAX_NAME):
         return "queue", f"queue {s.queue!r} must be a queue name"
-    if s.retries is not None and (not isinstance(s.retries, int) or s.retries < 0):
-        return "retries", f"retries {s.retries!r} must be 0 or more"
-    if s.timeout is not None and (not _number(s.timeout) or not s.timeout > 0):
+    if s.priority is not None and (
+        not isinstance(s.priority, int) or not -_MAX_INT - 1 <= s.priority <= _MAX_INT
+    ):
+        return "priority", f"priority {s.priority!r} must be an integer of 32 bits"
+    if s.retries is not None and (
+        not isinstance(s.retries, int) or not 0 <= s.retries < _MAX_ATTEMPTS
+    ):
+        return "retries", f"retries {s.retries!r} must be 0 to {_MAX_ATTEMPTS - 1}"
+    if s.timeout is not None and (not _number(s.timeout) or not 0 < s.timeout <= _MAX_SECONDS):
         return "timeout", f"timeout {s.timeout!r} must be seconds, more than 0"
     return None
 
@@ -226,7 +238,7 @@ def _zone(name: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a long name
         reason = (
             f"time zone {name!r} is not a known IANA zone "
             "(like 'UTC', 'Europe/London', 'America/New_York')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,42 @@ def test_secret_file_is_read(tmp_path: Path) -> None:
     missing = write(tmp_path, "[system]\nsecret_file = '/nonexistent/secret'\n")
     with pytest.raises(ConfigError, match="/nonexistent/secret"):
         load_config(missing, env={}).system.secret_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("[scheduler]\nlease = inf", "scheduler.lease = inf must be finite seconds"),
+        ("[scheduler]\nleader_lease = 1e308", "scheduler.leader_lease = 1e+308 must be finite"),
+        ("[scheduler]\nretry_cap = inf", "scheduler.retry_cap = inf must be finite seconds"),
+        ("[pools.a]\ngrace = nan", "pools.a.grace = nan is negative"),
+        ("[pools.a]\ngrace = inf", "pools.a.grace = inf must be finite seconds"),
+        ("[pools.a]\nheartbeat = nan", "pools.a.heartbeat = nan is negative"),
+        ("[pools.a]\nheartbeat = inf", "pools.a.heartbeat = inf must be finite seconds"),
+        ("[pools.a]\nstart_timeout = inf", "pools.a.start_timeout = inf must be finite"),
+        ("[pools.a]\ncpus = inf", "pools.a.cpus = inf must be a finite number of cores"),
+        ("[pools.a]\nsize = 9223372036854775807", "pools.a.size = 9223372036854775807 must be"),
+        ("[system]\nhandshake_timeout = inf", "system.handshake_timeout = inf must be finite"),
+        ("[chromium]\nstart_timeout = inf", "chromium.start_timeout = inf must be finite"),
+    ],
+)
+def test_a_duration_or_size_out_of_bounds_is_refused_naming_key_and_value(
+    tmp_path: Path, text: str, refusal: str
+) -> None:
+    """F22: an infinite lease or a NaN grace was accepted, and broke timing far away."""
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_an_infinity_from_the_environment_is_refused_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("scheduler.lease = inf must be finite")):
+        load_config(write(tmp_path, ""), env={"ACTORWORK_SCHEDULER__LEASE": "inf"})
+
+
+def test_durations_in_bounds_are_kept(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[scheduler]\nlease = 0.5\n[pools.a]\ngrace = 0.0\nheartbeat = 0.0\n"),
+        env={},
+    )
+    assert config.scheduler.lease == 0.5
+    assert (config.pools["a"].grace, config.pools["a"].heartbeat) == (0.0, 0.0)

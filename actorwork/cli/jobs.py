@@ -53,8 +53,9 @@ async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
     """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM.
 
     While another Scheduler leads the same store it waits in standby. Exits 3 if it
-    finds itself taken over (it was paused past its lease): a supervisor that starts
-    it again puts it back in standby.
+    finds itself taken over (it was paused past its lease), or steps down because its
+    store could not commit: a supervisor that starts it again puts it back in standby,
+    or in the lead with what the store holds.
     """
     default_registry.import_modules(config.jobs.modules)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -320,11 +321,22 @@ def _save_artifacts(job_id: str, view: JobView, config: Config) -> Path | None:
 
 
 def _time(stamp: float) -> str:
-    return dt.datetime.fromtimestamp(stamp).strftime("%H:%M:%S.%f")[:-3]
+    moment = _moment(stamp)
+    return repr(stamp) if moment is None else moment.strftime("%H:%M:%S.%f")[:-3]
 
 
 def _when(stamp: float) -> str:
-    return dt.datetime.fromtimestamp(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    moment = _moment(stamp)
+    return repr(stamp) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _moment(stamp: float) -> dt.datetime | None:
+    """The local time of a timestamp; None for one no calendar holds (a store written
+    before times were bounded may keep a due time of 1e308)."""
+    try:
+        return dt.datetime.fromtimestamp(stamp).astimezone()
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _summary(view: JobView) -> str:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import tomllib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
 import anyio
 import msgspec
@@ -35,6 +37,7 @@ import structlog
 from actorwork.capture import capture_processor
 from actorwork.config import Config, find_config_file, load_config
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
+from actorwork.messages import MAX_ATTEMPTS, MAX_FIRE_TIMES, MAX_INT, MAX_SECONDS
 
 __all__ = ["main"]
 
@@ -164,24 +167,71 @@ def _print_config(config: Config) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors read like every other error of the command: ``actorwork: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"actorwork: error: {message}\n")
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not between {low} and {high}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def seconds(*, positive: bool = False) -> Callable[[str], float]:
+    """An argparse type: finite seconds, 0 (or more than 0) to :data:`MAX_SECONDS`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or not (value > 0 if positive else value >= 0):
+            least = "more than 0" if positive else "0 or more"
+            raise argparse.ArgumentTypeError(f"{text!r} must be finite seconds, {least}")
+        if value > MAX_SECONDS:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is more than {MAX_SECONDS:.0f} seconds (ten years)"
+            )
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="actorwork", description="background work as asyncio actors"
-    )
+    parser = _Parser(prog="actorwork", description="background work as asyncio actors")
     parser.add_argument(
         "--config",
         default=None,
         help="TOML config file (default: $ACTORWORK_CONFIG or ./actorwork.toml)",
     )
     parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
-    commands = parser.add_subparsers(dest="command", required=True)
+    # Subcommands are _Parsers too (argparse makes them of the parent's class).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",  # noqa: SLF001 - its type
+        parser.add_subparsers(dest="command", required=True),
+    )
     commands.add_parser("demo", help="run background jobs on the embedded defaults")
     commands.add_parser("scheduler", help="run the Scheduler at the configured address")
     pool = commands.add_parser("pool", help="run configured pools")
     pool.add_argument("pools", nargs="*", help="pool names (default: every configured pool)")
     pool.add_argument(
         "--grace",
-        type=float,
+        type=seconds(),
         default=None,
         help="seconds running jobs get to finish on SIGTERM (default: each pool's grace)",
     )
@@ -189,18 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("work", help="the work's registered name")
     submit.add_argument("payload", nargs="?", default=None, help="the payload as JSON")
     submit.add_argument("--queue")
-    submit.add_argument("--priority", type=int)
-    submit.add_argument("--retries", type=int)
-    submit.add_argument("--timeout", type=float)
+    submit.add_argument("--priority", type=integer(-MAX_INT - 1, MAX_INT))
+    submit.add_argument("--retries", type=integer(0, MAX_ATTEMPTS - 1))
+    submit.add_argument("--timeout", type=seconds(positive=True))
     submit.add_argument("--unique-key")
     submit.add_argument("--job-id", help="the job's id; a known id is not submitted again")
-    submit.add_argument("--delay", type=float, help="seconds to hold the job")
+    submit.add_argument("--delay", type=seconds(), help="seconds to hold the job")
     submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
     status = commands.add_parser("status", help="show a job, or the latest jobs")
     status.add_argument("job_id", nargs="?")
     status.add_argument("--status", dest="only", help="only jobs in this status")
     status.add_argument("--queue")
-    status.add_argument("--limit", type=int, default=20)
+    status.add_argument("--limit", type=integer(0, MAX_INT), default=20)
     for verb in ("cancel", "retry", "delete"):
         command = commands.add_parser(verb, help=f"{verb} a job")
         command.add_argument("job_id")
@@ -209,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         "action", nargs="?", default="list", choices=("list", "enable", "disable", "remove")
     )
     schedules.add_argument("name", nargs="?", help="the schedule to change")
-    schedules.add_argument("--count", type=int, default=3, help="next fire times to show")
+    schedules.add_argument(
+        "--count", type=integer(0, MAX_FIRE_TIMES), default=3, help="next fire times to show"
+    )
     schedules.add_argument(
         "--offline", action="store_true", help="list the config's schedules, no Scheduler"
     )

@@ -16,7 +16,11 @@ Finished jobs past their retention (:class:`~actorwork.stores.base.Retention`) a
 forgotten by a task of their own, a small batch per transaction, never a live one.
 A Scheduler leads its store before it starts (:mod:`actorwork.scheduler.leadership`); if it
 finds it was taken over, it writes and sends nothing more, sets :attr:`deposed`
-and waits to be stopped.
+and waits to be stopped. A Scheduler that cannot commit steps down instead of
+leading a store it no longer serves: when a commit raises anything but a
+:class:`~actorwork.errors.StoreError`, or a store error outlasts the leader lease, it
+fails the asks that waited for that commit, gives up its lease (so a standby takes over
+at once), sets :attr:`deposed` and stops; ``actorwork scheduler`` then exits.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from actorwork.errors import (
     LeadershipLost,
     PayloadError,
     ScheduleError,
+    StoreError,
     WorkNotFound,
 )
 from actorwork.messages import (
@@ -199,8 +204,11 @@ class Scheduler(Actor):
         self.retention = retention or Retention()
         self.holder = holder_name()
         self.cron = Cron(self.registry, self.state.submit, self.state.next_seq)
-        #: Set when another Scheduler took the store over: this one does nothing more.
+        #: Set when this Scheduler no longer leads: another took the store over, or it
+        #: stepped down because it could not commit. It does nothing more.
         self.deposed = anyio.Event()
+        #: Why :attr:`deposed` was set.
+        self.deposed_reason = ""
         self._cron_now = False
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
@@ -260,7 +268,10 @@ class Scheduler(Actor):
 
     async def receive(self, message: SchedulerInbound) -> Message | None:
         if self.deposed.is_set():
-            raise LeadershipLost(f"this Scheduler no longer leads the store {self.store.path!r}")
+            raise LeadershipLost(
+                f"this Scheduler no longer leads the store {self.store.path!r}: "
+                f"{self.deposed_reason}"
+            )
         now = self.clock()
         state = self.state
         match message:
@@ -485,6 +496,7 @@ class Scheduler(Actor):
         self._wake.set()
 
     async def _flush_forever(self) -> None:
+        batch: list[_Pending] = []
         try:
             while True:
                 await self._wake.wait()
@@ -493,29 +505,62 @@ class Scheduler(Actor):
                     batch, self._pending = self._pending, []
                     await self._commit([effect for effects, _ in batch for effect in effects])
                     await self._carry_out(batch)
+                    batch = []
         except LeadershipLost as exc:
             self._depose(str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever broke the commits, step down
+            await self._step_down(exc, batch)
 
     def _depose(self, reason: str) -> None:
         """Another Scheduler leads the store: stop writing and sending for good."""
         if not self.deposed.is_set():
             log.error("scheduler_deposed", store=self.store.path, reason=reason)
+            self.deposed_reason = reason
             self.deposed.set()
 
     async def _commit(self, effects: list[Effect]) -> None:
-        """Commit until it succeeds: nothing goes out that is not stored."""
+        """Commit until it succeeds: nothing goes out that is not stored.
+
+        A store error is retried with backoff for as long as the leader lease (a full
+        disk may free up); past that it, like any other error, is raised to step down.
+        """
         delay = 0.05
+        give_up = time.monotonic() + self.leader_lease
         while True:
             try:
                 await self.store.apply(effects)
-            except LeadershipLost:
-                raise
-            except ActorworkError as exc:
+            except StoreError as exc:
+                if isinstance(exc, LeadershipLost) or time.monotonic() >= give_up:
+                    raise
                 log.error("store_commit_failed", error=str(exc), retry_in=delay)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             else:
                 return
+
+    async def _step_down(self, error: Exception, batch: list[_Pending]) -> None:
+        """The commits failed for good: fail what waited for them, release the store, stop.
+
+        Nothing of the failed batch was stored, so nothing of it was promised: its asks
+        fail here, and the state a successor loads from the store never saw it.
+        """
+        reason = f"the job store could not commit: {type(error).__name__}: {error}"
+        log.error("scheduler_stepped_down", store=self.store.path, reason=reason, exc_info=error)
+        self.deposed_reason = reason
+        self.deposed.set()  # no more renewals, writes or sends; receive refuses
+        failure = StoreError(f"the Scheduler stepped down: {reason}")
+        pending, self._pending = [*batch, *self._pending], []
+        for _effects, handle in pending:
+            if handle is not None:
+                handle.fail(failure)
+        for handle in self._waiters.clear():
+            handle.fail(failure)
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.store.release()
+            except Exception as exc:  # noqa: BLE001 - the lease then lapses on its own
+                log.warning("leader_lease_not_released", error=repr(exc))
+        await self.system.stop(self.ref)
 
     async def _carry_out(self, batch: list[_Pending]) -> None:
         # Dispatches and acknowledgements to one pool leave as one message each kind.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,7 +45,13 @@ class Waiters:
         return len(self._deadlines)
 
     def add(self, job_id: str, handle: Reply, deadline: float) -> None:
-        """``handle`` waits for ``job_id`` until ``deadline`` (monotonic seconds)."""
+        """``handle`` waits for ``job_id`` until ``deadline`` (monotonic seconds).
+
+        A NaN deadline is over at once: NaN compares false with everything, and one at
+        the top of the heap would keep every later wait from ever running out.
+        """
+        if math.isnan(deadline):
+            deadline = -math.inf
         self._by_job.setdefault(job_id, []).append(handle)
         self._count += 1
         heapq.heappush(self._deadlines, (deadline, next(self._order), job_id, handle))

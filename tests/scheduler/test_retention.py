@@ -120,7 +120,7 @@ async def test_pruning_under_load_never_touches_a_live_job(tmp_path: Path) -> No
 
         store.apply = checked_apply  # type: ignore[method-assign]
         await start_pools(stack, config)
-        client = Client(scheduler.system, config.scheduler.address)
+        client = await stack.enter_async_context(Client(scheduler.system, config.scheduler.address))
         later = [await client.submit("noop", delay=3600) for _ in range(5)]
         ran: list[JobHandle] = []
         refused: list[JobHandle] = []

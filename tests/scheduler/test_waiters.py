@@ -80,3 +80,17 @@ def test_a_failed_slot_fails_the_gather_once() -> None:
     Slot(gather, 1).fail(RuntimeError("again"))
     assert [str(e) for e in handle.errors] == ["stopped"]
     assert handle.results == []
+
+
+def test_a_nan_deadline_is_over_at_once_and_later_waits_still_run_out() -> None:
+    """F22: a NaN at the top of the heap used to keep every wait from running out."""
+    waiters = Waiters()
+    poisoned, later, endless = Handle(), Handle(), Handle()
+    waiters.add("a", poisoned, float("nan"))
+    waiters.add("b", later, 5.0)
+    waiters.add("c", endless, float("inf"))
+    assert list(waiters.expired(1.0)) == [("a", poisoned)]
+    assert list(waiters.expired(6.0)) == [("b", later)]
+    assert list(waiters.expired(1e308)) == []  # an infinite wait ends with its job
+    assert waiters.pop("c") == [endless]
+    assert len(waiters) == 0
