@@ -32,13 +32,14 @@ import anyio
 import msgspec
 import structlog
 
+from actorwork._log import get_logger
 from actorwork.capture import capture_processor
 from actorwork.config import Config, find_config_file, load_config
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
 
 __all__ = ["main"]
 
-log = structlog.get_logger("actorwork.cli")
+log = get_logger("actorwork.cli")
 
 
 def configure_logging(level: str) -> None:
