@@ -61,7 +61,8 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -90,8 +91,10 @@ __all__ = [
     "RetentionSettings",
     "SchedulerSettings",
     "SystemSettings",
+    "current_config",
     "find_config_file",
     "load_config",
+    "running",
 ]
 
 ENV_PREFIX = "ACTORWORK_"
@@ -370,6 +373,33 @@ def _copy_tables(data: Mapping[str, Any]) -> dict[str, Any]:
         key: _copy_tables(value) if isinstance(value, Mapping) else value
         for key, value in data.items()
     }
+
+
+_running: list[Config] = []
+
+
+@contextmanager
+def running(config: Config) -> Iterator[Config]:
+    """Make ``config`` what :func:`current_config` returns while the block runs.
+
+    :func:`~actorwork.topology.start_pools` holds it while its pools run, so that what
+    works look up for themselves (``[chromium]``) comes from the configuration the
+    pools run with, however it was chosen: ``load_config(FILE)``, ``load_config(data=...)``,
+    ``actorwork --config FILE`` or a :class:`Config` made in code. With several at once
+    in one process, the one started last counts until it stops.
+    """
+    _running.append(config)
+    try:
+        yield config
+    finally:
+        _running.remove(config)
+
+
+def current_config() -> Config:
+    """The configuration of the pools this process runs (see :func:`running`), or else
+    the one :func:`load_config` finds: ``$ACTORWORK_CONFIG``, ``./actorwork.toml``, the
+    environment. A process pool's worker processes find theirs the second way."""
+    return _running[-1] if _running else load_config()
 
 
 #: Where environment variables set keys: the key's path, lower case, to the variable.

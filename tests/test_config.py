@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from actorwork.config import load_config
+from actorwork import JobSystem, work
+from actorwork.chromium.works import current_settings
+from actorwork.config import ChromiumSettings, Config, load_config
 from actorwork.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -220,3 +229,91 @@ def test_a_dict_and_a_path_together_or_a_dict_that_is_not_are_refused(tmp_path: 
         load_config(write(tmp_path, ""), data={}, env={})
     with pytest.raises(ConfigError, match=r"must be a dict of tables, got \['jobs'\]"):
         load_config(data=["jobs"], env={})  # type: ignore[arg-type]
+
+
+# --- one config file configures everything it names: [chromium] ---
+
+CHROMIUM_TABLE = """
+[chromium]
+mode = "endpoint"
+endpoint = "http://127.0.0.1:9222"
+instances = 3
+"""
+
+
+@work(name="test_config.chromium_settings")
+def chromium_settings() -> dict[str, Any]:
+    """The settings a chromium work started now would use."""
+    return msgspec.to_builtins(current_settings())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory without actorwork.toml and no ACTORWORK_ variables."""
+    for key in list(os.environ):
+        if key.startswith("ACTORWORK_"):
+            monkeypatch.delenv(key)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return tmp_path
+
+
+def inline_table(tmp_path: Path) -> str:
+    return (
+        f'[scheduler]\naddress = "inproc://settings-{tmp_path.name}"\n'
+        f'store = "{tmp_path}/jobs.db"\n\n[pools.default]\noutbox = "{tmp_path}/outbox"\n'
+    )
+
+
+async def settings_in_a_job(config: Config) -> dict[str, Any]:
+    async with JobSystem(config) as jobs:
+        handle = await jobs.submit(chromium_settings)
+        return await handle.result(timeout=60)  # type: ignore[no-any-return]
+
+
+async def test_chromium_settings_come_from_the_file_given_to_load_config(elsewhere: Path) -> None:
+    path = elsewhere / "app.toml"
+    path.write_text(inline_table(elsewhere) + CHROMIUM_TABLE)
+    settings = await settings_in_a_job(load_config(path))
+    assert settings["mode"] == "endpoint"
+    assert settings["endpoint"] == "http://127.0.0.1:9222"
+    assert settings["instances"] == 3
+    assert current_settings() == ChromiumSettings()  # once the job system has stopped
+
+
+async def test_chromium_settings_come_from_the_config_a_job_system_runs(elsewhere: Path) -> None:
+    data = tomllib.loads(inline_table(elsewhere) + CHROMIUM_TABLE)
+    settings = await settings_in_a_job(load_config(data=data, env={}))
+    assert settings["endpoint"] == "http://127.0.0.1:9222"
+    made_in_code = msgspec.structs.replace(
+        load_config(data=data, env={}), chromium=ChromiumSettings(mode="docker", instances=2)
+    )
+    settings = await settings_in_a_job(made_in_code)
+    assert (settings["mode"], settings["instances"]) == ("docker", 2)
+
+
+def test_chromium_settings_come_from_the_file_given_to_the_command(elsewhere: Path) -> None:
+    (elsewhere / "probe.py").write_text(
+        "import msgspec\n"
+        "from actorwork import work\n"
+        "from actorwork.chromium.works import current_settings\n\n"
+        "@work(name='probe.chromium')\n"
+        "def chromium() -> dict:\n"
+        "    return msgspec.to_builtins(current_settings())\n"
+    )
+    path = elsewhere / "app.toml"
+    path.write_text('[jobs]\nmodules = ["probe"]\n' + inline_table(elsewhere) + CHROMIUM_TABLE)
+    command = ["-m", "actorwork", "--config", str(path), "submit", "probe.chromium", "--wait"]
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=elsewhere / "cwd",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(elsewhere)])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'endpoint': 'http://127.0.0.1:9222'" in done.stdout
+    assert "'instances': 3" in done.stdout
