@@ -2,7 +2,8 @@
 
 Where the file comes from, first match wins: the ``path`` argument (the CLI's
 ``--config``), ``$ACTORWORK_CONFIG``, ``./actorwork.toml``; with none of them the
-embedded defaults apply. Environment variables override single keys:
+embedded defaults apply; ``load_config(data={...})`` takes the same tables as a dict
+instead of a file. Environment variables override single keys:
 ``ACTORWORK_SYSTEM__LISTEN=tcp://127.0.0.1:7400`` sets ``[system] listen``, and
 ``ACTORWORK_ACTORS__GREETER__ADDRESS=...`` sets ``[actors.greeter] address`` (double
 underscores separate levels; values are converted to the key's type).
@@ -51,8 +52,9 @@ underscores separate levels; values are converted to the key's type).
     timezone = "Europe/London"
     payload = { team = "ops" }
 
-Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key and
-the value, and listing the choices where there are some.
+Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key (as
+written: ``pools.default.size``, or the environment variable that set it) and the
+value, and listing the choices where there are some.
 """
 
 from __future__ import annotations
