@@ -51,11 +51,14 @@ class LibraryLogger:
     module docstring says. ``bind`` returns a new logger and leaves this one as it is.
     """
 
-    __slots__ = ("_context", "_name")
+    __slots__ = ("_context", "_name", "_structlog")
 
     def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
         self._name = name
         self._context: dict[str, Any] = context or {}
+        #: structlog's lazy proxy for this name and context, made at the first event
+        #: while structlog is configured; it follows structlog's configuration itself.
+        self._structlog: Any = None
 
     @property
     def name(self) -> str:
@@ -110,10 +113,9 @@ class LibraryLogger:
 
     def _emit(self, method: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         if structlog.is_configured():
-            logger = structlog.get_logger(self._name)
-            if self._context:
-                logger = logger.bind(**self._context)
-            getattr(logger, method)(event, *args, **fields)
+            if self._structlog is None:
+                self._structlog = structlog.get_logger(self._name, **self._context)
+            getattr(self._structlog, method)(event, *args, **fields)
             return
         stdlib = logging.getLogger(self._name)
         level = _LEVELS[method]
