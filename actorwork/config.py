@@ -2,7 +2,8 @@
 
 Where the file comes from, first match wins: the ``path`` argument (the CLI's
 ``--config``), ``$ACTORWORK_CONFIG``, ``./actorwork.toml``; with none of them the
-embedded defaults apply. Environment variables override single keys:
+embedded defaults apply; ``load_config(data={...})`` takes the same tables as a dict
+instead of a file. Environment variables override single keys:
 ``ACTORWORK_SYSTEM__LISTEN=tcp://127.0.0.1:7400`` sets ``[system] listen``, and
 ``ACTORWORK_ACTORS__GREETER__ADDRESS=...`` sets ``[actors.greeter] address`` (double
 underscores separate levels; values are converted to the key's type).
@@ -51,18 +52,21 @@ underscores separate levels; values are converted to the key's type).
     timezone = "Europe/London"
     payload = { team = "ops" }
 
-Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key and
-the value, and listing the choices where there are some.
+Every error is a :class:`~actorwork.errors.ConfigError` naming the file, the key (as
+written: ``pools.default.size``, or the environment variable that set it) and the
+value, and listing the choices where there are some.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -90,8 +94,10 @@ __all__ = [
     "RetentionSettings",
     "SchedulerSettings",
     "SystemSettings",
+    "current_config",
     "find_config_file",
     "load_config",
+    "running",
 ]
 
 ENV_PREFIX = "ACTORWORK_"
@@ -309,37 +315,102 @@ def find_config_file(
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Load, override from ``env`` (default ``os.environ``) and validate the configuration."""
+    """Load, override from ``env`` (default ``os.environ``) and validate the configuration.
+
+    ``data`` is the configuration as a dict instead of a file (``path`` and the files of
+    the module docstring are then not read): the tables of the file as nested dicts,
+    ``{"jobs": {"modules": ["myapp.tasks"]}, "pools": {"default": {"size": 4}}}``.
+    It is validated exactly as a file is, environment variables override its keys the
+    same way (pass ``env={}`` to ignore them), and errors name its keys as they would
+    a file's, with ``load_config(data=...)`` as the source. Every error is a
+    :class:`~actorwork.errors.ConfigError`.
+    """
     env = os.environ if env is None else env
-    file = find_config_file(path, env)
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if file is not None:
-        source = str(file)
-        try:
-            raw = tomllib.loads(file.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {source!r} does not exist") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {source!r} cannot be read: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {source!r} is not valid TOML: {exc}") from exc
-    if _apply_env(raw, env):
+    if data is not None:
+        if path is not None:
+            raise ConfigError(f"load_config() takes a path or data, not both (path {path!r})")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"load_config(data=...) must be a dict of tables, got {data!r}")
+        raw, source = _copy_tables(data), "load_config(data=...)"
+    else:
+        raw, source = _read_file(find_config_file(path, env))
+    origins = _apply_env(raw, env)
+    if origins:
         source += " + environment"
     raw["source"] = source
     try:
         config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(exc, raw, source)) from None
-    _check(config)
-    _check_jobs(config)
+        raise ConfigError(_explain(exc, raw, source, origins)) from None
+    try:
+        _check(config)
+        _check_jobs(config)
+    except ConfigError as exc:
+        raise ConfigError(_name_variables(str(exc), source, origins)) from None
     return config
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> bool:
-    applied = False
+def _read_file(file: Path | None) -> tuple[dict[str, Any], str]:
+    """The tables of ``file`` and its name as a source; none and "defaults" without one."""
+    if file is None:
+        return {}, "defaults"
+    source = str(file)
+    try:
+        return tomllib.loads(file.read_text()), source
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {source!r} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {source!r} is not valid TOML: {exc}") from exc
+
+
+def _copy_tables(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` in which every table is a dict of its own (env overrides write)."""
+    return {
+        key: _copy_tables(value) if isinstance(value, Mapping) else value
+        for key, value in data.items()
+    }
+
+
+_running: list[Config] = []
+
+
+@contextmanager
+def running(config: Config) -> Iterator[Config]:
+    """Make ``config`` what :func:`current_config` returns while the block runs.
+
+    :func:`~actorwork.topology.start_pools` holds it while its pools run, so that what
+    works look up for themselves (``[chromium]``) comes from the configuration the
+    pools run with, however it was chosen: ``load_config(FILE)``, ``load_config(data=...)``,
+    ``actorwork --config FILE`` or a :class:`Config` made in code. With several at once
+    in one process, the one started last counts until it stops.
+    """
+    _running.append(config)
+    try:
+        yield config
+    finally:
+        _running.remove(config)
+
+
+def current_config() -> Config:
+    """The configuration of the pools this process runs (see :func:`running`), or else
+    the one :func:`load_config` finds: ``$ACTORWORK_CONFIG``, ``./actorwork.toml``, the
+    environment. A process pool's worker processes find theirs the second way."""
+    return _running[-1] if _running else load_config()
+
+
+#: Where environment variables set keys: the key's path, lower case, to the variable.
+Origins = dict[tuple[str, ...], str]
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> Origins:
+    origins: Origins = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key or key == "ACTORWORK_CONFIG":
             continue
@@ -353,30 +424,152 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> bool:
                 )
             node = child
         node[path[-1]] = value
-        applied = True
-    return applied
+        origins[tuple(path)] = key
+    return origins
 
 
 #: Settings typed as a Literal, whose choices an error about them lists.
 _CHOICES: dict[str, tuple[str, ...]] = {"jobs.topology": TOPOLOGIES}
 
 
-def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) -> str:
-    """Turn msgspec's ``... - at `$.system.port``` into a message naming key and value."""
+#: A step of a key's path: a table key, a list index, or :data:`_ENTRY`.
+Step = str | int
+#: msgspec's ``[...]``: an entry of a table it does not name (see :func:`_name_entries`).
+_ENTRY = "[...]"
+_STEP = re.compile(r"\.([^.\[\]]+)|\[(\.\.\.|\d+)\]")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _explain(
+    exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str, origins: Origins
+) -> str:
+    """Turn msgspec's ``... - at `$.pools[...].size``` into a message naming key and value.
+
+    The key reads as the user wrote it (``pools.default.size``); a key an environment
+    variable set is named by the variable, with the value as it was given.
+    """
     text = str(exc)
     problem, _, where = text.partition(" - at `")
-    key = where.rstrip("`").removeprefix("$.").removeprefix("$")
-    value: Any = raw
-    for part in key.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        else:
-            value = None
-            break
-    shown = f" = {value!r}" if value is not None and not isinstance(value, Mapping) else ""
+    steps = _name_entries(raw, _parse_path(where.rstrip("`")), text)
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", problem)
+    if unknown:
+        known = _known_fields(steps)
+        steps = [*steps, unknown.group(1)]
+        problem = f"unknown field `{unknown.group(1)}`"
+        if known:
+            problem = f"{problem}; known: {', '.join(known)}"
+    key = _dotted(steps)
     if key in _CHOICES:
         problem = f"{problem}; one of: {', '.join(_CHOICES[key])}"
-    return f"{source}: {key or 'top level'}{shown}: {problem}"
+    value = _lookup(raw, steps)
+    variable = origins.get(tuple(str(step) for step in steps))
+    if variable is not None:  # every variable is a string: "got `str`" says nothing
+        problem = problem.removesuffix(", got `str`")
+        return f"{source}: {variable} = {value!r} ({key}): {problem}"
+    message = f"{source}: {key or 'top level'}: {problem}"
+    if isinstance(value, Mapping):  # a table's check failed: name what set its keys
+        inside = [v for path, v in origins.items() if list(path[: len(steps)]) == steps]
+        return f"{message} (set by {', '.join(inside)})" if inside else message
+    if value is not None:
+        message = f"{source}: {key} = {value!r}: {problem}"
+    return _name_variables(message, source, origins)
+
+
+def _parse_path(where: str) -> list[Step]:
+    """``$.pools[...].queues[0]`` as ``["pools", "[...]", "queues", 0]``."""
+    steps: list[Step] = []
+    for name, index in _STEP.findall(where.removeprefix("$")):
+        steps.append(name or (_ENTRY if index == "..." else int(index)))
+    return steps
+
+
+def _name_entries(raw: Mapping[str, Any], steps: list[Step], text: str) -> list[Step]:
+    """``steps`` with each ``[...]`` replaced by the key of the entry that fails.
+
+    msgspec validates a table's entries in order and stops at the first bad one, so
+    the entry is the first that, left alone in its table, fails with the same error.
+    """
+    named: list[Step] = []
+    for step in steps:
+        found: Step = step
+        if step == _ENTRY:
+            table = _lookup(raw, named)
+            for name in table if isinstance(table, Mapping) else ():
+                trial = _only_entry(raw, named, name)
+                if _validation_error(trial) == text:
+                    raw, found = trial, name
+                    break
+        named.append(found)
+    return named
+
+
+def _only_entry(node: Any, path: list[Step], name: str) -> Any:
+    """A copy of ``node`` whose table at ``path`` holds only its entry ``name``."""
+    if not path:
+        return {name: node[name]}
+    head, *rest = path
+    copy = dict(node) if isinstance(node, Mapping) else list(node)
+    copy[head] = _only_entry(node[head], rest, name)  # type: ignore[index]
+    return copy
+
+
+def _validation_error(raw: Any) -> str | None:
+    try:
+        msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        return str(exc)
+    return None
+
+
+def _lookup(raw: Any, steps: list[Step]) -> Any:
+    """The value at ``steps`` in ``raw``, or None if there is none."""
+    value = raw
+    for step in steps:
+        inside = isinstance(value, list) and isinstance(step, int) and step < len(value)
+        if not (inside or (isinstance(value, Mapping) and step in value)):
+            return None
+        value = value[step]
+    return value
+
+
+def _dotted(steps: list[Step]) -> str:
+    """``pools.default.queues[0]``; a key that is not bare is quoted as in TOML."""
+    text = ""
+    for step in steps:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        elif step == _ENTRY:
+            text += step
+        else:
+            name = step if _BARE_KEY.fullmatch(step) else f'"{step}"'
+            text += f".{name}" if text else name
+    return text
+
+
+def _known_fields(steps: list[Step]) -> list[str]:
+    """The keys the table at ``steps`` may hold, if it is one of the settings' tables."""
+    kind: Any = Config
+    for step in steps:
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            kind = {f.name: f.type for f in msgspec.structs.fields(kind)}.get(str(step))
+        elif get_origin(kind) in (dict, list):
+            kind = get_args(kind)[-1]
+        else:
+            return []
+    if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+        return []
+    return sorted(field.name for field in msgspec.structs.fields(kind) if field.name != "source")
+
+
+def _name_variables(message: str, source: str, origins: Origins) -> str:
+    """``message`` saying which environment variables set the keys it names."""
+    said = message.removeprefix(f"{source}: ")
+    named = [
+        variable
+        for path, variable in origins.items()
+        if re.search(rf"(?<![\w.]){re.escape('.'.join(path))}(?![\w.])", said)
+    ]
+    return f"{message} (set by {', '.join(named)})" if named else message
 
 
 def _seconds(key: str, value: float, where: str, *, positive: bool = True) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Self
 from anyio.abc import AsyncResource
 
 from actorwork.client import Client, JobHandle
-from actorwork.config import Config
+from actorwork.config import Config, running
 from actorwork.errors import ConfigError
 from actorwork.node import system_from_settings
 from actorwork.pool.actor import Pool
@@ -79,6 +79,7 @@ async def start_pools(
     if unknown:
         known = ", ".join(sorted(config.pools)) or "none"
         raise ConfigError(f"{config.source}: no pool named {unknown[0]!r} (configured: {known})")
+    stack.enter_context(running(config))  # the works' own settings (chromium) come from it
     system = await stack.enter_async_context(system_from_settings(config.system, name="pools"))
     lease = config.scheduler.lease
     for name in chosen:

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "base",
         (
             "actorwork._importing",
+            "actorwork._log",
             "actorwork._version",
             "actorwork.errors",
             "actorwork.addressing",

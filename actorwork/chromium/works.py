@@ -4,11 +4,13 @@
 result as an artifact; they return a :class:`~actorwork.chromium.requests.Rendered`.
 
 **Which browser.** The jobs of one event loop share ``instances`` browsers, started at
-the first job that needs one, each job taking the least busy. Settings come from
-:func:`configure` if it was called, otherwise from the ``[chromium]`` table of the
-configuration this process finds (``$ACTORWORK_CONFIG``, ``./actorwork.toml``, and
-``ACTORWORK_CHROMIUM__*`` variables). A browser found disconnected (a crash, a
-killed container) is started again for the next job.
+the first job that needs one, each job taking the least busy. Settings
+(:func:`current_settings`) come from :func:`configure` if it was called, otherwise
+from the ``[chromium]`` table of the configuration the process's pools run with,
+however it was chosen (``load_config(FILE)``, ``actorwork --config FILE``, a dict);
+without running pools, from the configuration it finds (``$ACTORWORK_CONFIG``,
+``./actorwork.toml``, and ``ACTORWORK_CHROMIUM__*`` variables). A browser found
+disconnected (a crash, a killed container) is started again for the next job.
 
 **When browsers stop.** With ``keep = false`` a browser stops as soon as no job uses
 it. With ``keep = true`` (the default) it waits for the next job, and stops at
@@ -32,7 +34,7 @@ import anyio
 
 from actorwork.chromium.browser import Chromium
 from actorwork.chromium.requests import PdfRequest, PngRequest, Rendered
-from actorwork.config import ChromiumSettings, load_config
+from actorwork.config import ChromiumSettings, current_config
 from actorwork.work import WorkContext, work
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "browsers",
     "close_browsers",
     "configure",
+    "current_settings",
     "render_pdf",
     "render_png",
 ]
@@ -128,12 +131,17 @@ def configure(settings: ChromiumSettings | None) -> None:
     _settings = settings
 
 
+def current_settings() -> ChromiumSettings:
+    """The settings of the browsers started now (see the module docstring)."""
+    return _settings or current_config().chromium
+
+
 def browsers() -> Browsers:
     """The browsers of the running event loop (made at the first call)."""
     loop = asyncio.get_running_loop()
     found = _by_loop.get(loop)
     if found is None:
-        found = _by_loop[loop] = Browsers(_settings or load_config().chromium)
+        found = _by_loop[loop] = Browsers(current_settings())
     return found
 
 

@@ -12,15 +12,15 @@ import os
 import signal
 
 import anyio
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.addressing import parse_address
 from actorwork.cli.main import configure_logging
 from actorwork.runtime.system import ActorSystem
 from actorwork.transports import DEFAULT_MAX_FRAME_SIZE
 from actorwork.transports.docker import SECRET_VARIABLE, DockerTransport
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 async def _container_main(address_text: str, name: str, max_frame_size: int) -> None:

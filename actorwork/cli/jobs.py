@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import msgspec
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.config import Config
 from actorwork.errors import ActorworkError, ConfigError, JobFailed, JobNotFound, StoreInUse
 from actorwork.messages import AttemptRecord, DrainPool, JobView
@@ -31,7 +31,7 @@ from actorwork.work import default_registry
 
 __all__ = ["COMMANDS", "format_job"]
 
-log = structlog.get_logger("actorwork.cli")
+log = get_logger("actorwork.cli")
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 

@@ -34,6 +34,7 @@ import anyio
 import msgspec
 import structlog
 
+from actorwork._log import get_logger
 from actorwork.capture import capture_processor
 from actorwork.config import Config, find_config_file, load_config
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
@@ -41,7 +42,7 @@ from actorwork.messages import MAX_ATTEMPTS, MAX_FIRE_TIMES, MAX_INT, MAX_SECOND
 
 __all__ = ["main"]
 
-log = structlog.get_logger("actorwork.cli")
+log = get_logger("actorwork.cli")
 
 
 def configure_logging(level: str) -> None:

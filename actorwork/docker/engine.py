@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
-import structlog
 from anyio.abc import AsyncResource
 
+from actorwork._log import get_logger
 from actorwork.errors import ConfigError, EngineError, EngineUnavailable, ImageNotFound
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ __all__ = [
     "parse_memory",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Every label actorwork puts on containers and images starts with this.
 LABEL_PREFIX = "org.actorwork"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-import structlog
 
+from actorwork._log import get_logger
 from actorwork._version import __version__
 from actorwork.docker.engine import DEFAULT_IMAGE, LABEL_PREFIX, Engine, check_image_reference
 from actorwork.errors import ActorworkError, EngineError, ImageNotFound
@@ -42,7 +42,7 @@ __all__ = [
     "source_mounts",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: The installed ``actorwork`` package directory.
 _PACKAGE = Path(__file__).resolve().parents[1]

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Literal, assert_never
 import anyio
 import anyio.to_thread
 import msgspec
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.clock import Now, system_now
 from actorwork.errors import ActorworkError, AskTimeout
 from actorwork.messages import (
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pool", "PoolKind"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PoolKind = Literal["local", "thread", "process", "docker"]
 

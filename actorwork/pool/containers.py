@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.addressing import is_loopback_host, parse_address
 from actorwork.docker.engine import LABEL_PREFIX, ContainerOptions, Engine
 from actorwork.errors import ConfigError, EngineError
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ContainerFleet", "ContainerWorker", "owner_label"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Where the bridge directory appears inside every container.
 CONTAINER_BRIDGE_DIR = "/run/actorwork-bridge"

@@ -62,15 +62,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import structlog
-
+from actorwork._log import get_logger
 from actorwork.errors import OutboxError
 from actorwork.pool import _outbox_format as fmt
 from actorwork.pool._outbox_format import FORMAT_VERSION, MAGIC
 
 __all__ = ["CRASH_POINTS", "FORMAT_VERSION", "MAGIC", "Outbox", "crash_hook"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Where the write path calls :data:`crash_hook`. Every ``put_many`` reaches
 #: ``appended`` (the records are written) then ``synced`` (they are durable). One whose

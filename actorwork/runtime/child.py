@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.addressing import Address
 from actorwork.errors import TransportError
 from actorwork.runtime.ref import PeerSystem
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChildProcess", "child_environment", "start_child"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class ChildProcess(PeerSystem):

@@ -30,8 +30,8 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.codec import Codec, Envelope
 from actorwork.errors import (
     ActorNotFound,
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Link"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _HIGH_WATER = 1024  # frames queued before senders wait for the writer
 _BACKLOG = 1024  # deliveries parked behind full mailboxes before the reader stops reading

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.abc
-import structlog
 
 from actorwork._importing import import_object
+from actorwork._log import get_logger
 from actorwork.codec import Codec, Kind
 from actorwork.errors import ActorNotFound, ActorStopped, RemoteActorError
 from actorwork.messages import (
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ActorSystem"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _FAIRNESS = 64  # messages an actor handles back to back before letting others run
 

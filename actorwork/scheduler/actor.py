@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import assert_never
 
 import anyio
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.clock import system_now
 from actorwork.errors import (
     ActorworkError,
@@ -108,7 +108,7 @@ from actorwork.work import WorkRegistry, default_registry
 
 __all__ = ["Scheduler", "SchedulerInbound"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SchedulerInbound = (
     SubmitJob

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.errors import ScheduleError, WorkNotFound
 from actorwork.messages import ScheduleView
 from actorwork.scheduler.cron_state import Fence, Fire, ScheduleBook, Skip, parse_unique_key
@@ -37,7 +37,7 @@ from actorwork.work import WorkRegistry
 
 __all__ = ["Cron"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _decoder = msgspec.msgpack.Decoder(Schedule)
 _encoder = msgspec.msgpack.Encoder()

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 import anyio
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.errors import StoreInUse
 from actorwork.stores import JobStore
 
 __all__ = ["boot_id", "holder_name", "lead"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def holder_name() -> str:

@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.errors import StoreError
 from actorwork.messages import Artifact, WorkResult
 
 __all__ = ["ArtifactFiles", "reference"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def reference(result: WorkResult) -> tuple[WorkResult, dict[str, bytes]]:

@@ -45,8 +45,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import msgspec
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.errors import LeadershipLost, StoreError
 from actorwork.messages import TERMINAL, WorkResult
 from actorwork.stores.artifacts import ArtifactFiles, reference
@@ -64,7 +64,7 @@ from actorwork.stores.base import (
 
 __all__ = ["SQLiteStore", "Synchronous", "prepare", "sqlite_path"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Synchronous = Literal["off", "normal", "full"]
 

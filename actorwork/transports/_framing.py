@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 
 import anyio
 import anyio.abc
-import structlog
 
+from actorwork._log import get_logger
 from actorwork.errors import ConnectionBroken, ConnectionClosed, EndOfStream, FrameTooLarge
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "scan_frames",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 HEADER = struct.Struct(">Q")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024

@@ -28,9 +28,9 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import structlog
 from anyio.abc import TaskStatus
 
+from actorwork._log import get_logger
 from actorwork.errors import ConnectionBroken, ConnectionClosed, EndOfStream, FrameTooLarge
 from actorwork.transports._framing import HEADER, BufferBudget, Intake
 from actorwork.transports._handshake import client_handshake
@@ -52,7 +52,7 @@ __all__ = [
     "open_socket_connection",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _READ_AHEAD = 256 * 1024  # bytes buffered for a busy reader before reading pauses
 _WRITE_BATCH = 64 * 1024  # bytes gathered for one write before it is made at once

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-import structlog
 from anyio.abc import TaskStatus
 
+from actorwork._log import get_logger
 from actorwork.errors import HandshakeError, TransportError
 from actorwork.transports._framing import BufferBudget, FramedStream, Intake
 from actorwork.transports._handshake import HANDSHAKE_FRAME_CAP, client_handshake, server_handshake
@@ -43,7 +43,7 @@ __all__ = [
 if TYPE_CHECKING:
     from actorwork.transports._socket import SocketConnection
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 StreamWrapper = Callable[[anyio.abc.ByteStream], Awaitable[anyio.abc.ByteStream]]
 

@@ -34,8 +34,7 @@ import ssl
 from dataclasses import replace
 from typing import ClassVar
 
-import structlog
-
+from actorwork._log import get_logger
 from actorwork.addressing import Address
 from actorwork.errors import AddressError
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
@@ -44,7 +43,7 @@ from actorwork.transports.unix import UnixTransport
 
 __all__ = ["SECRET_VARIABLE", "DockerTransport", "is_unix_bridge"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: The environment variable that carries the bridge's shared secret (hex) into a container.
 SECRET_VARIABLE = "ACTORWORK_BRIDGE_SECRET"

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
+from actorwork._log import get_logger
 from actorwork.addressing import Address
 from actorwork.errors import (
     AddressError,
@@ -42,7 +42,7 @@ from actorwork.transports.base import (
 
 __all__ = ["InProcConnection", "InProcListener", "InProcTransport"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _listeners: dict[str, InProcListener] = {}
 

@@ -28,9 +28,9 @@ from typing import ClassVar
 
 import anyio
 import anyio.abc
-import structlog
 from anyio.abc import TaskStatus
 
+from actorwork._log import get_logger
 from actorwork.addressing import Address
 from actorwork.errors import AddressError, TransportError
 from actorwork.transports._socket import (
@@ -50,7 +50,7 @@ from actorwork.transports.base import (
 
 __all__ = ["PipeTransport"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _fd(address: Address) -> int:
