@@ -229,7 +229,13 @@ async def test_a_scheduler_with_mutual_tls_from_the_config_admits_only_certified
             handle = await jobs.submit("add", {"x": 1, "y": 2})
             assert handle.created
 
-        for tls in (f'ca = "{certs.ca}"', f'cert = "{certs.stranger}"\nca = "{certs.ca}"'):
+        refused = (
+            f'ca = "{certs.ca}"',  # no client certificate
+            f'cert = "{certs.stranger}"\nca = "{certs.ca}"',  # one our CA did not sign
+            # the right one, but the server's certificate is checked for another name
+            f'cert = "{certs.client}"\nca = "{certs.ca}"\nserver_hostname = "elsewhere.example"',
+        )
+        for tls in refused:
             with pytest.raises(TransportError):
                 async with JobSystem(_tls_config(tmp_path, address, tls)) as jobs:
                     await jobs.submit("add", {"x": 1, "y": 2})
@@ -264,6 +270,7 @@ def test_the_tls_options_override_the_config(
     config_file = tmp_path / "app.toml"
     config_file.write_text('[system.tls]\nca = "/from-the-file.pem"\n')
     options = ["--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-require-client-cert"]
+    options += ["--tls-server-hostname", "scheduler.example"]
     assert main(["--config", str(config_file), *options, "config"]) == 0
     shown = msgspec.json.decode(capsys.readouterr().out)["system"]["tls"]
     assert shown == {
@@ -271,7 +278,7 @@ def test_the_tls_options_override_the_config(
         "key": "/k.pem",
         "ca": "/from-the-file.pem",
         "require_client_cert": True,
-        "server_hostname": "",
+        "server_hostname": "scheduler.example",
     }
 
     assert main(["--config", str(config_file), "--tls-key", "/k.pem", "config"]) == 2
