@@ -13,7 +13,13 @@ underscores separate levels; values are converted to the key's type).
     [system]                       # this process's actor system
     name = "demo"
     listen = "tcp://127.0.0.1:7400"
-    secret_file = "/etc/actorwork/secret"
+    secret_file = "/etc/actorwork/secret"   # mode 0600: a looser one is warned about
+
+    [system.tls]                   # TLS on tcp://, in and out (on when cert or ca is set)
+    cert = "/etc/actorwork/node.pem"
+    key = "/etc/actorwork/node.key"
+    ca = "/etc/actorwork/ca.pem"
+    require_client_cert = true     # mutual TLS: enough off loopback without a secret
 
     [actors.greeter]               # where an actor lives; moving it is a one-line change
     factory = "myapp.actors:Greeter"
@@ -62,6 +68,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -70,6 +77,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from actorwork._log import get_logger
 from actorwork.addressing import parse_address
 from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
@@ -94,14 +102,59 @@ __all__ = [
     "RetentionSettings",
     "SchedulerSettings",
     "SystemSettings",
+    "TLSSettings",
     "current_config",
     "find_config_file",
     "load_config",
+    "override_tls",
     "running",
+    "secret_file_exposed",
 ]
+
+log = get_logger(__name__)
 
 ENV_PREFIX = "ACTORWORK_"
 DEFAULT_FILE = "actorwork.toml"
+
+
+class TLSSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[system.tls]``: TLS for ``tcp://`` connections in and out; on when ``cert`` or
+    ``ca`` is set (the CLI's ``--tls-*`` options override each key).
+
+    ``cert`` (PEM; with its private key unless ``key`` names another file) is the
+    certificate a listener shows, and the client certificate presented when connecting.
+    ``ca`` holds the CAs a peer's certificate must chain to (empty: the system's, for
+    servers only). ``require_client_cert`` makes a listener refuse peers without a
+    certificate that ``ca`` signed: mutual TLS, which a listener off loopback accepts in
+    place of a shared secret. ``server_hostname`` is the name checked on the server's
+    certificate (empty: the host of the address connected to).
+    """
+
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+    require_client_cert: bool = False
+    server_hostname: str = ""
+
+    def __post_init__(self) -> None:
+        if self.key and not self.cert:
+            raise ValueError(f"key = {self.key!r} needs cert, the certificate it belongs to")
+        if self.require_client_cert and not (self.cert and self.ca):
+            raise ValueError(
+                "require_client_cert = true needs cert (the certificate a listener shows) "
+                f"and ca (the CA that signs the client certificates); got cert = {self.cert!r}, "
+                f"ca = {self.ca!r}"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether TLS is on: ``cert`` or ``ca`` is set."""
+        return bool(self.cert or self.ca)
+
+
+def secret_file_exposed(mode: int) -> bool:
+    """True if a secret file of ``mode`` lets its group or others read (or write) it."""
+    return bool(stat.S_IMODE(mode) & 0o077)
 
 
 class SystemSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -119,18 +172,33 @@ class SystemSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     mailbox_capacity: int = 1024
     ask_timeout: float = 30.0
+    tls: TLSSettings = TLSSettings()
 
     def secret_bytes(self) -> bytes | None:
-        """The shared secret, from ``secret`` or the file ``secret_file``."""
+        """The shared secret, from ``secret`` or the file ``secret_file``.
+
+        A secret file that its group or others may read is used, with a warning naming
+        its path and mode.
+        """
         if self.secret:
             return self.secret.encode()
         if self.secret_file:
+            path = Path(self.secret_file)
             try:
-                return Path(self.secret_file).read_bytes().strip() or None
+                secret = path.read_bytes().strip() or None
+                mode = path.stat().st_mode
             except OSError as exc:
                 raise ConfigError(
                     f"system.secret_file = {self.secret_file!r} cannot be read: {exc.strerror}"
                 ) from exc
+            if secret_file_exposed(mode):
+                log.warning(
+                    "secret_file_readable_by_others",
+                    path=self.secret_file,
+                    mode=oct(stat.S_IMODE(mode)),
+                    hint=f"chmod 600 {self.secret_file}",
+                )
+            return secret
         return None
 
 
@@ -376,6 +444,19 @@ def _copy_tables(data: Mapping[str, Any]) -> dict[str, Any]:
         key: _copy_tables(value) if isinstance(value, Mapping) else value
         for key, value in data.items()
     }
+
+
+def override_tls(config: Config, **keys: Any) -> Config:
+    """``config`` with the ``[system.tls]`` ``keys`` given replaced (the CLI's ``--tls-*``
+    options), checked as a file's are; ConfigError names a bad combination."""
+    if not keys:
+        return config
+    try:
+        tls = TLSSettings(**{**msgspec.structs.asdict(config.system.tls), **keys})
+    except ValueError as exc:
+        raise ConfigError(f"{config.source} + command line: system.tls: {exc}") from None
+    system = msgspec.structs.replace(config.system, tls=tls)
+    return msgspec.structs.replace(config, system=system, source=f"{config.source} + command line")
 
 
 _running: list[Config] = []

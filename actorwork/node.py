@@ -25,22 +25,63 @@ from typing import Self
 from anyio.abc import AsyncResource
 
 from actorwork._importing import import_object
-from actorwork.config import Config, SystemSettings
+from actorwork.addressing import parse_address
+from actorwork.config import Config, SystemSettings, TLSSettings
 from actorwork.errors import ActorNotFound, ConfigError
 from actorwork.runtime.actor import Actor
 from actorwork.runtime.ref import ActorRef
 from actorwork.runtime.system import ActorSystem
+from actorwork.transports.base import Transport
+from actorwork.transports.tcp import TCPTransport, client_context, server_context
 
-__all__ = ["Node", "system_from_settings"]
+__all__ = ["Node", "system_from_settings", "tls_transports"]
+
+
+def tls_transports(tls: TLSSettings, *, listen: str | None = None) -> dict[str, Transport]:
+    """The transports by scheme that ``[system.tls]`` asks for: a ``tcp`` one with its
+    contexts when TLS is on, nothing when it is off.
+
+    ConfigError names a file that cannot be loaded, or a ``tcp://`` ``listen`` address
+    that TLS is on for without a certificate to show.
+    """
+    if not tls.enabled:
+        return {}
+    listens_on_tcp = listen is not None and parse_address(listen).scheme == "tcp"
+    if listens_on_tcp and not tls.cert:
+        raise ConfigError(
+            f"listening on {listen!r} with TLS needs system.tls.cert, the certificate to show "
+            f"(system.tls has ca = {tls.ca!r} only)"
+        )
+    try:
+        server = (
+            server_context(
+                cert=tls.cert, key=tls.key, ca=tls.ca, require_client_cert=tls.require_client_cert
+            )
+            if tls.cert
+            else None
+        )
+        client = client_context(cert=tls.cert, key=tls.key, ca=tls.ca)
+    except ConfigError as exc:
+        raise ConfigError(f"system.tls: {exc}") from None
+    return {
+        "tcp": TCPTransport(
+            server_ssl=server, client_ssl=client, server_hostname=tls.server_hostname or None
+        )
+    }
 
 
 def system_from_settings(
     settings: SystemSettings, *, name: str | None = None, listen: str | None = None
 ) -> ActorSystem:
-    """An :class:`ActorSystem` configured by ``[system]`` (``listen`` overrides it)."""
+    """An :class:`ActorSystem` configured by ``[system]`` (``listen`` overrides it).
+
+    With ``[system.tls]``, its ``tcp://`` connections in and out use TLS.
+    """
+    address = listen if listen is not None else (settings.listen or None)
     return ActorSystem(
         name or settings.name,
-        listen=listen if listen is not None else (settings.listen or None),
+        listen=address,
+        transports=tls_transports(settings.tls, listen=address),
         secret=settings.secret_bytes(),
         max_frame_size=settings.max_frame_size,
         handshake_timeout=settings.handshake_timeout,

@@ -44,7 +44,8 @@ from actorwork.runtime.child import child_environment
 from actorwork.runtime.system import ActorSystem
 from actorwork.transports._framing import HEADER, FramedStream
 from actorwork.transports._handshake import client_handshake
-from actorwork.transports.base import Connection, ConnectionOptions
+from actorwork.transports.base import Connection, ConnectionOptions, Transport
+from actorwork.transports.docker import SECRET_VARIABLE, DockerTransport
 from actorwork.transports.registry import resolve_transport
 
 __all__ = [
@@ -88,12 +89,16 @@ class TransportHarness:
     def new_address(self) -> str:
         raise NotImplementedError
 
+    def listen_transport(self) -> Transport | None:
+        """The transport this process's listeners use; None: the registry's."""
+        return None
+
     @asynccontextmanager
     async def serving(
         self, handler: Callable[[Connection], Awaitable[None]], options: ConnectionOptions
     ) -> AsyncIterator[Callable[[ConnectionOptions], Awaitable[Connection]]]:
         """Serve ``handler`` in this process; yield a function that opens client connections."""
-        address, transport = resolve_transport(self.new_address())
+        address, transport = resolve_transport(self.new_address(), self.listen_transport())
         listener = await transport.listen(address, options)
         async with anyio.create_task_group() as tg:
             await tg.start(listener.serve, handler)
@@ -111,7 +116,12 @@ class TransportHarness:
     @asynccontextmanager
     async def system(self, **kwargs: Any) -> AsyncIterator[ActorSystem]:
         """An actor system listening on a fresh address of this scheme."""
-        async with ActorSystem("conformance-server", listen=self.new_address(), **kwargs) as system:
+        async with ActorSystem(
+            "conformance-server",
+            listen=self.new_address(),
+            transport=self.listen_transport(),
+            **kwargs,
+        ) as system:
             yield system
 
     async def raw_stream(self, address: str) -> anyio.abc.ByteStream:
@@ -248,6 +258,11 @@ class DockerHarness(TransportHarness):
     def new_address(self) -> str:
         return f"docker://{self.tmp_path / f'd-{uuid.uuid4().hex[:8]}.sock'}"
 
+    def listen_transport(self) -> Transport:
+        # Only this process connects to its own listeners: a socket of its user's alone
+        # needs no secret, where the default 0o666 one would be refused without one.
+        return DockerTransport(mode=0o600)
+
     async def raw_stream(self, address: str) -> anyio.abc.ByteStream:
         parsed = parse_address(address)
         if parsed.location.startswith("/"):
@@ -268,12 +283,16 @@ class DockerHarness(TransportHarness):
         async with engine:
             image = await ensure_worker_image(engine)
             inside, name = "/run/actorwork-echo", f"e-{uuid.uuid4().hex[:8]}.sock"
+            secret = os.urandom(16)  # the container's socket is 0o666: strangers need keeping out
             self.tmp_path.chmod(0o777)  # the container's user writes its socket here
             source, environment = source_mounts()
             config = {
                 "Image": image,
                 "Cmd": ["python3", "-m", "actorwork.testing", "echo", f"docker://{inside}/{name}"],
-                "Env": [f"{key}={value}" for key, value in environment.items()],
+                "Env": [
+                    f"{key}={value}"
+                    for key, value in {**environment, SECRET_VARIABLE: secret.hex()}.items()
+                ],
                 "Labels": {"org.actorwork.image.test": "1"},
                 "HostConfig": {
                     "Binds": [f"{self.tmp_path}:{inside}", *source],
@@ -284,7 +303,7 @@ class DockerHarness(TransportHarness):
             try:
                 pid = int((await engine.inspect(container))["State"]["Pid"])
                 address = f"docker://{self.tmp_path / name}"
-                async with await _connect_soon(address) as connection:
+                async with await _connect_soon(address, secret) as connection:
                     yield _ContainerPeer(pid), connection
             finally:
                 with anyio.CancelScope(shield=True):
@@ -300,13 +319,14 @@ HARNESSES: dict[str, type[TransportHarness]] = {
 }
 
 
-async def _connect_soon(address: str) -> Connection:
+async def _connect_soon(address: str, secret: bytes | None = None) -> Connection:
     """Connect to a peer that is about to listen (its socket file may precede listen())."""
     bound, transport = resolve_transport(address)
+    options = ConnectionOptions(name="client", secret=secret)
     with anyio.fail_after(60):
         while True:
             try:
-                return await transport.connect(bound, ConnectionOptions(name="client"))
+                return await transport.connect(bound, options)
             except TransportError:
                 await anyio.sleep(0.05)
 
@@ -676,7 +696,9 @@ CONFORMANCE_CHECKS: list[Callable[[TransportHarness], Awaitable[None]]] = [
 async def _serve_echo(address_text: str) -> None:
     address = parse_address(address_text)
     _, transport = resolve_transport(address)
-    listener = await transport.listen(address, ConnectionOptions(name="echo"))
+    secret = os.environ.get(SECRET_VARIABLE)  # set for a peer that others could reach
+    options = ConnectionOptions(name="echo", secret=bytes.fromhex(secret) if secret else None)
+    listener = await transport.listen(address, options)
     async with anyio.create_task_group() as tg:
         await tg.start(listener.serve, _echo)
         sys.stdout.write(f"{listener.address}\n")

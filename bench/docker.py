@@ -59,6 +59,7 @@ from actorwork.docker.images import SOURCE_DIR, ensure_worker_image
 from actorwork.messages import Ping
 from actorwork.runtime import ActorSystem
 from actorwork.runtime.ref import RemoteRef
+from actorwork.transports.docker import SECRET_VARIABLE
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -124,14 +125,20 @@ async def peer(tmp: Path, where: str, image: str) -> AsyncIterator[RemoteRef]:
     """A listener here and a peer connected to it (in a container, or a child process)."""
     name = f"peer-{uuid.uuid4().hex[:6]}"
     scheme = "docker" if where == "docker" else "unix"  # docker:// makes the socket 0o666
-    async with ActorSystem("bench", listen=f"{scheme}://{tmp}/{name}.sock") as system:
+    secret = os.urandom(16)  # which a docker:// listener needs; the same for both sides
+    listen = f"{scheme}://{tmp}/{name}.sock"
+    async with ActorSystem("bench", listen=listen, secret=secret) as system:
         command = ["-m", "actorwork.cli.bridge", "--name", name]
         if where == "docker":
             async with Engine() as engine:
                 config = {
                     "Image": image,
                     "Cmd": ["python3", *command, f"docker:///bridge/{name}.sock"],
-                    "Env": ["ACTORWORK_LOG_LEVEL=warning", f"PYTHONPATH={SOURCE_DIR}"],
+                    "Env": [
+                        "ACTORWORK_LOG_LEVEL=warning",
+                        f"PYTHONPATH={SOURCE_DIR}",
+                        f"{SECRET_VARIABLE}={secret.hex()}",
+                    ],
                     "HostConfig": {
                         "Binds": [
                             f"{tmp}:/bridge",
@@ -149,7 +156,11 @@ async def peer(tmp: Path, where: str, image: str) -> AsyncIterator[RemoteRef]:
             address = f"docker://{tmp}/{name}.sock"
             async with await anyio.open_process(
                 [sys.executable, *command, address],
-                env={**os.environ, "ACTORWORK_LOG_LEVEL": "warning"},
+                env={
+                    **os.environ,
+                    "ACTORWORK_LOG_LEVEL": "warning",
+                    SECRET_VARIABLE: secret.hex(),
+                },
             ) as process:
                 try:
                     yield await _incoming(system, name)

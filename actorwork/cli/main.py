@@ -15,7 +15,9 @@
     actorwork version
 
 ``--config FILE`` (or ``$ACTORWORK_CONFIG``, or ``./actorwork.toml``) picks the
-configuration; ``--log-level`` (or ``$ACTORWORK_LOG_LEVEL``) how much is logged.
+configuration; ``--log-level`` (or ``$ACTORWORK_LOG_LEVEL``) how much is logged;
+``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-require-client-cert`` and
+``--tls-server-hostname`` override the keys of ``[system.tls]``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import structlog
 
 from actorwork._log import get_logger
 from actorwork.capture import capture_processor
-from actorwork.config import Config, find_config_file, load_config
+from actorwork.config import Config, find_config_file, load_config, override_tls
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
 from actorwork.messages import MAX_ATTEMPTS, MAX_FIRE_TIMES, MAX_INT, MAX_SECONDS
 
@@ -213,6 +215,34 @@ def seconds(*, positive: bool = False) -> Callable[[str], float]:
     return parse
 
 
+#: The ``--tls-*`` options: (option, ``[system.tls]`` key, help).
+_TLS_OPTIONS = (
+    ("--tls-cert", "cert", "PEM certificate (and key) to show; TLS on tcp:// in and out"),
+    ("--tls-key", "key", "its private key, if not in the certificate file"),
+    ("--tls-ca", "ca", "PEM file of the CAs that peers' certificates must chain to"),
+    ("--tls-server-hostname", "server_hostname", "name to check on the server's certificate"),
+)
+
+
+def _add_tls_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TLS (override [system.tls])")
+    for option, key, text in _TLS_OPTIONS:
+        group.add_argument(option, dest=f"tls_{key}", default=None, help=text)
+    group.add_argument(
+        "--tls-require-client-cert",
+        dest="tls_require_client_cert",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="listen with mutual TLS: refuse peers without a certificate the CA signed",
+    )
+
+
+def _with_tls_options(config: Config, args: argparse.Namespace) -> Config:
+    keys = [key for _, key, _ in _TLS_OPTIONS] + ["require_client_cert"]
+    given = {key: getattr(args, f"tls_{key}") for key in keys}
+    return override_tls(config, **{key: value for key, value in given.items() if value is not None})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="actorwork", description="background work as asyncio actors")
     parser.add_argument(
@@ -221,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML config file (default: $ACTORWORK_CONFIG or ./actorwork.toml)",
     )
     parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
+    _add_tls_options(parser)
     # Subcommands are _Parsers too (argparse makes them of the parent's class).
     commands = cast(
         "argparse._SubParsersAction[argparse.ArgumentParser]",  # noqa: SLF001 - its type
@@ -286,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(__version__)
             return 0
-        config = _config(args)
+        config = _with_tls_options(_config(args), args)
         if args.command == "config":
             return _print_config(config)
         # Factories and work modules are imported from next to the config file.

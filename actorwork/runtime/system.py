@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self
@@ -29,6 +29,7 @@ import anyio.abc
 
 from actorwork._importing import import_object
 from actorwork._log import get_logger
+from actorwork.addressing import parse_address
 from actorwork.codec import Codec, Kind
 from actorwork.errors import ActorNotFound, ActorStopped, RemoteActorError
 from actorwork.messages import (
@@ -111,7 +112,9 @@ class ActorSystem(anyio.abc.AsyncResource):
     """A set of actors, plus the connections that link them to other systems.
 
     ``listen`` is an address (or ``None`` to accept no connections); ``transport``
-    overrides the registry's choice for it. ``secret`` enables the shared-secret
+    overrides the registry's choice for it. ``transports`` maps a scheme to the
+    transport used for it instead of the registry's, to connect and to listen (a
+    ``tcp`` one with TLS contexts, say). ``secret`` enables the shared-secret
     handshake on every connection in and out. ``mailbox_capacity`` bounds each
     actor's mailbox (senders wait when it is full); ``ask_timeout`` is the default
     for :meth:`ActorRef.ask`. ``allow_remote_spawn`` lets peers create actors here
@@ -128,6 +131,7 @@ class ActorSystem(anyio.abc.AsyncResource):
         *,
         listen: str | None = None,
         transport: Transport | None = None,
+        transports: Mapping[str, Transport] | None = None,
         secret: bytes | str | None = None,
         max_frame_size: int | None = None,
         handshake_timeout: float = 5.0,
@@ -165,6 +169,7 @@ class ActorSystem(anyio.abc.AsyncResource):
         self.address: str | None = None
         self._listen = listen
         self._listen_transport = transport
+        self._transports = dict(transports or {})
         self._listener: Listener | None = None
         self._cells: dict[str, _Cell] = {}
         self._links: set[Link] = set()
@@ -187,7 +192,10 @@ class ActorSystem(anyio.abc.AsyncResource):
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_callback(self._shutdown)
             if self._listen is not None:
-                address, transport = resolve_transport(self._listen, self._listen_transport)
+                parsed = parse_address(self._listen)
+                address, transport = resolve_transport(
+                    parsed, self._listen_transport or self._transports.get(parsed.scheme)
+                )
                 listener = await transport.listen(address, self.options)
                 self._listener = listener
                 self.address = listener.address
@@ -484,7 +492,10 @@ class ActorSystem(anyio.abc.AsyncResource):
             link = self._links_by_address.get(address)
             if link is not None and not link.closed:
                 return link
-            parsed, chosen = resolve_transport(address, transport)
+            parsed = parse_address(address)
+            parsed, chosen = resolve_transport(
+                parsed, transport or self._transports.get(parsed.scheme)
+            )
             tg = self._task_group()
             connection = await chosen.connect(parsed, self.options)
             link = self._new_link(connection, address)

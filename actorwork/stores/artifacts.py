@@ -23,6 +23,7 @@ import msgspec
 from actorwork._log import get_logger
 from actorwork.errors import StoreError
 from actorwork.messages import Artifact, WorkResult
+from actorwork.stores._files import DIRECTORY_MODE, FILE_MODE, make_private_directory, tighten
 
 __all__ = ["ArtifactFiles", "reference"]
 
@@ -55,6 +56,14 @@ class ArtifactFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def secure(self) -> None:
+        """Tighten the directory to ``0o700`` if it exists looser (see ``_files``).
+
+        Its own mode is enough to keep others from every file below it, so the files,
+        which may be many, are not walked.
+        """
+        tighten(self.root, DIRECTORY_MODE)
+
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise StoreError(f"artifact reference {digest!r} is not a SHA-256 in hex")
@@ -75,9 +84,9 @@ class ArtifactFiles:
                 raise StoreError(f"cannot write artifact file {str(final)!r}: {exc}") from exc
 
     def _write_one(self, final: Path, data: bytes) -> None:
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_directory(final.parent)
         temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             view = memoryview(data)
             while view:

@@ -49,6 +49,7 @@ import msgspec
 from actorwork._log import get_logger
 from actorwork.errors import LeadershipLost, StoreError
 from actorwork.messages import TERMINAL, WorkResult
+from actorwork.stores._files import FILE_MODE, create_private_file, make_private_directory, tighten
 from actorwork.stores.artifacts import ArtifactFiles, reference
 from actorwork.stores.base import (
     DropSchedule,
@@ -632,6 +633,29 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
     )
 
 
+#: The files SQLite keeps beside a database; it creates them with the database's mode.
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _create_private(path: str, files: ArtifactFiles | None) -> None:
+    """Create the store's directory ``0o700`` and its file ``0o600`` where missing,
+    and tighten what exists looser (see :mod:`actorwork.stores._files`)."""
+    database = Path(path)
+    try:
+        make_private_directory(database.parent)
+        create_private_file(database)
+    except OSError as exc:
+        raise StoreError(f"cannot create the job store {path!r}: {exc.strerror or exc}") from exc
+    _tighten_private(path, files)
+
+
+def _tighten_private(path: str, files: ArtifactFiles | None) -> None:
+    for suffix in ("", *_COMPANIONS):
+        tighten(Path(f"{path}{suffix}"), FILE_MODE)
+    if files is not None:
+        files.secure()
+
+
 def sqlite_path(url: str) -> str:
     """The file a ``sqlite://`` URL (or a bare path) names."""
     return url.removeprefix("sqlite://")
@@ -640,7 +664,8 @@ def sqlite_path(url: str) -> str:
 class SQLiteStore:
     """The store, used from async code: every call runs on the store's own thread.
 
-    ``path`` is a file (created with its directory if missing), ``":memory:"``, or a
+    ``path`` is a file (created ``0o600``, with its directory ``0o700`` if missing;
+    found looser, tightened with a warning), ``":memory:"``, or a
     ``sqlite://`` URL of either (see :mod:`actorwork.stores.registry`). Artifacts are
     files in the directory ``<path>-artifacts`` beside it (inside the results for a
     memory store).
@@ -683,10 +708,14 @@ class SQLiteStore:
             )
             return
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            await self._call(lambda: _create_private(self.path, self.files))
         self._db = await self._call(
             lambda: _Database(self.path, self.synchronous, files=self.files)
         )
+        if self.path != ":memory:":
+            # SQLite gives the -wal and -shm files it made the database's mode; looked
+            # at again all the same, in case a build or file system does otherwise.
+            await self._call(lambda: _tighten_private(self.path, None))
         if self.path != ":memory:" and self.synchronous != "full":
             self._inline = await self._call(
                 lambda: _Database(self.path, self.synchronous, inline=True, files=self.files)

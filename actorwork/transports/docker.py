@@ -15,7 +15,9 @@ Guarantees are those of ``unix://`` and ``tcp://``: frames arrive in order, whol
 the connection breaks; a killed container is seen at once (its end of the socket
 closes). Unix listeners make the socket file mode ``0o666`` by default, because the
 container's user is not this host's user: what keeps strangers out is the shared
-secret, which a :mod:`~actorwork.pool.containers` always sets.
+secret, which a :mod:`~actorwork.pool.containers` always sets. A Unix listener without
+a secret on a socket others may connect to is refused (ConfigError), as a ``tcp://``
+listener off loopback is: every local user and container could speak to it.
 
 The container side runs ``python -m actorwork.cli.bridge ADDRESS --name NAME``:
 an actor system that connects to ``ADDRESS`` (with the secret in
@@ -36,9 +38,9 @@ from typing import ClassVar
 
 from actorwork._log import get_logger
 from actorwork.addressing import Address
-from actorwork.errors import AddressError
+from actorwork.errors import AddressError, ConfigError
 from actorwork.transports.base import Connection, ConnectionOptions, Listener, Transport
-from actorwork.transports.tcp import TCPTransport
+from actorwork.transports.tcp import SECRET_HINT, TCPTransport
 from actorwork.transports.unix import UnixTransport
 
 __all__ = ["SECRET_VARIABLE", "DockerTransport", "is_unix_bridge"]
@@ -65,8 +67,9 @@ class _TCPBridge(TCPTransport):
 class DockerTransport(Transport):
     """Connections over a socket bridged into a container; see the module docstring.
 
-    ``mode`` is the permission of a listening Unix socket file; ``server_ssl`` and
-    ``client_ssl`` turn on TLS for the TCP form, as for :class:`TCPTransport`.
+    ``mode`` is the permission of a listening Unix socket file: one that lets group or
+    others connect needs a shared secret. ``server_ssl`` and ``client_ssl`` turn on TLS
+    for the TCP form, as for :class:`TCPTransport`.
     """
 
     scheme: ClassVar[str] = "docker"
@@ -96,4 +99,13 @@ class DockerTransport(Transport):
         return await self._pick(address).connect(address, options)
 
     async def listen(self, address: Address, options: ConnectionOptions) -> Listener:
-        return await self._pick(address).listen(address, replace(options, idle_timeout=None))
+        chosen = self._pick(address)
+        mode = self._unix.mode
+        if chosen is self._unix and options.secret is None and mode & 0o077:
+            raise ConfigError(
+                f"listening on {str(address)!r}, a socket of mode {oct(mode)} that other "
+                f"local users and containers can connect to, requires a shared secret; "
+                f"{SECRET_HINT}, or give the socket a mode only its owner can use "
+                "(DockerTransport(mode=0o600))"
+            )
+        return await chosen.listen(address, replace(options, idle_timeout=None))
