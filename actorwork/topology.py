@@ -22,11 +22,14 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from typing import Any, Self
 
+import anyio
 from anyio.abc import AsyncResource
 
+from actorwork._log import get_logger
 from actorwork.client import Client, JobHandle
 from actorwork.config import Config, running
-from actorwork.errors import ConfigError
+from actorwork.errors import ActorworkError, ConfigError, StoreError
+from actorwork.messages import DrainPool, PoolDrainedReply
 from actorwork.node import system_from_settings
 from actorwork.pool.actor import Pool
 from actorwork.runtime import ActorSystem
@@ -36,7 +39,12 @@ from actorwork.scheduler.state import Backoff
 from actorwork.stores import open_store
 from actorwork.work import default_registry
 
-__all__ = ["JobSystem", "start_pools", "start_scheduler"]
+__all__ = ["JobSystem", "drain_pools", "start_pools", "start_scheduler"]
+
+log = get_logger(__name__)
+
+#: Seconds a drain may take beyond its grace (results written and acknowledged).
+_DRAIN_MARGIN = 60.0
 
 
 async def start_scheduler(
@@ -51,7 +59,13 @@ async def start_scheduler(
     """
     settings = config.scheduler
     store = open_store(settings.store, synchronous=settings.synchronous)
-    await store.open()
+    try:
+        await store.open()
+    except OSError as exc:  # its directory cannot be made, say
+        where = f": {exc.filename!r}" if exc.filename else ""
+        raise StoreError(
+            f"cannot open the job store {settings.store!r}: {exc.strerror or exc}{where}"
+        ) from exc
     stack.push_async_callback(store.aclose)
     scheduler = Scheduler(
         store=store,
@@ -100,6 +114,34 @@ async def start_pools(
     return system
 
 
+async def drain_pools(
+    system: ActorSystem, config: Config, names: list[str], *, grace: float | None = None
+) -> dict[str, PoolDrainedReply | None]:
+    """Drain the pools ``names`` of ``system`` together, as :class:`DrainPool` says.
+
+    They take no more work; what runs gets ``grace`` seconds (by default each pool's
+    ``[pools.NAME] grace``) to finish, and the rest is handed back to the Scheduler
+    (outcome ``returned``, so it runs again at once, elsewhere or at the next start).
+    Returns each pool's reply, or None for a pool that did not answer (logged).
+    """
+    replies: dict[str, PoolDrainedReply | None] = {}
+
+    async def drain(name: str) -> None:
+        seconds = grace if grace is not None else config.pools[name].grace
+        try:
+            reply = await system.ref(name).ask(DrainPool(seconds), timeout=seconds + _DRAIN_MARGIN)
+        except ActorworkError as exc:
+            log.error("drain_failed", pool=name, error=str(exc))
+            replies[name] = None
+            return
+        replies[name] = reply if isinstance(reply, PoolDrainedReply) else None
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(drain, name)
+    return replies
+
+
 class JobSystem(AsyncResource):
     """The job system as the configuration lays it out; submit and follow jobs through it."""
 
@@ -111,28 +153,41 @@ class JobSystem(AsyncResource):
         self.run_pools = pools
         self.client: Client | None = None
         self._stack: AsyncExitStack | None = None
+        self._pools: ActorSystem | None = None  # drained before the stack unwinds
 
     async def __aenter__(self) -> Self:
         config = self.config
         default_registry.import_modules(config.jobs.modules)
+        pools: ActorSystem | None = None
         async with AsyncExitStack() as stack:  # unwinds what started if a later part fails
             if config.jobs.topology in ("inline", "local"):
                 scheduler = await start_scheduler(stack, config, standby=self.run_pools)
                 system = scheduler.system
                 if self.run_pools:
-                    system = await start_pools(stack, config)
+                    system = pools = await start_pools(stack, config)
             else:
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")
                 )
             self.client = await stack.enter_async_context(Client(system, config.scheduler.address))
             self._stack = stack.pop_all()
+        self._pools = pools
         return self
 
     async def aclose(self) -> None:
-        """Stop the pools, then the Scheduler (pending commits finish). Idempotent."""
+        """Drain the pools, then stop them and the Scheduler (pending commits finish).
+
+        Running jobs get their pool's grace to finish; the rest are handed back, so
+        the next start runs them at once (not after their lease). Idempotent.
+        """
         stack, self._stack = self._stack, None
-        if stack is not None:
+        pools, self._pools = self._pools, None
+        if stack is None:
+            return
+        try:
+            if pools is not None:
+                await drain_pools(pools, self.config, list(self.config.pools))
+        finally:
             await stack.__aexit__(None, None, None)
 
     def _client(self) -> Client:

@@ -26,7 +26,7 @@ import anyio.to_thread
 import msgspec
 
 from actorwork.capture import JobCapture, install
-from actorwork.errors import PayloadError, WorkFailed, WorkNotFound
+from actorwork.errors import ActorStopped, PayloadError, WorkFailed, WorkNotFound
 from actorwork.messages import (
     ExecuteJob,
     JobProgressed,
@@ -224,6 +224,11 @@ class Worker(Actor):
             self._queued, self._job = None, spec
             try:
                 await self._run(spec, reporter)
+            except ActorStopped as exc:
+                # The Pool stopped first: it handed the attempt back, or its lease covers it.
+                self.log.info(
+                    "worker_result_dropped", job_id=spec.id, attempt=spec.attempt, reason=str(exc)
+                )
             except Exception:
                 # The result could not be handed over (the Pool is gone): the Pool's
                 # lease on the job covers it; this Worker goes on taking jobs.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +26,7 @@ from actorwork.messages import AttemptRecord, DrainPool, JobView
 from actorwork.runtime import ActorRef
 from actorwork.schedules import Schedule, next_fire_times
 from actorwork.stores import JobStore, open_store
-from actorwork.topology import JobSystem, start_pools, start_scheduler
+from actorwork.topology import JobSystem, drain_pools, start_pools, start_scheduler
 from actorwork.work import default_registry
 
 __all__ = ["COMMANDS", "format_job"]
@@ -39,35 +39,63 @@ Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 _PAGE = 500
 
 
-async def _run_until_signal(start: Callable[[AsyncExitStack], Awaitable[object]]) -> int:
+def _import_works(config: Config) -> None:
+    """Import ``[jobs] modules``; one that cannot be imported is a ConfigError naming it."""
+    for module in config.jobs.modules:
+        try:
+            default_registry.import_modules([module])
+        except ValueError as exc:
+            raise ConfigError(
+                f"{config.source}: jobs.modules: cannot import {module!r}: {exc.__cause__ or exc}"
+            ) from exc
+
+
+async def _serve_until_signal(serve: Callable[[], Awaitable[int]]) -> int:
+    """Run ``serve`` until it returns, or until SIGINT or SIGTERM stops it (then 0).
+
+    The signals are caught from the start, so one that arrives while ``serve`` starts
+    (a Scheduler in standby, say) stops it too. ``serve`` opens and closes what it
+    uses itself, so a signal unwinds it in order; an error it raises comes out as it
+    is, not inside an exception group, for :func:`actorwork.cli.main.main` to print.
+    """
+    outcome: list[int | ActorworkError] = []
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with AsyncExitStack() as stack:
-            await start(stack)
-            async for signum in signals:
-                log.info("stopping", signal=signal.Signals(signum).name)
-                break
-    return 0
+        async with anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                try:
+                    outcome.append(await serve())
+                except ActorworkError as exc:
+                    outcome.append(exc)
+                tg.cancel_scope.cancel()
+
+            async def until_signal() -> None:
+                async for signum in signals:
+                    log.info("stopping", signal=signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+            tg.start_soon(until_signal)
+            tg.start_soon(run)
+    if not outcome:
+        return 0  # stopped by a signal
+    if isinstance(outcome[0], ActorworkError):
+        raise outcome[0]
+    return outcome[0]
 
 
 async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
-    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM.
+    """Run the Scheduler at ``[scheduler] address`` until SIGINT or SIGTERM (exit 0).
 
     While another Scheduler leads the same store it waits in standby. Exits 3 if it
     finds itself taken over (it was paused past its lease), or steps down because its
     store could not commit: a supervisor that starts it again puts it back in standby,
     or in the lead with what the store holds.
     """
-    default_registry.import_modules(config.jobs.modules)
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+    _import_works(config)
 
-            async def until_signal() -> None:
-                async for signum in signals:
-                    log.info("stopping", signal=signal.Signals(signum).name)
-                    break
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(until_signal)
+    async def serve() -> int:
+        async with AsyncExitStack() as stack:
             scheduler = await start_scheduler(stack, config)
             log.info(
                 "scheduler_listening",
@@ -76,7 +104,8 @@ async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
             )
             await scheduler.deposed.wait()
             return 3
-    return 0
+
+    return await _serve_until_signal(serve)
 
 
 async def schedules_command(args: argparse.Namespace, config: Config) -> int:
@@ -123,41 +152,32 @@ def _schedule_line(schedule: Schedule, source: str, upcoming: list[dt.datetime])
 
 
 async def pool_command(args: argparse.Namespace, config: Config) -> int:
-    """Run the configured pools (all, or those named) until SIGINT or SIGTERM.
+    """Run the configured pools (all, or those named) until SIGINT or SIGTERM (exit 0).
 
     The first signal drains them: no new work, running jobs get their pool's
     ``grace`` (or ``--grace``) to finish, the rest is handed back. A second signal
     hands back at once.
     """
-    default_registry.import_modules(config.jobs.modules)
+    _import_works(config)
     names = args.pools or list(config.pools)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with AsyncExitStack() as stack:
             system = await start_pools(stack, config, names)
-            pools: dict[str, ActorRef] = {name: system.ref(name) for name in names}
+            log.info("pools_running", pools=names)
             async for signum in signals:
                 log.info("draining", signal=signal.Signals(signum).name)
                 break
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_escalate, signals, list(pools.values()))
-                async with anyio.create_task_group() as drains:
-                    for name, ref in pools.items():
-                        grace = args.grace if args.grace is not None else config.pools[name].grace
-                        drains.start_soon(_drain, ref, grace)
+                tg.start_soon(_escalate, signals, [system.ref(name) for name in names])
+                replies = await drain_pools(system, config, names, grace=args.grace)
                 tg.cancel_scope.cancel()
+            for name, reply in replies.items():
+                if reply is not None:
+                    log.info("drained", pool=name, **msgspec.structs.asdict(reply))
     return 0
 
 
-async def _drain(pool: ActorRef, grace: float) -> None:
-    try:
-        reply = await pool.ask(DrainPool(grace), timeout=grace + 60.0)
-    except ActorworkError as exc:
-        log.error("drain_failed", pool=pool.name, error=str(exc))
-        return
-    log.info("drained", pool=pool.name, **msgspec.structs.asdict(reply))
-
-
-async def _escalate(signals: AsyncIterator[signal.Signals], pools: list[ActorRef]) -> None:
+async def _escalate(signals: AsyncIterator[signal.Signals], pools: Sequence[ActorRef]) -> None:
     async for signum in signals:
         log.warning("stopping_now", signal=signal.Signals(signum).name)
         for pool in pools:

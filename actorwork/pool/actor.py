@@ -143,7 +143,7 @@ class Pool(Actor):
         self.modules = list(modules)
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
-        self.outbox = Outbox(outbox, fsync=fsync)
+        self.outbox = Outbox(outbox, fsync=fsync, exclusive=True)  # one outbox, one Pool
         self.containers = containers
         self._fleet: ContainerFleet | None = None  # a docker pool's containers
         self.workers: dict[str, _Worker] = {}
@@ -216,6 +216,7 @@ class Pool(Actor):
                     await self.system.stop(worker.ref)
             if self._fleet is not None:
                 await self._fleet.aclose()
+            self.outbox.close()
 
     async def _open_fleet(self) -> None:
         from actorwork.docker.engine import ContainerOptions

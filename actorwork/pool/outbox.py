@@ -22,9 +22,17 @@ scan resynchronises at the next record whose checksum holds), and the salvaged e
 are rewritten into a fresh segment. The outbox still opens; only the damaged records are
 lost.
 
+One outbox, one Pool: a Pool opens its outbox ``exclusive``, which takes an exclusive
+``flock`` on ``<directory>/lock`` (the holder's pid written in it) for as long as the
+Outbox is open. A second exclusive Outbox on the directory, in this process or another,
+is refused with an :class:`OutboxError` naming the directory and that pid. The kernel
+releases the lock when its holder dies, SIGKILL included, so a restarted Pool never
+waits for a dead one; nothing needs cleaning up.
+
 Layout of the directory::
 
     <directory>/                     mode 0o700
+        lock                         the exclusive lock and its holder's pid; mode 0o600
         segment-<n:08d>.log          the log, replayed in order of n; files mode 0o600
         segment-<n:08d>.log.tmp      a compaction in progress; removed when next created
         <key>.ob                     a format-1 entry, migrated into the log when opened
@@ -55,9 +63,11 @@ only the newer records); a new version must keep the magic and the version byte.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -86,6 +96,7 @@ crash_hook: Callable[[str], None] | None = None
 DEFAULT_SEGMENT_SIZE = 4 * 1024 * 1024
 _SEGMENT = re.compile(r"segment-(\d{8})\.log", re.ASCII)
 _QUARANTINE = "quarantine"
+_LOCK_FILE = "lock"
 
 
 class _Entry(NamedTuple):
@@ -93,6 +104,15 @@ class _Entry(NamedTuple):
     segment: int
     offset: int
     length: int
+
+
+def _holder(fd: int) -> str:
+    """The pid in a lock file, as text (``"unknown"`` if it holds none yet)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
 
 
 def _reach(point: str) -> None:
@@ -107,7 +127,9 @@ class Outbox:
     Every method is synchronous and blocks on disk I/O: the Pool calls them from a worker
     thread (``anyio.to_thread.run_sync``), never on the event loop. Calls are serialized
     by a lock, so threads may share one outbox; two Outbox objects (or two processes) on
-    one directory are not supported. No file stays open between calls.
+    one directory are not supported, and ``exclusive=True`` (what a Pool uses) refuses
+    them: see the module docstring. Apart from that lock, no file stays open between
+    calls; :meth:`close` releases it.
 
     Keys are 1 to 200 ASCII letters, digits, ``-``, ``_``, ``.`` and ``:`` (a job id and
     attempt, say ``"0f3a...:2"``). :meth:`open` returns entries in the order they were
@@ -124,6 +146,7 @@ class Outbox:
         *,
         fsync: bool = True,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
+        exclusive: bool = False,
     ) -> None:
         if segment_size < 1:
             raise ValueError(f"outbox segment_size must be at least 1, got {segment_size!r}")
@@ -146,14 +169,22 @@ class Outbox:
         self._last_segment = 0
         self._next_seq = 1
         self._opened = False
+        #: Closes the descriptor holding the directory's flock (exclusive only).
+        self._release: weakref.finalize[[int], Outbox] | None = None
         try:
             if not self._directory.is_dir():
                 self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if fsync:
                     # Without this a power loss could forget the new directory itself.
                     fmt.fsync_directory(self._directory.parent)
+        except OSError as exc:
+            raise self._error("cannot create", None, exc) from exc
+        if exclusive:
+            self._take_lock()  # before anything is touched: the files may be another's
+        try:
             self._remove_temporaries()
         except OSError as exc:
+            self.close()
             raise self._error("cannot create", None, exc) from exc
 
     @property
@@ -287,8 +318,48 @@ class Outbox:
             self._ensure_open()
             return key in self._index
 
+    def close(self) -> None:
+        """Release the directory's lock, if this Outbox holds it; idempotent.
+
+        The entries stay on disk for the next Outbox on the directory. An exclusive
+        Outbox dropped without ``close`` releases its lock when it is collected.
+        """
+        with self._lock:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
     def __repr__(self) -> str:
         return f"Outbox({str(self._directory)!r})"
+
+    # --- one outbox, one Pool ------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        """Hold an exclusive flock on the lock file, with this process's pid in it."""
+        path = self._directory / _LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise self._error("cannot lock", None, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise OutboxError(
+                errno.EBUSY,
+                f"the outbox {str(self._directory)!r} is in use by another Pool "
+                f"(pid {holder}); stop that one, or give each pool an outbox of its own",
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise self._error("cannot lock", None, exc) from exc
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # the lock holds all the same; only the pid is missing
+            log.warning("outbox_lock_pid_not_written", path=str(path), error=str(exc))
+        self._release = weakref.finalize(self, os.close, fd)
 
     # --- the index -----------------------------------------------------------------------
 

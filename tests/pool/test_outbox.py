@@ -700,6 +700,83 @@ def test_an_unusable_directory_is_an_outbox_error(tmp_path: Path) -> None:
     assert isinstance(info.value.__cause__, OSError)
 
 
+# --- one outbox, one Pool ------------------------------------------------------------------
+
+
+def test_a_second_exclusive_outbox_is_refused_naming_the_directory_and_the_holder(
+    tmp_path: Path,
+) -> None:
+    first = Outbox(tmp_path, exclusive=True)
+    try:
+        with pytest.raises(OutboxError) as info:
+            Outbox(tmp_path, exclusive=True)
+        assert info.value.errno == errno.EBUSY
+        assert repr(str(tmp_path)) in str(info.value)
+        assert f"(pid {os.getpid()})" in str(info.value)
+        assert stat.S_IMODE((tmp_path / "lock").stat().st_mode) == 0o600
+    finally:
+        first.close()
+
+
+def test_a_refused_outbox_leaves_the_holders_files_alone(tmp_path: Path) -> None:
+    """The holder may be compacting: its temporary file is not the newcomer's to delete."""
+    first = Outbox(tmp_path, exclusive=True)
+    try:
+        (tmp_path / f"segment-00000002.log{fmt.TEMP_SUFFIX}").write_bytes(b"being written")
+        with pytest.raises(OutboxError, match="in use by another Pool"):
+            Outbox(tmp_path, exclusive=True)
+        assert _temporaries(tmp_path) == [f"segment-00000002.log{fmt.TEMP_SUFFIX}"]
+    finally:
+        first.close()
+
+
+def test_close_releases_the_lock_and_keeps_the_entries(tmp_path: Path) -> None:
+    first = Outbox(tmp_path, exclusive=True)
+    first.put("a", b"1")
+    first.close()
+    first.close()  # idempotent
+    second = Outbox(tmp_path, exclusive=True)
+    try:
+        assert second.open() == [("a", b"1")]
+    finally:
+        second.close()
+
+
+def test_an_exclusive_outbox_dropped_without_close_releases_the_lock(tmp_path: Path) -> None:
+    Outbox(tmp_path, exclusive=True)  # collected at once
+    Outbox(tmp_path, exclusive=True).close()
+
+
+_HOLDER = """
+import sys, time
+from actorwork.pool.outbox import Outbox
+box = Outbox(sys.argv[1], exclusive=True)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_holder_is_free_at_once(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path)],
+        env=child_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(OutboxError, match=rf"\(pid {holder.pid}\)"):
+            Outbox(tmp_path, exclusive=True)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    Outbox(tmp_path, exclusive=True).close()
+
+
 # --- the model ------------------------------------------------------------------------------
 
 _keys = st.sampled_from(["a", "b", "job-1:1", "job-1:2", "x.y_z"])
