@@ -278,6 +278,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     progress: float | None = None
     progress_message: str = ""
     result: WorkResult | None = None
+    #: Why a queued job is not dispatched when no connected pool can run it, else "".
+    waiting: str = ""
 
 
 # --- clients and the Scheduler ----------------------------------------------------------
@@ -445,13 +447,20 @@ class ScheduleListReply(Message, tag="aw.schedule.list-reply"):
 
 
 class PoolReady(Message, tag="aw.pool.ready"):
-    """A Pool (re)introduces itself: what it runs, and how many jobs it can take now."""
+    """A Pool (re)introduces itself: what it runs, and how many jobs it can take now.
+
+    ``works`` names the works it can run (None: it does not say, and is sent any);
+    ``incarnation`` is drawn at random when its process starts, so the Scheduler tells
+    a Pool that reconnects from one that was restarted ("": it does not say).
+    """
 
     pool: str
     queues: list[str]
     capacity: int
     free: int
     running: list[JobKey] = []
+    works: list[str] | None = None
+    incarnation: str = ""
 
 
 class RequestWork(Message, tag="aw.pool.request"):
@@ -462,10 +471,15 @@ class RequestWork(Message, tag="aw.pool.request"):
 
 
 class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
-    """The Pool is alive and these attempts are still running: extend their leases."""
+    """The Pool is alive and these attempts are still running: extend their leases.
+
+    ``works`` is given when the works it can run changed since it last said (None:
+    unchanged).
+    """
 
     pool: str
     running: list[JobKey] = []
+    works: list[str] | None = None
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):

@@ -282,16 +282,12 @@ class Scheduler(Actor):
             case GetAttempts(job_id=job_id):
                 rows = await self.store.attempts(job_id)
                 return AttemptsReply([AttemptRecord(*row) for row in rows])
-            case PoolReady(pool=pool, queues=queues, free=free, running=running):
-                if self.sender is None:
-                    raise ValueError(f"PoolReady from {pool!r} came without a sender")
-                self.pools[pool] = self.sender
-                log.info("pool_ready", pool=pool, queues=queues, free=free, running=len(running))
-                self._apply(state.pool_ready(pool, queues, free, running, now), None)
+            case PoolReady():
+                self._pool_ready(message, now)
             case RequestWork(pool=pool, slots=slots):
                 self._apply(state.request_work(pool, slots, now), None)
-            case PoolHeartbeat(pool=pool, running=running):
-                self._apply(state.heartbeat(pool, running, now), None)
+            case PoolHeartbeat(pool=pool, running=running, works=works):
+                self._apply(state.heartbeat(pool, running, now, works=works), None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
             case ReportResult(result=result):
@@ -303,6 +299,33 @@ class Scheduler(Actor):
             case _:
                 assert_never(message)
         return None
+
+    def _pool_ready(self, ready: PoolReady, now: Now) -> None:
+        pool = ready.pool
+        if self.sender is None:
+            raise ValueError(f"PoolReady from {pool!r} came without a sender")
+        self.pools[pool] = self.sender
+        known = self.state.pools.get(pool)
+        if known is not None and known.incarnation not in ("", ready.incarnation):
+            log.warning("pool_restarted", pool=pool, incarnation=ready.incarnation or None)
+        log.info(
+            "pool_ready",
+            pool=pool,
+            queues=ready.queues,
+            free=ready.free,
+            running=len(ready.running),
+            works=None if ready.works is None else len(ready.works),
+        )
+        effects = self.state.pool_ready(
+            pool,
+            ready.queues,
+            ready.free,
+            ready.running,
+            now,
+            works=ready.works,
+            incarnation=ready.incarnation,
+        )
+        self._apply(effects, None)
 
     def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
@@ -369,7 +392,7 @@ class Scheduler(Actor):
     def _results(self, results: list[WorkResult], now: Now) -> None:
         for result in results:
             pool = result.pool
-            if pool not in self.pools and self.sender is not None:
+            if self.sender is not None:  # the pool's latest link: it may report before PoolReady
                 self.pools[pool] = self.sender
             self._apply(self.state.result(pool, result, now), None)
 
@@ -414,7 +437,7 @@ class Scheduler(Actor):
     async def _view(self, job_id: str) -> JobView | None:
         job = self.state.jobs.get(job_id)
         if job is not None:
-            return job.view()
+            return self.state.view(job)
         recent = self._recent.get(job_id)
         if recent is not None:
             return recent
@@ -424,10 +447,10 @@ class Scheduler(Actor):
     async def _list(self, status: str | None, queue: str | None, limit: int) -> list[JobView]:
         stored = await self.store.find(status=status, queue=queue, limit=limit)
         live = self.state.jobs
-        views = [(live.get(job.id) or job).view() for job in stored]
+        views = [self.state.view(live.get(job.id) or job) for job in stored]
         seen = {view.id for view in views}
         views += [
-            job.view()
+            self.state.view(job)
             for job in live.values()
             if job.id not in seen
             and (status is None or job.status == status)
@@ -582,7 +605,7 @@ class Scheduler(Actor):
         for job_id, handle in self._waiters.expired(now.mono):
             job = self.state.jobs.get(job_id)
             if job is not None:
-                handle.resolve(JobReply(job.view()))
+                handle.resolve(JobReply(self.state.view(job)))
             else:  # finished (or deleted) since the wait began: answer with what is known
                 self.start_soon(self._answer, handle, job_id)
 
