@@ -134,7 +134,7 @@ class _PoolSlot:
     run it (its messages travel in order: a result, and the RequestWork that went
     before it, arrive before the next heartbeat), so the slot is credited again. A
     result from this pool for the attempt drops it; PoolReady, which states the credit
-    afresh, clears them all.
+    afresh, clears them all, and no attempt sent before it is owed later.
     """
 
     name: str
@@ -170,8 +170,9 @@ class SchedulerState:
     _due: list[tuple[float, int, str]] = field(default_factory=list)
     _leases: list[tuple[float, str, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
-    #: Running attempts dispatched by this state that no heartbeat has listed yet.
-    _unconfirmed: set[JobKey] = field(default_factory=set)
+    #: Running attempts dispatched since their pool's last PoolReady that no heartbeat
+    #: has listed yet, and the pool each went to.
+    _unconfirmed: dict[JobKey, str] = field(default_factory=dict)
     #: The pool served last: the next dispatch starts with the one after it.
     _last: str | None = None
 
@@ -267,6 +268,8 @@ class SchedulerState:
                 effects += self._restarted(pool, now)
         elif old is not None:
             incarnation = old.incarnation
+        # Its free count covers any dispatch it never got: none is owed to it later.
+        self._unconfirmed = {k: p for k, p in self._unconfirmed.items() if p != pool}
         self.pools[pool] = _PoolSlot(
             pool,
             tuple(queues),
@@ -317,7 +320,7 @@ class SchedulerState:
         job = self.jobs.get(key.job_id)
         if job is None or job.attempt != key.attempt or job.status != "running":
             return []
-        self._unconfirmed.discard(job.key)  # the pool is lost: PoolReady restates its credit
+        self._unconfirmed.pop(job.key, None)  # the pool is lost: PoolReady restates its credit
         job.pool = job.lease_until = None
         job.status, job.updated = "queued", now.wall
         self._enqueue(job)
@@ -441,7 +444,7 @@ class SchedulerState:
             if job is not None and job.attempt == key.attempt and job.status == "running":
                 job.pool = pool
                 job.lease_until = now.mono + self.lease  # the heap entry is checked lazily
-                self._unconfirmed.discard(key)
+                self._unconfirmed.pop(key, None)
             else:
                 effects.append(Send(pool, StopJob(key.job_id, key.attempt, "not current")))
         return effects
@@ -465,11 +468,10 @@ class SchedulerState:
         """The current attempt ends: free its lease; owe its pool the slot if the pool
         may never have had it (no heartbeat listed it, no result came from it)."""
         key = job.key
-        if key in self._unconfirmed:
-            self._unconfirmed.discard(key)
-            slot = None if job.pool is None else self.pools.get(job.pool)
-            if slot is not None and job.pool != heard_from:
-                slot.owed.add(key)
+        pool = self._unconfirmed.pop(key, None)
+        slot = None if pool is None or pool == heard_from else self.pools.get(pool)
+        if slot is not None:
+            slot.owed.add(key)
         job.pool = job.lease_until = None
 
     def _settle(
@@ -529,7 +531,7 @@ class SchedulerState:
             job.attempt += 1
             job.status, job.pool, job.updated = "running", slot.name, now.wall
             self._lease(job, now)
-            self._unconfirmed.add(job.key)
+            self._unconfirmed[job.key] = slot.name
             effects += [Persist(job), Send(slot.name, RunJob(_spec(job), self.lease))]
             self._last = slot.name
             slot.credit -= 1

@@ -447,6 +447,17 @@ def test_pool_ready_states_the_credit_afresh_and_forgets_what_was_owed(
     assert state.pools["p"].credit == 1
 
 
+def test_a_dispatch_lost_before_a_pool_ready_is_not_given_back_twice(
+    state: SchedulerState, clock: Clock
+) -> None:
+    """PoolReady's free count already has the slot of a RunJob the pool never got."""
+    start(state, clock, "j")  # lost
+    state.pool_ready("p", ["default"], 1, [], clock.now())
+    state.tick(clock.advance(LEASE))
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 1
+
+
 # --- leases, retries, heartbeats --------------------------------------------------------
 
 
