@@ -14,6 +14,14 @@ finish for a grace period, then stops their workers and reports each attempt sti
 running as ``returned`` (through the outbox, so exactly once); a worker's result
 arriving after that is dropped. It then waits briefly for the acknowledgements.
 
+The Pool tells the Scheduler which works it has (the names in its registry once its
+modules are imported), so that during a rolling deploy it is sent only work it can
+run, and an incarnation drawn when it starts, so that the Scheduler ends the attempts
+of a previous life of this Pool at once when it comes back restarted. On connecting it
+first reports the results its outbox holds (of this life or the previous one), then
+says it is ready: the results of the previous life are committed before those attempts
+are ended as lost.
+
 Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
 ``thread`` workers run each work in a thread of its own, and ``process`` workers are
 child processes over ``pipe://``: a crash kills only that child, and its attempt is
@@ -63,6 +71,7 @@ from actorwork.messages import (
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
+from actorwork.work import default_registry
 from actorwork.worker import Worker
 
 if TYPE_CHECKING:
@@ -145,6 +154,10 @@ class Pool(Actor):
         self.state = PoolState(name="")  # named in on_start, once the actor has its name
         self._batches = itertools.count()
         self._run_id = secrets.token_hex(4)
+        #: Drawn once per start: a PoolReady with another one is a restarted Pool.
+        self.incarnation = secrets.token_hex(8)
+        #: The works last told to the Scheduler; None until known.
+        self._works: list[str] | None = None
         self._link_to_scheduler: ActorRef | None = None
         self._lost = anyio.Event()
         self._to_persist: list[WorkResult] = []
@@ -161,6 +174,12 @@ class Pool(Actor):
 
     async def on_start(self) -> None:
         self.state.name = self.name
+        try:
+            default_registry.import_modules(self.modules)
+        except ValueError as exc:  # e.g. modules only inside the workers' image
+            log.warning("pool_works_unknown", pool=self.name, error=str(exc))
+        else:
+            self._works = default_registry.names()
         entries = await anyio.to_thread.run_sync(self.outbox.open)
         for entry, data in entries:
             try:
@@ -380,9 +399,8 @@ class Pool(Actor):
         log.info("pool_draining", pool=self.name, running=running, grace=grace)
         ref = self._link_to_scheduler
         if ref is not None:  # credit to zero: the Scheduler sends this pool nothing more
-            ready = PoolReady(self.name, self.queues, self.size, 0, list(self.state.running))
             try:
-                await ref.tell(ready)
+                await ref.tell(self._ready(free=0))
             except ActorworkError:
                 self._lost.set()
         deadline = time.monotonic() + grace
@@ -480,18 +498,28 @@ class Pool(Actor):
             log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
             self._lost.set()
 
+    def _ready(self, free: int) -> PoolReady:
+        return PoolReady(
+            self.name,
+            self.queues,
+            capacity=self.size,
+            free=free,
+            running=list(self.state.running),
+            works=self._works,
+            incarnation=self.incarnation,
+        )
+
     async def _connect_forever(self) -> None:
         delay = 0.1
         while True:
             try:
                 ref = await self._reach_scheduler()
-                ready = PoolReady(
-                    self.name,
-                    self.queues,
-                    capacity=self.size,
-                    free=0 if self.draining else self.state.free,
-                    running=list(self.state.running),
-                )
+                # The results held go first, on the same ordered link: a restarted Pool's
+                # are committed before PoolReady ends its previous life's attempts.
+                undelivered = self.state.to_deliver(time.monotonic())
+                for start in range(0, len(undelivered), _RESEND_BATCH):
+                    await ref.tell(ReportResults(undelivered[start : start + _RESEND_BATCH]))
+                ready = self._ready(free=0 if self.draining else self.state.free)
                 self._lost = anyio.Event()
                 self._freed = 0  # PoolReady's free count already includes them
                 self._link_to_scheduler = ref
@@ -503,12 +531,7 @@ class Pool(Actor):
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
-            undelivered = self.state.to_deliver(time.monotonic())
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
-            for start in range(0, len(undelivered), _RESEND_BATCH):
-                await self._tell_scheduler(
-                    ReportResults(undelivered[start : start + _RESEND_BATCH])
-                )
             await self._lost.wait()
             self._link_to_scheduler = None
             log.warning("scheduler_lost", pool=self.name)
@@ -526,7 +549,7 @@ class Pool(Actor):
             if self._link_to_scheduler is None:
                 continue
             alive = await self._responsive()
-            if not await self._heartbeat(PoolHeartbeat(self.name, alive)):
+            if not await self._heartbeat(PoolHeartbeat(self.name, alive, self._learnt())):
                 continue
             # A report or its acknowledgement that went missing on a live connection (a
             # Scheduler that stopped answering, a middlebox): report again; the
@@ -536,6 +559,13 @@ class Pool(Actor):
                 log.info("results_reported_again", pool=self.name, count=len(unanswered))
             for start in range(0, len(unanswered), _RESEND_BATCH):
                 await self._tell_scheduler(ReportResults(unanswered[start : start + _RESEND_BATCH]))
+
+    def _learnt(self) -> list[str] | None:
+        """The works, if works were registered since the Scheduler was last told."""
+        if self._works is None or self._works == (names := default_registry.names()):
+            return None
+        self._works = names
+        return names
 
     async def _heartbeat(self, beat: PoolHeartbeat) -> bool:
         """Send a heartbeat and wait for the Scheduler to take it; False if it did not.
