@@ -473,13 +473,15 @@ class RequestWork(Message, tag="aw.pool.request"):
 class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
     """The Pool is alive and these attempts are still running: extend their leases.
 
-    ``works`` is given when the works it can run changed since it last said (None:
-    unchanged).
+    ``unresponsive`` are the attempts it holds whose workers did not answer: they earn
+    no lease, but the Pool has them. ``works`` is given when the works it can run
+    changed since it last said (None: unchanged).
     """
 
     pool: str
     running: list[JobKey] = []
     works: list[str] | None = None
+    unresponsive: list[JobKey] = []
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):

@@ -166,6 +166,7 @@ class Pool(Actor):
         #: Workers come idle since the last RequestWork, sent by _return_credit_forever.
         self._freed = 0
         self._credit_wake = anyio.Event()
+        self._started = False  # on_start is over: the workers are there to be offered
         self._drain_grace: float | None = None  # a later DrainPool's grace, if any
         self._drain_changed = anyio.Event()  # a slot came free or the grace changed
         self._writing = False  # a batch of results is being written to the outbox
@@ -198,9 +199,11 @@ class Pool(Actor):
             await self._open_fleet()
         for index in range(self.size):
             await self._start_worker(index)
-            # A PoolReady sent before this worker existed did not count it.
-            if self._link_to_scheduler is not None:
-                await self._tell_scheduler(RequestWork(self.name, 1))
+        # No work is asked for before now: no message is handled until on_start returns,
+        # and a RunJob waiting that long unseen by heartbeats would count as lost.
+        self._started = True
+        self._freed = self.state.free  # a PoolReady sent so far said 0
+        self._credit_wake.set()
         self.log.info(
             "pool_started",
             kind=self.kind,
@@ -208,6 +211,10 @@ class Pool(Actor):
             queues=self.queues,
             results_to_deliver=len(self.state.unacked),
         )
+
+    @property
+    def _offering(self) -> bool:
+        return self._started and not self.draining
 
     @property
     def draining(self) -> bool:
@@ -519,7 +526,7 @@ class Pool(Actor):
                 undelivered = self.state.to_deliver(time.monotonic())
                 for start in range(0, len(undelivered), _RESEND_BATCH):
                     await ref.tell(ReportResults(undelivered[start : start + _RESEND_BATCH]))
-                ready = self._ready(free=0 if self.draining else self.state.free)
+                ready = self._ready(free=self.state.free if self._offering else 0)
                 self._lost = anyio.Event()
                 self._freed = 0  # PoolReady's free count already includes them
                 self._link_to_scheduler = ref
@@ -549,7 +556,9 @@ class Pool(Actor):
             if self._link_to_scheduler is None:
                 continue
             alive = await self._responsive()
-            if not await self._heartbeat(PoolHeartbeat(self.name, alive, self._learnt())):
+            stuck = [key for key in self.state.running if key not in alive]
+            beat = PoolHeartbeat(self.name, alive, self._learnt(), stuck)
+            if not await self._heartbeat(beat):
                 continue
             # A report or its acknowledgement that went missing on a live connection (a
             # Scheduler that stopped answering, a middlebox): report again; the

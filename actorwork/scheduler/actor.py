@@ -286,8 +286,9 @@ class Scheduler(Actor):
                 self._pool_ready(message, now)
             case RequestWork(pool=pool, slots=slots):
                 self._apply(state.request_work(pool, slots, now), None)
-            case PoolHeartbeat(pool=pool, running=running, works=works):
-                self._apply(state.heartbeat(pool, running, now, works=works), None)
+            case PoolHeartbeat(pool=pool, running=running, works=works, unresponsive=stuck):
+                effects = state.heartbeat(pool, running, now, works=works, unresponsive=stuck)
+                self._apply(effects, None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
             case ReportResult(result=result):

@@ -287,20 +287,30 @@ class SchedulerState:
         return self._dispatch(now)
 
     def heartbeat(
-        self, pool: str, running: list[JobKey], now: Now, *, works: list[str] | None = None
+        self,
+        pool: str,
+        running: list[JobKey],
+        now: Now,
+        *,
+        works: list[str] | None = None,
+        unresponsive: list[JobKey] | tuple[JobKey, ...] = (),
     ) -> list[Effect]:
         """Extend the leases of what ``pool`` runs; give back the slots of lost dispatches.
 
-        ``works``, when given, are the works the pool can run now (it learnt new ones).
+        ``unresponsive`` attempts get no lease, but the pool has them: their slots are
+        not given back. ``works``, when given, are the works the pool can run now.
         """
         effects = self._confirm(pool, running, now)
+        for key in unresponsive:
+            if self._unconfirmed.get(key) == pool:
+                del self._unconfirmed[key]
         slot = self.pools.get(pool)
         if slot is None or not slot.connected:
             return effects  # PoolReady states its credit afresh
         if works is not None:
             slot.works = frozenset(works)
         if slot.owed:
-            listed = set(running)
+            listed = {*running, *unresponsive}
             never_had = [key for key in slot.owed if key not in listed]
             slot.owed.difference_update(never_had)
             slot.credit += len(never_had)

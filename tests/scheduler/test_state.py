@@ -417,6 +417,24 @@ def test_an_attempt_a_heartbeat_listed_is_not_given_back(
     assert state.pools["p"].credit == 0
 
 
+def test_an_attempt_whose_worker_does_not_answer_is_not_given_back(
+    state: SchedulerState, clock: Clock
+) -> None:
+    """F9/F10: the pool has it on a stopped or blocked worker; it earns no lease, and
+    its slot stays taken until the worker's result comes."""
+    job = start(state, clock, "stuck")
+    state.heartbeat("p", [], clock.advance(1), unresponsive=[JobKey("stuck", 1)])
+    state.tick(clock.advance(LEASE))
+    assert job.status == "retrying"
+    state.heartbeat("p", [], clock.now(), unresponsive=[JobKey("stuck", 1)])
+    assert state.pools["p"].credit == 0
+    # Listed so only after the lease ran out: still not given back.
+    other = start(state, clock, "other")
+    state.tick(clock.advance(LEASE))
+    state.heartbeat("p", [], clock.now(), unresponsive=[other.key])
+    assert state.pools["p"].credit == 0
+
+
 def test_a_result_from_the_pool_shows_it_had_the_attempt(
     state: SchedulerState, clock: Clock
 ) -> None:
