@@ -351,6 +351,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     progress: float | None = None
     progress_message: str = ""
     result: WorkResult | None = None
+    #: Why a queued job is not dispatched when no connected pool can run it, else "".
+    waiting: str = ""
 
 
 # --- clients and the Scheduler ----------------------------------------------------------
@@ -527,13 +529,20 @@ class ScheduleListReply(Message, tag="aw.schedule.list-reply"):
 
 
 class PoolReady(Message, tag="aw.pool.ready"):
-    """A Pool (re)introduces itself: what it runs, and how many jobs it can take now."""
+    """A Pool (re)introduces itself: what it runs, and how many jobs it can take now.
+
+    ``works`` names the works it can run (None: it does not say, and is sent any);
+    ``incarnation`` is drawn at random when its process starts, so the Scheduler tells
+    a Pool that reconnects from one that was restarted ("": it does not say).
+    """
 
     pool: Name
     queues: Annotated[list[Name], Meta(max_length=MAX_NAME)]
     capacity: Slots
     free: Slots
     running: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
+    works: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] | None = None
+    incarnation: Name = ""
 
 
 class RequestWork(Message, tag="aw.pool.request"):
@@ -544,10 +553,17 @@ class RequestWork(Message, tag="aw.pool.request"):
 
 
 class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
-    """The Pool is alive and these attempts are still running: extend their leases."""
+    """The Pool is alive and these attempts are still running: extend their leases.
+
+    ``unresponsive`` are the attempts it holds whose workers did not answer: they earn
+    no lease, but the Pool has them. ``works`` is given when the works it can run
+    changed since it last said (None: unchanged).
+    """
 
     pool: Name
     running: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
+    works: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] | None = None
+    unresponsive: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):

@@ -364,6 +364,7 @@ def _summary(view: JobView) -> str:
         f"{view.id}  {view.status:<9}  {view.work:<16}  queue={view.queue}  "
         f"attempt {view.attempt}/{view.max_attempts}  {_time(view.updated)}"
         + (f"  due {_when(view.due)}" if view.due is not None else "")
+        + (f"  ({view.waiting})" if view.waiting else "")
         + (f"  error: {view.error}" if view.error else "")
     )
 
@@ -376,6 +377,8 @@ def format_job(
     lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
     if view.due is not None:
         lines.append(f"  due      {_when(view.due)}")
+    if view.waiting:
+        lines.append(f"  waiting  {view.waiting}")
     earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
     if earlier:
         lines.append("  earlier attempts:")

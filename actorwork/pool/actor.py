@@ -14,6 +14,14 @@ finish for a grace period, then stops their workers and reports each attempt sti
 running as ``returned`` (through the outbox, so exactly once); a worker's result
 arriving after that is dropped. It then waits briefly for the acknowledgements.
 
+The Pool tells the Scheduler which works it has (the names in its registry once its
+modules are imported), so that during a rolling deploy it is sent only work it can
+run, and an incarnation drawn when it starts, so that the Scheduler ends the attempts
+of a previous life of this Pool at once when it comes back restarted. On connecting it
+first reports the results its outbox holds (of this life or the previous one), then
+says it is ready: the results of the previous life are committed before those attempts
+are ended as lost.
+
 Kinds: ``local`` workers run on the Pool's own loop (sync work in threads),
 ``thread`` workers run each work in a thread of its own, and ``process`` workers are
 child processes over ``pipe://``: a crash kills only that child, and its attempt is
@@ -64,6 +72,7 @@ from actorwork.messages import (
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
+from actorwork.work import default_registry
 from actorwork.worker import Worker
 
 if TYPE_CHECKING:
@@ -154,6 +163,10 @@ class Pool(Actor):
         )
         self._batches = itertools.count()
         self._run_id = secrets.token_hex(4)
+        #: Drawn once per start: a PoolReady with another one is a restarted Pool.
+        self.incarnation = secrets.token_hex(8)
+        #: The works last told to the Scheduler; None until known.
+        self._works: list[str] | None = None
         self._link_to_scheduler: ActorRef | None = None
         self._lost = anyio.Event()
         self._to_persist: list[WorkResult] = []
@@ -162,6 +175,7 @@ class Pool(Actor):
         #: Workers come idle since the last RequestWork, sent by _return_credit_forever.
         self._freed = 0
         self._credit_wake = anyio.Event()
+        self._started = False  # on_start is over: the workers are there to be offered
         self._drain_changed = anyio.Event()  # a slot came free or the deadline moved
         self._deadlines_changed = anyio.Event()  # an attempt with a timeout began
         self._writing = False  # a batch of results is being written to the outbox
@@ -170,6 +184,12 @@ class Pool(Actor):
 
     async def on_start(self) -> None:
         self.state.name = self.name
+        try:
+            default_registry.import_modules(self.modules)
+        except ValueError as exc:  # e.g. modules only inside the workers' image
+            log.warning("pool_works_unknown", pool=self.name, error=str(exc))
+        else:
+            self._works = default_registry.names()
         entries = await anyio.to_thread.run_sync(self.outbox.open)
         for entry, data in entries:
             try:
@@ -190,9 +210,11 @@ class Pool(Actor):
             await self._open_fleet()
         for index in range(self.size):
             await self._start_worker(index)
-            # A PoolReady sent before this worker existed did not count it.
-            if self._link_to_scheduler is not None:
-                await self._tell_scheduler(RequestWork(self.name, 1))
+        # No work is asked for before now: no message is handled until on_start returns,
+        # and a RunJob waiting that long unseen by heartbeats would count as lost.
+        self._started = True
+        self._freed = self.state.free  # a PoolReady sent so far said 0
+        self._credit_wake.set()
         self.log.info(
             "pool_started",
             kind=self.kind,
@@ -200,6 +222,10 @@ class Pool(Actor):
             queues=self.queues,
             results_to_deliver=len(self.state.unacked),
         )
+
+    @property
+    def _offering(self) -> bool:
+        return self._started and not self.draining
 
     @property
     def draining(self) -> bool:
@@ -396,9 +422,8 @@ class Pool(Actor):
         log.info("pool_draining", pool=self.name, running=running, grace=grace)
         ref = self._link_to_scheduler
         if ref is not None:  # credit to zero: the Scheduler sends this pool nothing more
-            ready = PoolReady(self.name, self.queues, self.size, 0, list(self.state.running))
             try:
-                await ref.tell(ready)
+                await ref.tell(self._ready(free=0))
             except ActorworkError:
                 self._lost.set()
         while self.state.running:
@@ -493,18 +518,28 @@ class Pool(Actor):
             log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
             self._lost.set()
 
+    def _ready(self, free: int) -> PoolReady:
+        return PoolReady(
+            self.name,
+            self.queues,
+            capacity=self.size,
+            free=free,
+            running=list(self.state.running),
+            works=self._works,
+            incarnation=self.incarnation,
+        )
+
     async def _connect_forever(self) -> None:
         delay = 0.1
         while True:
             try:
                 ref = await self._reach_scheduler()
-                ready = PoolReady(
-                    self.name,
-                    self.queues,
-                    capacity=self.size,
-                    free=0 if self.draining else self.state.free,
-                    running=list(self.state.running),
-                )
+                # The results held go first, on the same ordered link: a restarted Pool's
+                # are committed before PoolReady ends its previous life's attempts.
+                undelivered = self.state.to_deliver(self.clock())
+                for start in range(0, len(undelivered), _RESEND_BATCH):
+                    await ref.tell(ReportResults(undelivered[start : start + _RESEND_BATCH]))
+                ready = self._ready(free=self.state.free if self._offering else 0)
                 self._lost = anyio.Event()
                 self._freed = 0  # PoolReady's free count already includes them
                 self.state.linked(self.clock())  # before the heartbeats see the link
@@ -517,12 +552,7 @@ class Pool(Actor):
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
-            undelivered = self.state.to_deliver(self.clock())
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
-            for start in range(0, len(undelivered), _RESEND_BATCH):
-                await self._tell_scheduler(
-                    ReportResults(undelivered[start : start + _RESEND_BATCH])
-                )
             await self._lost.wait()
             self._link_to_scheduler = None
             log.warning("scheduler_lost", pool=self.name)
@@ -552,7 +582,16 @@ class Pool(Actor):
                 await self._close_silent(ref, now)
                 continue
             alive = await self._responsive()
-            self.start_soon(self._heartbeat, ref, PoolHeartbeat(self.name, alive))
+            stuck = [key for key in self.state.running if key not in alive]
+            beat = PoolHeartbeat(self.name, alive, self._learnt(), stuck)
+            self.start_soon(self._heartbeat, ref, beat)
+
+    def _learnt(self) -> list[str] | None:
+        """The works, if works were registered since the Scheduler was last told."""
+        if self._works is None or self._works == (names := default_registry.names()):
+            return None
+        self._works = names
+        return names
 
     async def _heartbeat(self, ref: ActorRef, beat: PoolHeartbeat) -> None:
         """Send one heartbeat; once the Scheduler takes it, report again the results it

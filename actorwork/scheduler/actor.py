@@ -305,16 +305,13 @@ class Scheduler(Actor):
             case GetAttempts(job_id=job_id):
                 rows = await self.store.attempts(job_id)
                 return AttemptsReply([AttemptRecord(*row) for row in rows])
-            case PoolReady(pool=pool, queues=queues, free=free, running=running):
-                if self.sender is None:
-                    raise ValueError(f"PoolReady from {pool!r} came without a sender")
-                self.pools[pool] = self.sender
-                log.info("pool_ready", pool=pool, queues=queues, free=free, running=len(running))
-                self._apply(state.pool_ready(pool, queues, free, running, now), None)
+            case PoolReady():
+                self._pool_ready(message, now)
             case RequestWork(pool=pool, slots=slots):
                 self._apply(state.request_work(pool, slots, now), None)
-            case PoolHeartbeat(pool=pool, running=running):
-                self._apply(state.heartbeat(pool, running, now), None)
+            case PoolHeartbeat(pool=pool, running=running, works=works, unresponsive=stuck):
+                effects = state.heartbeat(pool, running, now, works=works, unresponsive=stuck)
+                self._apply(effects, None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
             case ReportResult(result=result):
@@ -326,6 +323,33 @@ class Scheduler(Actor):
             case _:
                 assert_never(message)
         return None
+
+    def _pool_ready(self, ready: PoolReady, now: Now) -> None:
+        pool = ready.pool
+        if self.sender is None:
+            raise ValueError(f"PoolReady from {pool!r} came without a sender")
+        self.pools[pool] = self.sender
+        known = self.state.pools.get(pool)
+        if known is not None and known.incarnation not in ("", ready.incarnation):
+            log.warning("pool_restarted", pool=pool, incarnation=ready.incarnation or None)
+        log.info(
+            "pool_ready",
+            pool=pool,
+            queues=ready.queues,
+            free=ready.free,
+            running=len(ready.running),
+            works=None if ready.works is None else len(ready.works),
+        )
+        effects = self.state.pool_ready(
+            pool,
+            ready.queues,
+            ready.free,
+            ready.running,
+            now,
+            works=ready.works,
+            incarnation=ready.incarnation,
+        )
+        self._apply(effects, None)
 
     async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
@@ -395,7 +419,7 @@ class Scheduler(Actor):
     def _results(self, results: list[WorkResult], now: Now) -> None:
         for result in results:
             pool = result.pool
-            if pool not in self.pools and self.sender is not None:
+            if self.sender is not None:  # the pool's latest link: it may report before PoolReady
                 self.pools[pool] = self.sender
             self._apply(self.state.result(pool, result, now), None)
 
@@ -449,7 +473,7 @@ class Scheduler(Actor):
     async def _view(self, job_id: str) -> JobView | None:
         job = self.state.jobs.get(job_id)
         if job is not None:
-            return job.view()
+            return self.state.view(job)
         recent = self._recent.get(job_id)
         if recent is not None:
             return recent
@@ -477,7 +501,9 @@ class Scheduler(Actor):
                 jobs[job.id] = job
         page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]
         more = len(page) == limit and limit > 0
-        return JobListReply([job.view() for job in page], next=page[-1].seq if more else None)
+        return JobListReply(
+            [self.state.view(job) for job in page], next=page[-1].seq if more else None
+        )
 
     async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:
         """Answer the current ask with the job's view once the pending batch is durable."""
@@ -691,7 +717,7 @@ class Scheduler(Actor):
         for job_id, handle in self._waiters.expired(now.mono):
             job = self.state.jobs.get(job_id)
             if job is not None:
-                handle.resolve(JobReply(job.view()))
+                handle.resolve(JobReply(self.state.view(job)))
             else:  # finished (or deleted) since the wait began: answer with what is known
                 self.start_soon(self._answer, handle, job_id)
 

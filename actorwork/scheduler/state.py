@@ -14,6 +14,13 @@ is the final verdict of an attempt presumed lost when no newer one was issued ye
 (I3, I4); a running attempt whose lease passes without a heartbeat is lost and
 retried or buried (I6); every job in ``jobs`` is non-terminal, and leaves it the
 moment it becomes terminal.
+
+Routing: a job goes only to a connected pool that serves its queue and says it has its
+work (F28: during a rolling deploy a job of a new work waits for a Pool that has it,
+and its view says so). A pool that comes back with a new incarnation (its process was
+restarted) ends the attempts of its previous life as lost at once (F26). A pool's
+credit is what it asked for and was not sent; a dispatch lost on a live link is given
+back once it is certain the pool never had it (F8, see :class:`_PoolSlot`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import msgspec
 
 from actorwork.clock import Now
 from actorwork.messages import (
@@ -116,10 +125,30 @@ class Backoff:
 
 @dataclass
 class _PoolSlot:
+    """What the Scheduler knows of one pool.
+
+    ``owed`` holds the attempts sent to this pool that ended (lease run out, cancelled)
+    while no heartbeat had ever listed them and no result came from this pool: the
+    RunJob may have been lost on the way, and then the pool still waits for the slot it
+    asked for. A heartbeat that does not list such an attempt proves the pool does not
+    run it (its messages travel in order: a result, and the RequestWork that went
+    before it, arrive before the next heartbeat), so the slot is credited again. A
+    result from this pool for the attempt drops it; PoolReady, which states the credit
+    afresh, clears them all, and no attempt sent before it is owed later.
+    """
+
     name: str
     queues: tuple[str, ...]
     credit: int = 0
     connected: bool = True
+    #: The works it can run; None when it did not say (a Pool older than the field): any.
+    works: frozenset[str] | None = None
+    #: Random per start of the pool's process; "" when it did not say.
+    incarnation: str = ""
+    owed: set[JobKey] = field(default_factory=set)
+
+    def runs(self, queue: str, work: str) -> bool:
+        return queue in self.queues and (self.works is None or work in self.works)
 
 
 @dataclass
@@ -136,10 +165,14 @@ class SchedulerState:
     jobs: dict[str, Job] = field(default_factory=dict)
     pools: dict[str, _PoolSlot] = field(default_factory=dict)
     _unique: dict[str, str] = field(default_factory=dict)
-    _ready: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    #: Ready jobs by queue, then by work: a pool is offered only the works it has.
+    _ready: dict[str, dict[str, list[tuple[int, int, str]]]] = field(default_factory=dict)
     _due: list[tuple[float, int, str]] = field(default_factory=list)
     _leases: list[tuple[float, str, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
+    #: Running attempts dispatched since their pool's last PoolReady that no heartbeat
+    #: has listed yet, and the pool each went to.
+    _unconfirmed: dict[JobKey, str] = field(default_factory=dict)
     #: The pool served last: the next dispatch starts with the one after it.
     _last: str | None = None
 
@@ -220,11 +253,39 @@ class SchedulerState:
     # --- pools ----------------------------------------------------------------------
 
     def pool_ready(
-        self, pool: str, queues: list[str], free: int, running: list[JobKey], now: Now
+        self,
+        pool: str,
+        queues: list[str],
+        free: int,
+        running: list[JobKey],
+        now: Now,
+        *,
+        works: list[str] | None = None,
+        incarnation: str = "",
     ) -> list[Effect]:
-        """A pool (re)connected: its credit is what it has free; stray attempts stop."""
-        self.pools[pool] = _PoolSlot(pool, tuple(queues), credit=max(0, free))
-        return self._confirm(pool, running, now) + self._dispatch(now)
+        """A pool (re)connected: its credit is what it has free; stray attempts stop.
+
+        ``works`` are the works it can run (None: any). When it comes back with an
+        ``incarnation`` other than the one it had, its process was restarted: the
+        attempts of its previous life are lost now, not when their leases run out.
+        """
+        old = self.pools.get(pool)
+        effects: list[Effect] = []
+        if old is not None and incarnation:
+            if old.incarnation and old.incarnation != incarnation:
+                effects += self._restarted(pool, now)
+        elif old is not None:
+            incarnation = old.incarnation
+        # Its free count covers any dispatch it never got: none is owed to it later.
+        self._unconfirmed = {k: p for k, p in self._unconfirmed.items() if p != pool}
+        self.pools[pool] = _PoolSlot(
+            pool,
+            tuple(queues),
+            credit=max(0, free),
+            works=None if works is None else frozenset(works),
+            incarnation=incarnation,
+        )
+        return effects + self._confirm(pool, running, now) + self._dispatch(now)
 
     def request_work(self, pool: str, slots: int, now: Now) -> list[Effect]:
         slot = self.pools.get(pool)
@@ -233,8 +294,35 @@ class SchedulerState:
         slot.credit += max(0, slots)
         return self._dispatch(now)
 
-    def heartbeat(self, pool: str, running: list[JobKey], now: Now) -> list[Effect]:
-        return self._confirm(pool, running, now)
+    def heartbeat(
+        self,
+        pool: str,
+        running: list[JobKey],
+        now: Now,
+        *,
+        works: list[str] | None = None,
+        unresponsive: list[JobKey] | tuple[JobKey, ...] = (),
+    ) -> list[Effect]:
+        """Extend the leases of what ``pool`` runs; give back the slots of lost dispatches.
+
+        ``unresponsive`` attempts get no lease, but the pool has them: their slots are
+        not given back. ``works``, when given, are the works the pool can run now.
+        """
+        effects = self._confirm(pool, running, now)
+        for key in unresponsive:
+            if self._unconfirmed.get(key) == pool:
+                del self._unconfirmed[key]
+        slot = self.pools.get(pool)
+        if slot is None or not slot.connected:
+            return effects  # PoolReady states its credit afresh
+        if works is not None:
+            slot.works = frozenset(works)
+        if slot.owed:
+            listed = {*running, *unresponsive}
+            never_had = [key for key in slot.owed if key not in listed]
+            slot.owed.difference_update(never_had)
+            slot.credit += len(never_had)
+        return effects + self._dispatch(now)
 
     def pool_lost(self, pool: str) -> None:
         """The pool's connection broke: send it nothing until it is ready again.
@@ -250,6 +338,7 @@ class SchedulerState:
         job = self.jobs.get(key.job_id)
         if job is None or job.attempt != key.attempt or job.status != "running":
             return []
+        self._unconfirmed.pop(job.key, None)  # the pool is lost: PoolReady restates its credit
         job.pool = job.lease_until = None
         job.status, job.updated = "queued", now.wall
         self._enqueue(job)
@@ -266,6 +355,9 @@ class SchedulerState:
         The pool is acknowledged either way, so it can forget the result.
         """
         ack = Send(pool, ResultAcknowledged(result.job_id, result.attempt))
+        slot = self.pools.get(pool)
+        if slot is not None:
+            slot.owed.discard(result.key)  # it had that attempt: it asks for the slot itself
         job = self.jobs.get(result.job_id)
         if job is None:
             return [Record(result, committed=False, note="job not live"), ack]
@@ -284,7 +376,7 @@ class SchedulerState:
         job.result = result
         job.progress, job.progress_message = result.progress, result.progress_message
         effects: list[Effect] = [Record(result, committed=True), ack]
-        return effects + self._settle(job, result, now)
+        return effects + self._settle(job, result, now, heard_from=pool)
 
     # --- time -------------------------------------------------------------------------
 
@@ -324,6 +416,20 @@ class SchedulerState:
             effects += self._dispatch(now)
         return effects
 
+    def view(self, job: Job) -> JobView:
+        """The job's view, saying why a queued job waits when no pool can take it."""
+        view = job.view()
+        waiting = self.waiting_for(job)
+        return msgspec.structs.replace(view, waiting=waiting) if waiting else view
+
+    def waiting_for(self, job: Job) -> str:
+        """Why a queued job is not dispatched, if no connected pool can run it; else ""."""
+        if job.status != "queued":
+            return ""
+        if any(s.connected and s.runs(job.queue, job.work) for s in self.pools.values()):
+            return ""
+        return f"waits for a pool with work {job.work!r} on queue {job.queue!r}"
+
     def next_deadline(self) -> tuple[float | None, float | None]:
         """The earliest lease end (monotonic) and the earliest due time (wall), if any."""
         lease = self._leases[0][0] if self._leases else None
@@ -338,7 +444,8 @@ class SchedulerState:
             self._unique.setdefault(job.unique_key, job.id)
 
     def _enqueue(self, job: Job) -> None:
-        heapq.heappush(self._ready.setdefault(job.queue, []), (-job.priority, job.seq, job.id))
+        by_work = self._ready.setdefault(job.queue, {})
+        heapq.heappush(by_work.setdefault(job.work, []), (-job.priority, job.seq, job.id))
 
     def _schedule(self, job: Job) -> None:
         heapq.heappush(self._due, (job.due or 0.0, job.seq, job.id))
@@ -355,13 +462,44 @@ class SchedulerState:
             if job is not None and job.attempt == key.attempt and job.status == "running":
                 job.pool = pool
                 job.lease_until = now.mono + self.lease  # the heap entry is checked lazily
+                self._unconfirmed.pop(key, None)
             else:
                 effects.append(Send(pool, StopJob(key.job_id, key.attempt, "not current")))
         return effects
 
-    def _settle(self, job: Job, result: WorkResult, now: Now) -> list[Effect]:
-        """Apply how the current attempt ended: finish, retry later, requeue or bury."""
+    def _restarted(self, pool: str, now: Now) -> list[Effect]:
+        """``pool`` came back as a new process: what it ran before is lost (F26)."""
+        effects: list[Effect] = []
+        for job in [j for j in self.jobs.values() if j.status == "running" and j.pool == pool]:
+            lost = WorkResult(
+                job_id=job.id,
+                attempt=job.attempt,
+                outcome="lost",
+                error=f"pool {pool!r} restarted: the attempt ended with its previous process",
+                pool=pool,
+            )
+            job.lost_attempt = job.attempt
+            effects += self._settle(job, lost, now)
+        return effects
+
+    def _release(self, job: Job, heard_from: str | None) -> None:
+        """The current attempt ends: free its lease; owe its pool the slot if the pool
+        may never have had it (no heartbeat listed it, no result came from it)."""
+        key = job.key
+        pool = self._unconfirmed.pop(key, None)
+        slot = None if pool is None or pool == heard_from else self.pools.get(pool)
+        if slot is not None:
+            slot.owed.add(key)
         job.pool = job.lease_until = None
+
+    def _settle(
+        self, job: Job, result: WorkResult, now: Now, *, heard_from: str | None = None
+    ) -> list[Effect]:
+        """Apply how the current attempt ended: finish, retry later, requeue or bury.
+
+        ``heard_from`` is the pool that reported ``result``, if a pool did.
+        """
+        self._release(job, heard_from)
         match result.outcome:
             case "succeeded" | "failed" | "cancelled":
                 job.error = result.error
@@ -384,7 +522,7 @@ class SchedulerState:
     def _finish(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
         assert status in TERMINAL
         job.status, job.updated, job.due = status, now.wall, None
-        job.pool = job.lease_until = None
+        self._release(job, None)
         del self.jobs[job.id]
         if job.unique_key is not None and self._unique.get(job.unique_key) == job.id:
             del self._unique[job.unique_key]
@@ -404,13 +542,14 @@ class SchedulerState:
         while pools:
             turn %= len(pools)
             slot = pools[turn]
-            job = self._pop_ready(slot.queues)
+            job = self._pop_ready(slot)
             if job is None:
                 pools.pop(turn)
                 continue
             job.attempt += 1
             job.status, job.pool, job.updated = "running", slot.name, now.wall
             self._lease(job, now)
+            self._unconfirmed[job.key] = slot.name
             effects += [Persist(job), Send(slot.name, RunJob(_spec(job), self.lease))]
             self._last = slot.name
             slot.credit -= 1
@@ -420,14 +559,16 @@ class SchedulerState:
                 turn += 1
         return effects
 
-    def _pop_ready(self, queues: tuple[str, ...]) -> Job | None:
-        """The best ready job in ``queues``: highest priority, then oldest."""
+    def _pop_ready(self, slot: _PoolSlot) -> Job | None:
+        """The best ready job ``slot`` can run: highest priority, then oldest."""
+        works = slot.works
         while True:
             best: list[tuple[int, int, str]] | None = None
-            for queue in queues:
-                heap = self._ready.get(queue)
-                if heap and (best is None or heap[0] < best[0]):
-                    best = heap
+            for queue in slot.queues:
+                for work, heap in self._ready.get(queue, {}).items():
+                    runnable = works is None or work in works
+                    if heap and runnable and (best is None or heap[0] < best[0]):
+                        best = heap
             if best is None:
                 return None
             _, seq, job_id = heapq.heappop(best)

@@ -77,11 +77,12 @@ def make_job(
     max_attempts: int = 3,
     unique_key: str | None = None,
     due: float | None = None,
+    work: str = "tests.echo",
 ) -> Job:
     """A job as the Scheduler shell builds it from a validated submit."""
     return Job(
         id=job_id,
-        work="tests.echo",
+        work=work,
         queue=queue,
         priority=priority,
         payload=b"\x90",
@@ -273,6 +274,206 @@ def test_an_undelivered_dispatch_is_queued_again_at_once(
     assert runs(effects) == [("b", "j", 2)]
     assert "j" in persisted(effects)
     assert state.dispatch_failed(JobKey("j", 1), clock.now()) == []
+
+
+# --- routing by work (F28) --------------------------------------------------------------
+
+
+def test_a_job_goes_only_to_a_pool_that_has_its_work(state: SchedulerState, clock: Clock) -> None:
+    state.pool_ready("old", ["default"], 5, [], clock.now(), works=["tests.echo"])
+    state.pool_ready("new", ["default"], 5, [], clock.now(), works=["tests.echo", "tests.v2"])
+    dispatched = [
+        runs(state.submit(make_job(state, f"v2-{n}", work="tests.v2"), clock.now()))
+        for n in range(3)
+    ]
+    assert dispatched == [[("new", f"v2-{n}", 1)] for n in range(3)]
+    # Work both have is still dealt out in turn.
+    pools = [runs(state.submit(make_job(state, f"e{n}"), clock.now()))[0][0] for n in range(2)]
+    assert sorted(pools) == ["new", "old"]
+
+
+def test_a_job_no_pool_can_run_waits_and_says_so(state: SchedulerState, clock: Clock) -> None:
+    """A rolling deploy: the new work waits for a Pool that has it, never failed; the
+    jobs behind it that the old Pool can run are not held up."""
+    state.pool_ready("old", ["default"], 2, [], clock.now(), works=["tests.echo"])
+    new = make_job(state, "new", work="tests.v2", priority=5)
+    assert runs(state.submit(new, clock.now())) == []
+    assert runs(state.submit(make_job(state, "old-1"), clock.now())) == [("old", "old-1", 1)]
+    assert new.status == "queued"
+    assert state.view(new).waiting == "waits for a pool with work 'tests.v2' on queue 'default'"
+    assert state.view(state.jobs["old-1"]).waiting == ""
+    assert runs(state.tick(clock.advance(3600))) == []
+
+    effects = state.pool_ready("new", ["default"], 1, [], clock.now(), works=["tests.v2"])
+    assert runs(effects) == [("new", "new", 1)]
+    assert state.view(new).waiting == ""
+
+
+def test_a_job_waits_while_the_pool_that_has_its_work_is_away(
+    state: SchedulerState, clock: Clock
+) -> None:
+    state.pool_ready("new", ["default"], 0, [], clock.now(), works=["tests.v2"])
+    job = make_job(state, "j", work="tests.v2")
+    state.submit(job, clock.now())
+    assert state.view(job).waiting == ""  # a pool has it: the job only waits its turn
+    state.pool_lost("new")
+    assert "tests.v2" in state.view(job).waiting
+    other_queue = make_job(state, "k", work="tests.v2", queue="pdf")
+    state.submit(other_queue, clock.now())
+    assert state.view(other_queue).waiting == (
+        "waits for a pool with work 'tests.v2' on queue 'pdf'"
+    )
+
+
+def test_a_pool_that_does_not_name_its_works_is_sent_any(
+    state: SchedulerState, clock: Clock
+) -> None:
+    state.pool_ready("p", ["default"], 2, [], clock.now())
+    assert runs(state.submit(make_job(state, "j", work="anything"), clock.now())) == [("p", "j", 1)]
+
+
+def test_a_heartbeat_naming_new_works_lets_their_jobs_go(
+    state: SchedulerState, clock: Clock
+) -> None:
+    state.pool_ready("p", ["default"], 2, [], clock.now(), works=["tests.echo"])
+    state.submit(make_job(state, "j", work="tests.late"), clock.now())
+    assert runs(state.heartbeat("p", [], clock.now())) == []
+    effects = state.heartbeat("p", [], clock.now(), works=["tests.echo", "tests.late"])
+    assert runs(effects) == [("p", "j", 1)]
+
+
+# --- a pool restarted (F26) ---------------------------------------------------------------
+
+
+def test_a_restarted_pool_ends_the_attempts_of_its_previous_life_at_once(
+    state: SchedulerState, clock: Clock
+) -> None:
+    state.pool_ready("p", ["default"], 2, [], clock.now(), incarnation="first")
+    state.pool_ready("q", ["default"], 0, [], clock.now(), incarnation="other")
+    for job_id in ("a", "b"):
+        state.submit(make_job(state, job_id), clock.now())
+    state.request_work("q", 1, clock.now())
+    state.submit(make_job(state, "on-q"), clock.now())
+    state.pool_lost("p")  # SIGKILLed
+
+    effects = state.pool_ready("p", ["default"], 0, [], clock.advance(3), incarnation="second")
+    for job_id in ("a", "b"):
+        job = state.jobs[job_id]
+        assert (job.status, job.failures, job.pool) == ("retrying", 1, None)
+        assert job.due == clock.wall + FIRST_RETRY  # backoff, as for any lost worker
+        assert job.error == "pool 'p' restarted: the attempt ended with its previous process"
+    assert sorted(persisted(effects)) == ["a", "b"]
+    assert state.jobs["on-q"].status == "running"  # another pool's attempt is untouched
+    # A late verdict of the previous life (from its outbox) still stands.
+    late = state.result("p", result("a", 1, "succeeded"), clock.now())
+    assert [view.status for view in finished(late)] == ["succeeded"]
+
+
+@pytest.mark.parametrize("incarnation", ["first", ""])
+def test_a_pool_that_reconnects_keeps_its_attempts(
+    state: SchedulerState, clock: Clock, incarnation: str
+) -> None:
+    """Same incarnation (a reconnect), or none said (an older Pool): leases decide."""
+    state.pool_ready("p", ["default"], 1, [], clock.now(), incarnation="first")
+    state.submit(make_job(state, "j"), clock.now())
+    state.pool_lost("p")
+    state.pool_ready("p", ["default"], 0, [JobKey("j", 1)], clock.now(), incarnation=incarnation)
+    assert state.jobs["j"].status == "running"
+    state.pool_lost("p")
+    # The incarnation known is kept when a PoolReady does not say one.
+    state.pool_ready("p", ["default"], 0, [], clock.now(), incarnation="second")
+    assert state.jobs["j"].status == "retrying"
+
+
+# --- a dispatch lost on a live link (F8) ----------------------------------------------
+
+
+def test_a_dispatch_lost_on_a_live_link_gives_the_pool_its_slot_back(
+    state: SchedulerState, clock: Clock
+) -> None:
+    job = start(state, clock, "j")  # its RunJob never arrives; the pool waits for it
+    state.tick(clock.advance(LEASE))
+    assert (job.status, state.pools["p"].credit) == ("retrying", 0)
+    clock.advance(FIRST_RETRY)
+    assert runs(state.tick(clock.now())) == []  # no credit: stranded without the fix
+
+    effects = state.heartbeat("p", [], clock.now())  # the pool does not run it
+    assert runs(effects) == [("p", "j", 2)]
+    assert state.pools["p"].owed == set()
+    state.tick(clock.advance(LEASE))
+    assert state.heartbeat("p", [JobKey("j", 2)], clock.now()) == [
+        Send("p", StopJob("j", 2, "not current"))
+    ]
+    assert state.pools["p"].credit == 0  # it had attempt 2: it asks again itself
+
+
+def test_an_attempt_a_heartbeat_listed_is_not_given_back(
+    state: SchedulerState, clock: Clock
+) -> None:
+    start(state, clock, "j")
+    state.heartbeat("p", [JobKey("j", 1)], clock.advance(1))
+    state.tick(clock.advance(LEASE))
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 0
+
+
+def test_an_attempt_whose_worker_does_not_answer_is_not_given_back(
+    state: SchedulerState, clock: Clock
+) -> None:
+    """F9/F10: the pool has it on a stopped or blocked worker; it earns no lease, and
+    its slot stays taken until the worker's result comes."""
+    job = start(state, clock, "stuck")
+    state.heartbeat("p", [], clock.advance(1), unresponsive=[JobKey("stuck", 1)])
+    state.tick(clock.advance(LEASE))
+    assert job.status == "retrying"
+    state.heartbeat("p", [], clock.now(), unresponsive=[JobKey("stuck", 1)])
+    assert state.pools["p"].credit == 0
+    # Listed so only after the lease ran out: still not given back.
+    other = start(state, clock, "other")
+    state.tick(clock.advance(LEASE))
+    state.heartbeat("p", [], clock.now(), unresponsive=[other.key])
+    assert state.pools["p"].credit == 0
+
+
+def test_a_result_from_the_pool_shows_it_had_the_attempt(
+    state: SchedulerState, clock: Clock
+) -> None:
+    start(state, clock, "j")
+    state.tick(clock.advance(LEASE))
+    assert state.pools["p"].owed == {JobKey("j", 1)}
+    state.result("p", result("j", 1, "error"), clock.now())  # it ran, and asks on its own
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 0
+
+
+def test_a_cancelled_attempt_whose_dispatch_was_lost_gives_the_slot_back(
+    state: SchedulerState, clock: Clock
+) -> None:
+    start(state, clock, "j")
+    state.cancel("j", "not wanted", clock.now())
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 1
+
+
+def test_pool_ready_states_the_credit_afresh_and_forgets_what_was_owed(
+    state: SchedulerState, clock: Clock
+) -> None:
+    start(state, clock, "j")
+    state.tick(clock.advance(LEASE))
+    state.pool_ready("p", ["default"], 1, [], clock.now())
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 1
+
+
+def test_a_dispatch_lost_before_a_pool_ready_is_not_given_back_twice(
+    state: SchedulerState, clock: Clock
+) -> None:
+    """PoolReady's free count already has the slot of a RunJob the pool never got."""
+    start(state, clock, "j")  # lost
+    state.pool_ready("p", ["default"], 1, [], clock.now())
+    state.tick(clock.advance(LEASE))
+    state.heartbeat("p", [], clock.now())
+    assert state.pools["p"].credit == 1
 
 
 # --- leases, retries, heartbeats --------------------------------------------------------
@@ -737,20 +938,31 @@ class FakePool:
 
     name: str
     queues: tuple[str, ...]
+    works: tuple[str, ...]
     connected: bool = False
     running: list[JobKey] = field(default_factory=list)
     #: Slots asked for (PoolReady free, RequestWork slots) and not yet filled.
     asked: int = 0
+    #: Drawn anew when the pool's process restarts.
+    incarnation: int = 0
+    #: The next RunJob to this pool is lost on the way (the link stays up).
+    lose_next: bool = False
+    #: Attempts whose RunJob was lost: the pool still waits for their slots.
+    lost: set[JobKey] = field(default_factory=set)
 
 
 class SchedulerUnderFaults(RuleBasedStateMachine):
     """Submits, pools coming and going, results of every outcome for current, stale and
-    made-up attempts, heartbeats, lost dispatches, clock jumps and restarts in any order.
+    made-up attempts, heartbeats, dispatches that fail or are lost on a live link,
+    pools restarted, clock jumps and Scheduler restarts in any order.
 
     After every step: at most one committed terminal result per job, none for an attempt
     that is not the current running one, the live jobs are exactly those submitted and
-    not finished, and no pool is sent more than it asked for. At the end the pools heal
-    and answer every RunJob with success, and every job must end (I1, I6).
+    not finished, no pool is sent a work it does not have or more than it asked for,
+    and each pool's credit is what it asked for less the dispatches it lost that are not
+    yet given back (given back at the first heartbeat after the attempt ends). At the
+    end the pools heal and answer every RunJob with success, and every job must end
+    (I1, I6).
     """
 
     def __init__(self) -> None:
@@ -760,8 +972,8 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
         self.draw = lambda: next(draws)
         self.state = self.fresh_state()
         self.pools = {
-            "only-a": FakePool("only-a", ("a",)),
-            "a-and-b": FakePool("a-and-b", ("b", "a")),
+            "only-a": FakePool("only-a", ("a",), ("w1",)),
+            "a-and-b": FakePool("a-and-b", ("b", "a"), ("w1", "w2")),
         }
         self.ids = itertools.count()
         self.submitted: set[str] = set()
@@ -790,18 +1002,26 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
                 case Send(pool=name, message=RunJob(job=spec)):
                     pool = self.pools[name]
                     assert pool.connected, f"RunJob to {name}, which is not connected"
-                    assert pool.asked > 0, f"RunJob to {name} beyond the credit it asked for"
+                    assert pool.asked - len(pool.lost) > 0, f"RunJob to {name} beyond its credit"
+                    assert spec.work in pool.works, f"{spec.work} to {name}, which lacks it"
                     assert spec.attempt > self.issued.get(spec.id, 0), "an attempt reused"
-                    pool.asked -= 1
                     key = JobKey(spec.id, spec.attempt)
-                    pool.running.append(key)
-                    assert len(pool.running) <= CAPACITY
                     self.issued[spec.id] = spec.attempt
                     self.attempts.append(key)
+                    if pool.lose_next:
+                        pool.lose_next = False
+                        pool.lost.add(key)
+                        continue
+                    pool.asked -= 1
+                    pool.running.append(key)
+                    assert len(pool.running) <= CAPACITY
                 case Send(pool=name, message=StopJob(job_id=job_id, attempt=attempt)):
                     pool = self.pools[name]
-                    if pool.connected and JobKey(job_id, attempt) in pool.running:
-                        pool.running.remove(JobKey(job_id, attempt))
+                    key = JobKey(job_id, attempt)
+                    if pool.connected and key in pool.running:
+                        # The attempt stops and its pool reports it, before its next heartbeat.
+                        pool.running.remove(key)
+                        self.report(name, key, "returned")
                 case _:
                     pass
         return effects
@@ -847,12 +1067,25 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
             assert finished(effects) == [] == persisted(effects)
 
     def ready(self, pool: FakePool) -> None:
+        known = self.state.pools.get(pool.name)
+        restarted = known is not None and known.incarnation != str(pool.incarnation)
         pool.connected = True
         pool.asked = CAPACITY - len(pool.running)
+        pool.lost.clear()
         effects = self.state.pool_ready(
-            pool.name, list(pool.queues), pool.asked, list(pool.running), self.clock.now()
+            pool.name,
+            list(pool.queues),
+            pool.asked,
+            list(pool.running),
+            self.clock.now(),
+            works=list(pool.works),
+            incarnation=str(pool.incarnation),
         )
         self.apply(effects)
+        if restarted:  # F26: nothing of its previous life runs on, lease or not
+            for job in self.state.jobs.values():
+                if job.status == "running" and job.pool == pool.name:
+                    assert job.key in pool.running or job.key in pool.lost, job
 
     def ask(self, pool: FakePool) -> None:
         slots = CAPACITY - len(pool.running) - pool.asked
@@ -864,6 +1097,7 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
 
     @rule(
         queue=st.sampled_from(["a", "b"]),
+        work=st.sampled_from(["w1", "w2"]),
         priority=st.integers(0, 2),
         max_attempts=st.integers(1, 3),
         unique_key=st.none() | st.sampled_from(["u1", "u2"]),
@@ -872,6 +1106,7 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
     def submit(
         self,
         queue: str,
+        work: str,
         priority: int,
         max_attempts: int,
         unique_key: str | None,
@@ -887,6 +1122,7 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
             max_attempts=max_attempts,
             unique_key=unique_key,
             due=due,
+            work=work,
         )
         assert all(job.seq > row.seq for row in self.state.jobs.values())
         holders = [
@@ -925,9 +1161,28 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(["only-a", "a-and-b"]))
     def pool_restarts(self, name: str) -> None:
-        """The pool is killed with its workers: what it ran is gone, and only leases tell."""
+        """The pool is killed with its workers: what it ran is gone; it comes back (when
+        ``pool_ready`` runs) as a new incarnation."""
         self.lose_pool(name)
         self.pools[name].running.clear()
+        self.pools[name].incarnation += 1
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def lose_next_dispatch(self, name: str) -> None:
+        """The next RunJob to this pool is lost on the way; the connection stays up (F8).
+
+        The pool asks for its free room now, so a ready job goes (and is lost) at once.
+        """
+        pool = self.pools[name]
+        pool.lose_next = True
+        if pool.connected:
+            self.ask(pool)
+
+    @rule(name=st.sampled_from(["only-a", "a-and-b"]))
+    def lease_passes(self, name: str) -> None:
+        """A lease's worth of time passes, then the pool heartbeats."""
+        self.tick_at(self.clock.mono + LEASE, self.clock.wall + LEASE)
+        self.send_heartbeat(name)
 
     @rule(
         name=st.sampled_from(["only-a", "a-and-b"]),
@@ -947,8 +1202,11 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
         outcome=st.sampled_from(OUTCOMES),
     )
     def report_any_attempt(self, name: str, index: int, outcome: Outcome) -> None:
-        """A resent, stale or current result, from either pool."""
-        self.report(name, self.attempts[index % len(self.attempts)], outcome)
+        """A resent, stale or current result, from either pool (never from a pool whose
+        RunJob for it was lost: that pool never had it)."""
+        key = self.attempts[index % len(self.attempts)]
+        if key not in self.pools[name].lost:
+            self.report(name, key, outcome)
 
     @rule(
         name=st.sampled_from(["only-a", "a-and-b"]),
@@ -968,6 +1226,8 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
         pool = self.pools[name]
         if pool.connected:
             stale = [key for key in pool.running if not self.is_current(key)]
+            # A lost dispatch whose attempt ended is given back by this heartbeat.
+            pool.lost = {key for key in pool.lost if self.is_current(key)}
             effects = self.apply(self.state.heartbeat(name, list(pool.running), self.clock.now()))
             assert sent(effects, StopJob) == [
                 (name, StopJob(key.job_id, key.attempt, "not current")) for key in stale
@@ -1046,7 +1306,7 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
             assert pool.asked >= 0
             assert len(pool.running) + pool.asked <= CAPACITY
             if pool.connected:
-                assert self.state.pools[pool.name].credit == pool.asked
+                assert self.state.pools[pool.name].credit == pool.asked - len(pool.lost)
 
     def teardown(self) -> None:
         """The faults heal: healthy pools answer every RunJob with success; all jobs end.
@@ -1057,6 +1317,7 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
         waits one round longer per such jump.
         """
         for pool in self.pools.values():
+            pool.lose_next = False
             self.ready(pool)
         rounds = 0
         while self.state.jobs:
