@@ -81,6 +81,7 @@ __all__ = [
     "WatchActor",
     "WorkFinished",
     "WorkResult",
+    "WorkerFreed",
     "message_types",
 ]
 
@@ -462,10 +463,15 @@ class RequestWork(Message, tag="aw.pool.request"):
 
 
 class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
-    """The Pool is alive and these attempts are still running: extend their leases."""
+    """The Pool is alive and these attempts are still running: extend their leases.
+
+    ``overrunning``: attempts that ended (timed out, cancelled) while their sync work
+    still runs in its worker's thread; each holds a worker busy until it returns.
+    """
 
     pool: str
     running: list[JobKey] = []
+    overrunning: list[JobKey] = []
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):
@@ -549,4 +555,16 @@ class ExecuteJob(Message, tag="aw.worker.execute"):
 
 
 class WorkFinished(Message, tag="aw.worker.finished"):
+    """An attempt ended. ``overrunning``: its work ignored the stop and still runs in
+    the worker's thread, so the worker stays busy until it says :class:`WorkerFreed`."""
+
     result: WorkResult
+    overrunning: bool = False
+
+
+class WorkerFreed(Message, tag="aw.worker.freed"):
+    """The thread of an overrunning attempt returned: the worker can take work again."""
+
+    worker: str
+    job_id: str
+    attempt: int
