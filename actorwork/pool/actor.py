@@ -57,13 +57,14 @@ from actorwork.messages import (
     RunJobs,
     StopJob,
     Terminated,
+    WorkerFreed,
     WorkFinished,
     WorkResult,
 )
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
-from actorwork.worker import Worker
+from actorwork.worker import STOP_GRACE, Worker
 
 if TYPE_CHECKING:
     from actorwork.docker.engine import ContainerOptions
@@ -81,8 +82,9 @@ _RESEND_AFTER = 3
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
 
-#: Seconds a process worker may overrun its job's timeout before it is killed.
-_TIMEOUT_GRACE = 1.0
+#: Seconds a process worker may overrun its job's timeout or a stop request before it
+#: is killed: the worker's own grace, then a second for its result to arrive.
+_TIMEOUT_GRACE = STOP_GRACE + 1.0
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[WorkResult])
@@ -238,6 +240,7 @@ class Pool(Actor):
         self,
         message: RunJob
         | WorkFinished
+        | WorkerFreed
         | JobProgressed
         | ResultAcknowledged
         | ResultsAcknowledged
@@ -259,8 +262,14 @@ class Pool(Actor):
                     return
                 self.state.draining = True
                 self.start_soon(self._drain, grace, self.defer_reply())
-            case WorkFinished(result=result):
+            case WorkFinished(result=result, overrunning=False):
                 self._finished(result)
+            case WorkFinished(result=result):
+                self._overran(result)
+            case WorkerFreed(worker=worker, job_id=job_id, attempt=attempt):
+                if self.state.freed(worker, JobKey(job_id, attempt)):
+                    log.info("worker_freed", pool=self.name, worker=worker, job_id=job_id)
+                    self._worker_idle()
             case JobProgressed():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
@@ -273,6 +282,8 @@ class Pool(Actor):
                 running = self.state.running.get(JobKey(job_id, attempt))
                 if running is not None:
                     await self._tell_worker(running.worker, message)
+                    if self.workers[running.worker].child is not None:
+                        self.start_soon(self._enforce_stop, running)
             case Terminated(name=name):
                 await self._terminated(name, message.reason)
             case _:
@@ -309,6 +320,16 @@ class Pool(Actor):
             return  # already reported lost or returned (a worker that answered after)
         self._persist(result)
         self._worker_idle()
+
+    def _overran(self, result: WorkResult) -> None:
+        """An attempt ended while its work still runs in its worker's thread: the worker
+        stays busy, so no work is asked for it; a process or container is killed."""
+        if self.state.overran(result) is not None:
+            self._persist(result)
+        worker = self.workers.get(result.worker)
+        log.warning("worker_overran", pool=self.name, worker=result.worker, job_id=result.job_id)
+        if worker is not None and worker.child is not None:
+            worker.child.kill()  # replaced when its end is noticed (Terminated)
 
     def _worker_idle(self) -> None:
         """Ask for another job at once: a worker is free before its result is on disk."""
@@ -370,6 +391,15 @@ class Pool(Actor):
             child = self.workers[attempt.worker].child
             if child is not None:
                 log.warning("worker_killed_after_timeout", pool=self.name, job_id=attempt.spec.id)
+                child.kill()
+
+    async def _enforce_stop(self, attempt: Attempt) -> None:
+        """Kill a process worker still running ``attempt`` a grace after its stop."""
+        await anyio.sleep(_TIMEOUT_GRACE)
+        if self.state.running.get(attempt.key) is attempt:
+            child = self.workers[attempt.worker].child
+            if child is not None:
+                log.warning("worker_killed_after_stop", pool=self.name, job_id=attempt.spec.id)
                 child.kill()
 
     # --- graceful stop ------------------------------------------------------------------
@@ -526,7 +556,8 @@ class Pool(Actor):
             if self._link_to_scheduler is None:
                 continue
             alive = await self._responsive()
-            if not await self._heartbeat(PoolHeartbeat(self.name, alive)):
+            overrunning = list(self.state.overrunning.values())
+            if not await self._heartbeat(PoolHeartbeat(self.name, alive, overrunning)):
                 continue
             # A report or its acknowledgement that went missing on a live connection (a
             # Scheduler that stopped answering, a middlebox): report again; the
