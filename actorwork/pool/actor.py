@@ -278,11 +278,14 @@ class Pool(Actor):
                 self._acknowledged(keys)
                 if self.draining:
                     self._drain_changed.set()
-            case StopJob(job_id=job_id, attempt=attempt):
+            case StopJob(job_id=job_id, attempt=attempt, reason=reason):
                 running = self.state.running.get(JobKey(job_id, attempt))
                 if running is not None:
                     await self._tell_worker(running.worker, message)
-                    if self.workers[running.worker].child is not None:
+                    # A superseded attempt ("not current") may still finish: its late
+                    # result is fenced (F9, F10); a cancelled one is made to stop.
+                    child = self.workers[running.worker].child
+                    if reason == "cancelled" and child is not None:
                         self.start_soon(self._enforce_stop, running)
             case Terminated(name=name):
                 await self._terminated(name, message.reason)
@@ -394,7 +397,7 @@ class Pool(Actor):
                 child.kill()
 
     async def _enforce_stop(self, attempt: Attempt) -> None:
-        """Kill a process worker still running ``attempt`` a grace after its stop."""
+        """Kill a process worker still running ``attempt`` a grace after its cancel."""
         await anyio.sleep(_TIMEOUT_GRACE)
         if self.state.running.get(attempt.key) is attempt:
             child = self.workers[attempt.worker].child
