@@ -102,6 +102,7 @@ __all__ = [
     "WatchActor",
     "WorkFinished",
     "WorkResult",
+    "WorkerFreed",
     "message_types",
 ]
 
@@ -557,13 +558,16 @@ class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
 
     ``unresponsive`` are the attempts it holds whose workers did not answer: they earn
     no lease, but the Pool has them. ``works`` is given when the works it can run
-    changed since it last said (None: unchanged).
+    changed since it last said (None: unchanged). ``overrunning`` are attempts that
+    ended (timed out, cancelled) while their sync work still runs in its worker's
+    thread; each holds a worker busy until it returns.
     """
 
     pool: Name
     running: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
     works: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] | None = None
     unresponsive: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
+    overrunning: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):
@@ -647,4 +651,16 @@ class ExecuteJob(Message, tag="aw.worker.execute"):
 
 
 class WorkFinished(Message, tag="aw.worker.finished"):
+    """An attempt ended. ``overrunning``: its work ignored the stop and still runs in
+    the worker's thread, so the worker stays busy until it says :class:`WorkerFreed`."""
+
     result: WorkResult
+    overrunning: bool = False
+
+
+class WorkerFreed(Message, tag="aw.worker.freed"):
+    """The thread of an overrunning attempt returned: the worker can take work again."""
+
+    worker: str
+    job_id: str
+    attempt: int

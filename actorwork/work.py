@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints, overload
@@ -90,6 +91,10 @@ class WorkContext:
         #: assignment, so a sync work's thread reads it safely without a lock.
         self.stop_reason = ""
         self._on_progress = on_progress
+        #: Called once when a stop is requested; the lock orders registering one
+        #: against a stop requested from another thread, so none is missed or run twice.
+        self._stop_callbacks: list[Callable[[], None]] = []
+        self._stop_lock = threading.Lock()
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the work has come (0.0 to 1.0, or None if unknown), live."""
@@ -104,6 +109,9 @@ class WorkContext:
         """True when the work should stop (cancelled, timed out, the pool stopping).
 
         Long work should call it between steps and return soon after it says True.
+        The stop is enforced after a grace period: async work is then cancelled (its
+        ``finally`` blocks run), and sync work, which cannot be, is left to finish in
+        its thread while its worker stays busy and takes no other job.
         """
         return bool(self.stop_reason)
 
@@ -112,9 +120,24 @@ class WorkContext:
         return bool(self.stop_reason)
 
     def request_stop(self, reason: str) -> None:
-        """Ask the work to stop at its next check-in (called by the worker)."""
-        if not self.stop_reason:
+        """Ask the work to stop at its next check-in (called by the worker); only the
+        first request counts."""
+        with self._stop_lock:
+            if self.stop_reason:
+                return
             self.stop_reason = reason or "stopped"
+            callbacks, self._stop_callbacks = self._stop_callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_stopped(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once a stop is requested, in the thread that requests it;
+        at once if one already was (the worker uses it to enforce the stop)."""
+        with self._stop_lock:
+            if not self.stop_reason:
+                self._stop_callbacks.append(callback)
+                return
+        callback()
 
     def add_artifact(
         self, name: str, data: bytes, *, media_type: str = "application/octet-stream"

@@ -10,16 +10,26 @@ Kinds: ``local`` runs async work on the Worker's own loop and sync work in a thr
 of the default pool; ``thread`` runs every work in a thread of its own, async work on
 an event loop in that thread, so a work that blocks its loop stalls nothing else. A
 ``process`` Pool runs a ``local`` Worker in a child process.
+
+Stops are enforced (F27). A stop request (:class:`StopJob`) or the job's timeout first
+asks the work to stop at its next check-in; ``grace`` seconds later async work is
+cancelled, so its ``finally`` blocks run. Sync work cannot be cancelled: its attempt
+ends then, and its thread is left to return, while the Worker stays busy (it says so
+in :class:`WorkFinished` and takes no job) until it does, then tells the Pool
+:class:`WorkerFreed`. A Pool therefore never counts a slot free whose thread still
+runs; a ``process`` Pool kills such a worker and starts another. Work that blocks its
+own event loop can be stopped only by killing its process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any, Literal, assert_never
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar, assert_never
 
 import anyio
 import anyio.to_thread
@@ -33,17 +43,23 @@ from actorwork.messages import (
     JobSpec,
     Outcome,
     StopJob,
+    WorkerFreed,
     WorkFinished,
     WorkResult,
 )
 from actorwork.runtime import Actor, ActorRef
 from actorwork.work import Work, WorkContext, WorkRegistry, default_registry
 
-__all__ = ["Worker", "WorkerKind", "run_attempt"]
+__all__ = ["STOP_GRACE", "Worker", "WorkerKind", "run_attempt"]
 
 WorkerKind = Literal["local", "thread"]
 
+#: Seconds a work has, past a stop request or its timeout, to stop by itself before
+#: the stop is enforced (async work cancelled, sync work left to its thread).
+STOP_GRACE = 1.0
+
 _encoder = msgspec.msgpack.Encoder()
+_T = TypeVar("_T")
 
 
 async def run_attempt(
@@ -53,17 +69,24 @@ async def run_attempt(
     kind: WorkerKind = "local",
     on_progress: Callable[[float | None, str], None] | None = None,
     on_context: Callable[[WorkContext], None] | None = None,
+    on_overrun: Callable[[anyio.Event], None] | None = None,
+    grace: float = STOP_GRACE,
     pool: str = "",
     worker: str = "",
 ) -> WorkResult:
     """Run one attempt of ``spec`` and describe how it ended; never raises for the work.
 
     An unknown work or a payload that fails validation ends the attempt as ``failed``
-    (running it again cannot help). A timeout ends it as ``timeout``; a sync work
-    still running then is told to stop at its next check-in and left to finish.
+    (running it again cannot help). At the timeout the work is asked to stop, and
+    made to ``grace`` seconds later (see the module docstring); the attempt ends as
+    ``timeout`` either way. A work stopped on request (the context's
+    :meth:`~WorkContext.request_stop`) ends ``cancelled`` when it had to be made to.
     ``on_context`` receives the attempt's context before the work starts (the Worker
-    keeps it to pass on stop requests).
+    keeps it to pass on stop requests). ``on_overrun`` receives, when the attempt
+    ends while its sync work still runs in its thread, an event set when it returns.
     """
+    if not grace >= 0:
+        raise ValueError(f"stop grace must be 0 or more seconds, got {grace!r}")
     started = time.time()
     install()  # cheap when done: re-wraps sys.stdout if someone replaced it since
     capture = JobCapture(job_id=spec.id, work=spec.work)
@@ -80,21 +103,26 @@ async def run_attempt(
     outcome: Outcome = "succeeded"
     value: bytes | None = None
     error = trace = ""
+    forced = False
     with capture:
+        # No timer at all for the common case of no timeout: this is per job.
+        timer = (
+            asyncio.get_running_loop().call_later(spec.timeout, ctx.request_stop, _TIMED_OUT)
+            if spec.timeout
+            else None
+        )
         try:
             item = (registry or default_registry).get(spec.work)
             payload = item.decode_payload(spec.payload)
-            # No cancel scope at all for the common case of no timeout: this is per job.
-            limit = anyio.fail_after(spec.timeout) if spec.timeout else contextlib.nullcontext()
-            with limit:
-                returned = await _invoke(item, ctx, payload, kind)
+            returned = await _invoke(
+                item, ctx, payload, kind=kind, grace=grace, on_overrun=on_overrun
+            )
         except (WorkNotFound, PayloadError, WorkFailed) as exc:
             outcome, error = "failed", _describe(exc)
             capture.logger.warning("work_failed", error=error)
-        except TimeoutError as exc:
-            ctx.request_stop("timed out")
-            outcome, error, trace = "timeout", f"timed out after {spec.timeout} s", _format(exc)
-            capture.logger.error("work_timed_out", timeout=spec.timeout)
+        except _Stopped:
+            forced = True
+            capture.logger.error("work_stop_enforced", reason=ctx.stop_reason, grace=grace)
         except Exception as exc:  # noqa: BLE001 - any error of the work is its result
             outcome, error, trace = "error", _describe(exc), _format(exc)
             capture.logger.error("work_raised", error=error)
@@ -105,13 +133,19 @@ async def run_attempt(
                 outcome, trace = "error", _format(exc)
                 error = f"the return value of work {spec.work!r} cannot be encoded: {exc}"
                 capture.logger.error("work_result_unencodable", error=error)
-    if outcome == "succeeded" and ctx.stop_reason == "cancelled":
-        outcome = "cancelled"
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if ctx.stop_reason == _TIMED_OUT:
+            capture.logger.error("work_timed_out", timeout=spec.timeout)
+    outcome, error = _stopped(
+        outcome, error, reason=ctx.stop_reason, forced=forced, timeout=spec.timeout, grace=grace
+    )
     return WorkResult(
         job_id=spec.id,
         attempt=spec.attempt,
         outcome=outcome,
-        value=value,
+        value=value if outcome in ("succeeded", "cancelled") else None,
         error=error,
         traceback=trace,
         logs=tuple(capture.lines),
@@ -125,26 +159,107 @@ async def run_attempt(
     )
 
 
-async def _invoke(item: Work, ctx: WorkContext, payload: Any, kind: WorkerKind) -> Any:
+#: The stop reason the timeout gives.
+_TIMED_OUT = "timed out"
+
+
+def _stopped(
+    outcome: Outcome,
+    error: str,
+    *,
+    reason: str,
+    forced: bool,
+    timeout: float | None,
+    grace: float,
+) -> tuple[Outcome, str]:
+    """How an attempt asked to stop for ``reason`` ended, given how its work did.
+
+    A timed-out attempt is ``timeout`` whatever its work did after; a work made to stop
+    (``forced``) is ``cancelled``; one that stopped by itself keeps its own outcome,
+    except that a success after a cancel is ``cancelled``.
+    """
+    if reason == _TIMED_OUT:
+        return "timeout", f"timed out after {timeout} s"
+    if forced:
+        return "cancelled", f"stop requested ({reason}) and enforced after {grace} s"
+    if outcome == "succeeded" and reason == "cancelled":
+        return "cancelled", error
+    return outcome, error
+
+
+class _Stopped(Exception):
+    """The work did not stop within the grace after a stop request, and was made to."""
+
+
+async def _enforced(ctx: WorkContext, grace: float, call: Callable[[], Awaitable[_T]]) -> _T:
+    """Await ``call()`` on this loop; ``grace`` seconds after a stop is requested,
+    cancel it and raise :class:`_Stopped` (unless the work still returned a value)."""
+    loop = asyncio.get_running_loop()
+    with anyio.CancelScope() as scope:
+
+        def deadline() -> None:  # on this loop; a no-op once the scope is left
+            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+
+        ctx.when_stopped(functools.partial(_call_soon, loop, deadline))
+        return await call()
+    raise _Stopped
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """Run ``callback`` on ``loop`` from any thread; nothing if the loop is closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+async def _invoke(
+    item: Work,
+    ctx: WorkContext,
+    payload: Any,
+    *,
+    kind: WorkerKind,
+    grace: float,
+    on_overrun: Callable[[anyio.Event], None] | None,
+) -> Any:
     args, kwargs = item.arguments(ctx, payload)
-    if kind == "thread":
-        limiter = anyio.CapacityLimiter(1)
-        if item.is_async:
-            return await anyio.to_thread.run_sync(
-                _run_loop, item.func, args, kwargs, limiter=limiter, abandon_on_cancel=True
-            )
-        return await anyio.to_thread.run_sync(
-            lambda: item.func(*args, **kwargs), limiter=limiter, abandon_on_cancel=True
-        )
+    if item.is_async and kind == "local":
+        return await _enforced(ctx, grace, lambda: item.func(*args, **kwargs))
     if item.is_async:
-        return await item.func(*args, **kwargs)
-    return await anyio.to_thread.run_sync(
-        lambda: item.func(*args, **kwargs), abandon_on_cancel=True
-    )
+        # Its own loop in the thread cancels it after the grace; the thread is given
+        # as much again to return before it counts as overrunning.
+        run: Callable[[], Any] = functools.partial(_run_loop, ctx, grace, item.func, args, kwargs)
+        grace *= 2
+    else:
+        run = functools.partial(item.func, *args, **kwargs)
+    limiter = anyio.CapacityLimiter(1) if kind == "thread" else None
+    loop = asyncio.get_running_loop()
+    returned = anyio.Event()
+
+    def in_thread() -> Any:
+        try:
+            return run()
+        finally:
+            _call_soon(loop, returned.set)
+
+    try:
+        return await _enforced(
+            ctx,
+            grace,
+            lambda: anyio.to_thread.run_sync(in_thread, limiter=limiter, abandon_on_cancel=True),
+        )
+    except _Stopped:
+        if on_overrun is not None and not returned.is_set():
+            on_overrun(returned)
+        raise
 
 
-def _run_loop(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-    return asyncio.run(func(*args, **kwargs))
+def _run_loop(
+    ctx: WorkContext,
+    grace: float,
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    return asyncio.run(_enforced(ctx, grace, lambda: func(*args, **kwargs)))
 
 
 def _describe(exc: BaseException) -> str:
@@ -169,15 +284,21 @@ class Worker(Actor):
         modules: list[str] | tuple[str, ...] = (),
         pool: str = "",
         registry: WorkRegistry | None = None,
+        grace: float = STOP_GRACE,
     ) -> None:
         if kind not in ("local", "thread"):
             raise ValueError(f"worker kind must be 'local' or 'thread', got {kind!r}")
+        if not grace >= 0:
+            raise ValueError(f"stop grace must be 0 or more seconds, got {grace!r}")
         self.kind: WorkerKind = kind
         self.modules = list(modules)
         self.pool = pool
         self.registry = registry or default_registry
+        #: Seconds past a stop request or a timeout before the stop is enforced.
+        self.grace = grace
         #: The job being run, from the moment its ExecuteJob is taken until its result
-        #: is handed over, so a second ExecuteJob meanwhile is refused.
+        #: is handed over or, when its work overran in its thread, until that thread
+        #: returned; a second ExecuteJob meanwhile is refused.
         self._job: JobSpec | None = None
         #: The job taken but not yet started by the runner task, and whom to report to.
         self._queued: tuple[JobSpec, ActorRef] | None = None
@@ -249,6 +370,7 @@ class Worker(Actor):
         self._context = ctx
 
     async def _run(self, spec: JobSpec, reporter: ActorRef) -> None:
+        overran: list[anyio.Event] = []
         try:
             result = await run_attempt(
                 spec,
@@ -256,9 +378,25 @@ class Worker(Actor):
                 kind=self.kind,
                 on_progress=self._progress_reporter(spec, reporter),
                 on_context=self._started,
+                on_overrun=overran.append,
+                grace=self.grace,
                 pool=self.pool,
                 worker=self.name,
             )
         finally:
-            self._job = self._context = None
-        await reporter.tell(WorkFinished(result))
+            self._context = None
+            if not overran:
+                self._job = None
+        if not overran:
+            await reporter.tell(WorkFinished(result))
+            return
+        # The work ignored its stop and still runs in its thread: the attempt is over,
+        # but this worker stays busy until the thread returns (F27).
+        self.log.warning("work_overran", job_id=spec.id, attempt=spec.attempt)
+        try:
+            await reporter.tell(WorkFinished(result, overrunning=True))
+            await overran[0].wait()
+        finally:
+            self._job = None
+        self.log.info("work_thread_returned", job_id=spec.id, attempt=spec.attempt)
+        await reporter.tell(WorkerFreed(self.name, spec.id, spec.attempt))

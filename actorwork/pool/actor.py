@@ -66,6 +66,7 @@ from actorwork.messages import (
     RunJobs,
     StopJob,
     Terminated,
+    WorkerFreed,
     WorkFinished,
     WorkResult,
 )
@@ -73,7 +74,7 @@ from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
 from actorwork.work import default_registry
-from actorwork.worker import Worker
+from actorwork.worker import STOP_GRACE, Worker
 
 if TYPE_CHECKING:
     from actorwork.docker.engine import ContainerOptions
@@ -92,8 +93,9 @@ _RESEND_AFTER = 3
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
 
-#: Seconds a process worker may overrun its job's timeout before it is killed.
-_TIMEOUT_GRACE = 1.0
+#: Seconds a process worker may overrun its job's timeout or a stop request before it
+#: is killed: the worker's own grace, then a second for its result to arrive.
+_TIMEOUT_GRACE = STOP_GRACE + 1.0
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[WorkResult])
@@ -276,6 +278,7 @@ class Pool(Actor):
         self,
         message: RunJob
         | WorkFinished
+        | WorkerFreed
         | JobProgressed
         | ResultAcknowledged
         | ResultsAcknowledged
@@ -295,8 +298,14 @@ class Pool(Actor):
                     self._drain_changed.set()  # escalated: the deadline may be nearer
                     return
                 self.start_soon(self._drain, grace, self.defer_reply())
-            case WorkFinished(result=result):
+            case WorkFinished(result=result, overrunning=False):
                 self._finished(result)
+            case WorkFinished(result=result):
+                self._overran(result)
+            case WorkerFreed(worker=worker, job_id=job_id, attempt=attempt):
+                if self.state.freed(worker, JobKey(job_id, attempt)):
+                    log.info("worker_freed", pool=self.name, worker=worker, job_id=job_id)
+                    self._worker_idle()
             case JobProgressed():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
@@ -305,10 +314,15 @@ class Pool(Actor):
                 self._acknowledged(keys)
                 if self.draining:
                     self._drain_changed.set()
-            case StopJob(job_id=job_id, attempt=attempt):
+            case StopJob(job_id=job_id, attempt=attempt, reason=reason):
                 running = self.state.running.get(JobKey(job_id, attempt))
                 if running is not None:
                     await self._tell_worker(running.worker, message)
+                    # A superseded attempt ("not current") may still finish: its late
+                    # result is fenced (F9, F10); a cancelled one is made to stop.
+                    child = self.workers[running.worker].child
+                    if reason == "cancelled" and child is not None:
+                        self.start_soon(self._enforce_stop, running)
             case Terminated(name=name):
                 await self._terminated(name, message.reason)
             case _:
@@ -345,6 +359,16 @@ class Pool(Actor):
             return  # already reported lost or returned (a worker that answered after)
         self._persist(result)
         self._worker_idle()
+
+    def _overran(self, result: WorkResult) -> None:
+        """An attempt ended while its work still runs in its worker's thread: the worker
+        stays busy, so no work is asked for it; a process or container is killed."""
+        if self.state.overran(result) is not None:
+            self._persist(result)
+        worker = self.workers.get(result.worker)
+        log.warning("worker_overran", pool=self.name, worker=result.worker, job_id=result.job_id)
+        if worker is not None and worker.child is not None:
+            worker.child.kill()  # replaced when its end is noticed (Terminated)
 
     def _worker_idle(self) -> None:
         """Ask for another job at once: a worker is free before its result is on disk."""
@@ -413,6 +437,15 @@ class Pool(Actor):
             self._deadlines_changed = anyio.Event()
             with anyio.move_on_after(None if deadline is None else deadline - now.mono):
                 await self._deadlines_changed.wait()
+
+    async def _enforce_stop(self, attempt: Attempt) -> None:
+        """Kill a process worker still running ``attempt`` a grace after its cancel."""
+        await anyio.sleep(_TIMEOUT_GRACE)
+        if self.state.running.get(attempt.key) is attempt:
+            child = self.workers[attempt.worker].child
+            if child is not None:
+                log.warning("worker_killed_after_stop", pool=self.name, job_id=attempt.spec.id)
+                child.kill()
 
     # --- graceful stop ------------------------------------------------------------------
 
@@ -583,7 +616,14 @@ class Pool(Actor):
                 continue
             alive = await self._responsive()
             stuck = [key for key in self.state.running if key not in alive]
-            beat = PoolHeartbeat(self.name, alive, self._learnt(), stuck)
+            overrunning = list(self.state.overrunning.values())
+            beat = PoolHeartbeat(
+                self.name,
+                alive,
+                works=self._learnt(),
+                unresponsive=stuck,
+                overrunning=overrunning,
+            )
             self.start_soon(self._heartbeat, ref, beat)
 
     def _learnt(self) -> list[str] | None:

@@ -18,10 +18,13 @@ tested without sleeping:
   (:meth:`PoolState.drain`, :meth:`PoolState.drain_left`).
 
 Invariants: an attempt runs on at most one worker (a duplicate dispatch is ignored);
-a worker runs at most one attempt; once an attempt has been reported (finished, lost
-or handed back) a later report for it is dropped, so the Scheduler hears of each
-attempt once; a result leaves ``unacked`` only when acknowledged, and an outbox
-entry is released when the last result in it is; an overdue attempt is named once.
+a worker runs at most one attempt; a worker is idle, running an attempt or
+overrunning one (its thread still runs work whose attempt ended), never two of these,
+so ``free`` never counts a thread that is still busy; once an attempt has been
+reported (finished, lost or handed back) a later report for it is dropped, so the
+Scheduler hears of each attempt once; a result leaves ``unacked`` only when
+acknowledged, and an outbox entry is released when the last result in it is; an
+overdue attempt is named once.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ class PoolState:
     #: Idle workers, in the order they came free.
     idle: list[str] = field(default_factory=list)
     running: dict[JobKey, Attempt] = field(default_factory=dict)
+    #: Workers whose attempt ended (timed out, stopped) while its sync work still runs
+    #: in their thread, and that attempt: busy, not idle, until the thread returns.
+    overrunning: dict[str, JobKey] = field(default_factory=dict)
     #: Results persisted and not yet acknowledged, and the outbox entry holding each.
     unacked: dict[JobKey, tuple[WorkResult, str]] = field(default_factory=dict)
     #: Outbox entries and the results in them still waiting for an acknowledgement.
@@ -102,6 +108,7 @@ class PoolState:
     def remove_worker(self, worker: str) -> None:
         if worker in self.idle:
             self.idle.remove(worker)
+        self.overrunning.pop(worker, None)
 
     @property
     def free(self) -> int:
@@ -133,6 +140,27 @@ class PoolState:
         if attempt is not None:
             self.idle.append(attempt.worker)
         return attempt
+
+    def overran(self, result: WorkResult) -> Attempt | None:
+        """As :meth:`finished`, but the attempt's work still runs in its worker's thread:
+        the worker stays busy, not idle, until :meth:`freed`. None if the attempt had
+        already ended (its result is dropped); its worker is held busy all the same."""
+        attempt = self.running.pop(result.key, None)
+        worker = attempt.worker if attempt is not None else result.worker
+        if attempt is not None or worker in self.idle:
+            if worker in self.idle:
+                self.idle.remove(worker)
+            self.overrunning[worker] = result.key
+        return attempt
+
+    def freed(self, worker: str, key: JobKey) -> bool:
+        """The thread of ``worker``'s overrunning attempt ``key`` returned: it is idle
+        again. False if it was not overrunning that attempt (nothing changes)."""
+        if self.overrunning.get(worker) != key:
+            return False
+        del self.overrunning[worker]
+        self.idle.append(worker)
+        return True
 
     def attempt_of(self, worker: str) -> Attempt | None:
         return next((a for a in self.running.values() if a.worker == worker), None)

@@ -143,3 +143,45 @@ def note_run(ctx: WorkContext, path: str) -> None:
     """Append the job's id to ``path``: one line per execution."""
     with open(path, "a") as file:
         file.write(f"{ctx.job_id}\n")
+
+
+# --- works that ignore a stop request or their timeout (F27) -----------------------------
+
+
+class Hold(msgspec.Struct, kw_only=True):
+    """What a stubborn execution does: append ``start``, then hold its worker without
+    ever checking in, then append how it ended, to the history file (see ``record``).
+    ``gate`` is a file whose appearance lets a sync hold return (an empty name: never);
+    ``seconds`` is how long an async hold blocks its own loop (0: it awaits instead)."""
+
+    history: str
+    gate: str = ""
+    seconds: float = 0.0
+
+
+@work(name="hold_async", retries=0)
+async def hold_async(ctx: WorkContext, hold: Hold) -> None:
+    """Awaits for an hour without a check-in; its ``finally`` records ``finally``."""
+    record(hold.history, "start", ctx.job_id, ctx.attempt)
+    try:
+        if hold.seconds:
+            _stall(hold.seconds)  # on its own loop: only killing its process stops it
+        await anyio.sleep(3600)
+    finally:
+        record(hold.history, "finally", ctx.job_id, ctx.attempt)
+
+
+@work(name="hold_sync", retries=0)
+def hold_sync(ctx: WorkContext, hold: Hold) -> None:
+    """Runs in its thread until ``gate`` exists, never checking in; records ``end``."""
+    record(hold.history, "start", ctx.job_id, ctx.attempt)
+    while not (hold.gate and os.path.exists(hold.gate)):
+        time.sleep(0.01)
+    record(hold.history, "end", ctx.job_id, ctx.attempt)
+
+
+@work(name="mark", retries=0)
+def mark(ctx: WorkContext, history: str) -> int:
+    """Records ``start`` (with its process id) and returns that id."""
+    record(history, "start", ctx.job_id, ctx.attempt)
+    return os.getpid()
