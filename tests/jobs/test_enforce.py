@@ -21,6 +21,7 @@ import msgspec
 import pytest
 
 from actorwork import Actor, ActorRef, ActorSystem, JobSystem
+from actorwork.clock import Now
 from actorwork.config import Config, load_config
 from actorwork.messages import (
     JobKey,
@@ -326,7 +327,7 @@ def test_an_overrunning_worker_is_neither_idle_nor_running_until_freed() -> None
     state = PoolState(name="p")
     state.add_worker("w0")
     spec = JobSpec(id="a", work="w", payload=b"\xc0", attempt=1, timeout=1.0)
-    attempt = state.assign(spec, now=0.0)
+    attempt = state.assign(spec, now=Now(0.0, 0.0))
     assert isinstance(attempt, Attempt)
     timed_out = WorkResult(job_id="a", attempt=1, outcome="timeout", worker="w0")
     assert state.overran(timed_out) == attempt
@@ -342,8 +343,8 @@ def test_a_worker_overrunning_a_handed_back_attempt_is_held_busy_and_a_removed_o
 ):
     state = PoolState(name="p")
     state.add_worker("w0")
-    state.assign(JobSpec(id="a", work="w", payload=b"\xc0", attempt=1), now=0.0)
-    state.hand_back(now=1.0)  # the pool stops: the attempt is reported returned
+    state.assign(JobSpec(id="a", work="w", payload=b"\xc0", attempt=1), now=Now(0.0, 0.0))
+    state.hand_back(now=Now(1.0, 1.0))  # the pool stops: the attempt is reported returned
     assert state.free == 1
     late = WorkResult(job_id="a", attempt=1, outcome="cancelled", worker="w0")
     assert state.overran(late) is None  # its result is dropped, its worker held busy
