@@ -1,4 +1,11 @@
-"""Public test helpers.
+"""Public test helpers: an inline job system for testing your work, and the transport
+conformance suite.
+
+Testing work (:mod:`actorwork.testing.jobs`): :func:`job_system` runs a job system in
+this process on a temporary store, by a manual clock, so delays, ``at``, cron
+schedules and retry backoff are tested without sleeping; with pytest, the fixtures
+``actorwork_jobs`` and ``actorwork_clock`` (:mod:`actorwork.testing.pytest_plugin`)
+are there once actorwork is installed.
 
 Testing a transport (:mod:`actorwork.testing.transports`): every transport passes
 :data:`CONFORMANCE_CHECKS`, run through a harness that serves and connects for its
@@ -7,6 +14,7 @@ scheme. ``python -m actorwork.testing echo ADDRESS`` is an echo peer in another 
 
 from __future__ import annotations
 
+from actorwork.testing.jobs import InlineJobs, calendar_now, inline_config, job_system, pending
 from actorwork.testing.transports import (
     CONFORMANCE_CHECKS,
     HARNESSES,
@@ -35,11 +43,13 @@ __all__ = [
     "HARNESSES",
     "DockerHarness",
     "InProcHarness",
+    "InlineJobs",
     "NotApplicable",
     "PipeHarness",
     "TCPHarness",
     "TransportHarness",
     "UnixHarness",
+    "calendar_now",
     "check_aclose_idempotent",
     "check_auth",
     "check_forged_proof_refused",
@@ -51,4 +61,7 @@ __all__ = [
     "check_peer_killed_detected",
     "check_silent_client_refused",
     "check_sizes_up_to_cap",
+    "inline_config",
+    "job_system",
+    "pending",
 ]
