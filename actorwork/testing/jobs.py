@@ -21,7 +21,8 @@ due times (``delay``, ``at``), retry backoff and cron fire times follow it, so a
 delayed a day runs as soon as the test advances the clock a day, without sleeping.
 What measures how long something lasts stays real: leases, heartbeats, a job's
 ``timeout``, the Scheduler's tick (every 50 ms) — so advancing the calendar never
-makes a running job look lost, and a work that sleeps still sleeps. Compute times
+makes a running job look lost, and a work that sleeps still sleeps (a result's
+``started`` and ``finished``, stamped by the worker, are real times too). Compute times
 from ``jobs.clock.wall()``, not ``datetime.now()``: the test's calendar starts at
 2025-01-01 00:00 UTC unless the clock you pass says otherwise.
 
