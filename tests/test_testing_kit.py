@@ -11,19 +11,23 @@ auto modes.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
-from actorwork import JobFailed, schedule, work
+from actorwork import ConfigError, JobFailed, schedule, work
 from actorwork.clock import ManualClock
 from actorwork.messages import JobView, ScheduleView
-from actorwork.testing import InlineJobs, job_system, pending
+from actorwork.testing import InlineJobs, hosted, job_system, pending
 
 pytest_plugins = ["actorwork.testing.pytest_plugin"]
 
@@ -181,6 +185,34 @@ async def test_a_negative_delay_is_refused_naming_it() -> None:
         assert await jobs.client.list() == []
 
 
+async def test_hosted_is_left_by_another_task_than_the_one_that_entered_it() -> None:
+    """How pytest-asyncio runs a fixture's setup and teardown; a task group inside."""
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def grouped() -> AsyncIterator[str]:
+        async with anyio.create_task_group():
+            events.append("entered")
+            yield "inside"
+        events.append("left")
+
+    manager = hosted(grouped())
+    assert await asyncio.create_task(manager.__aenter__()) == "inside"
+    await asyncio.create_task(manager.__aexit__(None, None, None))
+    assert events == ["entered", "left"]
+
+
+async def test_hosted_raises_what_entering_raised() -> None:
+    @asynccontextmanager
+    async def broken() -> AsyncIterator[None]:
+        raise ConfigError("pools.main.size = 0 must be at least 1")
+        yield
+
+    with pytest.raises(ConfigError, match="size = 0 must be at least 1"):
+        async with hosted(broken()):
+            pass
+
+
 # --- pending: when the system counts as idle (pure) -------------------------------------
 
 WALL = datetime(2025, 1, 1, 1, 0, tzinfo=UTC).timestamp()
@@ -270,11 +302,9 @@ def _entry_points() -> dict[str, str]:
     return dict(project.get("entry-points", {}).get("pytest11", {}))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["strict", "auto"])
-def test_the_entry_point_brings_the_fixtures(tmp_path: Path, mode: str) -> None:
-    """A user's project with actorwork installed (its metadata on the path, the
-    entry points as pyproject.toml declares them) gets the fixtures without an import."""
+def _user_project(tmp_path: Path, ini: str, test: str) -> tuple[Path, dict[str, str]]:
+    """A project with one test file, and the environment of a Python where actorwork is
+    installed: its metadata on the path, with the entry points pyproject.toml declares."""
     site = tmp_path / "site"
     info = site / "actorwork_under_test-0.0.0.dist-info"
     info.mkdir(parents=True)
@@ -283,14 +313,15 @@ def test_the_entry_point_brings_the_fixtures(tmp_path: Path, mode: str) -> None:
     (info / "entry_points.txt").write_text("[pytest11]\n" + "\n".join(lines) + "\n")
     project = tmp_path / "project"
     project.mkdir()
-    (project / "pytest.ini").write_text(
-        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
-    )
-    mark = "pytestmark = pytest.mark.asyncio" if mode == "strict" else ""
-    (project / "test_user.py").write_text(textwrap.dedent(USER_TEST).replace("MARK", mark))
+    (project / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
+    (project / "test_user.py").write_text(textwrap.dedent(test))
     env = {"PYTHONPATH": f"{site}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+    return project, env
+
+
+def _pytest(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *args],
         cwd=project,
         env=env,
         capture_output=True,
@@ -298,5 +329,32 @@ def test_the_entry_point_brings_the_fixtures(tmp_path: Path, mode: str) -> None:
         timeout=120,
         check=False,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_entry_point_brings_the_fixtures(tmp_path: Path, mode: str) -> None:
+    """In pytest-asyncio's strict mode (the test marked) and auto mode, no import needed."""
+    mark = "pytestmark = pytest.mark.asyncio" if mode == "strict" else ""
+    ini = f"asyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function"
+    project, env = _user_project(tmp_path, ini, USER_TEST.replace("MARK", mark))
+    done = _pytest(project, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+@pytest.mark.slow
+def test_without_pytest_asyncio_the_fixture_says_what_to_install(tmp_path: Path) -> None:
+    """pytest-asyncio not importable (a stand-in that fails, its plugin blocked)."""
+    test = (
+        "def test_jobs(actorwork_jobs):\n    pass\n\ndef test_clock(actorwork_clock):\n    pass\n"
+    )
+    project, env = _user_project(tmp_path, "", test)
+    (project / "pytest_asyncio.py").write_text("raise ImportError('not installed')\n")
+    env["PYTHONPATH"] = f"{project}:{env['PYTHONPATH']}"
+    done = _pytest(project, env, "-p", "no:asyncio")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 passed, 1 error" in done.stdout
+    assert "the fixture 'actorwork_jobs' runs in an asyncio test: install pytest-asyncio" in (
+        done.stdout
+    )

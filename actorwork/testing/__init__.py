@@ -14,7 +14,14 @@ scheme. ``python -m actorwork.testing echo ADDRESS`` is an echo peer in another 
 
 from __future__ import annotations
 
-from actorwork.testing.jobs import InlineJobs, calendar_now, inline_config, job_system, pending
+from actorwork.testing.jobs import (
+    InlineJobs,
+    calendar_now,
+    hosted,
+    inline_config,
+    job_system,
+    pending,
+)
 from actorwork.testing.transports import (
     CONFORMANCE_CHECKS,
     HARNESSES,
@@ -61,6 +68,7 @@ __all__ = [
     "check_peer_killed_detected",
     "check_silent_client_refused",
     "check_sizes_up_to_cap",
+    "hosted",
     "inline_config",
     "job_system",
     "pending",

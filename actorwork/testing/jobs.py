@@ -34,14 +34,15 @@ so; after it, a test asserts what ran.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -53,7 +54,9 @@ from actorwork.messages import TERMINAL, JobView, ScheduleView
 from actorwork.schedules import next_fire_times
 from actorwork.topology import JobSystem
 
-__all__ = ["InlineJobs", "calendar_now", "inline_config", "job_system", "pending"]
+__all__ = ["InlineJobs", "calendar_now", "hosted", "inline_config", "job_system", "pending"]
+
+T = TypeVar("T")
 
 #: How often :meth:`InlineJobs.run_until_idle` looks again (real seconds).
 _POLL = 0.01
@@ -227,3 +230,35 @@ async def job_system(
         settings = inline_config(config or Config(), directory, modules)
         async with JobSystem(settings, clock=calendar_now(clock)) as system:
             yield InlineJobs(system, clock, directory)
+
+
+@asynccontextmanager
+async def hosted(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """Enter and leave ``manager`` in a task of its own, held open while this block runs.
+
+    pytest-asyncio sets an async fixture up in one task and tears it down in another,
+    and a job system's task groups must be left by the task that entered them. The
+    hosting task is the one task of this module not owned by a task group: its owner,
+    the fixture, spans two tasks. An error of ``manager`` on entry is raised here; one
+    on exit is raised when this block ends.
+    """
+    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    leave = asyncio.Event()
+
+    async def host() -> None:
+        try:
+            async with manager as value:
+                if not entered.done():  # else whoever waited gave up: leave at once
+                    entered.set_result(value)
+                await leave.wait()
+        except Exception as exc:
+            if entered.done():
+                raise
+            entered.set_exception(exc)
+
+    task = asyncio.create_task(host())
+    try:
+        yield await entered
+    finally:
+        leave.set()
+        await task

@@ -24,24 +24,22 @@ modes: with ``asyncio_mode = "auto"`` as above, and in strict mode with the test
 marked ``@pytest.mark.asyncio``. Without pytest-asyncio installed, a test asking for
 it fails saying so; nothing else changes. The plugin defines fixtures only, no hooks,
 so it changes no other test. Disable it with ``-p no:actorwork.testing.pytest_plugin``.
+It has no asserts to rewrite, and says so (PYTEST_DONT_REWRITE): a conftest that
+imports it before pytest registers it gets no warning for that.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from actorwork.clock import ManualClock
 from actorwork.config import Config
-from actorwork.testing.jobs import InlineJobs, job_system
+from actorwork.testing.jobs import InlineJobs, hosted, job_system
 
 __all__ = ["actorwork_clock", "actorwork_config", "actorwork_jobs"]
-
-T = TypeVar("T")
 
 
 def _async_fixture(function: Callable[..., AsyncIterator[Any]]) -> Any:
@@ -61,37 +59,6 @@ def _async_fixture(function: Callable[..., AsyncIterator[Any]]) -> Any:
         missing.__doc__ = function.__doc__
         return missing
     return pytest_asyncio.fixture(function)
-
-
-@asynccontextmanager
-async def hosted(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
-    """Enter and leave ``manager`` in a task of its own, held open while this block runs.
-
-    pytest-asyncio sets an async fixture up in one task and tears it down in another,
-    and a job system's task groups must be left by the task that entered them. The
-    hosting task is the one task of this module not owned by a task group: its owner,
-    the fixture, spans two tasks. An error of ``manager`` on entry is raised here; one
-    on exit is raised when this block ends.
-    """
-    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    leave = asyncio.Event()
-
-    async def host() -> None:
-        try:
-            async with manager as value:
-                entered.set_result(value)
-                await leave.wait()
-        except BaseException as exc:
-            if entered.done():
-                raise
-            entered.set_exception(exc)
-
-    task = asyncio.create_task(host())
-    try:
-        yield await entered
-    finally:
-        leave.set()
-        await task
 
 
 @pytest.fixture
