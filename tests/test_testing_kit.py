@@ -26,6 +26,7 @@ import pytest
 
 from actorwork import ConfigError, JobFailed, schedule, work
 from actorwork.clock import ManualClock
+from actorwork.config import Config, load_config
 from actorwork.messages import JobView, ScheduleView
 from actorwork.testing import InlineJobs, hosted, job_system, pending
 
@@ -139,6 +140,43 @@ async def test_a_job_that_fails_for_good_raises_its_error(actorwork_jobs: Inline
     await actorwork_jobs.run_until_idle()
     with pytest.raises(JobFailed, match="attempt 1 of flaky-b failed"):
         await handle.result()
+
+
+class TestYourOwnConfig:
+    """``actorwork_config`` overridden: the kit runs that configuration's pools and
+    retry settings, inline and on its own store whatever the file says."""
+
+    @pytest.fixture
+    def actorwork_config(self, tmp_path: Path) -> Config:
+        path = tmp_path / "actorwork.toml"
+        path.write_text(
+            textwrap.dedent(f"""
+                [jobs]
+                topology = "distributed"
+
+                [scheduler]
+                address = "tcp://127.0.0.1:7400"
+                store = "{tmp_path}/production.db"
+                retry_base = 10.0
+
+                [pools.mail]
+                queues = ["mail"]
+            """)
+        )
+        return load_config(path, env={})
+
+    async def test_its_pools_and_backoff_are_used(
+        self, actorwork_jobs: InlineJobs, tmp_path: Path
+    ) -> None:
+        handle = await actorwork_jobs.submit(flaky, "flaky-c", queue="mail")
+        await actorwork_jobs.run_until_idle()
+        assert (await handle.view()).result.pool == "mail"  # type: ignore[union-attr]
+        await actorwork_jobs.advance(8.9)  # the first retry waits 9 to 10 s
+        assert calls["flaky-c"] == 1
+        await actorwork_jobs.advance(1.1)
+        assert calls["flaky-c"] == 2
+        assert actorwork_jobs.store.parent == actorwork_jobs.directory
+        assert not (tmp_path / "production.db").exists()
 
 
 # --- the context manager ----------------------------------------------------------------
