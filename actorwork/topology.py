@@ -19,6 +19,7 @@ scheduler`` listens, and Pools run as ``actorwork pool`` wherever they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Self
 
@@ -27,6 +28,7 @@ from anyio.abc import AsyncResource
 
 from actorwork._log import get_logger
 from actorwork.client import Client, JobHandle
+from actorwork.clock import Now, system_now
 from actorwork.config import Config, running
 from actorwork.errors import ActorworkError, ConfigError, StoreError
 from actorwork.messages import DrainPool, PoolDrainedReply
@@ -48,7 +50,11 @@ _DRAIN_MARGIN = 60.0
 
 
 async def start_scheduler(
-    stack: AsyncExitStack, config: Config, *, standby: bool = True
+    stack: AsyncExitStack,
+    config: Config,
+    *,
+    standby: bool = True,
+    clock: Callable[[], Now] = system_now,
 ) -> Scheduler:
     """The Scheduler, running in an actor system that listens at its address.
 
@@ -75,6 +81,7 @@ async def start_scheduler(
         schedules=config.schedule_list(),
         leader_lease=settings.leader_lease,
         retention=config.retention.policy(),
+        clock=clock,
     )
     await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
     system = await stack.enter_async_context(
@@ -85,9 +92,13 @@ async def start_scheduler(
 
 
 async def start_pools(
-    stack: AsyncExitStack, config: Config, names: list[str] | None = None
+    stack: AsyncExitStack,
+    config: Config,
+    names: list[str] | None = None,
+    *,
+    clock: Callable[[], Now] = system_now,
 ) -> ActorSystem:
-    """An actor system running the configured pools (all, or ``names``)."""
+    """An actor system running the configured pools (all, or ``names``), reading ``clock``."""
     chosen = names or list(config.pools)
     unknown = [name for name in chosen if name not in config.pools]
     if unknown:
@@ -108,6 +119,7 @@ async def start_pools(
                 modules=config.jobs.modules,
                 heartbeat=settings.heartbeat or lease / 3,
                 containers=settings.container_options() if settings.kind == "docker" else None,
+                clock=clock,
             ),
             name=name,
         )
@@ -143,10 +155,17 @@ async def drain_pools(
 
 
 class JobSystem(AsyncResource):
-    """The job system as the configuration lays it out; submit and follow jobs through it."""
+    """The job system as the configuration lays it out; submit and follow jobs through it.
 
-    def __init__(self, config: Config, *, pools: bool = True) -> None:
+    ``clock`` is where the Scheduler and the Pools it starts read the time (the
+    system's clocks unless a test injects one, as :mod:`actorwork.testing` does).
+    """
+
+    def __init__(
+        self, config: Config, *, pools: bool = True, clock: Callable[[], Now] = system_now
+    ) -> None:
         self.config = config
+        self.clock = clock
         #: False starts only the Scheduler (inline and local): for queries and submits
         #: whose jobs are left for the next run with pools. Such a job system does not
         #: wait for another Scheduler on its store: that is a StoreError naming it.
@@ -161,10 +180,12 @@ class JobSystem(AsyncResource):
         pools: ActorSystem | None = None
         async with AsyncExitStack() as stack:  # unwinds what started if a later part fails
             if config.jobs.topology in ("inline", "local"):
-                scheduler = await start_scheduler(stack, config, standby=self.run_pools)
+                scheduler = await start_scheduler(
+                    stack, config, standby=self.run_pools, clock=self.clock
+                )
                 system = scheduler.system
                 if self.run_pools:
-                    system = pools = await start_pools(stack, config)
+                    system = pools = await start_pools(stack, config, clock=self.clock)
             else:
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")

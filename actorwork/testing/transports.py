@@ -705,11 +705,8 @@ async def _serve_echo(address_text: str) -> None:
         sys.stdout.flush()
 
 
-def _main(argv: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    """``python -m actorwork.testing echo ADDRESS``: serve an echo peer at ``ADDRESS``."""
     if len(argv) != 2 or argv[0] != "echo":
         raise SystemExit("usage: python -m actorwork.testing echo ADDRESS")
     anyio.run(_serve_echo, argv[1])
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
