@@ -67,15 +67,19 @@ def test_the_readme_tour_prints_only_what_the_script_prints(tmp_path: Path) -> N
         f'[scheduler]\nstore = "{tmp_path}/jobs.db"\n\n'
         f'[pools.default]\noutbox = "{tmp_path}/outbox"\n'
     )
-    done = _run(_readme_tour() + "\n\nimport asyncio\n\nasyncio.run(main())\n", tmp_path)
+    tour = _readme_tour()
+    if "asyncio.run(main())" not in tour:
+        tour += "\n\nimport asyncio\n\nasyncio.run(main())\n"
+    done = _run(tour, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "42"  # print(await handle.result(...))
+    assert re.fullmatch("[0-9a-f]{32}", lines[0])  # print(handle.id)
+    assert lines[1] == "42"  # print(await handle.result(...))
     # then one printed line per log line of the job: its structlog event and its print
-    assert len(lines) == 3, done.stdout
-    assert lines[1].startswith("log info fetching {")
-    assert "'url': 'https://example.org'" in lines[1]
-    assert lines[2] == "stdout info stdout is kept too {}"
+    assert len(lines) == 4, done.stdout
+    assert lines[2].startswith("log info fetching {")
+    assert "'url': 'https://example.org'" in lines[2]
+    assert lines[3] == "stdout info stdout is kept too {}"
     assert done.stderr == ""  # debug and info events are silent too
 
 
