@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from actorwork import SyncClient
-from actorwork.client import Client, _chunks
+from actorwork.client import Client
 from actorwork.config import load_config
 from actorwork.errors import ConfigError, PayloadError, TransportError, WorkNotFound
 from actorwork.messages import SubmitJob
@@ -132,6 +132,8 @@ async def test_a_work_the_scheduler_does_not_know_is_refused_naming_the_index() 
 
 
 def test_bulk_submits_are_chunked_by_count_and_by_size() -> None:
+    from actorwork.client import _chunks
+
     small = [SubmitJob(work="w", payload=b"x") for _ in range(5000)]
     assert [len(chunk) for chunk in _chunks(small, 10**9)] == [2000, 2000, 1000]
     big = [SubmitJob(work="w", payload=b"x" * 1000) for _ in range(10)]
