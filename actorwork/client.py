@@ -15,6 +15,12 @@ it), and again by the Scheduler and the worker. It submits inside ``async with``
 
     async with Client(system, "tcp://scheduler:7400") as client:
         handle = await client.submit(render, page)
+
+A Scheduler that is not listening yet (starting, or restarting) is waited for: each
+connect is retried with backoff for up to ``connect_timeout`` seconds (``[jobs]
+connect_timeout``, 10 by default) before the ask fails naming the address.
+:meth:`Client.ping` is the readiness check; :meth:`Client.submit_many` submits a whole
+list in a few messages.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -32,14 +38,18 @@ import anyio
 import anyio.abc
 import msgspec
 
+from actorwork._log import get_logger
 from actorwork.codec import check
 from actorwork.errors import (
+    ActorworkError,
+    HandshakeError,
     JobError,
     JobFailed,
     JobNotFound,
     PayloadError,
     ScheduleError,
     ScheduleNotFound,
+    TransportError,
     WorkNotFound,
 )
 from actorwork.messages import (
@@ -60,6 +70,8 @@ from actorwork.messages import (
     ListSchedules,
     LogLine,
     Message,
+    Ping,
+    Pong,
     RemoveSchedule,
     RetryJob,
     ScheduleListReply,
@@ -70,11 +82,13 @@ from actorwork.messages import (
     SubmitRefusedReply,
     SubmittedReply,
 )
-from actorwork.runtime import ActorRef, ActorSystem
+from actorwork.runtime import ActorRef, ActorSystem, RemoteRef
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 
 __all__ = ["Client", "JobHandle"]
+
+log = get_logger(__name__)
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _REFUSALS: dict[str, type[JobError]] = {
@@ -89,6 +103,15 @@ _PAGE = 500
 #: Submits made in one turn of the event loop travel as one message, up to this many
 #: payload bytes; a payload this large or larger travels alone.
 _BATCH_BYTES = 256 * 1024
+#: ``submit_many``: at most this many jobs, and about this many bytes (or half the
+#: frame cap, if less), per SubmitJobs message.
+_MANY_JOBS = 2_000
+_MANY_BYTES = 1024 * 1024
+#: What a SubmitJob costs on the wire beside its payload and names (tags, options).
+_SUBMIT_OVERHEAD = 128
+#: Seconds between connect attempts while the Scheduler is away: doubling, capped.
+_RETRY_FIRST = 0.05
+_RETRY_CAP = 1.0
 
 
 class Client(anyio.abc.AsyncResource):
@@ -107,8 +130,16 @@ class Client(anyio.abc.AsyncResource):
         *,
         scheduler_name: str = "scheduler",
         registry: WorkRegistry | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
+        if not 0 <= connect_timeout < math.inf:
+            raise ValueError(
+                f"connect_timeout must be finite seconds, 0 or more, got {connect_timeout!r}"
+            )
         self.system = system
+        #: Seconds a connect to the Scheduler's address is retried before an ask fails
+        #: (0: one try).
+        self.connect_timeout = connect_timeout
         self.scheduler = scheduler
         self.scheduler_name = scheduler_name
         self.registry = registry or default_registry
@@ -143,10 +174,64 @@ class Client(anyio.abc.AsyncResource):
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         ref = self._ref
-        if ref is None:
-            assert isinstance(self.scheduler, str)
-            ref = self._ref = await self.system.remote(self.scheduler, self.scheduler_name)
+        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+            ref = await self._connect(self.connect_timeout)
         return await ref.ask(message, timeout=timeout)
+
+    async def _connect(self, patience: float) -> ActorRef:
+        """The Scheduler's ref, connecting to its address again until ``patience``
+        seconds have passed (a Scheduler starting or restarting does not listen yet).
+
+        Only the connect is retried, so nothing is ever sent twice. A refused handshake
+        (wrong secret, TLS) is not retried. Gives up with a TransportError naming the
+        address and how long it tried.
+        """
+        address = self.scheduler
+        if not isinstance(address, str):
+            assert self._ref is not None
+            return self._ref  # a ref given to the client reconnects on its own
+        started = time.monotonic()
+        delay = _RETRY_FIRST
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                ref = await self.system.remote(address, self.scheduler_name)
+            except HandshakeError:
+                raise
+            except TransportError as exc:
+                waited = time.monotonic() - started
+                if waited >= patience:
+                    raise TransportError(
+                        f"cannot reach the Scheduler at {address!r}: tried {tries} "
+                        f"time{'s' if tries > 1 else ''} over {waited:.1f} s "
+                        f"(connect_timeout={patience!r}); last error: {exc}"
+                    ) from exc
+                log.debug("scheduler_not_reachable", address=address, tries=tries, error=str(exc))
+                await anyio.sleep(min(delay, patience - waited))
+                delay = min(delay * 2, _RETRY_CAP)
+            else:
+                self._ref = ref
+                return ref
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """Wait until the Scheduler answers; the seconds its answer took.
+
+        The readiness check: the Scheduler answers only while it leads its store, so
+        this returns once jobs can be submitted. It keeps connecting for ``timeout``
+        seconds (by default ``connect_timeout``), then raises TransportError naming the
+        address; a Scheduler that is connected but does not answer in time raises
+        AskTimeout.
+        """
+        patience = self.connect_timeout if timeout is None else timeout
+        started = time.monotonic()
+        ref = self._ref
+        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+            ref = await self._connect(patience)
+        left = max(patience - (time.monotonic() - started), 0.001)
+        reply = await ref.ask(Ping(b"ready"), timeout=left)
+        assert isinstance(reply, Pong), reply
+        return time.monotonic() - started
 
     async def submit(
         self,
@@ -201,6 +286,67 @@ class Client(anyio.abc.AsyncResource):
             raise _REFUSALS.get(reply.error_type, JobError)(reply.reason)
         assert isinstance(reply, SubmittedReply), reply
         return JobHandle(self, reply.job_id, created=reply.created)
+
+    async def submit_many(
+        self,
+        work: Work | str,
+        payloads: Iterable[Any],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+    ) -> list[JobHandle]:
+        """Queue one job of ``work`` per payload, with the same options; their handles,
+        in order, once every job is durably stored.
+
+        The jobs travel in few :class:`SubmitJobs` messages (chunked by count and by
+        encoded size, below the frame cap), each one commit at the Scheduler: far
+        faster than a submit at a time. Every payload is checked before anything is
+        sent, so a payload this process can refuse sends nothing; the error names its
+        index (``payloads[3]: ...``). A job the Scheduler refuses (its work unknown
+        here) raises naming its index too; the chunks before it are stored.
+        """
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries!r}")
+        due = _due(delay, at)
+        messages: list[SubmitJob] = []
+        for index, payload in enumerate(payloads):
+            try:
+                name, encoded = self._encode(work, payload)
+                message = SubmitJob(
+                    work=name,
+                    payload=encoded,
+                    queue=queue,
+                    priority=priority,
+                    max_attempts=None if retries is None else retries + 1,
+                    timeout=timeout,
+                    due=due,
+                )
+                check(message)
+            except ActorworkError as exc:
+                raise type(exc)(f"payloads[{index}]: {exc}") from exc
+            messages.append(message)
+        budget = min(_MANY_BYTES, self.system.options.max_frame_size // 2)
+        handles: list[JobHandle] = []
+        for chunk in _chunks(messages, budget):
+            if len(chunk) == 1:
+                replies = [await self._ask(chunk[0])]
+            else:
+                reply = await self._ask(SubmitJobs(chunk))
+                assert isinstance(reply, SubmitJobsReply), reply
+                replies = list(reply.replies)
+            for answer in replies:
+                if isinstance(answer, SubmitRefusedReply):
+                    error = _REFUSALS.get(answer.error_type, JobError)
+                    raise error(
+                        f"payloads[{len(handles)}]: {answer.reason} "
+                        f"({len(handles)} jobs before it were submitted)"
+                    )
+                handles.append(JobHandle(self, answer.job_id, created=answer.created))
+        return handles
 
     async def _join_batch(self, message: SubmitJob) -> Any:
         """Send ``message`` with the other submits of this turn of the loop; its reply.
@@ -351,6 +497,26 @@ class Client(anyio.abc.AsyncResource):
             if reply.next is None or not reply.jobs:
                 return
             before = reply.next
+
+
+def _chunks(messages: list[SubmitJob], budget: int) -> list[list[SubmitJob]]:
+    """``messages`` in order, cut into chunks of at most ``_MANY_JOBS`` submits and
+    about ``budget`` encoded bytes; a submit larger than that alone."""
+    chunks: list[list[SubmitJob]] = []
+    chunk: list[SubmitJob] = []
+    size = 0
+    for message in messages:
+        cost = (
+            len(message.payload) + len(message.work) + (len(message.queue or "")) + _SUBMIT_OVERHEAD
+        )
+        if chunk and (len(chunk) >= _MANY_JOBS or size + cost > budget):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(message)
+        size += cost
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 class _SubmitBatch:

@@ -227,6 +227,9 @@ class JobSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     topology: Topology = "inline"
     modules: list[str] = []
+    #: Seconds a client retries connecting to a Scheduler that is not listening yet
+    #: (starting or restarting) before it gives up naming the address; 0: one try.
+    connect_timeout: float = 10.0
 
 
 class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -726,6 +729,7 @@ def _check_jobs(config: Config) -> None:
             "an address other processes can reach (unix:// or tcp://)"
         )
     config.schedule_list()
+    _seconds("jobs.connect_timeout", jobs.connect_timeout, where, positive=False)
     for key in ("lease", "retry_base", "retry_cap", "leader_lease"):
         _seconds(f"scheduler.{key}", getattr(scheduler, key), where)
     try:

@@ -214,13 +214,19 @@ class ActorSpawned(Message, tag="aw.spawned"):
 
 
 class Ping(Message, tag="aw.ping"):
-    """Liveness probe; any actor that accepts it answers :class:`Pong`."""
+    """Liveness probe; any actor that accepts it answers :class:`Pong`.
 
-    payload: bytes = b""
+    Every system's ``_system`` actor does, and so does the Scheduler while it leads its
+    store: ``Client.ping()`` and ``actorwork ping`` ask it, a readiness check.
+    """
+
+    payload: Annotated[bytes, Meta(max_length=MAX_KEY)] = b""
 
 
 class Pong(Message, tag="aw.pong"):
-    payload: bytes = b""
+    """Reply to :class:`Ping`, carrying its payload back."""
+
+    payload: Annotated[bytes, Meta(max_length=MAX_KEY)] = b""
 
 
 # --- the job system: the data that travels inside messages ------------------------------

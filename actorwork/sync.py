@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -107,15 +107,18 @@ class SyncClient:
         handle = self._run(lambda c: c.submit(work, payload, **options), None)
         return SyncJobHandle(self, handle)
 
-    def submit_many(self, work: Any, payloads: list[Any], **options: Any) -> list[SyncJobHandle]:
-        """Submit one job per payload, all in flight at once; their handles in order."""
+    def submit_many(
+        self, work: Any, payloads: Iterable[Any], **options: Any
+    ) -> list[SyncJobHandle]:
+        """Submit one job per payload in a few messages (see :meth:`Client.submit_many`);
+        their handles in order. A refused payload is named by its index."""
+        payloads = list(payloads)  # read in this thread, not on the client's loop
+        handles = self._run(lambda c: c.submit_many(work, payloads, **options), None)
+        return [SyncJobHandle(self, h) for h in handles]
 
-        async def many(client: Client) -> list[JobHandle]:
-            return list(
-                await asyncio.gather(*(client.submit(work, p, **options) for p in payloads))
-            )
-
-        return [SyncJobHandle(self, h) for h in self._run(many, None)]
+    def ping(self, *, timeout: float | None = None) -> float:
+        """Block until the Scheduler answers (see :meth:`Client.ping`); the seconds it took."""
+        return self._run(lambda c: c.ping(timeout=timeout), None)
 
     def get(self, job_id: str) -> JobView:
         return self._run(lambda c: c.get(job_id), None)

@@ -19,17 +19,19 @@ scheduler`` listens, and Pools run as ``actorwork pool`` wherever they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, Self
 
 import anyio
+import msgspec
 from anyio.abc import AsyncResource
 
 from actorwork._log import get_logger
 from actorwork.client import Client, JobHandle
 from actorwork.clock import Now, system_now
-from actorwork.config import Config, running
+from actorwork.config import Config, PoolSettings, running
+from actorwork.config import _check_jobs as check_jobs
 from actorwork.errors import ActorworkError, ConfigError, StoreError
 from actorwork.messages import DrainPool, PoolDrainedReply
 from actorwork.node import system_from_settings
@@ -106,24 +108,29 @@ async def start_pools(
         raise ConfigError(f"{config.source}: no pool named {unknown[0]!r} (configured: {known})")
     stack.enter_context(running(config))  # the works' own settings (chromium) come from it
     system = await stack.enter_async_context(system_from_settings(config.system, name="pools"))
-    lease = config.scheduler.lease
     for name in chosen:
-        settings = config.pools[name]
-        await system.spawn(
-            Pool(
-                scheduler=config.scheduler.address,
-                outbox=settings.outbox_path(name),
-                kind=settings.kind,  # type: ignore[arg-type]
-                size=settings.size,
-                queues=settings.queues,
-                modules=config.jobs.modules,
-                heartbeat=settings.heartbeat or lease / 3,
-                containers=settings.container_options() if settings.kind == "docker" else None,
-                clock=clock,
-            ),
-            name=name,
-        )
+        await _spawn_pool(system, config, name, clock)
     return system
+
+
+async def _spawn_pool(
+    system: ActorSystem, config: Config, name: str, clock: Callable[[], Now]
+) -> None:
+    settings = config.pools[name]
+    await system.spawn(
+        Pool(
+            scheduler=config.scheduler.address,
+            outbox=settings.outbox_path(name),
+            kind=settings.kind,  # type: ignore[arg-type]
+            size=settings.size,
+            queues=settings.queues,
+            modules=config.jobs.modules,
+            heartbeat=settings.heartbeat or config.scheduler.lease / 3,
+            containers=settings.container_options() if settings.kind == "docker" else None,
+            clock=clock,
+        ),
+        name=name,
+    )
 
 
 async def drain_pools(
@@ -190,7 +197,10 @@ class JobSystem(AsyncResource):
                 system = await stack.enter_async_context(
                     system_from_settings(config.system, name="client")
                 )
-            self.client = await stack.enter_async_context(Client(system, config.scheduler.address))
+            client = Client(
+                system, config.scheduler.address, connect_timeout=config.jobs.connect_timeout
+            )
+            self.client = await stack.enter_async_context(client)
             self._stack = stack.pop_all()
         self._pools = pools
         return self
@@ -219,3 +229,73 @@ class JobSystem(AsyncResource):
     async def submit(self, work: Any, payload: Any = None, **options: Any) -> JobHandle:
         """See :meth:`Client.submit`."""
         return await self._client().submit(work, payload, **options)
+
+    async def submit_many(
+        self, work: Any, payloads: Iterable[Any], **options: Any
+    ) -> list[JobHandle]:
+        """See :meth:`Client.submit_many`."""
+        return await self._client().submit_many(work, payloads, **options)
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """See :meth:`Client.ping`."""
+        return await self._client().ping(timeout=timeout)
+
+    # --- pools of a running inline or local system -------------------------------------
+
+    def _running_pools(self) -> ActorSystem:
+        if self._pools is None:
+            raise ActorworkError(
+                "this job system runs no pools here (started with pools=False, or its "
+                f"topology is {self.config.jobs.topology!r}): run 'actorwork pool' instead"
+            )
+        return self._pools
+
+    async def add_pool(self, name: str, settings: PoolSettings | Mapping[str, Any]) -> None:
+        """Start one more pool in a running inline or local system.
+
+        ``settings`` are those of a ``[pools.NAME]`` table, as :class:`PoolSettings` or
+        a dict (``{"size": 4, "queues": ["pdf"]}``), checked as a config file's are: a
+        ConfigError names the key and the value. The pool asks the Scheduler for work
+        at once, and is drained with the others when the system closes.
+        """
+        system = self._running_pools()
+        if name in self.config.pools:
+            raise ConfigError(
+                f"a pool named {name!r} is already running "
+                f"(running: {', '.join(sorted(self.config.pools))})"
+            )
+        if isinstance(settings, Mapping):
+            try:
+                settings = msgspec.convert(dict(settings), PoolSettings)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"add_pool({name!r}): pools.{name}: {exc}") from None
+        elif not isinstance(settings, PoolSettings):
+            raise ConfigError(f"add_pool({name!r}) takes PoolSettings or a dict, got {settings!r}")
+        config = msgspec.structs.replace(self.config, pools={**self.config.pools, name: settings})
+        try:
+            check_jobs(config)
+        except ConfigError as exc:
+            raise ConfigError(f"add_pool({name!r}): {exc}") from None
+        await _spawn_pool(system, config, name, self.clock)
+        self.config = config
+        log.info("pool_added", pool=name, kind=settings.kind, size=settings.size)
+
+    async def remove_pool(
+        self, name: str, *, grace: float | None = None
+    ) -> PoolDrainedReply | None:
+        """Drain the pool ``name`` and stop it; its reply (None if it did not answer).
+
+        As when the system closes: it takes no more work, its running jobs get
+        ``grace`` seconds (by default its ``grace`` setting) to finish, and the rest are
+        handed back to the Scheduler, which runs them on the other pools at once.
+        """
+        system = self._running_pools()
+        if name not in self.config.pools:
+            known = ", ".join(sorted(self.config.pools)) or "none"
+            raise ConfigError(f"no pool named {name!r} is running (running: {known})")
+        replies = await drain_pools(system, self.config, [name], grace=grace)
+        await system.stop(name)
+        pools = {key: value for key, value in self.config.pools.items() if key != name}
+        self.config = msgspec.structs.replace(self.config, pools=pools)
+        log.info("pool_removed", pool=name)
+        return replies[name]

@@ -1,8 +1,10 @@
 """The job commands of ``actorwork``: demo, scheduler, pool, submit, status, cancel,
-retry, delete, schedules. :mod:`actorwork.cli.main` parses the arguments and configures logging;
-each command here takes the parsed arguments and the loaded configuration.
+retry, delete, schedules, ping. :mod:`actorwork.cli.main` parses the arguments and
+configures logging; each command here takes the parsed arguments and the loaded configuration.
 
-What a person reads goes to stdout; the structured logs go to stderr.
+What a person reads goes to stdout; the structured logs go to stderr. With ``--json``
+(submit, status, schedules) stdout holds one JSON document and nothing else: jobs as
+their :class:`~actorwork.messages.JobView` fields, a result's value decoded.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -22,9 +25,9 @@ import msgspec
 from actorwork._log import get_logger
 from actorwork.config import Config
 from actorwork.errors import ActorworkError, ConfigError, JobFailed, JobNotFound, StoreInUse
-from actorwork.messages import AttemptRecord, DrainPool, JobView
+from actorwork.messages import AttemptRecord, DrainPool, JobView, ScheduleView
 from actorwork.runtime import ActorRef
-from actorwork.schedules import Schedule, next_fire_times
+from actorwork.schedules import Schedule, next_fire_times, schedule
 from actorwork.stores import JobStore, open_store
 from actorwork.topology import JobSystem, drain_pools, start_pools, start_scheduler
 from actorwork.work import default_registry
@@ -113,32 +116,106 @@ async def schedules_command(args: argparse.Namespace, config: Config) -> int:
     remove one; ``--offline`` lists the config's without a Scheduler."""
     if args.offline:
         now = dt.datetime.now(dt.UTC)
-        schedules = config.schedule_list()
-        if not schedules:
-            print("no schedules in the config")
-        for schedule in schedules:
-            upcoming = next_fire_times(schedule, now, args.count)
-            print(_schedule_line(schedule, "config", upcoming))
+        views = [  # no fence yet: no Scheduler ran it (not shown)
+            ScheduleView(
+                schedule=s,
+                source="config",
+                fence=0.0,
+                next_fires=[t.timestamp() for t in next_fire_times(s, now, args.count)],
+            )
+            for s in config.schedule_list()
+        ]
+        _print_schedules(views, args.json, empty="no schedules in the config")
         return 0
+    if args.action != "list" and not args.name:
+        raise ConfigError(f"actorwork schedules {args.action} needs a schedule name")
+    new = _new_schedule(args) if args.action == "add" else None
     async with JobSystem(config, pools=False) as jobs:
         client = jobs.client
         assert client is not None
-        if args.action in ("enable", "disable", "remove"):
-            if not args.name:
-                raise ConfigError(f"actorwork schedules {args.action} needs a schedule name")
-            if args.action == "remove":
-                await client.remove_schedule(args.name)
-                print(f"removed {args.name}")
-                return 0
+        if new is not None:
+            views = [await client.add_schedule(new)]
+        elif args.action == "remove":
+            await client.remove_schedule(args.name)
+            _print_json({"removed": args.name}) if args.json else print(f"removed {args.name}")
+            return 0
+        elif args.action in ("enable", "disable"):
             views = [await client.enable_schedule(args.name, args.action == "enable")]
         else:
             views = await client.schedules(count=args.count)
-        if not views:
-            print("no schedules")
-        for view in views:
-            upcoming = [dt.datetime.fromtimestamp(t, dt.UTC) for t in view.next_fires]
-            print(_schedule_line(view.schedule, view.source, upcoming))
+        _print_schedules(views, args.json, empty="no schedules")
         return 0
+
+
+def _new_schedule(args: argparse.Namespace) -> Schedule:
+    """The schedule ``actorwork schedules add NAME WORK CRON [options]`` describes."""
+    if not args.work or not args.cron:
+        raise ConfigError("actorwork schedules add needs NAME WORK CRON")
+    payload = _json_argument("--payload", args.payload)
+    return schedule(
+        args.name,
+        args.work,
+        args.cron,
+        payload=payload,
+        timezone=args.timezone,
+        missed=args.missed,
+        overlap=args.overlap,
+    )
+
+
+def _print_schedules(views: list[ScheduleView], as_json: bool, *, empty: str) -> None:
+    if as_json:
+        _print_json([_schedule_json(view) for view in views])
+        return
+    if not views:
+        print(empty)
+    for view in views:
+        upcoming = [dt.datetime.fromtimestamp(t, dt.UTC) for t in view.next_fires]
+        print(_schedule_line(view.schedule, view.source, upcoming))
+
+
+def _schedule_json(view: ScheduleView) -> dict[str, Any]:
+    shown: dict[str, Any] = msgspec.to_builtins(view.schedule)
+    shown["payload"] = msgspec.msgpack.decode(view.schedule.payload)
+    shown["source"] = view.source
+    shown["next_fires"] = [
+        dt.datetime.fromtimestamp(t, dt.UTC).isoformat() for t in view.next_fires
+    ]
+    return shown
+
+
+def _json_argument(option: str, text: str | None) -> Any:
+    try:
+        return None if text is None else msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ActorworkError(f"{option} {text!r} is not JSON: {exc}") from exc
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
+
+
+def job_json(view: JobView, attempts: list[AttemptRecord] | None = None) -> dict[str, Any]:
+    """A job as plain JSON data: its view's fields, the result's value decoded."""
+    shown: dict[str, Any] = msgspec.to_builtins(view)
+    if view.result is not None:
+        value = view.result.value
+        shown["result"]["value"] = None if value is None else msgspec.msgpack.decode(value)
+        shown["result"]["artifacts"] = [
+            {"name": a.name, "size": len(a.data) or a.size} for a in view.result.artifacts
+        ]
+    if attempts is not None:
+        shown["attempts"] = [
+            {
+                "attempt": record.result.attempt,
+                "outcome": record.result.outcome,
+                "error": record.result.error,
+                "committed": record.committed,
+                "note": record.note,
+            }
+            for record in attempts
+        ]
+    return shown
 
 
 def _schedule_line(schedule: Schedule, source: str, upcoming: list[dt.datetime]) -> str:
@@ -186,10 +263,8 @@ async def _escalate(signals: AsyncIterator[signal.Signals], pools: Sequence[Acto
 
 
 async def submit_command(args: argparse.Namespace, config: Config) -> int:
-    try:
-        payload = None if args.payload is None else msgspec.json.decode(args.payload)
-    except msgspec.DecodeError as exc:
-        raise ActorworkError(f"payload {args.payload!r} is not JSON: {exc}") from exc
+    """Submit one job; with ``--wait`` wait for it (exit 1 unless it succeeded)."""
+    payload = _json_argument("payload", args.payload)
     inline = config.jobs.topology != "distributed"
     async with JobSystem(config, pools=args.wait or not inline) as jobs:
         handle = await jobs.submit(
@@ -201,16 +276,20 @@ async def submit_command(args: argparse.Namespace, config: Config) -> int:
             timeout=args.timeout,
             unique_key=args.unique_key,
             delay=args.delay,
+            at=args.at,
             job_id=args.job_id,
         )
-        print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
-        if not args.wait:
-            if inline:
+        view = await handle.wait() if args.wait else None
+        if args.json:
+            shown = {"id": handle.id, "created": handle.created}
+            _print_json(shown if view is None else {**shown, "job": job_json(view)})
+        else:
+            print(f"job {handle.id} {'submitted' if handle.created else 'already exists'}")
+            if view is not None:
+                print(format_job(view, logs=True))
+            elif inline:
                 print("  (inline topology: it runs the next time this config runs its pools)")
-            return 0
-        view = await handle.wait()
-        print(format_job(view, logs=True))
-        return 0 if view.status == "succeeded" else 1
+        return 0 if view is None or view.status == "succeeded" else 1
 
 
 async def status_command(args: argparse.Namespace, config: Config) -> int:
@@ -278,14 +357,41 @@ class _StoredJobs:
 async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
     if args.job_id:
         view = await jobs.get(args.job_id)
-        print(format_job(view, logs=True, attempts=await jobs.attempts(args.job_id)))
+        attempts = await jobs.attempts(args.job_id)
+        if args.json:
+            _print_json(job_json(view, attempts))
+        else:
+            print(format_job(view, logs=True, attempts=attempts))
+        return
+    views = jobs.iter_jobs(status=args.only, queue=args.queue, limit=args.limit)
+    if args.json:
+        _print_json([job_json(view) async for view in views])
         return
     shown = 0
-    async for view in jobs.iter_jobs(status=args.only, queue=args.queue, limit=args.limit):
+    async for view in views:
         print(_summary(view))
         shown += 1
     if not shown:
         print("no jobs")
+
+
+async def ping_command(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 once the Scheduler answers; 1, saying why, if it does not within
+    ``--timeout`` seconds. With an inline or local config this process starts the
+    Scheduler itself, so it answers unless another process leads its store."""
+    address = config.scheduler.address
+    try:
+        async with JobSystem(config, pools=False) as jobs:
+            took = await jobs.ping(timeout=args.timeout)
+    except ActorworkError as exc:
+        print(
+            f"actorwork: the Scheduler at {address!r} did not answer within "
+            f"{args.timeout:g} s: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"the Scheduler at {address} answered in {took * 1000:.1f} ms")
+    return 0
 
 
 def _verb(name: str) -> Command:
@@ -426,4 +532,5 @@ COMMANDS: dict[str, Command] = {
     "retry": _verb("retry"),
     "delete": _verb("delete"),
     "schedules": schedules_command,
+    "ping": ping_command,
 }

@@ -8,6 +8,8 @@
     actorwork submit WORK [JSON]   # submit a job (--wait to wait for its result)
     actorwork status [JOB_ID]      # one job with its logs, or the latest jobs
     actorwork cancel|retry|delete JOB_ID
+    actorwork schedules [add|enable|disable|remove]   # the cron schedules
+    actorwork ping                 # exit 0 once the Scheduler answers (readiness)
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
     actorwork image build          # build a worker image locally (no registry)
@@ -17,12 +19,15 @@
 ``--config FILE`` (or ``$ACTORWORK_CONFIG``, or ``./actorwork.toml``) picks the
 configuration; ``--log-level`` (or ``$ACTORWORK_LOG_LEVEL``) how much is logged;
 ``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-require-client-cert`` and
-``--tls-server-hostname`` override the keys of ``[system.tls]``.
+``--tls-server-hostname`` override the keys of ``[system.tls]``. ``--json`` on
+``submit``, ``status`` and ``schedules`` prints one JSON document on stdout and nothing
+else, for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import math
 import os
@@ -41,6 +46,7 @@ from actorwork.capture import capture_processor
 from actorwork.config import Config, find_config_file, load_config, override_tls
 from actorwork.errors import ActorworkError, RemoteActorError, TransportError
 from actorwork.messages import MAX_ATTEMPTS, MAX_FIRE_TIMES, MAX_INT, MAX_SECONDS
+from actorwork.schedules import MISSED_POLICIES, OVERLAP_POLICIES
 
 __all__ = ["main"]
 
@@ -215,6 +221,42 @@ def seconds(*, positive: bool = False) -> Callable[[str], float]:
     return parse
 
 
+def aware_datetime(text: str) -> dt.datetime:
+    """An argparse type: an ISO-8601 date and time with its time zone (``Z`` or ``+01:00``)."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 date and time (like 2030-01-31T05:00:00+00:00)"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone; add one, like {text}Z or {text}+01:00"
+        )
+    return value
+
+
+#: Log levels ``--log-level`` takes.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_EXAMPLES = """\
+examples:
+  actorwork demo                                  jobs on the embedded defaults
+  actorwork --config app.toml scheduler           run the Scheduler
+  actorwork --config app.toml pool                run every configured pool
+  actorwork ping --timeout 30                     wait until the Scheduler answers
+  actorwork submit add '{"x": 1, "y": 2}' --wait  submit a job, wait, show its result
+  actorwork submit report --at 2030-01-31T05:00:00+00:00 --queue slow
+  actorwork status --status dead --limit 5        the latest dead jobs
+  actorwork status JOB_ID --json                  one job, with its logs, as JSON
+  actorwork retry JOB_ID                          run a dead or failed job again
+  actorwork schedules add nightly report '0 3 * * *' --timezone Europe/London
+  actorwork schedules --json                      the schedules and next fire times
+
+--config FILE, $ACTORWORK_CONFIG or ./actorwork.toml picks the configuration.
+"""
+
+
 #: The ``--tls-*`` options: (option, ``[system.tls]`` key, help).
 _TLS_OPTIONS = (
     ("--tls-cert", "cert", "PEM certificate (and key) to show; TLS on tcp:// in and out"),
@@ -244,13 +286,27 @@ def _with_tls_options(config: Config, args: argparse.Namespace) -> Config:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="actorwork", description="background work as asyncio actors")
+    from actorwork._version import __version__
+
+    parser = _Parser(
+        prog="actorwork",
+        description="background work as asyncio actors",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"actorwork {__version__}")
     parser.add_argument(
         "--config",
         default=None,
         help="TOML config file (default: $ACTORWORK_CONFIG or ./actorwork.toml)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("ACTORWORK_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=os.environ.get("ACTORWORK_LOG_LEVEL", "info").lower(),
+        help="how much is logged on stderr: %(choices)s (default: $ACTORWORK_LOG_LEVEL or info)",
+    )
     _add_tls_options(parser)
     # Subcommands are _Parsers too (argparse makes them of the parent's class).
     commands = cast(
@@ -270,32 +326,61 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="submit a job")
     submit.add_argument("work", help="the work's registered name")
     submit.add_argument("payload", nargs="?", default=None, help="the payload as JSON")
-    submit.add_argument("--queue")
-    submit.add_argument("--priority", type=integer(-MAX_INT - 1, MAX_INT))
-    submit.add_argument("--retries", type=integer(0, MAX_ATTEMPTS - 1))
-    submit.add_argument("--timeout", type=seconds(positive=True))
-    submit.add_argument("--unique-key")
+    submit.add_argument("--queue", help="the queue to put it on (default: the work's)")
+    submit.add_argument(
+        "--priority",
+        type=integer(-MAX_INT - 1, MAX_INT),
+        help="higher runs first within its queue (default: the work's, usually 0)",
+    )
+    submit.add_argument(
+        "--retries",
+        type=integer(0, MAX_ATTEMPTS - 1),
+        help="attempts after the first one fails (default: the work's)",
+    )
+    submit.add_argument(
+        "--timeout",
+        type=seconds(positive=True),
+        help="seconds one attempt may run before it is stopped (default: the work's)",
+    )
+    submit.add_argument(
+        "--unique-key",
+        help="while a job with this key is not finished, return it instead of a new one",
+    )
     submit.add_argument("--job-id", help="the job's id; a known id is not submitted again")
-    submit.add_argument("--delay", type=seconds(), help="seconds to hold the job")
+    when = submit.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=seconds(), help="seconds to hold the job")
+    when.add_argument(
+        "--at",
+        type=aware_datetime,
+        help="run it at this ISO-8601 time, with its zone (2030-01-31T05:00:00+00:00)",
+    )
     submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
+    submit.add_argument("--json", action="store_true", help="print one JSON document")
     status = commands.add_parser("status", help="show a job, or the latest jobs")
-    status.add_argument("job_id", nargs="?")
+    status.add_argument("job_id", nargs="?", help="the job to show with its logs")
     status.add_argument("--status", dest="only", help="only jobs in this status")
-    status.add_argument("--queue")
-    status.add_argument("--limit", type=integer(0, MAX_INT), default=20)
-    for verb in ("cancel", "retry", "delete"):
-        command = commands.add_parser(verb, help=f"{verb} a job")
-        command.add_argument("job_id")
-    schedules = commands.add_parser("schedules", help="list or change the cron schedules")
-    schedules.add_argument(
-        "action", nargs="?", default="list", choices=("list", "enable", "disable", "remove")
+    status.add_argument("--queue", help="only jobs of this queue")
+    status.add_argument(
+        "--limit",
+        type=integer(0, MAX_INT),
+        default=20,
+        help="show at most this many, newest first (default: %(default)s)",
     )
-    schedules.add_argument("name", nargs="?", help="the schedule to change")
-    schedules.add_argument(
-        "--count", type=integer(0, MAX_FIRE_TIMES), default=3, help="next fire times to show"
-    )
-    schedules.add_argument(
-        "--offline", action="store_true", help="list the config's schedules, no Scheduler"
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    for verb, text in (
+        ("cancel", "cancel a job that has not finished"),
+        ("retry", "queue a dead, failed or cancelled job again with fresh attempts"),
+        ("delete", "forget a finished job"),
+    ):
+        command = commands.add_parser(verb, help=text)
+        command.add_argument("job_id", help="the job's id")
+    _add_schedules_command(commands)
+    ping = commands.add_parser("ping", help="exit 0 once the Scheduler answers, 1 if not")
+    ping.add_argument(
+        "--timeout",
+        type=seconds(),
+        default=10.0,
+        help="seconds to keep trying (default: %(default)s)",
     )
     commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
@@ -306,6 +391,47 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print the effective configuration")
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _add_schedules_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    schedules = commands.add_parser(
+        "schedules",
+        help="list, add or change the cron schedules",
+        description="list the schedules, or: add NAME WORK CRON; enable, disable or remove NAME",
+    )
+    schedules.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "add", "enable", "disable", "remove"),
+        help="what to do (default: list)",
+    )
+    schedules.add_argument("name", nargs="?", help="the schedule to add or change")
+    schedules.add_argument("work", nargs="?", help="add: the work it submits")
+    schedules.add_argument("cron", nargs="?", help="add: when, as cron ('0 5 * * mon-fri')")
+    schedules.add_argument("--timezone", default="UTC", help="add: the cron's time zone")
+    schedules.add_argument("--payload", default=None, help="add: the payload as JSON")
+    schedules.add_argument(
+        "--missed",
+        choices=MISSED_POLICIES,
+        default="run_once",
+        help="add: fire times missed while no Scheduler ran: %(choices)s (default: %(default)s)",
+    )
+    schedules.add_argument(
+        "--overlap",
+        choices=OVERLAP_POLICIES,
+        default="allow",
+        help="add: a fire time while its last job runs: %(choices)s (default: %(default)s)",
+    )
+    schedules.add_argument(
+        "--count", type=integer(0, MAX_FIRE_TIMES), default=3, help="next fire times to show"
+    )
+    schedules.add_argument(
+        "--offline", action="store_true", help="list the config's schedules, no Scheduler"
+    )
+    schedules.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def main(argv: list[str] | None = None) -> int:

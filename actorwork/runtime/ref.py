@@ -202,6 +202,12 @@ class RemoteRef(ActorRef):
     def address(self) -> str | None:
         return self._address
 
+    @property
+    def connected(self) -> bool:
+        """Whether a send goes out on a live link now, without connecting first."""
+        link = self._link
+        return link is not None and not link.closed
+
     async def link(self) -> Link:
         """The live link to the actor's system, connecting again if needed."""
         link = self._link

@@ -64,6 +64,8 @@ from actorwork.messages import (
     ListJobs,
     ListSchedules,
     Message,
+    Ping,
+    Pong,
     PoolHeartbeat,
     PoolReady,
     RemoveSchedule,
@@ -130,6 +132,7 @@ SchedulerInbound = (
     | RemoveSchedule
     | EnableSchedule
     | ListSchedules
+    | Ping
 )
 
 #: Effects bound to where their reply goes: the handle of the ask that made them.
@@ -320,6 +323,8 @@ class Scheduler(Actor):
                 self._results(results, now)
             case AddSchedule() | RemoveSchedule() | EnableSchedule() | ListSchedules():
                 return self._schedules(message, now)
+            case Ping(payload=payload):  # readiness: answered only while this one leads
+                return Pong(payload)
             case _:
                 assert_never(message)
         return None
