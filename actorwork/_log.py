@@ -25,7 +25,9 @@ must not do that to the program that imports it, hence the standard logging path
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from typing import Any
 
 import structlog
@@ -115,7 +117,12 @@ class LibraryLogger:
         if structlog.is_configured():
             if self._structlog is None:
                 self._structlog = structlog.get_logger(self._name, **self._context)
-            getattr(self._structlog, method)(event, *args, **fields)
+            try:
+                getattr(self._structlog, method)(event, *args, **fields)
+            except (OSError, ValueError):
+                # The application's output is gone (a closed stream, a full disk): a log
+                # call must never fail the code that made it, as logging's handlers do.
+                _output_failed(self._name, event)
             return
         stdlib = logging.getLogger(self._name)
         level = _LEVELS[method]
@@ -131,6 +138,18 @@ class LibraryLogger:
             stack_info=stack_info,
             stacklevel=3,  # the record names the module's line, not this one
         )
+
+
+def _output_failed(name: str, event: str) -> None:
+    """Say once on the interpreter's own stderr that an event could not be written."""
+    if name in _failed_outputs:
+        return
+    _failed_outputs.add(name)
+    with contextlib.suppress(OSError, ValueError):
+        print(f"actorwork: logger {name!r} could not write {event!r}", file=sys.__stderr__)
+
+
+_failed_outputs: set[str] = set()
 
 
 def _render(event: str, fields: dict[str, Any]) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 
 def _open_fds() -> set[int]:
@@ -35,3 +36,16 @@ async def no_leaks() -> AsyncIterator[None]:
             continue
     leaked_fds = set(descriptions)
     assert not leaked_fds, f"file descriptors left open: {descriptions}"
+
+
+@pytest.fixture(autouse=True)
+def structlog_as_it_was() -> Iterator[None]:
+    """Put structlog's configuration back after each test: a command run in-process
+    configures it with the test's captured streams, which close with the test."""
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()

@@ -137,3 +137,16 @@ def test_with_structlog_configured_events_go_through_it(unconfigured: None) -> N
             "log_level": "info",
         }
     ]
+
+
+def test_a_log_call_never_fails_its_caller_when_the_output_is_gone(tmp_path: Path) -> None:
+    """An application configured structlog to a stream since closed: the call goes on."""
+    from actorwork._log import get_logger
+
+    stream = (tmp_path / "closed.log").open("w")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(stream))
+    stream.close()
+    try:
+        get_logger("actorwork.test_quiet").warning("connection_expired", peer="p")
+    finally:
+        structlog.reset_defaults()
