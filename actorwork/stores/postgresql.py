@@ -209,8 +209,11 @@ class PostgreSQLStore:
 
     # --- opening, migrating ---------------------------------------------------------
 
-    async def open(self) -> None:
-        """Connect; migrate the schema first unless ``read_only`` (then it must be current)."""
+    async def open(self, *, schema: bool = True) -> None:
+        """Connect; migrate the schema first unless ``read_only`` (then it must be current).
+
+        ``schema=False`` only connects (``actorwork store check`` looks at the version).
+        """
         try:
             import asyncpg
         except ImportError as exc:
@@ -226,6 +229,8 @@ class PostgreSQLStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
         self._pool = pool
+        if not schema:
+            return
         try:
             if self.read_only:
                 self._require_current(await self.schema_version())
