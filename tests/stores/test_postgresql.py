@@ -187,3 +187,12 @@ def test_store_check_and_migrate_a_sqlite_file(tmp_path: Path) -> None:
     checked = _cli("store", "check", "--store", f"sqlite://{path}", env={}, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "schema version 3 of 3" in checked.stdout
+
+
+def test_the_printed_configuration_shows_no_store_password(tmp_path: Path) -> None:
+    config_file = tmp_path / "actorwork.toml"
+    config_file.write_text('[scheduler]\nstore = "postgresql://aw:hunter2@db.internal/jobs"\n')
+    shown = _cli("--config", str(config_file), "config", env={}, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert '"store": "postgresql://aw@db.internal/jobs"' in shown.stdout
+    assert "hunter2" not in shown.stdout
