@@ -74,6 +74,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -244,6 +245,17 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     #: Seconds a leading Scheduler holds the store without renewing; another Scheduler
     #: on the same store takes over after that (at once if the leader's process died).
     leader_lease: float = 10.0
+    #: A file holding the password of a ``postgresql://`` store (never on the command
+    #: line nor in the URL); else ``PGPASSWORD`` or a ``passfile`` is used.
+    store_password_file: str = ""
+
+    @property
+    def store_url(self) -> str:
+        """The URL the Scheduler opens: ``store``, naming ``store_password_file`` if set."""
+        if not self.store_password_file:
+            return self.store
+        joiner = "&" if "?" in self.store else "?"
+        return f"{self.store}{joiner}{urlencode({'password_file': self.store_password_file})}"
 
 
 class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -732,6 +744,13 @@ def _check_jobs(config: Config) -> None:
     _seconds("jobs.connect_timeout", jobs.connect_timeout, where, positive=False)
     for key in ("lease", "retry_base", "retry_cap", "leader_lease"):
         _seconds(f"scheduler.{key}", getattr(scheduler, key), where)
+    if scheduler.store_password_file and not scheduler.store.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise ConfigError(
+            f"{where}: scheduler.store_password_file = {scheduler.store_password_file!r} is "
+            f"for a postgresql:// store, and scheduler.store is {scheduler.store!r}"
+        )
     try:
         config.retention.policy()
     except ValueError as exc:

@@ -66,7 +66,7 @@ async def start_scheduler(
     (StoreError) when another Scheduler leads the store.
     """
     settings = config.scheduler
-    store = open_store(settings.store, synchronous=settings.synchronous)
+    store = open_store(settings.store_url, synchronous=settings.synchronous)
     try:
         await store.open()
     except OSError as exc:  # its directory cannot be made, say

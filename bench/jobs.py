@@ -6,6 +6,7 @@ Run from the repository root::
     .venv/bin/python bench/jobs.py --quick          # smoke run, a few seconds
     .venv/bin/python bench/jobs.py --markdown       # the table as markdown
     .venv/bin/python bench/jobs.py --only inline,tcp --repeat 5
+    .venv/bin/python bench/jobs.py --only tcp --store temporary   # tcp on PostgreSQL too
     .venv/bin/python bench/jobs.py --profile /tmp/inline.pstats   # profile one inline run
 
 Every job is ``bench.noop`` (``bench/bench_works.py``): an async work that returns
@@ -34,6 +35,10 @@ Topologies, each with a fresh temporary directory for the store and the outbox:
     ``tcp://127.0.0.1:PORT`` in one process, ``python -m actorwork pool`` (a ``local``
     Pool of 64) in another, the client here. Readiness is a submitted job that comes
     back, polled, not a sleep.
+
+``--store URL`` runs the tcp topology a second time with the Scheduler on that store
+(``postgresql://...``; ``temporary`` starts a throwaway PostgreSQL server, as the
+tests do), beside SQLite in the same table.
 
 Durability is what a deployment gets by default: the store is SQLite in WAL mode with
 ``PRAGMA synchronous`` from ``[scheduler] synchronous`` (``normal`` unless
@@ -325,8 +330,11 @@ async def interleaved(
 # --- topologies ------------------------------------------------------------------------------
 
 
-def write_config(tmp: Path, topology: str, synchronous: str, address: str) -> Path:
-    """The configuration file of one topology, in its temporary directory."""
+def write_config(
+    tmp: Path, topology: str, synchronous: str, address: str, store: str | None = None
+) -> Path:
+    """The configuration file of one topology, in its temporary directory; the store is
+    SQLite there unless ``store`` names another."""
     jobs = {"inline": "inline", "process": "local", "tcp": "distributed"}[topology]
     kind = "process" if topology == "process" else "local"
     path = tmp / "actorwork.toml"
@@ -338,7 +346,7 @@ modules = ["{MODULE}"]
 
 [scheduler]
 address = "{address}"
-store = "{tmp / "jobs.db"}"
+store = "{store or tmp / "jobs.db"}"
 synchronous = "{synchronous}"
 
 [pools.bench]
@@ -357,12 +365,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def open_topology(topology: str, synchronous: str) -> AsyncIterator[Client]:
+async def open_topology(
+    topology: str, synchronous: str, store: str | None = None
+) -> AsyncIterator[Client]:
     """A client of a running job system laid out as ``topology``; all of it closes after."""
     with tempfile.TemporaryDirectory(prefix="aw-bench-jobs-") as name:
         tmp = Path(name)
         if topology == "tcp":
-            config = write_config(tmp, topology, synchronous, f"tcp://127.0.0.1:{free_port()}")
+            address = f"tcp://127.0.0.1:{free_port()}"
+            config = write_config(tmp, topology, synchronous, address, store)
             with servers(tmp, config) as procs:
                 async with aw.JobSystem(load_config(config, env={})) as jobs:
                     assert jobs.client is not None
@@ -442,9 +453,11 @@ async def until_ready(client: Client, procs: dict[str, subprocess.Popen[bytes]],
 # --- one topology ----------------------------------------------------------------------------
 
 
-async def bench_topology(topology: str, sizes: Sizes, synchronous: str) -> list[Row]:
+async def bench_topology(
+    topology: str, sizes: Sizes, synchronous: str, store: str | None = None, label: str = ""
+) -> list[Row]:
     consumers = POOL_SIZES[topology]
-    async with open_topology(topology, synchronous) as client:
+    async with open_topology(topology, synchronous, store) as client:
         rates = await interleaved(
             {
                 "baseline": functools.partial(queue_throughput, consumers),
@@ -461,16 +474,17 @@ async def bench_topology(topology: str, sizes: Sizes, synchronous: str) -> list[
             sizes.latency,
             sizes.repeat,
         )
+    name = label or topology
     return [
-        Row(topology, "jobs/s", max(rates["actor"]), max(rates["baseline"])),
+        Row(name, "jobs/s", max(rates["actor"]), max(rates["baseline"])),
         Row(
-            topology,
+            name,
             "p50 ms",
             min(r.p50 for r in latencies["actor"]),
             min(r.p50 for r in latencies["baseline"]),
         ),
         Row(
-            topology,
+            name,
             "p99 ms",
             min(r.p99 for r in latencies["actor"]),
             min(r.p99 for r in latencies["baseline"]),
@@ -478,15 +492,37 @@ async def bench_topology(topology: str, sizes: Sizes, synchronous: str) -> list[
     ]
 
 
-async def run_benchmarks(selected: list[str], sizes: Sizes, synchronous: str) -> list[Row]:
+async def run_benchmarks(
+    selected: list[str], sizes: Sizes, synchronous: str, store: str | None = None
+) -> list[Row]:
+    """Every selected topology on SQLite; with ``store``, tcp on that store too, beside."""
+    runs = [(topology, None, topology) for topology in selected]
+    if store is not None:
+        runs.append(("tcp", store, "tcp postgresql"))
     rows: list[Row] = []
-    for topology in selected:
-        print(f"measuring {topology} ...", file=sys.stderr, flush=True)
+    for topology, url, label in runs:
+        print(f"measuring {label} ...", file=sys.stderr, flush=True)
         try:
-            rows.extend(await bench_topology(topology, sizes, synchronous))
+            rows.extend(await bench_topology(topology, sizes, synchronous, url, label))
         except Exception as exc:
-            rows.extend(Row(topology, m, None, None, f"failed: {exc!r}") for m in MEASURES)
+            rows.extend(Row(label, m, None, None, f"failed: {exc!r}") for m in MEASURES)
     return rows
+
+
+@contextlib.contextmanager
+def store_url(given: str | None) -> Iterator[str | None]:
+    """The ``--store`` URL; ``temporary`` starts a PostgreSQL server for the run."""
+    if given != "temporary":
+        yield given
+        return
+    from actorwork.testing.stores import TemporaryPostgres
+
+    server = TemporaryPostgres()
+    try:
+        server.start()
+        yield server.url(server.create_database("bench"))
+    finally:
+        server.stop()
 
 
 # --- the profile -----------------------------------------------------------------------------
@@ -776,6 +812,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="[scheduler] synchronous, the store's PRAGMA synchronous (default normal)",
     )
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="also run tcp on this store (postgresql://...; 'temporary' starts a server)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="PATH",
@@ -798,7 +839,8 @@ def main(argv: list[str] | None = None) -> int:
                 profile_inline(sizes.throughput, sizes.latency, args.synchronous, args.profile)
             )
             return 0
-        rows = asyncio.run(run_benchmarks(args.only, sizes, args.synchronous))
+        with store_url(args.store) as store:
+            rows = asyncio.run(run_benchmarks(args.only, sizes, args.synchronous, store))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

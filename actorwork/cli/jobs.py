@@ -103,7 +103,7 @@ async def scheduler_command(args: argparse.Namespace, config: Config) -> int:
             log.info(
                 "scheduler_listening",
                 address=scheduler.system.address,
-                store=config.scheduler.store,
+                store=scheduler.store.path,
             )
             await scheduler.deposed.wait()
             return 3
@@ -302,7 +302,7 @@ async def status_command(args: argparse.Namespace, config: Config) -> int:
             return 0
     except StoreInUse as exc:
         log.info("reading_the_store_directly", reason=str(exc))
-    store = open_store(config.scheduler.store, read_only=True)
+    store = open_store(config.scheduler.store_url, read_only=True)
     await store.open()
     try:
         await _show_status(args, _StoredJobs(store))

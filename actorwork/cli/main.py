@@ -13,6 +13,7 @@
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
     actorwork image build          # build a worker image locally (no registry)
+    actorwork store migrate|check  # the job store's schema (--store URL)
     actorwork config               # print the effective configuration
     actorwork version
 
@@ -172,6 +173,10 @@ def _print_config(config: Config) -> int:
     shown = msgspec.to_builtins(config)
     if shown["system"].get("secret"):
         shown["system"]["secret"] = "***"
+    if shown["scheduler"]["store"].startswith(("postgresql://", "postgres://")):
+        from actorwork.stores.postgresql import redact
+
+        shown["scheduler"]["store"] = redact(shown["scheduler"]["store"])
     print(msgspec.json.format(msgspec.json.encode(shown), indent=2).decode())
     return 0
 
@@ -388,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     from actorwork.cli.image import add_image_commands
 
     add_image_commands(commands)
+    from actorwork.cli.store import add_store_commands
+
+    add_store_commands(commands)
     commands.add_parser("config", help="print the effective configuration")
     commands.add_parser("version", help="print the version")
     return parser
@@ -452,8 +460,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
         from actorwork.cli import jobs as cli_jobs
         from actorwork.cli.image import image_command
+        from actorwork.cli.store import store_command
 
-        runners = {"greet": _greet, "serve": _serve, "image": image_command, **cli_jobs.COMMANDS}
+        runners = {
+            "greet": _greet,
+            "serve": _serve,
+            "image": image_command,
+            "store": store_command,
+            **cli_jobs.COMMANDS,
+        }
         return anyio.run(runners[args.command], args, config)
     except ActorworkError as exc:
         print(f"actorwork: error: {exc}", file=sys.stderr)

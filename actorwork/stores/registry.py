@@ -10,6 +10,8 @@ URLs: ``sqlite://`` followed by the file's path as written (``sqlite:///abs/jobs
 for an absolute path, ``sqlite://jobs.db`` for one relative to the working directory,
 ``sqlite://:memory:`` for a database that lives as long as the store). A value with no
 ``scheme://`` is a path to a SQLite file, as before stores had URLs.
+``postgresql://user@host:port/database`` (or ``postgres://``) is a PostgreSQL server
+(:mod:`actorwork.stores.postgresql`; ``pip install 'actorwork[postgresql]'``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ StoreFactory = Callable[..., JobStore]
 
 _BUILTIN: dict[str, str] = {
     "sqlite": "actorwork.stores.sqlite:SQLiteStore",
+    "postgresql": "actorwork.stores.postgresql:PostgreSQLStore",
+    "postgres": "actorwork.stores.postgresql:PostgreSQLStore",
 }
 _registered: dict[str, StoreFactory] = {}
 _entry_points_loaded = False

@@ -1,5 +1,6 @@
-"""The store does not grow without bound: one copy of each result, artifacts as files,
-expired jobs chosen by policy (never live ones), and the space given back."""
+"""The SQLite store does not grow without bound: one copy of each result, artifacts as
+files, and the space given back. Which jobs expire (never live ones) is checked on
+every store by the conformance suite (:mod:`actorwork.testing.stores`)."""
 
 from __future__ import annotations
 
@@ -115,39 +116,6 @@ async def test_an_artifact_two_jobs_share_stays_until_the_last_goes(
     assert files[0].exists()
     await store.apply([Forget("b")])
     assert not files[0].exists()
-
-
-async def test_expired_follows_rows_and_hours_by_status_and_work(store: SQLiteStore) -> None:
-    effects: list[object] = []
-    for seq in range(10):  # succeeded, an hour apart, the newest now
-        effects += _finished(f"s{seq}", seq, updated=NOW - (9 - seq) * HOUR)
-    effects += _finished("w1", 20, work="keepme", updated=NOW - 100 * HOUR)
-    effects.append(Persist(_job("f1", 21, status="failed", updated=NOW - 100 * HOUR)))
-    await store.apply(effects)
-
-    by_rows = [PruneRule("succeeded", Keep(rows=3), besides=("keepme",))]
-    assert await store.expired(by_rows, NOW, 100) == [f"s{i}" for i in range(7)]
-    assert await store.expired(by_rows, NOW, 2) == ["s0", "s1"]  # a small batch
-    by_hours = [PruneRule("succeeded", Keep(hours=4.5), besides=("keepme",))]
-    assert await store.expired(by_hours, NOW, 100) == [f"s{i}" for i in range(5)]
-    own = [PruneRule("succeeded", Keep(hours=200.0), only=("keepme",))]
-    assert await store.expired(own, NOW, 100) == []
-    failed = [PruneRule("failed", Keep(hours=99.0))]
-    assert await store.expired(failed, NOW, 100) == ["f1"]
-
-
-async def test_live_jobs_are_never_expired_nor_forgotten(store: SQLiteStore) -> None:
-    old = NOW - 1000 * HOUR
-    live = ["scheduled", "queued", "running", "retrying"]
-    await store.apply(
-        [Persist(_job(f"live-{s}", i, status=s, updated=old)) for i, s in enumerate(live)]
-        + _finished("done", 9, updated=old)
-    )
-    rules = Retention(keep={s: Keep(hours=0.0, rows=0) for s in ("succeeded",)}).rules([])
-    assert await store.expired(rules, NOW, 100) == ["done"]
-    # Even a Forget of a live row (retried since it was chosen) leaves it alone.
-    await store.apply([Forget(f"live-{s}") for s in live])
-    assert [j.id for j in await store.live_jobs()] == [f"live-{s}" for s in live]
 
 
 def test_retention_rules_give_a_works_own_policy_its_jobs() -> None:
