@@ -51,6 +51,7 @@ from actorwork.messages import (
     DrainPool,
     ExecuteJob,
     JobKey,
+    JobOutput,
     JobProgressed,
     JobSpec,
     Ping,
@@ -280,6 +281,7 @@ class Pool(Actor):
         | WorkFinished
         | WorkerFreed
         | JobProgressed
+        | JobOutput
         | ResultAcknowledged
         | ResultsAcknowledged
         | RunJobs
@@ -306,7 +308,7 @@ class Pool(Actor):
                 if self.state.freed(worker, JobKey(job_id, attempt)):
                     log.info("worker_freed", pool=self.name, worker=worker, job_id=job_id)
                     self._worker_idle()
-            case JobProgressed():
+            case JobProgressed() | JobOutput():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
                 self._acknowledged([JobKey(job_id, attempt)])
@@ -540,7 +542,12 @@ class Pool(Actor):
 
     async def _tell_scheduler(
         self,
-        message: ReportResult | ReportResults | RequestWork | JobProgressed | PoolHeartbeat,
+        message: ReportResult
+        | ReportResults
+        | RequestWork
+        | JobProgressed
+        | JobOutput
+        | PoolHeartbeat,
     ) -> None:
         ref = self._link_to_scheduler
         if ref is None:
