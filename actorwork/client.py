@@ -501,11 +501,13 @@ class _EventSubscriber(Actor):
     async def receive(self, message: EventBatch | Terminated) -> None:
         match message:
             case EventBatch(events=events):
-                room = self.buffer - len(self.events)
-                if len(events) > room:
-                    self.lost += len(events) - max(room, 0)
-                    events = events[: max(room, 0)]
-                self.events.extend(events)
+                for event in events:
+                    if type(event) is EventsLost:  # lost at the Scheduler: told as one count
+                        self.lost += event.count
+                    elif len(self.events) >= self.buffer:
+                        self.lost += 1
+                    else:
+                        self.events.append(event)
             case Terminated(name=name, reason=reason):
                 if name == self.scheduler.name:
                     self.ended = f"the Scheduler {name!r} stopped or is unreachable ({reason})"

@@ -177,26 +177,25 @@ async def test_a_client_refuses_a_submit_out_of_bounds_without_failing_its_batch
     tmp_path: Path,
 ) -> None:
     """Submits of one loop turn travel together; one bad value must fail alone."""
-    async with unix_scheduler(tmp_path) as (peer, ref):
-        async with Client(peer, ref) as client:
-            outcomes: dict[str, Any] = {}
+    async with unix_scheduler(tmp_path) as (peer, ref), Client(peer, ref) as client:
+        outcomes: dict[str, Any] = {}
 
-            async def submit(name: str, **options: Any) -> None:
-                try:
-                    outcomes[name] = await client.submit(works.noop, **options)
-                except Exception as exc:
-                    outcomes[name] = exc
+        async def submit(name: str, **options: Any) -> None:
+            try:
+                outcomes[name] = await client.submit(works.noop, **options)
+            except Exception as exc:
+                outcomes[name] = exc
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(submit, "before")
-                tg.start_soon(functools.partial(submit, "bad", priority=2**63))
-                tg.start_soon(submit, "after")
-            assert isinstance(outcomes["bad"], MessageEncodeError)
-            assert "priority = 9223372036854775808" in str(outcomes["bad"])
-            assert outcomes["before"].created
-            assert outcomes["after"].created
-            with pytest.raises(MessageEncodeError, match="due = 1e\\+308"):
-                await client.submit(works.noop, delay=1e308)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, "before")
+            tg.start_soon(functools.partial(submit, "bad", priority=2**63))
+            tg.start_soon(submit, "after")
+        assert isinstance(outcomes["bad"], MessageEncodeError)
+        assert "priority = 9223372036854775808" in str(outcomes["bad"])
+        assert outcomes["before"].created
+        assert outcomes["after"].created
+        with pytest.raises(MessageEncodeError, match="due = 1e\\+308"):
+            await client.submit(works.noop, delay=1e308)
 
 
 def test_check_passes_a_message_in_bounds_and_names_the_first_field_out() -> None:

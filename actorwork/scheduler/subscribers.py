@@ -201,7 +201,7 @@ def events_of(effects: Iterable[Effect]) -> list[Event]:
                 out.append(
                     ScheduleFired(job_id=job.id, work=job.work, queue=job.queue, schedule=fired[0])
                 )
-            if status in ("queued", "scheduled"):
+            if status == "queued":
                 continue
         out.append(_changed(job))
     return out + events
