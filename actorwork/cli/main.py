@@ -283,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--status", dest="only", help="only jobs in this status")
     status.add_argument("--queue")
     status.add_argument("--limit", type=integer(0, MAX_INT), default=20)
+    events = commands.add_parser("events", help="tail the Scheduler's events")
+    events.add_argument("--job", help="follow one job until it ends, with a progress bar")
+    events.add_argument("--work", help="only events of jobs of this work")
+    events.add_argument("--queue", help="only events of jobs on this queue")
     for verb in ("cancel", "retry", "delete"):
         command = commands.add_parser(verb, help=f"{verb} a job")
         command.add_argument("job_id")
