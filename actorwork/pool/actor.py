@@ -46,7 +46,7 @@ import msgspec
 
 from actorwork._log import get_logger
 from actorwork.clock import Now, system_now
-from actorwork.errors import ActorworkError, AskTimeout
+from actorwork.errors import ActorworkError, AskTimeout, MessageRejected
 from actorwork.messages import (
     DrainPool,
     ExecuteJob,
@@ -555,6 +555,10 @@ class Pool(Actor):
         try:
             await ref.tell(message)
         except ActorworkError as exc:
+            if isinstance(exc, MessageRejected) and isinstance(message, JobOutput):
+                # A Scheduler that predates live output: it still gets the result.
+                log.debug("live_output_refused", pool=self.name, job_id=message.job_id)
+                return
             log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
             self._lost.set()
 
