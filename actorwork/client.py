@@ -29,7 +29,9 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -41,6 +43,7 @@ import msgspec
 from actorwork._log import get_logger
 from actorwork.codec import check
 from actorwork.errors import (
+    ActorStopped,
     ActorworkError,
     HandshakeError,
     JobError,
@@ -51,6 +54,15 @@ from actorwork.errors import (
     ScheduleNotFound,
     TransportError,
     WorkNotFound,
+)
+from actorwork.events import (
+    Event,
+    EventBatch,
+    EventsLost,
+    Subscribe,
+    SubscribedReply,
+    Unsubscribe,
+    make_filter,
 )
 from actorwork.messages import (
     TERMINAL,
@@ -81,12 +93,14 @@ from actorwork.messages import (
     SubmitJobsReply,
     SubmitRefusedReply,
     SubmittedReply,
+    Terminated,
 )
-from actorwork.runtime import ActorRef, ActorSystem, RemoteRef
+from actorwork.middleware import MiddlewareChain
+from actorwork.runtime import Actor, ActorRef, ActorSystem, RemoteRef
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 
-__all__ = ["Client", "JobHandle"]
+__all__ = ["Client", "EventStream", "JobHandle"]
 
 log = get_logger(__name__)
 
@@ -120,7 +134,8 @@ class Client(anyio.abc.AsyncResource):
     Submits made in one turn of the event loop travel to the Scheduler together, sent
     by a task of the client's own task group, which lives from ``async with`` to
     :meth:`aclose`; submitting outside it is a RuntimeError. Queries need no task and
-    work either way.
+    work either way. ``middleware`` (after those registered globally) get the submit
+    hook of :mod:`actorwork.middleware`.
     """
 
     def __init__(
@@ -131,6 +146,7 @@ class Client(anyio.abc.AsyncResource):
         scheduler_name: str = "scheduler",
         registry: WorkRegistry | None = None,
         connect_timeout: float = 10.0,
+        middleware: Sequence[object] = (),
     ) -> None:
         if not 0 <= connect_timeout < math.inf:
             raise ValueError(
@@ -143,6 +159,7 @@ class Client(anyio.abc.AsyncResource):
         self.scheduler = scheduler
         self.scheduler_name = scheduler_name
         self.registry = registry or default_registry
+        self.middleware = MiddlewareChain(middleware)
         self._ref: ActorRef | None = None if isinstance(scheduler, str) else scheduler
         self._batch: _SubmitBatch | None = None
         #: Batches not answered yet; a task of ``_task_group`` sends each.
@@ -246,12 +263,15 @@ class Client(anyio.abc.AsyncResource):
         delay: timedelta | float | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        context: Mapping[str, str] | None = None,
     ) -> JobHandle:
         """Queue ``work`` with ``payload``; returns once the job is durably stored.
 
         ``None`` options take the work's registered defaults. A ``unique_key`` held by
         a job that has not finished returns that job's handle instead (``created`` is
-        then False). ``delay`` or ``at`` hold the job until then.
+        then False). ``delay`` or ``at`` hold the job until then. ``context`` travels
+        with the job (the work sees it as ``ctx.context``); middleware may add to it,
+        or refuse the submit (:class:`~actorwork.errors.SubmitRefused`).
         """
         if self._task_group is None:
             raise RuntimeError(
@@ -276,7 +296,10 @@ class Client(anyio.abc.AsyncResource):
             timeout=timeout,
             unique_key=unique_key,
             due=due,
+            context=dict(context or {}),
         )
+        if self.middleware:
+            message = self.middleware.submit(message)
         check(message)  # a value out of bounds fails this submit, not its whole batch
         if len(encoded) >= _BATCH_BYTES:
             reply = await self._ask(message)
@@ -446,6 +469,42 @@ class Client(anyio.abc.AsyncResource):
             raise JobError(f"job {job_id!r} is {view.status}; cancel it before deleting it")
         return view
 
+    # --- events ---------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        job_id: str | None = None,
+        work: str | None = None,
+        queue: str | None = None,
+        status: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1000,
+    ) -> EventStream:
+        """The Scheduler's events as they happen, those passing the filter (see
+        :mod:`actorwork.events`): an async iterator, and an async context manager whose
+        exit unsubscribes (so does :meth:`EventStream.aclose`)::
+
+            async with client.events(job_id=handle.id) as events:
+                async for event in events:
+                    print(event)
+
+        At most ``buffer`` events wait for this subscriber, at the Scheduler and here;
+        past that they are dropped and an :class:`~actorwork.events.EventsLost` says how
+        many (list the jobs again to resync). ValueError names an unknown kind.
+        """
+        if buffer < 1:
+            raise ValueError(f"buffer must be at least 1, got {buffer!r}")
+        filter = make_filter(job_id=job_id, work=work, queue=queue, status=status, kinds=kinds)
+        return EventStream(self, filter, buffer)
+
+    async def scheduler_ref(self) -> ActorRef:
+        """The Scheduler's ref, connecting to it first if needed."""
+        ref = self._ref
+        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+            ref = await self._connect(self.connect_timeout)
+        return ref
+
     # --- cron schedules -------------------------------------------------------------------
 
     async def add_schedule(self, schedule: Schedule) -> ScheduleView:
@@ -517,6 +576,115 @@ def _chunks(messages: list[SubmitJob], budget: int) -> list[list[SubmitJob]]:
     if chunk:
         chunks.append(chunk)
     return chunks
+
+
+class EventStream(anyio.abc.AsyncResource):
+    """A subscription to the Scheduler's events; see :meth:`Client.events`.
+
+    It subscribes when entered, or at the first ``__anext__``; it ends (StopAsyncIteration)
+    when closed, and raises ActorStopped if the Scheduler stops or its link breaks.
+    """
+
+    def __init__(self, client: Client, filter: Any, buffer: int) -> None:
+        self.client = client
+        self.filter = filter
+        self.buffer = buffer
+        self.subscription = f"events-{uuid.uuid4().hex}"
+        #: The last event number the Scheduler published before this subscribed.
+        self.start_seq: int | None = None
+        self._actor: _EventSubscriber | None = None
+        self._ref: ActorRef | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def _open(self) -> _EventSubscriber:
+        if self._closed:
+            raise RuntimeError(f"event stream {self.subscription!r} is closed")
+        if self._actor is None:
+            scheduler = await self.client.scheduler_ref()
+            message = Subscribe(self.subscription, self.filter, self.buffer)
+            actor = _EventSubscriber(scheduler, message, self.buffer)
+            self._ref = await self.client.system.spawn(actor, name=self.subscription)
+            self._actor = actor
+            self.start_seq = actor.start_seq
+        return self._actor
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        actor = await self._open()
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            event = actor.next_event()
+            if event is not None:
+                return event
+            if actor.ended is not None:
+                raise ActorStopped(f"the event stream ended: {actor.ended}")
+            actor.wake = anyio.Event()
+            await actor.wake.wait()
+
+    async def aclose(self) -> None:
+        """Unsubscribe; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        actor, ref, self._actor, self._ref = self._actor, self._ref, None, None
+        if actor is None or ref is None:
+            return
+        actor.wake.set()
+        with anyio.CancelScope(shield=True):
+            try:
+                await actor.scheduler.tell(Unsubscribe(self.subscription))
+            except ActorworkError:
+                pass  # the Scheduler drops it when this subscriber stops, or is gone
+            await self.client.system.stop(ref)
+
+
+class _EventSubscriber(Actor):
+    """Receives a subscription's batches and holds at most ``buffer`` events for its reader."""
+
+    def __init__(self, scheduler: ActorRef, subscribe: Subscribe, buffer: int) -> None:
+        self.scheduler = scheduler
+        self.subscribe = subscribe
+        self.buffer = buffer
+        self.events: deque[Event] = deque()
+        self.lost = 0
+        self.wake = anyio.Event()
+        self.start_seq = 0
+        #: Why the stream ended (the Scheduler stopped or became unreachable), else None.
+        self.ended: str | None = None
+
+    async def on_start(self) -> None:
+        reply = await self.scheduler.ask(self.subscribe)  # sent from this actor: its sender
+        assert isinstance(reply, SubscribedReply), reply
+        self.start_seq = reply.seq
+        self.system.watch(self.scheduler, self.ref)
+
+    async def receive(self, message: EventBatch | Terminated) -> None:
+        match message:
+            case EventBatch(events=events):
+                for event in events:
+                    if type(event) is EventsLost:  # lost at the Scheduler: told as one count
+                        self.lost += event.count
+                    elif len(self.events) >= self.buffer:
+                        self.lost += 1
+                    else:
+                        self.events.append(event)
+            case Terminated(name=name, reason=reason):
+                if name == self.scheduler.name:
+                    self.ended = f"the Scheduler {name!r} stopped or is unreachable ({reason})"
+        self.wake.set()
+
+    def next_event(self) -> Event | None:
+        if self.lost:
+            lost, self.lost = self.lost, 0
+            return EventsLost(time=time.time(), count=lost)
+        return self.events.popleft() if self.events else None
 
 
 class _SubmitBatch:

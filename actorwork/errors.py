@@ -27,6 +27,7 @@
     └── JobError                     the job system
         ├── WorkNotFound             no work registered under that name (lists the known ones)
         ├── PayloadError             a payload does not match its work's payload type
+        ├── SubmitRefused            a middleware refused a submit (names the middleware)
         ├── JobNotFound              no job with that id
         ├── JobFailed                an awaited job ended without succeeding (carries the job)
         ├── WorkFailed               raised by work to fail its job without a retry
@@ -79,6 +80,7 @@ __all__ = [
     "ScheduleNotFound",
     "StoreError",
     "StoreInUse",
+    "SubmitRefused",
     "TransportError",
     "UnknownSchemeError",
     "WorkFailed",
@@ -192,6 +194,10 @@ class WorkNotFound(JobError, LookupError):
 
 class PayloadError(JobError, TypeError):
     """A payload does not match the payload type of its work; names both."""
+
+
+class SubmitRefused(JobError):
+    """A middleware refused a submit; the message names the middleware and why."""
 
 
 class JobNotFound(JobError, LookupError):

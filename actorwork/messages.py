@@ -63,8 +63,10 @@ __all__ = [
     "FailureReply",
     "GetAttempts",
     "GetJob",
+    "JobContext",
     "JobKey",
     "JobListReply",
+    "JobOutput",
     "JobProgressed",
     "JobReply",
     "JobSpec",
@@ -144,6 +146,9 @@ Timestamp = Annotated[float, Meta(ge=0.0, le=MAX_TIMESTAMP)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Name = Annotated[str, Meta(max_length=MAX_NAME)]
 Key = Annotated[str, Meta(max_length=MAX_KEY)]
+#: Fields carried with a job for its work and middleware (a tenant, a trace id): at
+#: most 64 of them, names of at most 256 characters, values of at most 1024.
+JobContext = Annotated[dict[Name, Key], Meta(max_length=64)]
 
 
 if TYPE_CHECKING:
@@ -309,6 +314,8 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     #: From the work's registration when the submit named none, which may be ``inf``
     #: (no limit); a Pool compares it, nothing more, so only NaN and 0 are refused.
     timeout: Annotated[float, Meta(gt=0.0)] | None = None
+    #: The submit's context (see :class:`SubmitJob`), seen by the work as ``ctx.context``.
+    context: JobContext = {}
 
 
 class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -381,6 +388,8 @@ class SubmitJob(Message, tag="aw.job.submit"):
     timeout: PositiveSeconds | None = None
     unique_key: Key | None = None
     due: Timestamp | None = None
+    #: Fields carried with the job (middleware adds them): ``ctx.context`` in the work.
+    context: JobContext = {}
 
 
 class SubmittedReply(Message, tag="aw.job.submitted"):
@@ -581,6 +590,27 @@ class JobProgressed(Message, tag="aw.job.progressed"):
     attempt: Attempt
     fraction: Fraction | None
     message: str = ""
+
+
+class JobOutput(Message, tag="aw.job.output"):
+    """What a running attempt did lately, forwarded by its worker and Pool while it runs.
+
+    A worker sends one at most every few tens of milliseconds, or sooner when many
+    lines wait; what an attempt writes also stays in its result. ``started`` is set in
+    the first one an attempt sends; ``progressed`` says that ``fraction`` and
+    ``message`` are new; ``artifacts`` are the names of files it added since the last.
+    """
+
+    job_id: Name
+    attempt: Attempt
+    pool: Name = ""
+    worker: Name = ""
+    started: Timestamp | None = None
+    logs: Annotated[list[LogLine], Meta(max_length=MAX_ITEMS)] = []
+    progressed: bool = False
+    fraction: Fraction | None = None
+    message: str = ""
+    artifacts: Annotated[list[Key], Meta(max_length=MAX_ITEMS)] = []
 
 
 class ReportResult(Message, tag="aw.pool.result"):

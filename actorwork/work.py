@@ -77,6 +77,8 @@ class WorkContext:
         queue: str,
         log: Any = None,
         on_progress: Callable[[float | None, str], None] | None = None,
+        context: Mapping[str, str] | None = None,
+        on_artifact: Callable[[str], None] | None = None,
     ) -> None:
         self.job_id = job_id
         self.attempt = attempt
@@ -90,7 +92,10 @@ class WorkContext:
         #: Why the work was asked to stop; empty while it was not. Set once, by one
         #: assignment, so a sync work's thread reads it safely without a lock.
         self.stop_reason = ""
+        #: Fields carried with the job from its submit (middleware adds them: a tenant).
+        self.context: Mapping[str, str] = dict(context or {})
         self._on_progress = on_progress
+        self._on_artifact = on_artifact
         #: Called once when a stop is requested; the lock orders registering one
         #: against a stop requested from another thread, so none is missed or run twice.
         self._stop_callbacks: list[Callable[[], None]] = []
@@ -148,6 +153,8 @@ class WorkContext:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"artifact {name!r} data must be bytes, got {type(data).__name__}")
         self.artifacts.append(Artifact(name, bytes(data), media_type))
+        if self._on_artifact is not None:
+            self._on_artifact(name)
 
 
 @dataclass(frozen=True, eq=False)

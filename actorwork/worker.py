@@ -2,8 +2,9 @@
 
 A Worker is an actor. Its Pool tells it :class:`ExecuteJob`; it runs the work in the
 background (so it can still hear :class:`StopJob`), and tells the Pool
-:class:`JobProgressed` while the work reports progress and :class:`WorkFinished` with
-the :class:`WorkResult` at the end. The Worker never retries: attempts are the
+:class:`JobOutput` while the work runs (what it logs and prints, its progress and
+artifacts, batched by :class:`LiveOutput`) and :class:`WorkFinished` with the
+:class:`WorkResult` at the end. The Worker never retries: attempts are the
 Scheduler's business.
 
 Kinds: ``local`` runs async work on the Worker's own loop and sync work in a thread
@@ -26,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar, assert_never
 
 import anyio
@@ -39,18 +41,21 @@ from actorwork.capture import JobCapture, install
 from actorwork.errors import ActorStopped, PayloadError, WorkFailed, WorkNotFound
 from actorwork.messages import (
     ExecuteJob,
-    JobProgressed,
+    JobOutput,
     JobSpec,
+    LogLine,
     Outcome,
     StopJob,
     WorkerFreed,
     WorkFinished,
     WorkResult,
 )
+from actorwork.middleware import MiddlewareChain
+from actorwork.middleware import load as load_middleware
 from actorwork.runtime import Actor, ActorRef
 from actorwork.work import Work, WorkContext, WorkRegistry, default_registry
 
-__all__ = ["STOP_GRACE", "Worker", "WorkerKind", "run_attempt"]
+__all__ = ["OUTPUT_INTERVAL", "STOP_GRACE", "LiveOutput", "Worker", "WorkerKind", "run_attempt"]
 
 WorkerKind = Literal["local", "thread"]
 
@@ -58,8 +63,143 @@ WorkerKind = Literal["local", "thread"]
 #: the stop is enforced (async work cancelled, sync work left to its thread).
 STOP_GRACE = 1.0
 
+#: Seconds between two :class:`JobOutput` of one attempt, at least (lines past
+#: :data:`OUTPUT_LINES` go sooner).
+OUTPUT_INTERVAL = 0.05
+#: Lines that make a :class:`JobOutput` go at once.
+OUTPUT_LINES = 200
+
 _encoder = msgspec.msgpack.Encoder()
 _T = TypeVar("_T")
+
+
+class LiveOutput:
+    """Batches what a running attempt writes and reports into :class:`JobOutput` s.
+
+    Lines, progress and artifact names gather; a batch goes at once when none went in
+    the last ``interval`` seconds (so a lone progress report arrives without delay),
+    else when the interval is over, or at once past ``max_lines`` lines. That the
+    attempt started goes with the first batch, or alone after ``interval`` if nothing
+    else comes: a job shorter than that sends nothing live (its result says it all).
+    Every method may be called from any thread; ``send`` is called on the loop.
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        send: Callable[[JobOutput], None],
+        *,
+        pool: str = "",
+        worker: str = "",
+        interval: float = OUTPUT_INTERVAL,
+        max_lines: int = OUTPUT_LINES,
+    ) -> None:
+        if not interval >= 0:
+            raise ValueError(f"output interval must be 0 or more seconds, got {interval!r}")
+        self.spec = spec
+        self.pool = pool
+        self.worker = worker
+        self.interval = interval
+        self.max_lines = max_lines
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._started: float | None = None
+        self._lines: list[LogLine] = []
+        self._progress: tuple[float | None, str] | None = None
+        self._artifacts: list[str] = []
+        self._last = -1.0  # loop time of the last batch sent (-1: none yet)
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def started(self, when: float) -> None:
+        with self._lock:
+            self._started = when
+        self._arm(urgent=False, eager=False)
+
+    def line(self, line: LogLine) -> None:
+        with self._lock:
+            self._lines.append(line)
+            urgent = len(self._lines) >= self.max_lines
+        self._arm(urgent=urgent, eager=True)
+
+    def progress(self, fraction: float | None, message: str) -> None:
+        with self._lock:
+            self._progress = (fraction, message)
+        self._arm(urgent=False, eager=True)
+
+    def artifact(self, name: str) -> None:
+        with self._lock:
+            self._artifacts.append(name)
+        self._arm(urgent=False, eager=True)
+
+    def close(self) -> None:
+        """Send nothing more by itself (the attempt ended); on the loop."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def remainder(self) -> JobOutput | None:
+        """What is still unsent of an attempt that sent something live, for its worker to
+        send before the result (so a tail ends with it); None otherwise: an attempt
+        short enough to send nothing live leaves it all to its result."""
+        if self._last < 0:
+            return None
+        return self._take()
+
+    def _arm(self, *, urgent: bool, eager: bool) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._schedule(urgent, eager)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to send to
+                self._loop.call_soon_threadsafe(self._schedule, urgent, eager)
+
+    def _schedule(self, urgent: bool, eager: bool) -> None:
+        """On the loop: send now, or make sure a timer will."""
+        if self._closed:
+            return
+        now = self._loop.time()
+        due = self._last + self.interval
+        if urgent or (eager and due <= now):
+            self._flush()
+        elif self._timer is None:
+            delay = max(due - now, 0.0) if eager else self.interval
+            self._timer = self._loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._closed:
+            return
+        output = self._take()
+        if output is not None:
+            self._last = self._loop.time()
+            self._send(output)
+
+    def _take(self) -> JobOutput | None:
+        with self._lock:
+            started, self._started = self._started, None
+            lines, self._lines = self._lines, []
+            progress, self._progress = self._progress, None
+            artifacts, self._artifacts = self._artifacts, []
+        if started is None and not lines and progress is None and not artifacts:
+            return None
+        fraction, message = progress if progress is not None else (None, "")
+        return JobOutput(
+            self.spec.id,
+            self.spec.attempt,
+            pool=self.pool,
+            worker=self.worker,
+            started=started,
+            logs=lines,
+            progressed=progress is not None,
+            fraction=fraction,
+            message=message,
+            artifacts=artifacts,
+        )
 
 
 async def run_attempt(
@@ -73,6 +213,8 @@ async def run_attempt(
     grace: float = STOP_GRACE,
     pool: str = "",
     worker: str = "",
+    output: LiveOutput | None = None,
+    middleware: MiddlewareChain | None = None,
 ) -> WorkResult:
     """Run one attempt of ``spec`` and describe how it ended; never raises for the work.
 
@@ -84,12 +226,16 @@ async def run_attempt(
     ``on_context`` receives the attempt's context before the work starts (the Worker
     keeps it to pass on stop requests). ``on_overrun`` receives, when the attempt
     ends while its sync work still runs in its thread, an event set when it returns.
+    ``output`` is told what the attempt writes, reports and adds as it does (it is
+    closed when the attempt ends); ``middleware`` wraps the work with its run hooks.
     """
     if not grace >= 0:
         raise ValueError(f"stop grace must be 0 or more seconds, got {grace!r}")
     started = time.time()
     install()  # cheap when done: re-wraps sys.stdout if someone replaced it since
-    capture = JobCapture(job_id=spec.id, work=spec.work)
+    capture = JobCapture(
+        job_id=spec.id, work=spec.work, on_line=None if output is None else output.line
+    )
     ctx = WorkContext(
         job_id=spec.id,
         attempt=spec.attempt,
@@ -97,7 +243,11 @@ async def run_attempt(
         queue=spec.queue,
         log=capture.logger,
         on_progress=on_progress,
+        context=spec.context,
+        on_artifact=None if output is None else output.artifact,
     )
+    if output is not None:
+        output.started(started)
     if on_context is not None:
         on_context(ctx)
     outcome: Outcome = "succeeded"
@@ -114,9 +264,17 @@ async def run_attempt(
         try:
             item = (registry or default_registry).get(spec.work)
             payload = item.decode_payload(spec.payload)
-            returned = await _invoke(
-                item, ctx, payload, kind=kind, grace=grace, on_overrun=on_overrun
-            )
+            if middleware:
+                returned = await middleware.run(
+                    ctx,
+                    lambda: _invoke(
+                        item, ctx, payload, kind=kind, grace=grace, on_overrun=on_overrun
+                    ),
+                )
+            else:
+                returned = await _invoke(
+                    item, ctx, payload, kind=kind, grace=grace, on_overrun=on_overrun
+                )
         except (WorkNotFound, PayloadError, WorkFailed) as exc:
             outcome, error = "failed", _describe(exc)
             capture.logger.warning("work_failed", error=error)
@@ -136,6 +294,8 @@ async def run_attempt(
         finally:
             if timer is not None:
                 timer.cancel()
+            if output is not None:
+                output.close()
         if ctx.stop_reason == _TIMED_OUT:
             capture.logger.error("work_timed_out", timeout=spec.timeout)
     outcome, error = _stopped(
@@ -285,6 +445,8 @@ class Worker(Actor):
         pool: str = "",
         registry: WorkRegistry | None = None,
         grace: float = STOP_GRACE,
+        middleware: Sequence[object | str] = (),
+        output_interval: float = OUTPUT_INTERVAL,
     ) -> None:
         if kind not in ("local", "thread"):
             raise ValueError(f"worker kind must be 'local' or 'thread', got {kind!r}")
@@ -296,6 +458,10 @@ class Worker(Actor):
         self.registry = registry or default_registry
         #: Seconds past a stop request or a timeout before the stop is enforced.
         self.grace = grace
+        #: Middleware objects, or ``"pkg.mod:Thing"`` paths loaded when the Worker starts.
+        self.middleware_spec = list(middleware)
+        self.middleware = MiddlewareChain()
+        self.output_interval = output_interval
         #: The job being run, from the moment its ExecuteJob is taken until its result
         #: is handed over or, when its work overran in its thread, until that thread
         #: returned; a second ExecuteJob meanwhile is refused.
@@ -307,6 +473,9 @@ class Worker(Actor):
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)
+        paths = [item for item in self.middleware_spec if isinstance(item, str)]
+        objects = [item for item in self.middleware_spec if not isinstance(item, str)]
+        self.middleware = MiddlewareChain([*objects, *load_middleware(paths)])
         # One long-lived task runs every attempt: a task per job would cost more than a
         # no-op job itself.
         self.start_soon(self._run_jobs)
@@ -355,28 +524,28 @@ class Worker(Actor):
                 # lease on the job covers it; this Worker goes on taking jobs.
                 self.log.exception("worker_report_failed", job_id=spec.id, attempt=spec.attempt)
 
-    def _progress_reporter(
-        self, spec: JobSpec, reporter: ActorRef
-    ) -> Callable[[float | None, str], None]:
-        loop = asyncio.get_running_loop()
+    def _live_output(self, spec: JobSpec, reporter: ActorRef) -> LiveOutput:
+        def send(output: JobOutput) -> None:
+            self.start_soon(reporter.tell, output)
 
-        def progressed(fraction: float | None, text: str) -> None:
-            update = JobProgressed(spec.id, spec.attempt, fraction, text)
-            loop.call_soon_threadsafe(self.start_soon, reporter.tell, update)
-
-        return progressed
+        return LiveOutput(
+            spec, send, pool=self.pool, worker=self.name, interval=self.output_interval
+        )
 
     def _started(self, ctx: WorkContext) -> None:
         self._context = ctx
 
     async def _run(self, spec: JobSpec, reporter: ActorRef) -> None:
         overran: list[anyio.Event] = []
+        output = self._live_output(spec, reporter)
         try:
             result = await run_attempt(
                 spec,
                 registry=self.registry,
                 kind=self.kind,
-                on_progress=self._progress_reporter(spec, reporter),
+                on_progress=output.progress,
+                output=output,
+                middleware=self.middleware,
                 on_context=self._started,
                 on_overrun=overran.append,
                 grace=self.grace,
@@ -387,6 +556,9 @@ class Worker(Actor):
             self._context = None
             if not overran:
                 self._job = None
+        remainder = output.remainder()
+        if remainder is not None:
+            await reporter.tell(remainder)
         if not overran:
             await reporter.tell(WorkFinished(result))
             return

@@ -29,9 +29,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("transports", ("actorwork.transports",)),
-    ("messages", ("actorwork.messages", "actorwork.codec", "actorwork.schedules")),
+    (
+        "messages",
+        ("actorwork.messages", "actorwork.codec", "actorwork.schedules", "actorwork.events"),
+    ),
     ("runtime", ("actorwork.runtime",)),
-    ("work", ("actorwork.work", "actorwork.worker", "actorwork.capture")),
+    (
+        "work",
+        ("actorwork.work", "actorwork.worker", "actorwork.capture", "actorwork.middleware"),
+    ),
     ("stores and docker", ("actorwork.stores", "actorwork.docker")),
     ("roles", ("actorwork.scheduler", "actorwork.pool")),
     (

@@ -23,6 +23,7 @@ import anyio
 import msgspec
 
 from actorwork._log import get_logger
+from actorwork.cli.events import events_command
 from actorwork.config import Config
 from actorwork.errors import ActorworkError, ConfigError, JobFailed, JobNotFound, StoreInUse
 from actorwork.messages import AttemptRecord, DrainPool, JobView, ScheduleView
@@ -523,6 +524,7 @@ def format_job(
 
 
 COMMANDS: dict[str, Command] = {
+    "events": events_command,
     "demo": demo_command,
     "scheduler": scheduler_command,
     "pool": pool_command,

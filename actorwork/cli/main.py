@@ -372,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="show at most this many, newest first (default: %(default)s)",
     )
     status.add_argument("--json", action="store_true", help="print one JSON document")
+    events = commands.add_parser("events", help="tail the Scheduler's events")
+    events.add_argument("--job", help="follow one job until it ends, with a progress bar")
+    events.add_argument("--work", help="only events of jobs of this work")
+    events.add_argument("--queue", help="only events of jobs on this queue")
     for verb, text in (
         ("cancel", "cancel a job that has not finished"),
         ("retry", "queue a dead, failed or cancelled job again with fresh attempts"),

@@ -46,11 +46,12 @@ import msgspec
 
 from actorwork._log import get_logger
 from actorwork.clock import Now, system_now
-from actorwork.errors import ActorworkError, AskTimeout
+from actorwork.errors import ActorworkError, AskTimeout, MessageRejected
 from actorwork.messages import (
     DrainPool,
     ExecuteJob,
     JobKey,
+    JobOutput,
     JobProgressed,
     JobSpec,
     Ping,
@@ -280,6 +281,7 @@ class Pool(Actor):
         | WorkFinished
         | WorkerFreed
         | JobProgressed
+        | JobOutput
         | ResultAcknowledged
         | ResultsAcknowledged
         | RunJobs
@@ -306,7 +308,7 @@ class Pool(Actor):
                 if self.state.freed(worker, JobKey(job_id, attempt)):
                     log.info("worker_freed", pool=self.name, worker=worker, job_id=job_id)
                     self._worker_idle()
-            case JobProgressed():
+            case JobProgressed() | JobOutput():
                 await self._tell_scheduler(message)
             case ResultAcknowledged(job_id=job_id, attempt=attempt):
                 self._acknowledged([JobKey(job_id, attempt)])
@@ -540,7 +542,12 @@ class Pool(Actor):
 
     async def _tell_scheduler(
         self,
-        message: ReportResult | ReportResults | RequestWork | JobProgressed | PoolHeartbeat,
+        message: ReportResult
+        | ReportResults
+        | RequestWork
+        | JobProgressed
+        | JobOutput
+        | PoolHeartbeat,
     ) -> None:
         ref = self._link_to_scheduler
         if ref is None:
@@ -548,6 +555,10 @@ class Pool(Actor):
         try:
             await ref.tell(message)
         except ActorworkError as exc:
+            if isinstance(exc, MessageRejected) and isinstance(message, JobOutput):
+                # A Scheduler that predates live output: it still gets the result.
+                log.debug("live_output_refused", pool=self.name, job_id=message.job_id)
+                return
             log.warning("scheduler_unreachable", pool=self.name, error=str(exc))
             self._lost.set()
 

@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import assert_never
+from typing import Any, assert_never
 
 import anyio
 
@@ -44,6 +44,15 @@ from actorwork.errors import (
     ScheduleError,
     StoreError,
     WorkNotFound,
+)
+from actorwork.events import (
+    Event,
+    JobDeleted,
+    PoolJoined,
+    PoolLeft,
+    Subscribe,
+    SubscribedReply,
+    Unsubscribe,
 )
 from actorwork.messages import (
     TERMINAL,
@@ -58,6 +67,7 @@ from actorwork.messages import (
     GetJob,
     JobKey,
     JobListReply,
+    JobOutput,
     JobProgressed,
     JobReply,
     JobView,
@@ -81,8 +91,11 @@ from actorwork.messages import (
     SubmitJob,
     SubmitJobs,
     SubmitRefusedReply,
+    Terminated,
     WorkResult,
 )
+from actorwork.middleware import MiddlewareChain
+from actorwork.middleware import load as load_middleware
 from actorwork.runtime import Actor, ActorRef, Reply
 from actorwork.scheduler.cron import Cron
 from actorwork.scheduler.leadership import holder_name, lead
@@ -102,6 +115,12 @@ from actorwork.scheduler.state import (
     SetFence,
 )
 from actorwork.scheduler.state import Reply as ReplyEffect
+from actorwork.scheduler.subscribers import (
+    Subscribers,
+    events_of,
+    output_events,
+    result_events,
+)
 from actorwork.scheduler.waiters import Gather, Slot, Waiters
 from actorwork.schedules import Schedule
 from actorwork.stores import JobStore, open_store
@@ -133,6 +152,10 @@ SchedulerInbound = (
     | EnableSchedule
     | ListSchedules
     | Ping
+    | JobOutput
+    | Subscribe
+    | Unsubscribe
+    | Terminated
 )
 
 #: Effects bound to where their reply goes: the handle of the ask that made them.
@@ -168,7 +191,13 @@ class Scheduler(Actor):
     (a Pool's reconnect backoff stops growing at 5 s). ``schedules`` are the cron
     schedules of the config; ``leader_lease`` is how long it holds the store without
     renewing (see :mod:`actorwork.scheduler.leadership`); ``retention`` how long
-    finished jobs are kept (see :meth:`prune`).
+    finished jobs are kept (see :meth:`prune`). ``middleware`` (objects, or
+    ``"pkg.mod:Thing"`` paths loaded at start) get the dispatch and commit hooks of
+    :mod:`actorwork.middleware`.
+
+    Events (:mod:`actorwork.events`) are made only while someone subscribes, from the
+    effects as they are applied, and published once their batch is committed; what a
+    running attempt reports (:class:`JobOutput`) is published as it arrives.
     """
 
     def __init__(
@@ -186,6 +215,7 @@ class Scheduler(Actor):
         schedules: Sequence[Schedule] = (),
         leader_lease: float = 10.0,
         retention: Retention | None = None,
+        middleware: Sequence[object | str] = (),
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease!r}")
@@ -222,11 +252,24 @@ class Scheduler(Actor):
         #: The jobs the last pruning pass forgot: a retry that read one of them from
         #: the store before it was forgotten must not bring it back without its history.
         self._pruned: set[str] = set()
+        self.middleware_spec = list(middleware)
+        self.middleware = MiddlewareChain()
+        #: Who listens to the events, and the events of the pending batch, to publish
+        #: once it is committed (empty while no one listens).
+        self.subscribers = Subscribers(lambda: self.clock().wall)
+        self._unpublished: list[Event] = []
+        #: Middleware hooks of the pending batch, to call once it is committed.
+        self._hooks: list[tuple[Callable[[Any], None], Any]] = []
+        #: Attempts whose start a subscriber was told of (from their live output).
+        self._told_started: set[JobKey] = set()
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)
+        paths = [item for item in self.middleware_spec if isinstance(item, str)]
+        objects = [item for item in self.middleware_spec if not isinstance(item, str)]
+        self.middleware = MiddlewareChain([*objects, *load_middleware(paths)])
         if not self.store.is_open:
             await self.store.open()
         if self.store.epoch is None:
@@ -317,6 +360,10 @@ class Scheduler(Actor):
                 self._apply(effects, None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
+            case JobOutput():
+                self._output(message)
+            case Subscribe() | Unsubscribe() | Terminated():
+                return self._subscription(message)
             case ReportResult(result=result):
                 self._results([result], now)
             case ReportResults(results=results):
@@ -355,6 +402,9 @@ class Scheduler(Actor):
             incarnation=ready.incarnation,
         )
         self._apply(effects, None)
+        if self.subscribers:
+            joined = PoolJoined(pool=pool, queues=ready.queues, free=ready.free)
+            self.subscribers.publish([joined])
 
     async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
@@ -415,6 +465,9 @@ class Scheduler(Actor):
                 view = await self._view(job_id)
                 if view is not None and view.status in TERMINAL:
                     self._apply([Forget(job_id)], None)
+                    if self.subscribers:
+                        deleted = JobDeleted(job_id=job_id, work=view.work, queue=view.queue)
+                        self._unpublished.append(deleted)
                     await self._reply_after_commit(job_id, view)
                     return None
             case _:
@@ -426,6 +479,12 @@ class Scheduler(Actor):
             pool = result.pool
             if self.sender is not None:  # the pool's latest link: it may report before PoolReady
                 self.pools[pool] = self.sender
+            if self.subscribers:
+                key = result.key
+                started = key not in self._told_started
+                self._told_started.discard(key)
+                job = self.state.jobs.get(result.job_id)
+                self.subscribers.publish(result_events(result, job, started))
             self._apply(self.state.result(pool, result, now), None)
 
     def _new_job(self, message: SubmitJob, now: Now) -> Job | SubmitRefusedReply:
@@ -461,6 +520,7 @@ class Scheduler(Actor):
             timeout=timeout,
             unique_key=message.unique_key,
             due=message.due,
+            context=dict(message.context),
         )
 
     async def _finished(self, job_id: str) -> bool:
@@ -525,6 +585,48 @@ class Scheduler(Actor):
             return
         self._pending.append((effects, handle))
         self._wake.set()
+        if self.subscribers:
+            self._unpublished += events_of(effects)
+        if self.middleware.observes:
+            self._hooks += _hooks_of(self.middleware, effects)
+
+    # --- events -----------------------------------------------------------------------
+
+    def _subscription(self, message: Subscribe | Unsubscribe | Terminated) -> Message | None:
+        """Add or remove a subscriber; one whose actor stops (or link closes) goes."""
+        match message:
+            case Subscribe(subscription=name, filter=filter, buffer=buffer):
+                ref = self.sender
+                if ref is None:
+                    raise ValueError(f"Subscribe {name!r} came without a sender to tell events to")
+                sub = self.subscribers.add(name, ref, filter, buffer)
+                self.system.watch(ref, self.ref)
+                self.start_soon(self.subscribers.deliver, sub)
+                log.info("subscribed", subscription=name, subscribers=len(self.subscribers))
+                return SubscribedReply(name, self.subscribers.seq)
+            case Unsubscribe(subscription=name):
+                self.subscribers.remove(name)
+            case Terminated(name=name):
+                self.subscribers.remove_ref(name)
+            case _:
+                assert_never(message)
+        if not self.subscribers:
+            self._told_started.clear()
+            self._unpublished = []
+        return None
+
+    def _output(self, output: JobOutput) -> None:
+        """A running attempt's latest output: progress kept, events published now."""
+        key = JobKey(output.job_id, output.attempt)
+        if output.progressed:
+            self.state.progress(key, output.fraction, output.message)
+        if not self.subscribers:
+            return
+        started = output.started is not None and key not in self._told_started
+        if started:
+            self._told_started.add(key)
+        job = self.state.jobs.get(output.job_id)
+        self.subscribers.publish(output_events(output, job, started))
 
     async def _flush_forever(self) -> None:
         batch: list[_Pending] = []
@@ -534,7 +636,13 @@ class Scheduler(Actor):
                 self._wake = anyio.Event()
                 while self._pending:
                     batch, self._pending = self._pending, []
+                    events, self._unpublished = self._unpublished, []
+                    hooks, self._hooks = self._hooks, []
                     await self._commit([effect for effects, _ in batch for effect in effects])
+                    if events:
+                        self.subscribers.publish(events)
+                    for hook, argument in hooks:
+                        hook(argument)
                     await self._carry_out(batch)
                     batch = []
         except LeadershipLost as exc:
@@ -649,6 +757,8 @@ class Scheduler(Actor):
             log.warning("pool_unreachable", pool=pool, error=str(exc))
         if ref is None:
             self.state.pool_lost(pool)
+            if self.subscribers:
+                self.subscribers.publish([PoolLeft(pool=pool, reason="unreachable")])
             if isinstance(message, RunJobs):
                 now = self.clock()
                 for spec in message.jobs:
@@ -728,3 +838,20 @@ class Scheduler(Actor):
 
     async def _answer(self, handle: Reply, job_id: str) -> None:
         handle.resolve(JobReply(await self._view(job_id)))
+
+
+def _hooks_of(
+    chain: MiddlewareChain, effects: list[Effect]
+) -> list[tuple[Callable[[Any], None], Any]]:
+    """The middleware calls a batch of effects makes: a dispatch hook per job sent, a
+    commit hook per job finished."""
+    hooks: list[tuple[Callable[[Any], None], Any]] = []
+    for effect in effects:
+        match effect:
+            case Send(message=RunJob(job=spec)):
+                hooks.append((chain.dispatched, spec))
+            case Finished(view=view):
+                hooks.append((chain.committed, view))
+            case _:
+                pass
+    return hooks

@@ -586,4 +586,5 @@ def _spec(job: Job) -> JobSpec:
         attempt=job.attempt,
         queue=job.queue,
         timeout=job.timeout,
+        context=job.context,
     )

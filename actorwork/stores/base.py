@@ -69,6 +69,8 @@ class Job:
     lease_until: float | None = None
     #: The attempt last presumed lost because its lease ran out (not persisted).
     lost_attempt: int = 0
+    #: Fields carried from the submit to the work (``ctx.context``); not persisted yet.
+    context: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> JobKey:
