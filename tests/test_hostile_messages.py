@@ -38,6 +38,7 @@ from actorwork.errors import (
     ProtocolError,
     RemoteActorError,
 )
+from actorwork.events import EventFilter, Subscribe, Unsubscribe
 from actorwork.runtime import ActorRef
 from actorwork.scheduler.actor import Scheduler
 from actorwork.schedules import schedule
@@ -302,6 +303,19 @@ def _baselines() -> list[m.Message]:
         m.RemoveSchedule("h"),
         m.EnableSchedule("h", False),
         m.ListSchedules(3),
+        m.Ping(b"ready"),
+        m.JobOutput(
+            job_id="j",
+            attempt=1,
+            pool="p",
+            worker="w",
+            started=now,
+            logs=[m.LogLine(now, "log", "info", "text", {"k": 1})],
+            progressed=True,
+            fraction=0.5,
+        ),
+        Subscribe("s", EventFilter(job_id="j", work="w", queue="default"), 10),
+        Unsubscribe("s"),
     ]
 
 
