@@ -23,7 +23,14 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -31,6 +38,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from actorwork.codec import check
 from actorwork.errors import (
@@ -69,6 +77,7 @@ from actorwork.messages import (
     SubmitJobsReply,
     SubmitRefusedReply,
     SubmittedReply,
+    When,
 )
 from actorwork.runtime import ActorRef, ActorSystem
 from actorwork.schedules import Schedule
@@ -82,6 +91,7 @@ _REFUSALS: dict[str, type[JobError]] = {
     "PayloadError": PayloadError,
     "ScheduleError": ScheduleError,
     "ScheduleNotFound": ScheduleNotFound,
+    "JobNotFound": JobNotFound,
 }
 _LONG_POLL = 20.0
 #: Jobs per ask when listing: a page stays far below the frame cap.
@@ -161,12 +171,20 @@ class Client(anyio.abc.AsyncResource):
         delay: timedelta | float | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        depends_on: Iterable[JobHandle | str] = (),
+        when: When = "succeeded",
     ) -> JobHandle:
         """Queue ``work`` with ``payload``; returns once the job is durably stored.
 
         ``None`` options take the work's registered defaults. A ``unique_key`` held by
         a job that has not finished returns that job's handle instead (``created`` is
         then False). ``delay`` or ``at`` hold the job until then.
+
+        ``depends_on`` (handles or ids of jobs that exist; JobNotFound names those that
+        do not) holds the job ``waiting`` until they end: it runs once they all
+        ``succeeded`` (or ``failed``, or ``finished`` however), and ends ``skipped``
+        as soon as one can no longer satisfy that. Its work reads their return values
+        from ``ctx.parents``.
         """
         if self._task_group is None:
             raise RuntimeError(
@@ -181,6 +199,12 @@ class Client(anyio.abc.AsyncResource):
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         due = _due(delay, at)
+        if when not in ("succeeded", "finished", "failed"):
+            raise ValueError(f"when must be 'succeeded', 'finished' or 'failed', got {when!r}")
+        parents = [p.id if isinstance(p, JobHandle) else p for p in depends_on]
+        for parent in parents:
+            if not isinstance(parent, str) or not parent:
+                raise TypeError(f"depends_on takes job handles or ids, got {parent!r}")
         message = SubmitJob(
             work=name,
             payload=encoded,
@@ -191,6 +215,8 @@ class Client(anyio.abc.AsyncResource):
             timeout=timeout,
             unique_key=unique_key,
             due=due,
+            depends_on=parents,
+            when=when,
         )
         check(message)  # a value out of bounds fails this submit, not its whole batch
         if len(encoded) >= _BATCH_BYTES:
@@ -234,6 +260,91 @@ class Client(anyio.abc.AsyncResource):
             return work, msgspec.msgpack.encode(payload)
         except (TypeError, msgspec.EncodeError) as exc:
             raise PayloadError(f"payload for work {work!r} cannot be encoded: {exc}") from exc
+
+    async def map(
+        self,
+        work: Work | str,
+        source: Iterable[Any] | AsyncIterable[Any],
+        *,
+        window: int = 16,
+        ordered: bool = False,
+        **options: Any,
+    ) -> AsyncIterator[Any]:
+        """Submit a job of ``work`` per item of ``source`` and yield their return values.
+
+        ``source`` is any iterable or async iterable (a generator, a queue wrapped as
+        an async iterator that stays open): it is read only when there is room, so
+        at most ``window`` jobs are in flight — submitted and, in input order, not yet
+        yielded. Values come as jobs finish (``ordered=False``) or in the order of the
+        items (``ordered=True``). A job that did not succeed raises its JobFailed
+        where its value would come; leaving the loop early stops the waiting (the jobs
+        submitted go on). ``options`` go to :meth:`submit`.
+        """
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window!r}")
+        if self._task_group is None:
+            raise RuntimeError(
+                f"the client of {self.scheduler!r} is not open; map inside "
+                "'async with Client(...)' (or through a JobSystem)"
+            )
+        items = _aiter(source)
+        send, receive = anyio.create_memory_object_stream[tuple[int, Any, bool]](window)
+        scopes: list[anyio.CancelScope] = []
+        done: dict[int, tuple[Any, bool]] = {}
+        taken = given = 0
+        exhausted = False
+        try:
+            with send, receive:
+                while True:
+                    while not exhausted and taken - given < window:
+                        try:
+                            item = await anext(items)
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
+                        scope = anyio.CancelScope()
+                        scopes.append(scope)
+                        self._task_group.start_soon(
+                            self._map_one, scope, send.clone(), (taken, item), work, options
+                        )
+                        taken += 1
+                    if given == taken:
+                        return
+                    index, value, ok = await receive.receive()
+                    if not ordered:
+                        given += 1
+                        yield _value_or_raise(value, ok)
+                        continue
+                    done[index] = (value, ok)
+                    while given in done:
+                        value, ok = done.pop(given)
+                        given += 1
+                        yield _value_or_raise(value, ok)
+        finally:
+            for scope in scopes:
+                scope.cancel()
+            await items.aclose()
+
+    async def _map_one(
+        self,
+        scope: anyio.CancelScope,
+        send: MemoryObjectSendStream[tuple[int, Any, bool]],
+        entry: tuple[int, Any],
+        work: Work | str,
+        options: dict[str, Any],
+    ) -> None:
+        """One item of :meth:`map`: submit it, await its value, hand it over."""
+        index, item = entry
+        with scope, send:
+            try:
+                handle = await self.submit(work, item, **options)
+                value, ok = await handle.result(), True
+            except Exception as exc:  # noqa: BLE001 - raised where the value would come
+                value, ok = exc, False
+            try:
+                await send.send((index, value, ok))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the map was left early
 
     async def get(self, job_id: str) -> JobView:
         """The job as the Scheduler knows it now; JobNotFound if it does not."""
@@ -424,6 +535,22 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.id}>"
+
+
+async def _aiter(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
+    """``source`` as an async iterator, read one item per request."""
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+def _value_or_raise(value: Any, ok: bool) -> Any:
+    if not ok:
+        raise value
+    return value
 
 
 def _schedule_reply(reply: object) -> list[ScheduleView]:
