@@ -496,6 +496,7 @@ class SchedulerState:
             self._enqueue(job)
             effects.append(Persist(job))
             released = True
+        refilled: list[str] = []
         while self._refills and self._refills[0][0] <= now.mono:
             _, key = heapq.heappop(self._refills)
             self._refill_at.pop(key, None)
@@ -504,8 +505,11 @@ class SchedulerState:
             if bucket is not None and limit is not None:
                 bucket.refill(limit, now.mono)
                 released |= self._unhold(key, max(1, math.floor(bucket.tokens)))
+                refilled.append(key)
         if released or self._unheld:
             effects += self._dispatch(now)
+        for key in refilled:  # jobs still held wait for the next token
+            self._arm(key, now)
         return effects
 
     def view(self, job: Job) -> JobView:
@@ -798,6 +802,7 @@ class SchedulerState:
         self._running[key] = self._running.get(key, 0) + 1
         if tokens and limit.rate is not None:
             self._bucket(key, limit, now).tokens -= 1.0
+            self._arm(key, now)
 
     def _give(self, job: Job) -> None:
         """``job`` stopped running: its limit has room for one held job again."""
@@ -813,17 +818,23 @@ class SchedulerState:
 
     def _hold(self, job: Job, entry: tuple[int, int, str], why: str, now: Now) -> None:
         """Set a queued job aside until its limit has room; a rate wakes it by the clock."""
-        key, limit = job.limit_key, job.limit
+        key = job.limit_key
         assert key is not None
-        assert limit is not None
         heapq.heappush(self._held.setdefault(key, []), entry)
         self._held_why[job.id] = why
-        if limit.rate is not None and key not in self._refill_at:
-            bucket = self._bucket(key, limit, now)
-            if bucket.tokens < 1.0:
-                at = now.mono + (1.0 - bucket.tokens) / limit.rate
-                self._refill_at[key] = at
-                heapq.heappush(self._refills, (at, key))
+        self._arm(key, now)
+
+    def _arm(self, key: str, now: Now) -> None:
+        """Wake the jobs held under a rate-limited ``key`` when its next token is in."""
+        limit = self._held_limit(key)
+        if limit is None or limit.rate is None or key in self._refill_at:
+            return
+        bucket = self._bucket(key, limit, now)
+        if bucket.tokens >= 1.0:
+            return  # held for its concurrency: a job that stops running wakes it
+        at = now.mono + (1.0 - bucket.tokens) / limit.rate
+        self._refill_at[key] = at
+        heapq.heappush(self._refills, (at, key))
 
     def _held_limit(self, key: str) -> Limit | None:
         """The limit of the jobs held under ``key``, if any job is held there."""
