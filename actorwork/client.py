@@ -94,6 +94,9 @@ _REFUSALS: dict[str, type[JobError]] = {
     "JobNotFound": JobNotFound,
 }
 _LONG_POLL = 20.0
+#: The indexes :meth:`Client.map`'s feeder sends to say the source ended or failed.
+_END = -1
+_SOURCE_FAILED = -2
 #: Jobs per ask when listing: a page stays far below the frame cap.
 _PAGE = 500
 #: Submits made in one turn of the event loop travel as one message, up to this many
@@ -273,11 +276,12 @@ class Client(anyio.abc.AsyncResource):
         """Submit a job of ``work`` per item of ``source`` and yield their return values.
 
         ``source`` is any iterable or async iterable (a generator, a queue wrapped as
-        an async iterator that stays open): it is read only when there is room, so
-        at most ``window`` jobs are in flight — submitted and, in input order, not yet
-        yielded. Values come as jobs finish (``ordered=False``) or in the order of the
-        items (``ordered=True``). A job that did not succeed raises its JobFailed
-        where its value would come; leaving the loop early stops the waiting (the jobs
+        an async iterator that stays open): an item is taken only when there is room,
+        so at most ``window`` jobs are in flight — submitted and not yet yielded.
+        Values come as jobs finish (``ordered=False``) or in the order of the items
+        (``ordered=True``), while the source waits for more. A job that did not
+        succeed raises its JobFailed where its value would come, as does an error of
+        the source; leaving the loop early stops reading and waiting (the jobs
         submitted go on). ``options`` go to :meth:`submit`.
         """
         if window < 1:
@@ -287,55 +291,77 @@ class Client(anyio.abc.AsyncResource):
                 f"the client of {self.scheduler!r} is not open; map inside "
                 "'async with Client(...)' (or through a JobSystem)"
             )
-        items = _aiter(source)
-        send, receive = anyio.create_memory_object_stream[tuple[int, Any, bool]](window)
-        scopes: list[anyio.CancelScope] = []
+        room = anyio.Semaphore(window)
+        send, receive = anyio.create_memory_object_stream[tuple[int, Any, bool]](window + 1)
+        run = _MapRun()
+        self._task_group.start_soon(
+            self._map_feed, run, _aiter(source), room, send, (work, options)
+        )
         done: dict[int, tuple[Any, bool]] = {}
-        taken = given = 0
-        exhausted = False
+        given, total = 0, -1
         try:
-            with send, receive:
-                while True:
-                    while not exhausted and taken - given < window:
-                        try:
-                            item = await anext(items)
-                        except StopAsyncIteration:
-                            exhausted = True
-                            break
-                        scope = anyio.CancelScope()
-                        scopes.append(scope)
-                        self._task_group.start_soon(
-                            self._map_one, scope, send.clone(), (taken, item), work, options
-                        )
-                        taken += 1
-                    if given == taken:
-                        return
+            with receive:
+                while given != total:
                     index, value, ok = await receive.receive()
-                    if not ordered:
-                        given += 1
-                        yield _value_or_raise(value, ok)
+                    if index == _END:
+                        total = value
                         continue
+                    if index == _SOURCE_FAILED:
+                        raise value
                     done[index] = (value, ok)
-                    while given in done:
-                        value, ok = done.pop(given)
+                    ready = [given] if ordered else [index]
+                    while ready and ready[0] in done:
+                        value, ok = done.pop(ready[0])
                         given += 1
+                        room.release()
                         yield _value_or_raise(value, ok)
+                        ready = [given] if ordered else []
         finally:
-            for scope in scopes:
-                scope.cancel()
-            await items.aclose()
+            run.stop()
+
+    async def _map_feed(
+        self,
+        run: _MapRun,
+        items: AsyncGenerator[Any],
+        room: anyio.Semaphore,
+        send: MemoryObjectSendStream[tuple[int, Any, bool]],
+        job: tuple[Work | str, dict[str, Any]],
+    ) -> None:
+        """Take items of a :meth:`map` as room frees, and start a job for each."""
+        assert self._task_group is not None
+        count = 0
+        with run.scope(), send:
+            try:
+                while True:
+                    await room.acquire()
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:  # noqa: BLE001 - raised in the map's loop
+                        await send.send((_SOURCE_FAILED, exc, False))
+                        return
+                    self._task_group.start_soon(
+                        self._map_one, run, send.clone(), (count, item), job
+                    )
+                    count += 1
+                await send.send((_END, count, True))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the map was left early
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await items.aclose()
 
     async def _map_one(
         self,
-        scope: anyio.CancelScope,
+        run: _MapRun,
         send: MemoryObjectSendStream[tuple[int, Any, bool]],
         entry: tuple[int, Any],
-        work: Work | str,
-        options: dict[str, Any],
+        job: tuple[Work | str, dict[str, Any]],
     ) -> None:
         """One item of :meth:`map`: submit it, await its value, hand it over."""
-        index, item = entry
-        with scope, send:
+        (index, item), (work, options) = entry, job
+        with run.scope(), send:
             try:
                 handle = await self.submit(work, item, **options)
                 value, ok = await handle.result(), True
@@ -462,6 +488,31 @@ class Client(anyio.abc.AsyncResource):
             if reply.next is None or not reply.jobs:
                 return
             before = reply.next
+
+
+class _MapRun:
+    """The tasks of one :meth:`Client.map`: each runs in a cancel scope of its own,
+    cancelled when the map ends (or at once, for a task that starts after)."""
+
+    __slots__ = ("scopes", "stopped")
+
+    def __init__(self) -> None:
+        self.scopes: list[anyio.CancelScope] = []
+        self.stopped = False
+
+    def scope(self) -> anyio.CancelScope:
+        scope = anyio.CancelScope()
+        if self.stopped:
+            scope.cancel()
+        else:
+            self.scopes.append(scope)
+        return scope
+
+    def stop(self) -> None:
+        self.stopped = True
+        for scope in self.scopes:
+            scope.cancel()
+        self.scopes.clear()
 
 
 class _SubmitBatch:
