@@ -124,8 +124,8 @@ def test_a_wall_clock_jump_does_not_refill_a_bucket() -> None:
     clock, state = Clock(), new_state()
     rate = Limit(rate=1.0, burst=1)
     state.pool_ready("p", ["default"], 10, [], clock.now())
-    state.submit(limited(state, "j0", "api", rate), clock.now())
-    state.submit(limited(state, "j1", "api", rate), clock.now())
+    assert started(state.submit(limited(state, "j0", "api", rate), clock.now())) == ["j0"]
+    assert started(state.submit(limited(state, "j1", "api", rate), clock.now())) == []
     clock.wall += 3600.0
     assert started(state.tick(clock.now())) == []
 
