@@ -185,21 +185,25 @@ class _Bucket:
 _ENDED = 10_000
 
 
+def blocks(when: str, status: str) -> bool:
+    """Whether a parent that ended ``status`` keeps a child of ``when`` from running."""
+    if when == "succeeded":
+        return status != "succeeded"
+    if when == "failed":
+        return status not in ("failed", "dead")
+    return False
+
+
+def _skipped_because(parent: str, status: str, when: str) -> str:
+    return f"parent {parent!r} ended {status}; this job runs when its parents {when}"
+
+
 def skip_reason(job: Job) -> str:
     """Why ``job`` can no longer run as its ``when`` asks, given its parents so far; or ""."""
     for parent in job.depends_on:
         known = job.parents.get(parent)
-        if known is None:
-            continue
-        status = known[0]
-        if job.when == "succeeded":
-            blocked = status != "succeeded"
-        elif job.when == "failed":
-            blocked = status not in ("failed", "dead")
-        else:
-            blocked = False
-        if blocked:
-            return f"parent {parent!r} ended {status}; this job runs when its parents {job.when}"
+        if known is not None and blocks(job.when, known[0]):
+            return _skipped_because(parent, known[0], job.when)
     return ""
 
 
@@ -644,8 +648,15 @@ class SchedulerState:
                 child = self.jobs.get(child_id)
                 if child is None or child.status != "waiting" or parent.id in child.parents:
                     continue
+                # Only this parent's outcome is new: a fan-in of n parents costs O(n).
                 child.parents[parent.id] = outcome
-                effects += self._gate(child, now, then=ended)
+                if blocks(child.when, parent.status):
+                    child.error = _skipped_because(parent.id, parent.status, child.when)
+                    ended.append(child)
+                    effects += self._end(child, "skipped", now)
+                elif len(child.parents) >= len(child.depends_on):
+                    child.updated = now.wall
+                    effects += [Persist(child), *self._go(child, now, dispatch=False)]
         return effects + self._wake(now)
 
     def _end(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
@@ -665,13 +676,11 @@ class SchedulerState:
     def _value(job: Job) -> bytes | None:
         return None if job.result is None else job.result.value
 
-    def _gate(self, job: Job, now: Now, *, then: list[Job] | None = None) -> list[Effect]:
-        """Decide a job with parents: skip it, let it wait, or let it go on.
+    def _gate(self, job: Job, now: Now) -> list[Effect]:
+        """Decide a new or reloaded job with parents: skip it, let it wait, or go on.
 
         A parent neither live nor known to have ended is unknown (forgotten since):
-        it cannot satisfy the job. A job skipped here is put on ``then``, the work list
-        of :meth:`_finish`, so its own children learn it; without one, it is finished
-        here.
+        it cannot satisfy the job.
         """
         for parent in job.depends_on:
             if parent in job.parents or parent in self.jobs:
@@ -681,10 +690,7 @@ class SchedulerState:
         reason = skip_reason(job)
         if reason:
             job.error = reason
-            if then is None:
-                return self._finish(job, "skipped", now)
-            then.append(job)
-            return self._end(job, "skipped", now)
+            return self._finish(job, "skipped", now)
         pending = [p for p in job.depends_on if p not in job.parents]
         if pending:
             if job.status != "waiting":
@@ -695,7 +701,7 @@ class SchedulerState:
                     children.append(job.id)
             return [Persist(job)]
         job.updated = now.wall
-        return [Persist(job), *self._go(job, now, dispatch=then is None)]
+        return [Persist(job), *self._go(job, now)]
 
     def _go(self, job: Job, now: Now, *, dispatch: bool = True) -> list[Effect]:
         """Queue a job that may run, or schedule it for its due time."""
