@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import pytest
 
+from actorwork.cli.jobs import format_job
 from actorwork.errors import JobFailed, JobNotFound
 from actorwork.testing import job_system
 from tests.jobs import works
@@ -37,6 +38,9 @@ async def test_a_child_runs_after_its_parents_with_their_values() -> None:
         assert await after_failure.status() == "succeeded"
         with pytest.raises(JobFailed, match="ended skipped"):
             await skipped.result()
+        shown = format_job(view)
+        assert f"  after    {failed.id} (runs when they succeeded)" in shown
+        assert "status   skipped" in shown
 
 
 async def test_unknown_parents_are_refused_naming_them() -> None:
