@@ -31,7 +31,16 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -39,6 +48,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from actorwork._log import get_logger
 from actorwork.codec import check
@@ -94,6 +104,7 @@ from actorwork.messages import (
     SubmitRefusedReply,
     SubmittedReply,
     Terminated,
+    When,
 )
 from actorwork.middleware import MiddlewareChain
 from actorwork.runtime import Actor, ActorRef, ActorSystem, RemoteRef
@@ -110,8 +121,12 @@ _REFUSALS: dict[str, type[JobError]] = {
     "PayloadError": PayloadError,
     "ScheduleError": ScheduleError,
     "ScheduleNotFound": ScheduleNotFound,
+    "JobNotFound": JobNotFound,
 }
 _LONG_POLL = 20.0
+#: The indexes :meth:`Client.map`'s feeder sends to say the source ended or failed.
+_END = -1
+_SOURCE_FAILED = -2
 #: Jobs per ask when listing: a page stays far below the frame cap.
 _PAGE = 500
 #: Submits made in one turn of the event loop travel as one message, up to this many
@@ -264,6 +279,8 @@ class Client(anyio.abc.AsyncResource):
         at: datetime | None = None,
         job_id: str | None = None,
         context: Mapping[str, str] | None = None,
+        depends_on: Iterable[JobHandle | str] = (),
+        when: When = "succeeded",
     ) -> JobHandle:
         """Queue ``work`` with ``payload``; returns once the job is durably stored.
 
@@ -272,6 +289,12 @@ class Client(anyio.abc.AsyncResource):
         then False). ``delay`` or ``at`` hold the job until then. ``context`` travels
         with the job (the work sees it as ``ctx.context``); middleware may add to it,
         or refuse the submit (:class:`~actorwork.errors.SubmitRefused`).
+
+        ``depends_on`` (handles or ids of jobs that exist; JobNotFound names those that
+        do not) holds the job ``waiting`` until they end: it runs once they all
+        ``succeeded`` (or ``failed``, or ``finished`` however), and ends ``skipped``
+        as soon as one can no longer satisfy that. Its work reads their return values
+        from ``ctx.parents``.
         """
         if self._task_group is None:
             raise RuntimeError(
@@ -286,6 +309,12 @@ class Client(anyio.abc.AsyncResource):
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         due = _due(delay, at)
+        if when not in ("succeeded", "finished", "failed"):
+            raise ValueError(f"when must be 'succeeded', 'finished' or 'failed', got {when!r}")
+        parents = [p.id if isinstance(p, JobHandle) else p for p in depends_on]
+        for parent in parents:
+            if not isinstance(parent, str) or not parent:
+                raise TypeError(f"depends_on takes job handles or ids, got {parent!r}")
         message = SubmitJob(
             work=name,
             payload=encoded,
@@ -297,6 +326,8 @@ class Client(anyio.abc.AsyncResource):
             unique_key=unique_key,
             due=due,
             context=dict(context or {}),
+            depends_on=parents,
+            when=when,
         )
         if self.middleware:
             message = self.middleware.submit(message)
@@ -403,6 +434,114 @@ class Client(anyio.abc.AsyncResource):
             return work, msgspec.msgpack.encode(payload)
         except (TypeError, msgspec.EncodeError) as exc:
             raise PayloadError(f"payload for work {work!r} cannot be encoded: {exc}") from exc
+
+    async def map(
+        self,
+        work: Work | str,
+        source: Iterable[Any] | AsyncIterable[Any],
+        *,
+        window: int = 16,
+        ordered: bool = False,
+        **options: Any,
+    ) -> AsyncIterator[Any]:
+        """Submit a job of ``work`` per item of ``source`` and yield their return values.
+
+        ``source`` is any iterable or async iterable (a generator, a queue wrapped as
+        an async iterator that stays open): an item is taken only when there is room,
+        so at most ``window`` jobs are in flight — submitted and not yet yielded.
+        Values come as jobs finish (``ordered=False``) or in the order of the items
+        (``ordered=True``), while the source waits for more. A job that did not
+        succeed raises its JobFailed where its value would come, as does an error of
+        the source; leaving the loop early stops reading and waiting (the jobs
+        submitted go on). ``options`` go to :meth:`submit`.
+        """
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window!r}")
+        if self._task_group is None:
+            raise RuntimeError(
+                f"the client of {self.scheduler!r} is not open; map inside "
+                "'async with Client(...)' (or through a JobSystem)"
+            )
+        room = anyio.Semaphore(window)
+        send, receive = anyio.create_memory_object_stream[tuple[int, Any, bool]](window + 1)
+        run = _MapRun()
+        self._task_group.start_soon(
+            self._map_feed, run, _aiter(source), room, send, (work, options)
+        )
+        done: dict[int, tuple[Any, bool]] = {}
+        given, total = 0, -1
+        try:
+            with receive:
+                while given != total:
+                    index, value, ok = await receive.receive()
+                    if index == _END:
+                        total = value
+                        continue
+                    if index == _SOURCE_FAILED:
+                        raise value
+                    done[index] = (value, ok)
+                    ready = [given] if ordered else [index]
+                    while ready and ready[0] in done:
+                        value, ok = done.pop(ready[0])
+                        given += 1
+                        room.release()
+                        yield _value_or_raise(value, ok)
+                        ready = [given] if ordered else []
+        finally:
+            run.stop()
+
+    async def _map_feed(
+        self,
+        run: _MapRun,
+        items: AsyncGenerator[Any],
+        room: anyio.Semaphore,
+        send: MemoryObjectSendStream[tuple[int, Any, bool]],
+        job: tuple[Work | str, dict[str, Any]],
+    ) -> None:
+        """Take items of a :meth:`map` as room frees, and start a job for each."""
+        assert self._task_group is not None
+        count = 0
+        with run.scope(), send:
+            try:
+                while True:
+                    await room.acquire()
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:  # noqa: BLE001 - raised in the map's loop
+                        await send.send((_SOURCE_FAILED, exc, False))
+                        return
+                    self._task_group.start_soon(
+                        self._map_one, run, send.clone(), (count, item), job
+                    )
+                    count += 1
+                await send.send((_END, count, True))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the map was left early
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await items.aclose()
+
+    async def _map_one(
+        self,
+        run: _MapRun,
+        send: MemoryObjectSendStream[tuple[int, Any, bool]],
+        entry: tuple[int, Any],
+        job: tuple[Work | str, dict[str, Any]],
+    ) -> None:
+        """One item of :meth:`map`: submit it, await its value, hand it over."""
+        (index, item), (work, options) = entry, job
+        with run.scope(), send:
+            try:
+                handle = await self.submit(work, item, **options)
+                value, ok = await handle.result(), True
+            except Exception as exc:  # noqa: BLE001 - raised where the value would come
+                value, ok = exc, False
+            try:
+                await send.send((index, value, ok))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the map was left early
 
     async def get(self, job_id: str) -> JobView:
         """The job as the Scheduler knows it now; JobNotFound if it does not."""
@@ -687,6 +826,31 @@ class _EventSubscriber(Actor):
         return self.events.popleft() if self.events else None
 
 
+class _MapRun:
+    """The tasks of one :meth:`Client.map`: each runs in a cancel scope of its own,
+    cancelled when the map ends (or at once, for a task that starts after)."""
+
+    __slots__ = ("scopes", "stopped")
+
+    def __init__(self) -> None:
+        self.scopes: list[anyio.CancelScope] = []
+        self.stopped = False
+
+    def scope(self) -> anyio.CancelScope:
+        scope = anyio.CancelScope()
+        if self.stopped:
+            scope.cancel()
+        else:
+            self.scopes.append(scope)
+        return scope
+
+    def stop(self) -> None:
+        self.stopped = True
+        for scope in self.scopes:
+            scope.cancel()
+        self.scopes.clear()
+
+
 class _SubmitBatch:
     """Submits gathered in one turn of the event loop, each with the future of its reply."""
 
@@ -758,6 +922,22 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.id}>"
+
+
+async def _aiter(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
+    """``source`` as an async iterator, read one item per request."""
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+def _value_or_raise(value: Any, ok: bool) -> Any:
+    if not ok:
+        raise value
+    return value
 
 
 def _schedule_reply(reply: object) -> list[ScheduleView]:

@@ -102,6 +102,7 @@ __all__ = [
     "SubmittedReply",
     "Terminated",
     "WatchActor",
+    "When",
     "WorkFinished",
     "WorkResult",
     "WorkerFreed",
@@ -243,12 +244,27 @@ class Pong(Message, tag="aw.pong"):
 #: unrun (a pool stopping) and costs no attempt.
 Outcome = Literal["succeeded", "failed", "error", "timeout", "lost", "cancelled", "returned"]
 
-#: Where a job is. Terminal: succeeded, failed, dead, cancelled.
+#: Where a job is. Terminal: succeeded, failed, dead, cancelled, skipped. ``waiting``
+#: holds a job until the jobs it depends on end; ``skipped`` ends it when they ended in a
+#: way that can no longer satisfy it (see :data:`When`).
 JobStatus = Literal[
-    "scheduled", "queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"
+    "scheduled",
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "dead",
+    "cancelled",
+    "waiting",
+    "skipped",
 ]
 
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "dead", "cancelled"})
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "dead", "cancelled", "skipped"})
+
+#: When a job that depends on others may run: once every parent ``succeeded``; once
+#: every parent ``failed`` (failed or dead); once every parent ``finished``, however.
+When = Literal["succeeded", "finished", "failed"]
 
 
 # The structs a job leaves behind by the thousand (results, views, their log lines) are
@@ -316,6 +332,9 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     timeout: Annotated[float, Meta(gt=0.0)] | None = None
     #: The submit's context (see :class:`SubmitJob`), seen by the work as ``ctx.context``.
     context: JobContext = {}
+    #: The return values (MessagePack; None when a parent left none) of the jobs this
+    #: one depends on, by job id: :attr:`actorwork.work.WorkContext.parents`.
+    parents: Annotated[dict[Name, bytes | None], Meta(max_length=MAX_ITEMS)] = {}
 
 
 class WorkResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -365,8 +384,12 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     progress: float | None = None
     progress_message: str = ""
     result: WorkResult | None = None
-    #: Why a queued job is not dispatched when no connected pool can run it, else "".
+    #: Why a queued job is not dispatched when no connected pool can run it, or a limit
+    #: holds it, or (``waiting``) which parents it waits for; else "".
     waiting: str = ""
+    #: The jobs this one depends on, and when it may run (see :data:`When`).
+    depends_on: tuple[str, ...] = ()
+    when: str = "succeeded"
 
 
 # --- clients and the Scheduler ----------------------------------------------------------
@@ -390,6 +413,9 @@ class SubmitJob(Message, tag="aw.job.submit"):
     due: Timestamp | None = None
     #: Fields carried with the job (middleware adds them): ``ctx.context`` in the work.
     context: JobContext = {}
+    #: Ids of jobs that must end first (they must exist); ``when`` says how.
+    depends_on: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] = []
+    when: When = "succeeded"
 
 
 class SubmittedReply(Message, tag="aw.job.submitted"):

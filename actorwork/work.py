@@ -36,12 +36,62 @@ from actorwork._importing import import_object
 from actorwork.errors import PayloadError, WorkNotFound
 from actorwork.messages import Artifact
 
-__all__ = ["FINISHED", "Keep", "Work", "WorkContext", "WorkRegistry", "default_registry", "work"]
+__all__ = [
+    "FINISHED",
+    "Keep",
+    "Limit",
+    "Work",
+    "WorkContext",
+    "WorkRegistry",
+    "default_registry",
+    "work",
+]
 
 _encoder = msgspec.msgpack.Encoder()
 
 #: The statuses a retention policy is given for: the terminal ones.
-FINISHED = ("succeeded", "failed", "dead", "cancelled")
+FINISHED = ("succeeded", "failed", "dead", "cancelled", "skipped")
+
+_MISSING = object()
+
+
+class Limit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How many jobs of a work may run at once, and how fast they may start.
+
+    The Scheduler enforces it across every Pool. ``concurrency`` is the most jobs
+    running at once; ``rate`` the most starts per second, a token bucket of ``burst``
+    tokens (default: ``rate`` rounded up) refilled on the monotonic clock, so in any
+    ``t`` seconds at most ``burst + rate * t`` jobs start. With ``key``, the limit holds
+    per value of that payload field (``Limit(concurrency=2, key="customer")``: at most
+    two running per customer); without it, for the work as a whole. A job held by a
+    limit stays queued and its status says why.
+    """
+
+    concurrency: int | None = None
+    rate: float | None = None
+    burst: int | None = None
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency is None and self.rate is None:
+            raise ValueError("a Limit needs a concurrency, a rate or both")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"limit concurrency must be at least 1, got {self.concurrency!r}")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"limit rate must be a finite number > 0, got {self.rate!r}")
+        if self.burst is not None and (self.burst < 1 or self.rate is None):
+            raise ValueError(
+                f"limit burst must be at least 1 and go with a rate, got {self.burst!r}"
+            )
+        if self.key is not None and not self.key:
+            raise ValueError("limit key must name a payload field, got ''")
+
+    @property
+    def tokens(self) -> int:
+        """The bucket's size: how many jobs may start at once after a quiet spell."""
+        if self.burst is not None:
+            return self.burst
+        return max(1, math.ceil(self.rate or 1.0))
 
 
 class Keep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -79,6 +129,7 @@ class WorkContext:
         on_progress: Callable[[float | None, str], None] | None = None,
         context: Mapping[str, str] | None = None,
         on_artifact: Callable[[str], None] | None = None,
+        parents: Mapping[str, bytes | None] | None = None,
     ) -> None:
         self.job_id = job_id
         self.attempt = attempt
@@ -87,6 +138,7 @@ class WorkContext:
         #: A structlog logger bound to this job; its events travel with the result.
         self.log: Any = log if log is not None else structlog.get_logger(work).bind(job_id=job_id)
         self.artifacts: list[Artifact] = []
+        self._parents = dict(parents or {})
         self.fraction: float | None = None
         self.progress_message = ""
         #: Why the work was asked to stop; empty while it was not. Set once, by one
@@ -100,6 +152,15 @@ class WorkContext:
         #: against a stop requested from another thread, so none is missed or run twice.
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
+
+    @property
+    def parents(self) -> dict[str, Any]:
+        """The return values of the jobs this one depends on, by job id (decoded
+        MessagePack; None for a parent that returned nothing or did not succeed)."""
+        return {
+            job_id: None if value is None else msgspec.msgpack.decode(value)
+            for job_id, value in self._parents.items()
+        }
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the work has come (0.0 to 1.0, or None if unknown), live."""
@@ -174,6 +235,8 @@ class Work:
     is_async: bool = False
     #: Retention of this work's finished jobs by status, over the Scheduler's default.
     keep: Mapping[str, Keep] = field(default_factory=dict)
+    #: How many of its jobs may run at once or start per second (see :class:`Limit`).
+    limit: Limit | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -206,6 +269,30 @@ class Work:
             raise PayloadError(
                 f"payload for work {self.name!r} must be {_type_name(self.payload_type)}: {exc}"
             ) from exc
+
+    def limit_key(self, payload: bytes) -> str | None:
+        """The name of the limit a job of ``payload`` counts against; None without a limit.
+
+        It is the work's name, with the value of the limit's payload field when it has
+        a ``key``: ``"send_mail[customer='acme']"``. PayloadError if the field is missing.
+        """
+        limit = self.limit
+        if limit is None:
+            return None
+        if limit.key is None:
+            return self.name
+        value = self.decode_payload(payload)
+        found = (
+            value.get(limit.key, _MISSING)
+            if isinstance(value, Mapping)
+            else getattr(value, limit.key, _MISSING)
+        )
+        if found is _MISSING:
+            raise PayloadError(
+                f"work {self.name!r} is limited per payload field {limit.key!r}, "
+                f"which the payload lacks: {value!r}"
+            )
+        return f"{self.name}[{limit.key}={found!r}]"
 
     def arguments(self, context: WorkContext, payload: Any) -> tuple[list[Any], dict[str, Any]]:
         """The call arguments for ``func``, from the context and the decoded payload."""
@@ -313,6 +400,7 @@ def work(
     priority: int = 0,
     registry: WorkRegistry | None = None,
     keep: Mapping[str, Keep] | None = None,
+    limit: Limit | None = None,
 ) -> Callable[[Callable[..., Any]], Work]: ...
 
 
@@ -326,6 +414,7 @@ def work(
     priority: int = 0,
     registry: WorkRegistry | None = None,
     keep: Mapping[str, Keep] | None = None,
+    limit: Limit | None = None,
 ) -> Work | Callable[[Callable[..., Any]], Work]:
     """Register a function as work; use bare (``@work``) or with options.
 
@@ -333,7 +422,9 @@ def work(
     follow a failed one; ``timeout`` is seconds per attempt; a higher ``priority``
     is handed out sooner within its queue. ``keep`` keeps this work's finished jobs
     longer or shorter than the Scheduler's retention, by status:
-    ``keep={"succeeded": Keep(hours=1), "failed": Keep(rows=1000)}``.
+    ``keep={"succeeded": Keep(hours=1), "failed": Keep(rows=1000)}``. ``limit`` caps
+    how many of its jobs run at once or start per second, across every Pool
+    (see :class:`Limit`).
     """
     unknown = sorted(set(keep or {}) - set(FINISHED))
     if unknown:
@@ -353,6 +444,7 @@ def work(
             timeout=timeout,
             priority=priority,
             keep=dict(keep or {}),
+            limit=limit,
             is_async=inspect.iscoroutinefunction(fn),
             **_describe(fn, work_name),
         )

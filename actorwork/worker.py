@@ -241,6 +241,7 @@ async def run_attempt(
         attempt=spec.attempt,
         work=spec.work,
         queue=spec.queue,
+        parents=spec.parents,
         log=capture.logger,
         on_progress=on_progress,
         context=spec.context,

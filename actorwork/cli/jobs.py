@@ -484,6 +484,9 @@ def format_job(
     lines.append(f"  status   {view.status} after attempt {view.attempt} of {view.max_attempts}")
     if view.due is not None:
         lines.append(f"  due      {_when(view.due)}")
+    if view.depends_on:
+        parents = ", ".join(view.depends_on)
+        lines.append(f"  after    {parents} (runs when they {view.when})")
     if view.waiting:
         lines.append(f"  waiting  {view.waiting}")
     earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]

@@ -39,6 +39,7 @@ from actorwork._log import get_logger
 from actorwork.clock import system_now
 from actorwork.errors import (
     ActorworkError,
+    JobNotFound,
     LeadershipLost,
     PayloadError,
     ScheduleError,
@@ -275,8 +276,12 @@ class Scheduler(Actor):
         if self.store.epoch is None:
             await lead(self.store, lease=self.leader_lease, holder=self.holder)
         jobs = await self.store.live_jobs()
+        await self._restore(jobs)
         now = self.clock()
-        self.state.load(jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace)
+        loaded = self.state.load(
+            jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace
+        )
+        self._apply(loaded, None)
         self._apply(self.cron.load(await self.store.schedules(), self.schedules, jobs, now), None)
         self.log.info(
             "scheduler_started",
@@ -325,6 +330,8 @@ class Scheduler(Actor):
                 handle = self.defer_reply()
                 finished = await self._finished(message.job_id)
                 job = self._new_job(message, now)
+                if not isinstance(job, SubmitRefusedReply) and not finished:
+                    job = await self._parents(job) or job
                 if not isinstance(job, SubmitRefusedReply):
                     self._apply(state.submit(job, now, finished=finished), handle)
                 elif handle is not None:
@@ -376,6 +383,40 @@ class Scheduler(Actor):
                 assert_never(message)
         return None
 
+    async def _restore(self, jobs: list[Job]) -> None:
+        """What the store does not keep of live jobs: their limits (from the registry)
+        and how their parents ended (from the parents' rows)."""
+        parents = {parent for job in jobs for parent in job.depends_on}
+        outcomes = await self.store.outcomes(sorted(parents)) if parents else {}
+        for job in jobs:
+            if job.work in self.registry:
+                work = self.registry.get(job.work)
+                try:
+                    job.limit_key, job.limit = work.limit_key(job.payload), work.limit
+                except PayloadError as exc:
+                    log.warning("job_limit_unknown", job_id=job.id, error=str(exc))
+            for parent in job.depends_on:
+                if parent in outcomes:
+                    job.parents[parent] = outcomes[parent]
+
+    async def _parents(self, job: Job) -> SubmitRefusedReply | None:
+        """Fill in how the parents of a new job that ended did; refuse unknown parents."""
+        state = self.state
+        if not job.depends_on or job.id in state.jobs:
+            return None
+        unknown = [p for p in job.depends_on if p not in state.jobs and state.outcome(p) is None]
+        if unknown:
+            stored = await self.store.outcomes(unknown)
+            job.parents.update(stored)
+            unknown = [p for p in unknown if p not in stored and p not in state.jobs]
+        if unknown:
+            names = ", ".join(repr(p) for p in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            return SubmitRefusedReply(
+                JobNotFound.__name__, f"depends_on names unknown jobs: {names}{more}"
+            )
+        return None
+
     def _pool_ready(self, ready: PoolReady, now: Now) -> None:
         pool = ready.pool
         if self.sender is None:
@@ -413,6 +454,8 @@ class Scheduler(Actor):
             slot = None if gather is None else Slot(gather, index)
             finished = await self._finished(submit.job_id)
             job = self._new_job(submit, now)
+            if not isinstance(job, SubmitRefusedReply) and not finished:
+                job = await self._parents(job) or job
             if not isinstance(job, SubmitRefusedReply):
                 self._apply(self.state.submit(job, now, finished=finished), slot)
             elif slot is not None:
@@ -505,6 +548,10 @@ class Scheduler(Actor):
         timeout = message.timeout if message.timeout is not None else work.timeout
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if message.when not in ("succeeded", "finished", "failed"):
+            raise ValueError(
+                f"when must be 'succeeded', 'finished' or 'failed', got {message.when!r}"
+            )
         return Job(
             id=message.job_id or new_job_id(),
             work=work.name,
@@ -521,6 +568,10 @@ class Scheduler(Actor):
             unique_key=message.unique_key,
             due=message.due,
             context=dict(message.context),
+            depends_on=tuple(dict.fromkeys(message.depends_on)),
+            when=message.when,
+            limit_key=work.limit_key(message.payload),
+            limit=work.limit,
         )
 
     async def _finished(self, job_id: str) -> bool:

@@ -21,13 +21,28 @@ and its view says so). A pool that comes back with a new incarnation (its proces
 restarted) ends the attempts of its previous life as lost at once (F26). A pool's
 credit is what it asked for and was not sent; a dispatch lost on a live link is given
 back once it is certain the pool never had it (F8, see :class:`_PoolSlot`).
+
+Dependencies: a job submitted with ``depends_on`` is ``waiting`` until each parent
+ended; it then goes on if they ended as its ``when`` asks, or ends ``skipped`` (naming
+the parent and how it ended) as soon as one parent can no longer satisfy it — and so,
+transitively, do the jobs waiting on it. Parents exist before their children, so the
+graph has no cycle. A child carries its parents' return values to its worker.
+
+Limits (:class:`actorwork.work.Limit`): a job whose limit is full when its turn comes
+is held aside, still ``queued``, its view saying why; it goes back to its queue when a
+job of that limit stops running (whatever ended it: a result, a lease that ran out,
+a cancel) or when the limit's token bucket refills. Invariant: for every limit key,
+the running jobs that count against it are at most its ``concurrency``, and the starts
+in any ``t`` seconds at most ``tokens + rate * t``.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +71,7 @@ from actorwork.stores.base import (
     SaveSchedule,
     SetFence,
 )
+from actorwork.work import Limit
 
 __all__ = [
     "Backoff",
@@ -152,6 +168,46 @@ class _PoolSlot:
 
 
 @dataclass
+class _Bucket:
+    """A rate limit's tokens, as of ``stamp`` (monotonic seconds)."""
+
+    tokens: float
+    stamp: float
+
+    def refill(self, limit: Limit, mono: float) -> None:
+        rate = limit.rate or 0.0
+        self.tokens = min(float(limit.tokens), self.tokens + max(0.0, mono - self.stamp) * rate)
+        self.stamp = max(self.stamp, mono)
+
+
+#: How many finished jobs' outcomes the state remembers for children submitted later
+#: (older ones the shell reads from the store).
+_ENDED = 10_000
+
+
+def blocks(when: str, status: str) -> bool:
+    """Whether a parent that ended ``status`` keeps a child of ``when`` from running."""
+    if when == "succeeded":
+        return status != "succeeded"
+    if when == "failed":
+        return status not in ("failed", "dead")
+    return False
+
+
+def _skipped_because(parent: str, status: str, when: str) -> str:
+    return f"parent {parent!r} ended {status}; this job runs when its parents {when}"
+
+
+def skip_reason(job: Job) -> str:
+    """Why ``job`` can no longer run as its ``when`` asks, given its parents so far; or ""."""
+    for parent in job.depends_on:
+        known = job.parents.get(parent)
+        if known is not None and blocks(job.when, known[0]):
+            return _skipped_because(parent, known[0], job.when)
+    return ""
+
+
+@dataclass
 class SchedulerState:
     """Every non-terminal job, the ready queues, leases and the pools' credit.
 
@@ -175,29 +231,60 @@ class SchedulerState:
     _unconfirmed: dict[JobKey, str] = field(default_factory=dict)
     #: The pool served last: the next dispatch starts with the one after it.
     _last: str | None = None
+    #: Waiting jobs by the parent they wait for (entries of jobs gone are passed over).
+    _children: dict[str, list[str]] = field(default_factory=dict)
+    #: How the latest finished jobs ended: (status, return value), for new children.
+    _ended: OrderedDict[str, tuple[str, bytes | None]] = field(default_factory=OrderedDict)
+    #: Running jobs per limit key, and the key each running limited job counts against.
+    _running: dict[str, int] = field(default_factory=dict)
+    _holding: dict[str, str] = field(default_factory=dict)
+    #: Queued jobs held by their limit, by key (a heap as in ``_ready``), and why each is.
+    _held: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    _held_why: dict[str, str] = field(default_factory=dict)
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    #: When a rate-limited key has a token again (monotonic), one entry per key.
+    _refills: list[tuple[float, str]] = field(default_factory=list)
+    _refill_at: dict[str, float] = field(default_factory=dict)
+    #: Set when a held job went back to its queue: the next dispatch should run.
+    _unheld: bool = False
 
     # --- loading ------------------------------------------------------------------
 
-    def load(self, jobs: list[Job], now: Now, *, last_seq: int = -1, grace: float = 0.0) -> None:
+    def load(
+        self, jobs: list[Job], now: Now, *, last_seq: int = -1, grace: float = 0.0
+    ) -> list[Effect]:
         """Take the non-terminal jobs of a store after a restart.
 
         Jobs that were running keep running under a fresh lease, lengthened by
         ``grace``: their pools get that long to reconnect (they may be waiting out a
         backoff) and say so before the attempt counts as lost. ``last_seq``
         is the highest sequence number the store holds, finished jobs included, so
-        new jobs sort after every old one.
+        new jobs sort after every old one. Running jobs count against their limits
+        again. Waiting jobs wait again for their live parents; ``job.parents`` holds
+        how the others ended (the shell reads it from the store), and a parent the
+        store no longer knows cannot satisfy them. The effects are of waiting jobs
+        that can go on, or are skipped, by what their parents did.
         """
         top = last_seq
+        waiting: list[Job] = []
         for job in sorted(jobs, key=lambda j: j.seq):
             top = max(top, job.seq)
             self._track(job)
             if job.status == "running":
                 self._lease(job, now, grace)
+                self._take(job, now, tokens=False)
             elif job.status == "queued":
                 self._enqueue(job)
+            elif job.status == "waiting":
+                waiting.append(job)
             else:
                 self._schedule(job)
         self._seq = itertools.count(top + 1)
+        effects: list[Effect] = []
+        for job in waiting:
+            if job.id in self.jobs and job.status == "waiting":
+                effects += self._gate(job, now)
+        return effects + self._dispatch(now)
 
     # --- submitting and client requests -------------------------------------------
 
@@ -220,14 +307,14 @@ class SchedulerState:
                 return [Reply(SubmittedReply(holder, created=False))]
         self._track(job)
         effects: list[Effect] = [Persist(job), Reply(SubmittedReply(job.id, created=True))]
-        if job.due is not None and job.due > now.wall:
-            job.status = "scheduled"
-            self._schedule(job)
-        else:
-            job.status, job.due = "queued", None
-            self._enqueue(job)
-            effects += self._dispatch(now)
-        return effects
+        if job.depends_on:
+            return effects + self._gate(job, now)
+        return effects + self._go(job, now)
+
+    def outcome(self, job_id: str) -> tuple[str, bytes | None] | None:
+        """How a job that finished lately ended, (status, return value); None if the
+        state does not remember it (live, unknown, or finished long ago)."""
+        return self._ended.get(job_id)
 
     def cancel(self, job_id: str, reason: str, now: Now) -> list[Effect]:
         """Cancel a live job; a running attempt is told to stop and its result ignored."""
@@ -339,6 +426,7 @@ class SchedulerState:
         if job is None or job.attempt != key.attempt or job.status != "running":
             return []
         self._unconfirmed.pop(job.key, None)  # the pool is lost: PoolReady restates its credit
+        self._give(job)
         job.pool = job.lease_until = None
         job.status, job.updated = "queued", now.wall
         self._enqueue(job)
@@ -412,23 +500,48 @@ class SchedulerState:
             self._enqueue(job)
             effects.append(Persist(job))
             released = True
-        if released:
+        refilled: list[str] = []
+        while self._refills and self._refills[0][0] <= now.mono:
+            _, key = heapq.heappop(self._refills)
+            self._refill_at.pop(key, None)
+            bucket = self._buckets.get(key)
+            limit = self._held_limit(key)
+            if bucket is not None and limit is not None:
+                bucket.refill(limit, now.mono)
+                released |= self._unhold(key, max(1, math.floor(bucket.tokens)))
+                refilled.append(key)
+        if released or self._unheld:
             effects += self._dispatch(now)
+        for key in refilled:  # jobs still held wait for the next token
+            self._arm(key, now)
         return effects
 
     def view(self, job: Job) -> JobView:
-        """The job's view, saying why a queued job waits when no pool can take it."""
+        """The job's view, saying why a job waits: for parents, a limit or a pool."""
         view = job.view()
         waiting = self.waiting_for(job)
         return msgspec.structs.replace(view, waiting=waiting) if waiting else view
 
     def waiting_for(self, job: Job) -> str:
-        """Why a queued job is not dispatched, if no connected pool can run it; else ""."""
+        """Why a job is not dispatched: the parents a waiting job waits for, the limit
+        that holds a queued one, or that no connected pool can run it; else ""."""
+        if job.status == "waiting":
+            pending = [p for p in job.depends_on if p not in job.parents]
+            names = ", ".join(repr(p) for p in pending[:3])
+            more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+            return f"waits for {names}{more} to have {job.when}"
         if job.status != "queued":
             return ""
+        held = self._held_why.get(job.id)
+        if held is not None:
+            return held
         if any(s.connected and s.runs(job.queue, job.work) for s in self.pools.values()):
             return ""
         return f"waits for a pool with work {job.work!r} on queue {job.queue!r}"
+
+    def running_under(self, key: str) -> int:
+        """How many running jobs count against the limit ``key``."""
+        return self._running.get(key, 0)
 
     def next_deadline(self) -> tuple[float | None, float | None]:
         """The earliest lease end (monotonic) and the earliest due time (wall), if any."""
@@ -490,6 +603,7 @@ class SchedulerState:
         slot = None if pool is None or pool == heard_from else self.pools.get(pool)
         if slot is not None:
             slot.owed.add(key)
+        self._give(job)
         job.pool = job.lease_until = None
 
     def _settle(
@@ -517,19 +631,98 @@ class SchedulerState:
                 job.due = now.wall + self.backoff.delay(job.failures, self.draw)
                 job.updated = now.wall
                 self._schedule(job)
-                return [Persist(job)]
+                return [Persist(job), *self._wake(now)]
 
     def _finish(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
+        """End ``job``; the jobs waiting on it learn how, and go on or are skipped.
+
+        Skips spread through the graph by a work list, not recursion: a chain of
+        thousands of jobs ends in one call.
+        """
+        effects = self._end(job, status, now)
+        ended = [job]
+        while ended:
+            parent = ended.pop()
+            outcome = (parent.status, self._value(parent))
+            for child_id in self._children.pop(parent.id, ()):
+                child = self.jobs.get(child_id)
+                if child is None or child.status != "waiting" or parent.id in child.parents:
+                    continue
+                # Only this parent's outcome is new: a fan-in of n parents costs O(n).
+                child.parents[parent.id] = outcome
+                if blocks(child.when, parent.status):
+                    child.error = _skipped_because(parent.id, parent.status, child.when)
+                    ended.append(child)
+                    effects += self._end(child, "skipped", now)
+                elif len(child.parents) >= len(child.depends_on):
+                    child.updated = now.wall
+                    effects += [Persist(child), *self._go(child, now, dispatch=False)]
+        return effects + self._wake(now)
+
+    def _end(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
         assert status in TERMINAL
         job.status, job.updated, job.due = status, now.wall, None
         self._release(job, None)
         del self.jobs[job.id]
+        self._held_why.pop(job.id, None)
+        self._ended[job.id] = (status, self._value(job))
+        if len(self._ended) > _ENDED:
+            self._ended.popitem(last=False)
         if job.unique_key is not None and self._unique.get(job.unique_key) == job.id:
             del self._unique[job.unique_key]
         return [Persist(job), Finished(job.view())]
 
+    @staticmethod
+    def _value(job: Job) -> bytes | None:
+        return None if job.result is None else job.result.value
+
+    def _gate(self, job: Job, now: Now) -> list[Effect]:
+        """Decide a new or reloaded job with parents: skip it, let it wait, or go on.
+
+        A parent neither live nor known to have ended is unknown (forgotten since):
+        it cannot satisfy the job.
+        """
+        for parent in job.depends_on:
+            if parent in job.parents or parent in self.jobs:
+                continue
+            known = self._ended.get(parent)
+            job.parents[parent] = known if known is not None else ("unknown", None)
+        reason = skip_reason(job)
+        if reason:
+            job.error = reason
+            return self._finish(job, "skipped", now)
+        pending = [p for p in job.depends_on if p not in job.parents]
+        if pending:
+            if job.status != "waiting":
+                job.status, job.updated = "waiting", now.wall
+            for parent in pending:
+                children = self._children.setdefault(parent, [])
+                if not children or children[-1] != job.id:
+                    children.append(job.id)
+            return [Persist(job)]
+        job.updated = now.wall
+        return [Persist(job), *self._go(job, now)]
+
+    def _go(self, job: Job, now: Now, *, dispatch: bool = True) -> list[Effect]:
+        """Queue a job that may run, or schedule it for its due time."""
+        if job.due is not None and job.due > now.wall:
+            job.status = "scheduled"
+            self._schedule(job)
+            return []
+        job.status, job.due = "queued", None
+        self._enqueue(job)
+        if not dispatch:
+            self._unheld = True  # the caller's _wake dispatches it
+            return []
+        return self._dispatch(now)
+
+    def _wake(self, now: Now) -> list[Effect]:
+        """Dispatch if a job became ready (left a limit's hold, or its parents ended)."""
+        return self._dispatch(now) if self._unheld else []
+
     def _dispatch(self, now: Now) -> list[Effect]:
         """Hand ready jobs to pools with credit, taking the pools in turn."""
+        self._unheld = False
         effects: list[Effect] = []
         names = list(self.pools)
         first = names.index(self._last) + 1 if self._last in self.pools else 0
@@ -542,13 +735,14 @@ class SchedulerState:
         while pools:
             turn %= len(pools)
             slot = pools[turn]
-            job = self._pop_ready(slot)
+            job = self._pop_ready(slot, now)
             if job is None:
                 pools.pop(turn)
                 continue
             job.attempt += 1
             job.status, job.pool, job.updated = "running", slot.name, now.wall
             self._lease(job, now)
+            self._take(job, now)
             self._unconfirmed[job.key] = slot.name
             effects += [Persist(job), Send(slot.name, RunJob(_spec(job), self.lease))]
             self._last = slot.name
@@ -559,8 +753,11 @@ class SchedulerState:
                 turn += 1
         return effects
 
-    def _pop_ready(self, slot: _PoolSlot) -> Job | None:
-        """The best ready job ``slot`` can run: highest priority, then oldest."""
+    def _pop_ready(self, slot: _PoolSlot, now: Now) -> Job | None:
+        """The best ready job ``slot`` can run: highest priority, then oldest.
+
+        A job whose limit is full is held aside on the way (:meth:`_hold`).
+        """
         works = slot.works
         while True:
             best: list[tuple[int, int, str]] | None = None
@@ -571,11 +768,103 @@ class SchedulerState:
                         best = heap
             if best is None:
                 return None
-            _, seq, job_id = heapq.heappop(best)
+            entry = heapq.heappop(best)
+            job = self.jobs.get(entry[2])
+            if job is not None and job.status == "queued" and job.seq == entry[1]:
+                why = self._limited(job, now)
+                if not why:
+                    return job
+                self._hold(job, entry, why, now)
+            # Else a stale entry: the job was cancelled, revived or dispatched since.
+
+    # --- limits -------------------------------------------------------------------------
+
+    def _limited(self, job: Job, now: Now) -> str:
+        """Why ``job``'s limit lets it not start now; "" when it may (or has no limit)."""
+        limit, key = job.limit, job.limit_key
+        if limit is None or key is None:
+            return ""
+        running = self._running.get(key, 0)
+        if limit.concurrency is not None and running >= limit.concurrency:
+            return f"held by limit {key!r}: {running} of {limit.concurrency} running"
+        if limit.rate is not None and self._bucket(key, limit, now).tokens < 1.0:
+            return f"held by limit {key!r}: at most {limit.rate:g} starts per second"
+        return ""
+
+    def _bucket(self, key: str, limit: Limit, now: Now) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(float(limit.tokens), now.mono)
+        else:
+            bucket.refill(limit, now.mono)
+        return bucket
+
+    def _take(self, job: Job, now: Now, *, tokens: bool = True) -> None:
+        """``job`` starts running: it counts against its limit until :meth:`_give`."""
+        limit, key = job.limit, job.limit_key
+        if limit is None or key is None or job.id in self._holding:
+            return
+        self._holding[job.id] = key
+        self._running[key] = self._running.get(key, 0) + 1
+        if tokens and limit.rate is not None:
+            self._bucket(key, limit, now).tokens -= 1.0
+            self._arm(key, now)
+
+    def _give(self, job: Job) -> None:
+        """``job`` stopped running: its limit has room for one held job again."""
+        key = self._holding.pop(job.id, None)
+        if key is None:
+            return
+        left = self._running[key] - 1
+        if left:
+            self._running[key] = left
+        else:
+            del self._running[key]
+        self._unheld |= self._unhold(key, 1)
+
+    def _hold(self, job: Job, entry: tuple[int, int, str], why: str, now: Now) -> None:
+        """Set a queued job aside until its limit has room; a rate wakes it by the clock."""
+        key = job.limit_key
+        assert key is not None
+        heapq.heappush(self._held.setdefault(key, []), entry)
+        self._held_why[job.id] = why
+        self._arm(key, now)
+
+    def _arm(self, key: str, now: Now) -> None:
+        """Wake the jobs held under a rate-limited ``key`` when its next token is in."""
+        limit = self._held_limit(key)
+        if limit is None or limit.rate is None or key in self._refill_at:
+            return
+        bucket = self._bucket(key, limit, now)
+        if bucket.tokens >= 1.0:
+            return  # held for its concurrency: a job that stops running wakes it
+        at = now.mono + (1.0 - bucket.tokens) / limit.rate
+        self._refill_at[key] = at
+        heapq.heappush(self._refills, (at, key))
+
+    def _held_limit(self, key: str) -> Limit | None:
+        """The limit of the jobs held under ``key``, if any job is held there."""
+        for _, _, job_id in self._held.get(key, ()):
             job = self.jobs.get(job_id)
-            if job is not None and job.status == "queued" and job.seq == seq:
-                return job
-            # A stale entry: the job was cancelled, revived or dispatched since.
+            if job is not None and job.limit is not None:
+                return job.limit
+        return None
+
+    def _unhold(self, key: str, count: int) -> bool:
+        """Put back up to ``count`` of the best jobs held under ``key``; whether any went."""
+        heap = self._held.get(key)
+        moved = 0
+        while heap and moved < count:
+            _, seq, job_id = heapq.heappop(heap)
+            job = self.jobs.get(job_id)
+            if self._held_why.pop(job_id, None) is None or job is None or job.seq != seq:
+                continue
+            if job.status == "queued":
+                self._enqueue(job)
+                moved += 1
+        if heap is not None and not heap:
+            del self._held[key]
+        return moved > 0
 
 
 def _spec(job: Job) -> JobSpec:
@@ -587,4 +876,7 @@ def _spec(job: Job) -> JobSpec:
         queue=job.queue,
         timeout=job.timeout,
         context=job.context,
+        parents={parent: job.parents.get(parent, ("", None))[1] for parent in job.depends_on}
+        if job.depends_on
+        else {},
     )

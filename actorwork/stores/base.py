@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from actorwork.messages import JobKey, JobStatus, JobView, WorkResult
-from actorwork.work import FINISHED, Keep, Work
+from actorwork.work import FINISHED, Keep, Limit, Work
 
 __all__ = [
     "DropSchedule",
@@ -64,6 +64,16 @@ class Job:
     result: WorkResult | None = None
     progress: float | None = None
     progress_message: str = ""
+    #: The jobs this one depends on (persisted), and when it may run (see
+    #: :data:`actorwork.messages.When`).
+    depends_on: tuple[str, ...] = ()
+    when: str = "succeeded"
+    #: Not persisted: how each parent ended and what it returned, as far as known.
+    parents: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    #: Not persisted (the registry says it again after a restart): the name of the limit
+    #: this job counts against, if any, and that limit.
+    limit_key: str | None = None
+    limit: Limit | None = None
     #: Not persisted: where the current attempt runs and when its lease ends (monotonic).
     pool: str | None = None
     lease_until: float | None = None
@@ -93,6 +103,8 @@ class Job:
             progress=self.progress,
             progress_message=self.progress_message,
             result=self.result,
+            depends_on=self.depends_on,
+            when=self.when,
         )
 
 
@@ -167,6 +179,7 @@ def _default_keep() -> dict[str, Keep]:
         "failed": Keep(hours=7 * _DAY),
         "dead": Keep(hours=7 * _DAY),
         "cancelled": Keep(hours=_DAY),
+        "skipped": Keep(hours=7 * _DAY),
     }
 
 
@@ -310,4 +323,9 @@ class JobStore(Protocol):
 
     async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         """Every result stored for a job: (result, committed, note), by attempt."""
+        ...
+
+    async def outcomes(self, job_ids: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
+        """How each of the finished jobs among ``job_ids`` ended: (status, return value
+        as MessagePack, None when it left none). Live and unknown ids are left out."""
         ...

@@ -1,6 +1,7 @@
 """The Scheduler's durable job store: one SQLite file, the embedded default.
 
-Tables: ``jobs`` (one row per job, rewritten whole on every change), ``results``
+Tables: ``jobs`` (one row per job, rewritten whole on every change, with the ids of
+the jobs it depends on), ``results``
 (every attempt's result that reached the Scheduler, committed or not: the history
 that shows a stale attempt was fenced; a job's result is its latest committed one,
 kept there only), ``artifact_refs`` (which result names which artifact file, see
@@ -74,7 +75,7 @@ T = TypeVar("T")
 #: Commits of at most this many rows may run on the caller's thread (see the docstring).
 _INLINE_ROWS = 16
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Pages one step of :meth:`_Database.reclaim` gives back (4 MiB of 4 KiB pages).
 _RECLAIM_PAGES = 1024
@@ -101,7 +102,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL,
     progress REAL,
     progress_message TEXT NOT NULL,
-    result BLOB
+    result BLOB,
+    depends_on BLOB,
+    dep_when TEXT NOT NULL DEFAULT 'succeeded'
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
@@ -139,7 +142,8 @@ CREATE TABLE IF NOT EXISTS leader (
 
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
-    "unique_key, due, seq, created, updated, error, progress, progress_message, result"
+    "unique_key, due, seq, created, updated, error, progress, progress_message, "
+    "depends_on, dep_when, result"
 )
 
 #: A job's result: its own column in files made before schema version 3 (NULL since),
@@ -216,7 +220,7 @@ class _Database:
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check says {check!r}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, 1, 2, SCHEMA_VERSION):  # older ones lack what the schema adds
+        if version not in (0, 1, 2, 3, SCHEMA_VERSION):  # older ones lack what the schema adds
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
             )
@@ -227,10 +231,16 @@ class _Database:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate(self, version: int, *, vacuum: bool) -> None:
-        """Bring a file of schema ``version`` to this one: one copy of each result, and
-        space that can be given back (a one-time VACUUM rewrites the file)."""
+        """Bring a file of schema ``version`` to this one: one copy of each result,
+        space that can be given back (a one-time VACUUM rewrites the file), and the
+        columns of job dependencies (version 4)."""
         db = self.db
         log.info("store_migrating", path=self.path, version=version, to=SCHEMA_VERSION)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "depends_on" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN depends_on BLOB")
+        if "dep_when" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN dep_when TEXT NOT NULL DEFAULT 'succeeded'")
         # A job's own copy of its result goes where the committed record holds the same.
         db.execute(
             f"UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND result = {_COMMITTED}"
@@ -270,7 +280,7 @@ class _Database:
                 self._check_epoch(self.epoch)
             if batch.schedules:
                 _write_schedules(db, batch.schedules)
-            placeholders = ", ".join("?" * 19)
+            placeholders = ", ".join("?" * 21)
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
                 batch.rows,
@@ -350,6 +360,24 @@ class _Database:
             f"SELECT {_SELECT} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
         )
         return [_job(row, None) for row in cursor]
+
+    def outcomes(self, job_ids: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
+        """(status, return value) of each finished job among ``job_ids``."""
+        found: dict[str, tuple[str, bytes | None]] = {}
+        ids = list(dict.fromkeys(job_ids))
+        terminal = tuple(TERMINAL)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            cursor = self.db.execute(
+                f"SELECT id, status, {_RESULT} FROM jobs WHERE id IN ({marks})"
+                f" AND status IN ({', '.join('?' * len(terminal))})",
+                (*chunk, *terminal),
+            )
+            for job_id, status, data in cursor:
+                value = None if data is None else _result_decoder.decode(data).value
+                found[job_id] = (status, value)
+        return found
 
     def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         cursor = self.db.execute(
@@ -578,6 +606,8 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.error,
         job.progress,
         job.progress_message,
+        _encoder.encode(list(job.depends_on)) if job.depends_on else None,
+        job.when,
         None,  # the result is its committed record in ``results``
     )
 
@@ -608,6 +638,8 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         error,
         progress,
         progress_message,
+        depends_on,
+        when,
         result,
     ) = row
     return Job(
@@ -630,6 +662,8 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         progress=progress,
         progress_message=progress_message,
         result=None if result is None else _load(result, files),
+        depends_on=() if depends_on is None else tuple(msgspec.msgpack.decode(depends_on)),
+        when=when,
     )
 
 
@@ -804,6 +838,10 @@ class SQLiteStore:
     async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         """Every recorded result of a job: (result, committed, note), by attempt."""
         return await self._run(lambda db: db.attempts(job_id))
+
+    async def outcomes(self, job_ids: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
+        """How each finished job among ``job_ids`` ended: (status, return value)."""
+        return await self._run(lambda db: db.outcomes(job_ids))
 
     async def _run(self, func: Callable[[_Database], T]) -> T:
         db = self._db
