@@ -6,13 +6,25 @@ keeps ``--window`` jobs in flight for ``--minutes``. Every ``--interval`` second
 samples each role's resident memory (the Pool's with its worker processes, if any)
 and the size of the store on disk (the database, its WAL and anything beside it).
 
-After the warm-up (the first ``--warmup`` fraction of the run) it fits a line to each
-series and reports its slope per minute. A series *grows* when its slope is above the
-tolerance both over the whole measured part and over its second half: growth that
-stays, not a step. The run exits 1 when any series grows, so a leak fails it.
+After the warm-up it fits a line to each series and reports its slope per minute. The
+warm-up is the first ``--warmup`` fraction of the run, and never shorter than two
+pruning rounds after the first finished jobs expire (``--keep``), so the store is
+measured once retention holds it steady. The slope is the median of the slopes between
+every pair of samples (Theil-Sen), so a lone spike of a noisy, shared machine does not
+move it. A series *grows* when its slope is above its tolerance both over the whole
+measured part and over its second half: growth that stays, not a step (a step early
+in the measured part leaves the second half flat). The run exits 1 when any series
+grows, or when too few samples were taken after the warm-up to tell.
 
     .venv/bin/python bench/soak.py                   # 5 minutes, the README's figures
     .venv/bin/python bench/soak.py --minutes 1 --interval 2 --markdown
+    .venv/bin/python bench/soak.py --trace /tmp/soak-trace   # what grows, per role
+
+``--trace DIR`` runs every role under ``tracemalloc``: from the end of the warm-up on,
+each process writes ``DIR/<role>.txt`` every ``--interval`` with the allocation sites
+and the object types (``gc.get_objects()``) that grew since the warm-up ended. Tracing
+slows every role down and its records take memory of their own: a traced run says
+where memory goes, not whether RSS stays flat.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +50,8 @@ from actorwork import load_config
 RSS_TOLERANCE_MIB = 0.25
 #: The store may drift by this much per minute (MiB): pruning runs in batches.
 STORE_TOLERANCE_MIB = 0.5
+#: Fewer samples than this after the warm-up cannot tell growth from noise.
+MIN_SAMPLES = 8
 
 
 def write_config(tmp: Path, address: str, keep: float, pool_size: int) -> Path:
@@ -44,7 +59,7 @@ def write_config(tmp: Path, address: str, keep: float, pool_size: int) -> Path:
     hours = keep / 3600
     retention = (
         f"[retention]\nsucceeded = {{ hours = {hours!r} }}\nfailed = {{ hours = {hours!r} }}\n"
-        f"interval = {max(1.0, keep / 6)!r}\n"
+        f"interval = {prune_interval(keep)!r}\n"
         if keep > 0
         else ""
     )
@@ -66,6 +81,65 @@ outbox = "{tmp / "outbox"}"
 """
     )
     return path
+
+
+#: Imported by every Python process of the run when ``--trace`` is given (a
+#: ``sitecustomize`` module first on their path): a thread of the process writes what
+#: grew since the end of the warm-up. ``ACTORWORK_SOAK_TRACE`` is "DIR,warm-up s,every s".
+_SITECUSTOMIZE = """
+import os
+
+if os.environ.get("ACTORWORK_SOAK_TRACE"):
+    import gc, sys, threading, time, tracemalloc
+    from collections import Counter
+
+    def _role():
+        roles = [a for a in sys.argv[1:] if a in ("scheduler", "pool", "client")]
+        return roles[-1] if roles else f"pid-{os.getpid()}"
+
+    def _counts():
+        gc.collect()
+        return Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.get_objects())
+
+    def _watch(directory, warmup, every):
+        # Tracing from the start would slow start-up past the soak's readiness deadline;
+        # what grows after the warm-up was allocated after its middle anyway.
+        time.sleep(warmup / 2)
+        tracemalloc.start(16)
+        time.sleep(warmup / 2)
+        base, types, n = tracemalloc.take_snapshot(), _counts(), 0
+        while True:
+            time.sleep(every)
+            n += 1
+            grown = (_counts() - types).most_common(15)  # before the diff's own objects
+            # Nothing this thread allocated: it is the tracer, not the role.
+            ignore = [tracemalloc.Filter(False, __file__, all_frames=True)]
+            snap = tracemalloc.take_snapshot().filter_traces(ignore)
+            diff = snap.compare_to(base.filter_traces(ignore), "traceback")
+            lines = [f"== sample {n}, {n * every:.0f} s after warm-up"]
+            for stat in [d for d in diff if d.size_diff > 0][:12]:
+                lines.append(f"{stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} blocks")
+                lines.extend("    " + str(frame) for frame in stat.traceback.format()[-12:])
+            lines.append("-- object types grown: " + ", ".join(f"{k} +{v}" for k, v in grown))
+            with open(os.path.join(directory, _role() + ".txt"), "a") as out:
+                out.write("\\n".join(lines) + "\\n")
+
+    _directory, _warmup, _every = os.environ["ACTORWORK_SOAK_TRACE"].split(",")
+    threading.Thread(
+        target=_watch, args=(_directory, float(_warmup), float(_every)), daemon=True
+    ).start()
+"""
+
+
+def trace_roles(directory: Path, warmup: float, every: float) -> None:
+    """Make every Python process started from here on (and this one) write what grows."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    os.environ["ACTORWORK_SOAK_TRACE"] = f"{directory},{warmup!r},{every!r}"
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), path]))
+    sys.argv.append("client")
+    exec(compile(_SITECUSTOMIZE, "sitecustomize", "exec"), {"__file__": "sitecustomize"})
 
 
 def rss_mib(pid: int) -> float:
@@ -100,8 +174,10 @@ class Series:
         return [p for p in self.points if p[0] >= start]
 
     def verdict(self, warmup_end: float) -> tuple[float, float, str]:
+        """Slope after ``warmup_end``, slope of its second half, and "flat", "GROWS" or
+        "too few samples" (which fails the run: it cannot tell)."""
         measured = self.after(warmup_end)
-        if len(measured) < 4:
+        if len(measured) < MIN_SAMPLES:
             return 0.0, 0.0, "too few samples"
         half = measured[len(measured) // 2 :]
         whole, late = slope(measured), slope(half)
@@ -110,14 +186,27 @@ class Series:
 
 
 def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of ``points`` (y per x)."""
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    var = sum((x - mean_x) ** 2 for x, _ in points)
-    if var == 0:
-        return 0.0
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+    """Theil-Sen slope of ``points`` (y per x): the median of the slopes of all pairs."""
+    slopes = sorted(
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(points)
+        for x2, y2 in points[i + 1 :]
+        if x2 != x1
+    )
+    return statistics.median(slopes) if slopes else 0.0
+
+
+def warmup_minutes(args: argparse.Namespace) -> float:
+    """The ``--warmup`` fraction of the run, but at least until retention holds the
+    store steady: the first finished jobs expire after ``--keep`` s and go within two
+    pruning rounds."""
+    settle = (args.keep + 2 * prune_interval(args.keep)) / 60 if args.keep > 0 else 0.0
+    return max(args.minutes * args.warmup, settle)
+
+
+def prune_interval(keep: float) -> float:
+    """Seconds between the Scheduler's pruning rounds in the soak's config."""
+    return max(1.0, keep / 6)
 
 
 async def load(client: aw.Client, window: int, stop: asyncio.Event, done: list[int]) -> None:
@@ -143,12 +232,12 @@ async def soak(args: argparse.Namespace) -> int:
                 await until_ready(jobs.client, procs, tmp)
                 series = await measure(args, jobs.client, procs, tmp)
         rate = series.pop()
-        warmup_end = args.minutes * args.warmup
+        warmup_end = warmup_minutes(args)
         rows, grows = [], False
         for each in series:
             first, last = each.points[0][1], each.points[-1][1]
             whole, late, verdict = each.verdict(warmup_end)
-            grows = grows or verdict == "GROWS"
+            grows = grows or verdict != "flat"
             rows.append(
                 [
                     each.name,
@@ -170,10 +259,15 @@ async def soak(args: argparse.Namespace) -> int:
             "verdict",
         ]
         notes = [
-            f"{args.minutes:g} min, warm-up {warmup_end:g} min, {rate.points[-1][1]:,.0f} jobs/s "
+            f"{args.minutes:g} min, warm-up {warmup_end:.3g} min, {rate.points[-1][1]:,.0f} jobs/s "
             f"on average, {args.window} jobs in flight, pool of {args.pool_size} local workers, "
             f"finished jobs kept {args.keep:g} s",
         ]
+        if args.trace is not None:
+            notes.append(
+                "traced: memory counts tracemalloc's own records too, so RSS grows; read the "
+                f"growth per role in {args.trace}/<role>.txt instead"
+            )
         print(format_table(columns, rows, notes, numeric={1, 2, 3, 4, 5}, markdown=args.markdown))
         return 1 if grows else 0
 
@@ -222,6 +316,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", type=float, default=30.0, help="seconds finished jobs stay")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--verbose", action="store_true", help="print every sample")
+    parser.add_argument("--trace", type=Path, metavar="DIR", help="write what grows, per role")
     args = parser.parse_args(argv)
     if not 0 <= args.warmup < 0.9:
         parser.error(f"--warmup must be in [0, 0.9), got {args.warmup!r}")
@@ -231,6 +326,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
+    if args.trace is not None:
+        every = max(args.interval, 30.0)
+        trace_roles(args.trace.resolve(), warmup_minutes(args) * 60, every)
     return asyncio.run(soak(args))
 
 

@@ -7,6 +7,8 @@ link closes. :meth:`ActorSystem.spawn_child` is the usual way in.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -28,6 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["ChildProcess", "child_environment", "start_child"]
 
 log = get_logger(__name__)
+
+#: How long a child may take to start and answer the handshake on its pipe, at least.
+#: It starts Python and imports actorwork and the work modules first, which on a loaded
+#: host takes longer than the handshake deadline meant for network peers; a child that
+#: dies on the way ends the wait at once (the pipe's end).
+CHILD_START_TIMEOUT = 60.0
 
 
 class ChildProcess(PeerSystem):
@@ -129,9 +137,14 @@ async def start_child(
     parent_fd = os.dup(parent_end.fileno())
     parent_end.close()
     try:
-        connection = await PipeTransport().connect(Address("pipe", str(parent_fd)), system.options)
+        options = dataclasses.replace(
+            system.options,
+            handshake_timeout=max(system.options.handshake_timeout, CHILD_START_TIMEOUT),
+        )
+        connection = await PipeTransport().connect(Address("pipe", str(parent_fd)), options)
     except BaseException:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            process.kill()
         with anyio.CancelScope(shield=True):
             await process.wait()
             await process.aclose()

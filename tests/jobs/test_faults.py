@@ -526,7 +526,10 @@ async def test_f5_pool_sigkill_with_undelivered_results(
 async def test_f6_scheduler_sigkill_while_pool_finishes_work(
     cluster_factory: Callable[..., Cluster], tmp_path: Path
 ) -> None:
-    cluster = cluster_factory(size=4)
+    # Nothing here waits for a lease to run out: a lease far past a loaded machine's
+    # late heartbeats (a worker's answer to the Pool's ping may take longer than its
+    # third of a heartbeat) keeps a slow heartbeat from ending attempt 1 before the kill.
+    cluster = cluster_factory(lease=10.0, size=4)
     gate = tmp_path / "gate"
     cluster.start("scheduler")
     cluster.start("pool")
