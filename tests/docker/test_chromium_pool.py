@@ -125,7 +125,7 @@ def browsers_in(container_id: str) -> set[str]:
 def worker_pid(container_id: str) -> int | None:
     """The worker's Python process in the container (``actorwork.cli.bridge``)."""
     for pid in container_pids(container_id):
-        if "actorwork.cli.bridge" in _argv(pid):
+        if _argv(pid)[1:3] == ["-m", "actorwork.cli.bridge"]:  # not tini, its parent
             return pid
     return None
 
