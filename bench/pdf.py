@@ -1,4 +1,5 @@
-"""PDFs per minute through the job system: local Chromium beside 1 and 2 containers.
+"""PDFs per minute through the job system: local Chromium, Chromium containers, and
+docker pools of rendering workers.
 
 Run from the repository root::
 
@@ -6,17 +7,26 @@ Run from the repository root::
     .venv/bin/python bench/pdf.py --quick           # smoke run
     .venv/bin/python bench/pdf.py --markdown        # the table as markdown
     .venv/bin/python bench/pdf.py --only local,docker-2 --pdfs 100 --workers 8
+    .venv/bin/python bench/pdf.py --only local,pool-1,pool-2,pool-4   # the production shape
 
 Every row is an inline job system (Scheduler, a ``local`` Pool of ``--workers``
 workers and the ``chromium.pdf`` work in this process) whose browsers are set by the
 row: ``local`` launches Debian's ``chromium``; ``docker-1`` and ``docker-2`` start 1 and
 2 containers of the Chromium image (``[chromium] instances``), DevTools on
-127.0.0.1. Each render is the same two-page HTML report that fills in a table from a
-script and then calls ``window.actorworkReady()``, printed to A4 with backgrounds.
+127.0.0.1. ``pool-1``, ``pool-2`` and ``pool-4`` are the production shape: a ``docker``
+pool of 1, 2 and 4 containers of the rendering worker image
+(``scripts/build-worker-image.sh --chromium``, ``--image``), each running one worker
+whose works launch Chromium in that container; the Scheduler stays in this process
+(``local`` topology), and ``--workers`` does not apply. Each render is the same
+two-page HTML report that fills in a table from a script and then calls
+``window.actorworkReady()``, printed to A4 with backgrounds.
 
 ``cold s``
     The first job of the row, submitted with no browser running, until its result
-    (launching Chromium or starting the containers, connecting, rendering).
+    (launching Chromium or starting the containers, connecting, rendering). For the
+    ``pool-N`` rows the clock starts before the job system does, so it is the cold
+    start of a rendering worker: its container started and connected, the worker
+    spawned in it, Chromium launched in the container, the page rendered.
 ``PDFs/min``
     With the browsers warm, ``--pdfs`` jobs submitted at once and every result
     awaited: the count divided by the time from the first submit to the last result.
@@ -50,12 +60,15 @@ from _table import format_table, host_line, quiet_logs
 from actorwork import JobSystem
 from actorwork.chromium import PdfRequest, close_browsers, configure
 from actorwork.config import ChromiumSettings, load_config
+from actorwork.docker.images import CHROMIUM_WORKER_IMAGE
 
 ROWS = {
     "local": ChromiumSettings(mode="local"),
     "docker-1": ChromiumSettings(mode="docker", instances=1),
     "docker-2": ChromiumSettings(mode="docker", instances=2),
 }
+#: The production-shape rows: a docker pool of this many rendering workers.
+POOLS = {"pool-1": 1, "pool-2": 2, "pool-4": 4}
 COLUMNS = ("chromium", "browsers", "workers", "cold s", "PDFs/min", "p50 s", "vs local")
 
 REPORT = """<!doctype html>
@@ -90,18 +103,20 @@ class Row:
     error: str = ""
 
 
-def _config(folder: Path, workers: int) -> str:
+def _config(folder: Path, workers: int, image: str = "") -> str:
+    """Inline with a ``local`` pool of ``workers``; with ``image``, a docker pool of it."""
+    pool = f'kind = "docker"\nimage = "{image}"\nnetwork = "none"' if image else 'kind = "local"'
     return f"""
 [jobs]
-topology = "inline"
+topology = "{"local" if image else "inline"}"
 modules = ["actorwork.chromium"]
 
 [scheduler]
 address = "inproc://bench-pdf-{folder.name}"
 store = "{folder}/jobs.db"
 
-[pools.render]
-kind = "local"
+[pools.benchpdf]
+{pool}
 size = {workers}
 outbox = "{folder}/outbox"
 """
@@ -111,21 +126,28 @@ def _request(n: int) -> PdfRequest:
     return PdfRequest(html=REPORT.replace("{n}", str(n)), wait_for_ready=True)
 
 
-async def measure(row: Row, settings: ChromiumSettings, pdfs: int) -> None:
-    """One run of ``row``: a cold job, then ``pdfs`` jobs at once on warm browsers."""
+async def measure(row: Row, settings: ChromiumSettings, pdfs: int, image: str = "") -> None:
+    """One run of ``row``: a cold job, then ``pdfs`` jobs at once on warm browsers.
+
+    With ``image`` the row is a docker pool of ``row.workers`` rendering workers.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-pdf-") as tmp:
         folder = Path(tmp)
         path = folder / "actorwork.toml"
-        path.write_text(_config(folder, row.workers))
+        path.write_text(_config(folder, row.workers, image))
         configure(settings)
         try:
+            started = time.perf_counter()  # a docker pool starts its containers here
             async with JobSystem(load_config(path, env={})) as jobs:
-                started = time.perf_counter()
+                if not image:
+                    started = time.perf_counter()
                 await (await jobs.submit("chromium.pdf", _request(0))).result(timeout=300)
                 row.cold.append(time.perf_counter() - started)
                 # Warm every browser of the row before timing (docker-2 starts its
-                # second container at the first job that finds the first one busy).
-                warm = [await jobs.submit("chromium.pdf", _request(0)) for _ in range(4)]
+                # second container at the first job that finds the first one busy;
+                # each worker of a pool launches its browser at its first job).
+                count = max(4, 2 * row.workers) if image else 4
+                warm = [await jobs.submit("chromium.pdf", _request(0)) for _ in range(count)]
                 for handle in warm:
                     await handle.result(timeout=300)
                 started = time.perf_counter()
@@ -164,8 +186,8 @@ def header(args: argparse.Namespace) -> str:
         ["chromium", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return (
-        f"{host_line()}; {version or 'no local chromium'}; image {ROWS['docker-1'].image}; "
-        f"{args.pdfs} PDFs per run, {args.repeat} runs per row"
+        f"{host_line()}; {version or 'no local chromium'}; image {ROWS['docker-1'].image}, "
+        f"pools {args.image}; {args.pdfs} PDFs per run, {args.repeat} runs per row"
     )
 
 
@@ -174,16 +196,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pdfs", type=int, default=60, help="timed PDFs per run")
     parser.add_argument("--workers", type=int, default=4, help="workers of the pool")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row")
-    parser.add_argument("--only", default="", help=f"rows, comma-separated: {', '.join(ROWS)}")
+    parser.add_argument(
+        "--only", default="", help=f"rows, comma-separated: {', '.join([*ROWS, *POOLS])}"
+    )
+    parser.add_argument(
+        "--image", default=CHROMIUM_WORKER_IMAGE, help="the pool rows' rendering worker image"
+    )
     parser.add_argument("--quick", action="store_true", help="10 PDFs, 1 run per row")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args(argv)
     if args.quick:
         args.pdfs, args.repeat = 10, 1
-    args.rows = [name for name in (args.only.split(",") if args.only else ROWS) if name]
-    unknown = [name for name in args.rows if name not in ROWS]
+    known = [*ROWS, *POOLS]
+    args.rows = [name for name in (args.only.split(",") if args.only else known) if name]
+    unknown = [name for name in args.rows if name not in known]
     if unknown:
-        parser.error(f"unknown rows {unknown} (known: {', '.join(ROWS)})")
+        parser.error(f"unknown rows {unknown} (known: {', '.join(known)})")
     return args
 
 
@@ -191,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
     print(header(args), file=sys.stderr)
-    rows = {name: Row(name, ROWS[name].instances, args.workers) for name in args.rows}
+    rows = {
+        name: Row(name, POOLS[name], POOLS[name])
+        if name in POOLS
+        else Row(name, ROWS[name].instances, args.workers)
+        for name in args.rows
+    }
     if "local" in rows and shutil.which("chromium") is None:
         rows["local"].error = "no chromium (scripts/install-chromium.sh)"
     for run in range(args.repeat):
@@ -199,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row.error:
                 continue
             try:
-                anyio.run(measure, row, ROWS[name], args.pdfs)
+                if name in POOLS:
+                    anyio.run(measure, row, ChromiumSettings(), args.pdfs, args.image)
+                else:
+                    anyio.run(measure, row, ROWS[name], args.pdfs)
             except Exception as exc:
                 row.error = f"{type(exc).__name__}: {exc}"[:120]
             print(f"run {run + 1}/{args.repeat} {name}: done", file=sys.stderr)
@@ -211,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     notes = [
         header(args),
-        "cold s: first job with no browser running; p50 s: median job run time when warm",
+        "cold s: first job with no browser running (pool-N: from starting the pool);"
+        " p50 s: median job run time when warm",
     ]
     table = format_table(
         COLUMNS,

@@ -8,6 +8,10 @@
 #      (this step uses PyPI);
 #   3. `docker build` FROM the local base with `pip install --no-index
 #      --find-links` (this step uses no network at all).
+#
+# --chromium makes a worker that renders: FROM the Chromium image
+# (build-chromium-image.sh) with CJK and emoji fonts from Debian's archive and
+# actorwork's chromium extra (scripts/chromium-worker/Dockerfile).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,10 +20,14 @@ source "${here}/lib.sh"
 
 usage() {
   cat <<USAGE
-usage: ${0##*/} [--force] [--tag TAG] [--base TAG] [--ref REF | --worktree]
+usage: ${0##*/} [--force] [--chromium] [--tag TAG] [--base TAG] [--ref REF | --worktree]
                 [--extras LIST] [--wheelhouse DIR | --offline DIR] [--python PYTHON]
 
   --force          rebuild even if TAG exists
+  --chromium       a worker that renders: Debian's chromium, Latin, CJK and emoji
+                   fonts, and the chromium extra (default TAG:
+                   actorwork/chromium-worker:<project version>, default base:
+                   actorwork/chromium:<host release>, built when missing)
   --tag TAG        image name (default: actorwork/worker:<project version>)
   --base TAG       base image (default: actorwork/debian-python:<host release>)
   --ref REF        git revision of the project to build (default: HEAD)
@@ -34,10 +42,11 @@ usage: ${0##*/} [--force] [--tag TAG] [--base TAG] [--ref REF | --worktree]
 USAGE
 }
 
-force=0 tag="" base="" ref=HEAD worktree=0 extras="" wheelhouse="" offline=0 python=python3
+force=0 chromium=0 tag="" base="" ref=HEAD worktree=0 extras="" wheelhouse="" offline=0 python=python3
 while (($#)); do
   case $1 in
     --force) force=1 ;;
+    --chromium) chromium=1 ;;
     --tag) tag=${2:?--tag needs a value}; shift ;;
     --base) base=${2:?--base needs a value}; shift ;;
     --ref) ref=${2:?--ref needs a value}; shift ;;
@@ -54,6 +63,12 @@ done
 
 require_docker
 project=$(cd "${here}/.." && pwd)
+flavour=worker
+if ((chromium)); then
+  flavour=chromium-worker
+  base=${base:-actorwork/chromium:$(host_release)}
+  [[ ,${extras}, == *,chromium,* ]] || extras=${extras:+${extras},}chromium
+fi
 base=${base:-actorwork/debian-python:$(host_release)}
 start=$(date +%s)
 work=$(mktemp -d)
@@ -73,7 +88,7 @@ fi
 version=$("${python}" -c 'import sys, tomllib
 print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "${src}/pyproject.toml") ||
   die "cannot read the project version from ${src}/pyproject.toml with ${python} (it needs Python >= 3.11: pass --python)"
-tag=${tag:-actorwork/worker:${version}}
+tag=${tag:-actorwork/${flavour}:${version}}
 
 if image_exists "${tag}" && ((!force)); then
   log "image ${tag} exists; nothing to do (--force rebuilds it)"
@@ -81,10 +96,17 @@ if image_exists "${tag}" && ((!force)); then
 fi
 
 if ! image_exists "${base}"; then
-  [[ ${base} == actorwork/debian-python:* ]] ||
-    die "base image ${base} does not exist: build it first (no registry to pull it from)"
-  log "base image ${base} is missing; building it"
-  "${here}/build-base-image.sh" --tag "${base}" --release "${base##*:}"
+  case ${base} in
+    actorwork/debian-python:*)
+      log "base image ${base} is missing; building it"
+      "${here}/build-base-image.sh" --tag "${base}" --release "${base##*:}"
+      ;;
+    actorwork/chromium:*)
+      log "base image ${base} is missing; building it"
+      "${here}/build-chromium-image.sh" --tag "${base}"
+      ;;
+    *) die "base image ${base} does not exist: build it first (no registry to pull it from)" ;;
+  esac
 fi
 
 # Binary wheels (msgspec) are built for the host interpreter, so it has to be
@@ -95,7 +117,10 @@ host_py=$("${python}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [[ ${host_py} == "${image_py}" ]] ||
   die "${python} is Python ${host_py} but ${base} has Python ${image_py}: pass --python pointing at a Python ${image_py}"
 
-wheelhouse=${wheelhouse:-$(cache_root)/wheelhouse/${version}}
+# One wheelhouse per flavour, so building one never empties the other's.
+wheels_dir=${version}
+((chromium)) && wheels_dir=${flavour}-${version}
+wheelhouse=${wheelhouse:-$(cache_root)/wheelhouse/${wheels_dir}}
 requirement=actorwork${extras:+[${extras}]}==${version}
 if ((offline)); then
   [[ -d ${wheelhouse} ]] || die "--offline ${wheelhouse@Q} is not a directory of wheels"
@@ -112,7 +137,7 @@ fi
 log "wheelhouse: $(find "${wheelhouse}" -name '*.whl' -printf '%f ' )"
 
 mkdir -p "${work}/context"
-cp "${here}/worker/Dockerfile" "${work}/context/"
+cp "${here}/${flavour}/Dockerfile" "${work}/context/"
 cp -r "${wheelhouse}" "${work}/context/wheelhouse"
 
 # The classic builder resolves FROM against local images and pulls nothing.

@@ -16,7 +16,10 @@ console messages, errors and failed requests are in the job's logs.
 Where Chromium runs is configuration (``[chromium] mode``): ``local`` launches
 Debian's ``chromium``; ``docker`` starts a container of the Chromium image
 (``scripts/build-chromium-image.sh``) and reaches its DevTools on 127.0.0.1;
-``endpoint`` attaches to a browser already running. See :mod:`.launch` for how
+``endpoint`` attaches to a browser already running. In a worker container of a
+``docker`` pool, ``docker`` means ``local`` (the rendering worker image,
+``actorwork image build --chromium``, has Debian's Chromium), so the same
+``[chromium]`` table serves both shapes. See :mod:`.launch` for how
 nothing is left running, :mod:`.works` for how jobs share browsers, and
 :mod:`.browser` for the pyppeteer/Chromium 156 differences we work around.
 

@@ -18,6 +18,13 @@ and takes away what it started (:meth:`Launcher.aclose`, idempotent). Three kind
 * :class:`EndpointLauncher` starts nothing; it asks ``http://HOST:PORT/json/version``
   for the WebSocket URL (or takes a ``ws://`` URL as it is).
 
+**Inside a worker container** of a ``docker`` pool (``$ACTORWORK_CONTAINER`` set)
+``docker`` means ``local``: the work already runs in a container, which has no Docker
+engine but, in the rendering worker image (``build-worker-image.sh --chromium``),
+Debian's Chromium. So one ``[chromium]`` table serves the development shape (works
+in this process, Chromium in a container) and the production one (works and
+Chromium in the pool's containers) unchanged; :func:`effective_mode` decides.
+
 Every launcher still running at interpreter exit is killed synchronously
 (:func:`kill_all_now`, registered with :mod:`atexit`).
 """
@@ -39,7 +46,7 @@ import tempfile
 import time
 import urllib.request
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
 import anyio
@@ -47,6 +54,7 @@ import anyio.to_thread
 
 from actorwork.config import ChromiumSettings
 from actorwork.errors import ChromiumError
+from actorwork.pool.containers import CONTAINER_VARIABLE
 
 __all__ = [
     "CONTAINER_LABEL",
@@ -55,6 +63,7 @@ __all__ = [
     "EndpointLauncher",
     "Launcher",
     "LocalLauncher",
+    "effective_mode",
     "kill_all_now",
     "launcher_for",
     "shielded",
@@ -101,11 +110,24 @@ class Launcher(abc.ABC):
         """Kill what was started, synchronously (interpreter exit). Idempotent."""
 
 
-def launcher_for(settings: ChromiumSettings) -> Launcher:
-    """The launcher for ``settings.mode``."""
-    if settings.mode == "local":
+def effective_mode(settings: ChromiumSettings, env: Mapping[str, str] | None = None) -> str:
+    """``settings.mode`` as it applies here: ``docker`` is ``local`` in a worker container.
+
+    ``env`` (default ``os.environ``) tells where "here" is: a ``docker`` pool sets
+    ``$ACTORWORK_CONTAINER`` in each of its containers.
+    """
+    env = os.environ if env is None else env
+    if settings.mode == "docker" and env.get(CONTAINER_VARIABLE):
+        return "local"
+    return settings.mode
+
+
+def launcher_for(settings: ChromiumSettings, env: Mapping[str, str] | None = None) -> Launcher:
+    """The launcher for ``settings.mode`` where this process runs (:func:`effective_mode`)."""
+    mode = effective_mode(settings, env)
+    if mode == "local":
         return LocalLauncher(settings.executable, settings.args)
-    if settings.mode == "docker":
+    if mode == "docker":
         return DockerLauncher(settings.image, settings.args)
     return EndpointLauncher(settings.endpoint)
 

@@ -5,6 +5,7 @@
     actorwork image build --tag myapp/worker:1.0 --package .          # this project
     actorwork image build --tag myapp/worker:1.0 --wheelhouse wheels/ \\
         --requirement myapp                                           # no package index
+    actorwork image build --chromium --package .                      # a worker that renders
 
 See :mod:`actorwork.docker.images` for what goes into the image. The ``docker`` pool's
 ``image`` key then names the tag.
@@ -16,7 +17,13 @@ import argparse
 
 from actorwork.config import Config
 from actorwork.docker.engine import DEFAULT_IMAGE, Engine, check_image_reference
-from actorwork.docker.images import BASE_CANDIDATES, build_worker_image
+from actorwork.docker.images import (
+    BASE_CANDIDATES,
+    CHROMIUM_BASE,
+    CHROMIUM_FONTS,
+    CHROMIUM_WORKER_IMAGE,
+    build_worker_image,
+)
 
 __all__ = ["add_image_commands", "image_command"]
 
@@ -26,7 +33,17 @@ def add_image_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     image = commands.add_parser("image", help="build worker images (no registry needed)")
     verbs = image.add_subparsers(dest="image_command", required=True)
     build = verbs.add_parser("build", help="build a worker image from a base with Python")
-    build.add_argument("--tag", default=DEFAULT_IMAGE, help=f"image name (default {DEFAULT_IMAGE})")
+    build.add_argument(
+        "--tag",
+        default=None,
+        help=f"image name (default {DEFAULT_IMAGE}; with --chromium {CHROMIUM_WORKER_IMAGE})",
+    )
+    build.add_argument(
+        "--chromium",
+        action="store_true",
+        help=f"a worker that renders: FROM {CHROMIUM_BASE} (unless --base), with "
+        f"{' and '.join(CHROMIUM_FONTS)} and the chromium extra",
+    )
     build.add_argument(
         "--base",
         default=None,
@@ -58,6 +75,8 @@ def add_image_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 async def image_command(args: argparse.Namespace, config: Config) -> int:
     """Run ``actorwork image build``; print the tag and image id."""
+    if args.tag is None:
+        args.tag = CHROMIUM_WORKER_IMAGE if args.chromium else DEFAULT_IMAGE
     check_image_reference(args.tag, key="--tag")  # before asking any engine
     async with Engine() as engine:
         image_id = await build_worker_image(
@@ -68,6 +87,7 @@ async def image_command(args: argparse.Namespace, config: Config) -> int:
             requirements=args.requirements,
             wheelhouse=args.wheelhouse,
             extras=args.extras,
+            chromium=args.chromium,
         )
     print(f"built {args.tag} ({image_id[7:19]})")
     return 0

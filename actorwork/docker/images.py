@@ -9,6 +9,14 @@ with ``pip wheel`` (the only step that needs a package index), or given ready ma
 (``wheelhouse=``) for a machine without one. The build goes through the engine's
 API with ``pull=False``: nothing is pulled.
 
+With ``chromium=True`` it is a worker that renders (``actorwork image build
+--chromium``): the base is actorwork's Chromium image (``actorwork/chromium:<release>``
+from ``scripts/build-chromium-image.sh``: Debian's chromium and Latin fonts), the
+build adds Debian's CJK and emoji fonts (:data:`CHROMIUM_FONTS`, from the engine's
+apt sources, like the Chromium image's own packages) and installs actorwork's
+``chromium`` extra; the image's entrypoint is plain ``tini`` again, so a container
+runs the worker and its works start their browsers in it.
+
 For tests, :func:`ensure_worker_image` builds the default worker image with the
 checkout's scripts when it is missing, and :func:`source_mounts` mounts the running
 actorwork over the image's, so a container runs the code under test.
@@ -36,6 +44,9 @@ from actorwork.errors import ActorworkError, EngineError, ImageNotFound
 
 __all__ = [
     "BASE_CANDIDATES",
+    "CHROMIUM_BASE",
+    "CHROMIUM_FONTS",
+    "CHROMIUM_WORKER_IMAGE",
     "build_worker_image",
     "checkout_root",
     "ensure_worker_image",
@@ -49,13 +60,19 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 #: Bases tried in order when none is named: the registry's, then actorwork's own.
 BASE_CANDIDATES = ("python:3.11-slim", "actorwork/debian-python:bookworm")
+#: The base of a rendering worker (``chromium=True``) when none is named.
+CHROMIUM_BASE = "actorwork/chromium:bookworm"
+#: The rendering worker image the tests and the production example run.
+CHROMIUM_WORKER_IMAGE = f"actorwork/chromium-worker:{__version__}"
+#: Debian's fonts a rendering worker adds to the Chromium image's Latin ones.
+CHROMIUM_FONTS = ("fonts-noto-cjk", "fonts-noto-color-emoji")
 #: Where :func:`source_mounts` puts the running actorwork inside a container.
 SOURCE_DIR = "/opt/actorwork-src"
 
 _DOCKERFILE = """\
 FROM {base}
 USER root
-COPY wheelhouse/ /tmp/wheelhouse/
+{chromium}COPY wheelhouse/ /tmp/wheelhouse/
 RUN {python} -m venv /opt/actorwork \\
  && /opt/actorwork/bin/pip install --no-index --find-links /tmp/wheelhouse \\
       --no-cache-dir --disable-pip-version-check {requirements} \\
@@ -65,6 +82,28 @@ ENV VIRTUAL_ENV=/opt/actorwork \\
 USER {user}
 CMD ["actorwork", "version"]
 """
+
+# What a rendering worker adds before actorwork: the Chromium image starts a browser,
+# a worker starts the worker; fonts in their own layer, cached across code changes.
+_CHROMIUM_STEPS = """\
+ENTRYPOINT ["/usr/bin/tini", "--"]
+HEALTHCHECK NONE
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends {fonts} \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt/*
+"""
+
+
+def dockerfile(base: str, installs: Sequence[str], user: str, *, chromium: bool = False) -> str:
+    """The Dockerfile of a worker image FROM ``base`` installing ``installs`` offline."""
+    steps = _CHROMIUM_STEPS.format(fonts=" ".join(CHROMIUM_FONTS)) if chromium else ""
+    return _DOCKERFILE.format(
+        base=base,
+        chromium=steps,
+        python="python3",
+        requirements=" ".join(map(repr, installs)),
+        user=user,
+    )
 
 
 def checkout_root() -> Path | None:
@@ -81,12 +120,18 @@ def source_mounts() -> tuple[list[str], dict[str, str]]:
     return [f"{package}:{SOURCE_DIR}/actorwork:ro"], {"PYTHONPATH": SOURCE_DIR}
 
 
-async def ensure_worker_image(engine: Engine, tag: str | None = None) -> str:
+async def ensure_worker_image(
+    engine: Engine, tag: str | None = None, *, chromium: bool = False
+) -> str:
     """The test worker image (``$ACTORWORK_TEST_IMAGE`` or the default), built if missing.
 
-    Building needs the checkout's ``scripts/`` (they make the base with debootstrap);
-    one build at a time per host (a lock file), since two would race for the tag.
+    With ``chromium`` it is the rendering worker (``$ACTORWORK_TEST_CHROMIUM_IMAGE`` or
+    :data:`CHROMIUM_WORKER_IMAGE`, ``build-worker-image.sh --chromium``). Building needs
+    the checkout's ``scripts/`` (they make the base with debootstrap); one build at a
+    time per host (a lock file), since two would race for the tag.
     """
+    if chromium:
+        tag = tag or os.environ.get("ACTORWORK_TEST_CHROMIUM_IMAGE") or CHROMIUM_WORKER_IMAGE
     tag = tag or os.environ.get("ACTORWORK_TEST_IMAGE") or DEFAULT_IMAGE
     if await engine.image_exists(tag):
         return tag
@@ -95,7 +140,8 @@ async def ensure_worker_image(engine: Engine, tag: str | None = None) -> str:
         await engine.require_image(tag)  # raises, naming how to build it
     assert root is not None
     script = root / "scripts" / "build-worker-image.sh"
-    await anyio.to_thread.run_sync(_run_locked, [str(script), "--tag", tag])
+    command = [str(script), "--tag", tag, *(["--chromium"] if chromium else [])]
+    await anyio.to_thread.run_sync(_run_locked, command)
     await engine.require_image(tag)
     return tag
 
@@ -110,12 +156,21 @@ def _run_locked(command: Sequence[str]) -> None:
             raise EngineError(f"{' '.join(command)} failed:\n{done.stderr.strip()[-3000:]}")
 
 
-async def pick_base(engine: Engine, base: str | None) -> str:
-    """``base`` if the engine has it, else the first of BASE_CANDIDATES it has."""
+async def pick_base(engine: Engine, base: str | None, *, chromium: bool = False) -> str:
+    """``base`` if the engine has it, else the first of BASE_CANDIDATES it has
+    (with ``chromium``: CHROMIUM_BASE, which must exist)."""
     if base is not None:
         check_image_reference(base, key="--base")
         await engine.require_image(base)
         return base
+    if chromium:
+        if not await engine.image_exists(CHROMIUM_BASE):
+            raise ImageNotFound(
+                f"no Chromium image {CHROMIUM_BASE!r} in the Docker Engine at {engine.where} "
+                "to build a rendering worker on; nothing is pulled: build it with "
+                "scripts/build-chromium-image.sh, or name another with --base"
+            )
+        return CHROMIUM_BASE
     for candidate in BASE_CANDIDATES:
         if await engine.image_exists(candidate):
             return candidate
@@ -178,6 +233,7 @@ async def build_worker_image(
     requirements: Sequence[str] = (),
     wheelhouse: str | None = None,
     extras: str = "",
+    chromium: bool = False,
 ) -> str:
     """Build ``tag``; see the module docstring. Returns the image id.
 
@@ -186,8 +242,10 @@ async def build_worker_image(
     names of what ``wheelhouse`` holds, when it is given).
     """
     check_image_reference(tag, key="--tag")
-    base = await pick_base(engine, base)
+    base = await pick_base(engine, base, chromium=chromium)
     base_user = (await engine.image(base)).get("Config", {}).get("User") or "root"
+    if chromium and "chromium" not in extras.split(","):
+        extras = ",".join(filter(None, [extras, "chromium"]))
     actor = f"actorwork[{extras}]" if extras else "actorwork"
     wanted = [f"{actor}=={__version__}", *requirements]
     with tempfile.TemporaryDirectory(prefix="actorwork-image-") as work:
@@ -208,11 +266,10 @@ async def build_worker_image(
             house.mkdir()
             await anyio.to_thread.run_sync(_wheel, [*sources, *packages], house)
             wanted += [_name_of(p) for p in packages]
-        dockerfile = _DOCKERFILE.format(
-            base=base, python="python3", requirements=" ".join(map(repr, wanted)), user=base_user
-        )
-        context = _context(dockerfile, house)
-    labels = {f"{LABEL_PREFIX}.image": "worker", f"{LABEL_PREFIX}.base": base}
+        text = dockerfile(base, wanted, base_user, chromium=chromium)
+        context = _context(text, house)
+    kind = "chromium-worker" if chromium else "worker"
+    labels = {f"{LABEL_PREFIX}.image": kind, f"{LABEL_PREFIX}.base": base}
     log.info("image_build_started", tag=tag, base=base, installs=wanted)
     await engine.build(context, tag=tag, labels=labels)
     image_id = await engine.image_id(tag)

@@ -9,6 +9,10 @@ the fleet matches the handshake's name to the container it started and hands the
 Pool a :class:`ContainerWorker` — the counterpart of a process pool's
 :class:`~actorwork.transports.pipe.ChildProcess` — in which the Pool spawns a Worker.
 
+Every container gets ``$ACTORWORK_CONTAINER`` (its own name): code in it can tell it
+runs in a worker container (``actorwork.chromium`` then launches its browsers in the
+container itself instead of asking for a Docker engine it has not got).
+
 Labels on every container: ``org.actorwork.pool`` (the pool's name),
 ``org.actorwork.owner`` (``host:pid:start-time`` of the pool's process) and
 ``org.actorwork.bridge`` (its bridge directory). At start, a fleet removes the
@@ -44,10 +48,12 @@ if TYPE_CHECKING:
     from actorwork.runtime.link import Link
     from actorwork.runtime.system import ActorSystem
 
-__all__ = ["ContainerFleet", "ContainerWorker", "owner_label"]
+__all__ = ["CONTAINER_VARIABLE", "ContainerFleet", "ContainerWorker", "owner_label"]
 
 log = get_logger(__name__)
 
+#: Set in every worker container, to the container's name.
+CONTAINER_VARIABLE = "ACTORWORK_CONTAINER"
 #: Where the bridge directory appears inside every container.
 CONTAINER_BRIDGE_DIR = "/run/actorwork-bridge"
 _SOCKET = "pool.sock"
@@ -242,6 +248,7 @@ class ContainerFleet:
         environment = {
             **options.environment,
             SECRET_VARIABLE: self._secret.hex(),
+            CONTAINER_VARIABLE: name,
             "ACTORWORK_LOG_LEVEL": os.environ.get("ACTORWORK_LOG_LEVEL", "info"),
         }
         frame_cap = str(self.system.options.max_frame_size)

@@ -5,7 +5,9 @@
 
 The PDF and PNG are written to ``./rendered/``; the job's logs, with the page's
 console messages, are printed. ``[chromium] mode = "local"`` in the config file runs
-Debian's chromium instead of the container; nothing else changes.
+Debian's chromium instead of the container; nothing else changes. With
+``production.toml`` (a Scheduler and a docker Pool running as processes, see the
+file) this program is only a client; the works and Chromium run in the containers.
 """
 
 from __future__ import annotations
