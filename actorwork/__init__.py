@@ -26,6 +26,7 @@ from actorwork.errors import (
     ScheduleError,
     ScheduleNotFound,
     TransportError,
+    UsageError,
     WorkFailed,
     WorkNotFound,
 )
@@ -36,7 +37,7 @@ from actorwork.schedules import Schedule, schedule
 from actorwork.sync import SyncClient, SyncJobHandle
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
-from actorwork.work import Work, WorkContext, work
+from actorwork.work import Limit, Work, WorkContext, work
 
 __all__ = [
     "Actor",
@@ -56,6 +57,7 @@ __all__ = [
     "JobNotFound",
     "JobSystem",
     "JobView",
+    "Limit",
     "LogLine",
     "Message",
     "MessageRejected",
@@ -72,6 +74,7 @@ __all__ = [
     "Terminated",
     "Transport",
     "TransportError",
+    "UsageError",
     "Work",
     "WorkContext",
     "WorkFailed",

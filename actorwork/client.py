@@ -37,6 +37,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Generator,
     Iterable,
     Mapping,
     Sequence,
@@ -63,6 +64,7 @@ from actorwork.errors import (
     ScheduleError,
     ScheduleNotFound,
     TransportError,
+    UsageError,
     WorkNotFound,
 )
 from actorwork.events import (
@@ -164,7 +166,7 @@ class Client(anyio.abc.AsyncResource):
         middleware: Sequence[object] = (),
     ) -> None:
         if not 0 <= connect_timeout < math.inf:
-            raise ValueError(
+            raise UsageError(
                 f"connect_timeout must be finite seconds, 0 or more, got {connect_timeout!r}"
             )
         self.system = system
@@ -303,18 +305,18 @@ class Client(anyio.abc.AsyncResource):
             )
         name, encoded = self._encode(work, payload)
         if job_id is not None and not _JOB_ID.fullmatch(job_id):
-            raise ValueError(
+            raise UsageError(
                 f"job_id {job_id!r} must be 1-128 letters, digits or '_', '.', ':', '-'"
             )
         if retries is not None and retries < 0:
-            raise ValueError(f"retries must be 0 or more, got {retries!r}")
+            raise UsageError(f"retries must be 0 or more, got {retries!r}")
         due = _due(delay, at)
         if when not in ("succeeded", "finished", "failed"):
-            raise ValueError(f"when must be 'succeeded', 'finished' or 'failed', got {when!r}")
+            raise UsageError(f"when must be 'succeeded', 'finished' or 'failed', got {when!r}")
         parents = [p.id if isinstance(p, JobHandle) else p for p in depends_on]
         for parent in parents:
             if not isinstance(parent, str) or not parent:
-                raise TypeError(f"depends_on takes job handles or ids, got {parent!r}")
+                raise UsageError(f"depends_on takes job handles or ids, got {parent!r}")
         message = SubmitJob(
             work=name,
             payload=encoded,
@@ -364,7 +366,7 @@ class Client(anyio.abc.AsyncResource):
         here) raises naming its index too; the chunks before it are stored.
         """
         if retries is not None and retries < 0:
-            raise ValueError(f"retries must be 0 or more, got {retries!r}")
+            raise UsageError(f"retries must be 0 or more, got {retries!r}")
         due = _due(delay, at)
         messages: list[SubmitJob] = []
         for index, payload in enumerate(payloads):
@@ -427,7 +429,7 @@ class Client(anyio.abc.AsyncResource):
         if isinstance(work, Work):
             return work.name, work.encode_payload(payload)
         if not isinstance(work, str):
-            raise TypeError(f"work must be a @work function or its name, got {work!r}")
+            raise UsageError(f"work must be a @work function or its name, got {work!r}")
         if work in self.registry:
             return work, self.registry.get(work).encode_payload(payload)
         try:
@@ -456,7 +458,7 @@ class Client(anyio.abc.AsyncResource):
         submitted go on). ``options`` go to :meth:`submit`.
         """
         if window < 1:
-            raise ValueError(f"window must be at least 1, got {window!r}")
+            raise UsageError(f"window must be at least 1, got {window!r}")
         if self._task_group is None:
             raise RuntimeError(
                 f"the client of {self.scheduler!r} is not open; map inside "
@@ -633,7 +635,7 @@ class Client(anyio.abc.AsyncResource):
         many (list the jobs again to resync). ValueError names an unknown kind.
         """
         if buffer < 1:
-            raise ValueError(f"buffer must be at least 1, got {buffer!r}")
+            raise UsageError(f"buffer must be at least 1, got {buffer!r}")
         filter = make_filter(job_id=job_id, work=work, queue=queue, status=status, kinds=kinds)
         return EventStream(self, filter, buffer)
 
@@ -681,7 +683,7 @@ class Client(anyio.abc.AsyncResource):
         """Jobs newest first, ``page`` per ask, so any number of them can be listed;
         at most ``limit`` (None: every one)."""
         if page < 1:
-            raise ValueError(f"page must be at least 1, got {page!r}")
+            raise UsageError(f"page must be at least 1, got {page!r}")
         before: int | None = None
         left = limit
         while left is None or left > 0:
@@ -900,6 +902,10 @@ class JobHandle:
         #: False when a unique key matched an existing job.
         self.created = created
 
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await handle`` is ``await handle.result()``: the value, or JobFailed."""
+        return self.result().__await__()
+
     async def status(self) -> str:
         return (await self.client.get(self.id)).status
 
@@ -963,14 +969,14 @@ def _found(job_id: str, reply: object) -> JobView:
 
 def _due(delay: timedelta | float | None, at: datetime | None) -> float | None:
     if delay is not None and at is not None:
-        raise ValueError("give delay or at, not both")
+        raise UsageError("give delay or at, not both")
     if at is not None:
         if at.tzinfo is None:
-            raise ValueError(f"at={at!r} has no time zone; pass an aware datetime")
+            raise UsageError(f"at={at!r} has no time zone; pass an aware datetime")
         return at.timestamp()
     if delay is None:
         return None
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     if seconds < 0:
-        raise ValueError(f"delay must not be negative, got {delay!r}")
+        raise UsageError(f"delay must not be negative, got {delay!r}")
     return time.time() + seconds

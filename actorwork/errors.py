@@ -4,6 +4,7 @@
 
     ActorworkError
     ├── ConfigError                  a config key or value is wrong (names both)
+    ├── UsageError                   a call's argument is out of range or of the wrong kind
     ├── AddressError                 an address cannot be parsed
     │   └── UnknownSchemeError       no transport is registered for the scheme
     ├── TransportError               something went wrong below the messages
@@ -83,6 +84,7 @@ __all__ = [
     "SubmitRefused",
     "TransportError",
     "UnknownSchemeError",
+    "UsageError",
     "WorkFailed",
     "WorkNotFound",
 ]
@@ -94,6 +96,12 @@ class ActorworkError(Exception):
 
 class ConfigError(ActorworkError, ValueError):
     """A configuration key or value is invalid; the message names both."""
+
+
+class UsageError(ActorworkError, ValueError, TypeError):
+    """A call with an argument out of its range or of the wrong kind; names the argument.
+
+    Also a ValueError and a TypeError, the errors Python raises for such calls."""
 
 
 class AddressError(ActorworkError, ValueError):

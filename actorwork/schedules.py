@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from cronsim import CronSim, CronSimError
 
-from actorwork.errors import ConfigError, ScheduleError
+from actorwork.errors import ConfigError, ScheduleError, UsageError
 
 if TYPE_CHECKING:
     from actorwork.work import Work
@@ -315,7 +315,7 @@ def _exists(local: datetime) -> bool:
 
 def _aware(t: datetime) -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"time {t!r} has no time zone; pass an aware datetime")
+        raise UsageError(f"time {t!r} has no time zone; pass an aware datetime")
     return t
 
 

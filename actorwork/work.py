@@ -33,7 +33,7 @@ import msgspec
 import structlog
 
 from actorwork._importing import import_object
-from actorwork.errors import PayloadError, WorkNotFound
+from actorwork.errors import PayloadError, UsageError, WorkNotFound
 from actorwork.messages import Artifact
 
 __all__ = [
@@ -74,17 +74,17 @@ class Limit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if self.concurrency is None and self.rate is None:
-            raise ValueError("a Limit needs a concurrency, a rate or both")
+            raise UsageError("a Limit needs a concurrency, a rate or both")
         if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"limit concurrency must be at least 1, got {self.concurrency!r}")
+            raise UsageError(f"limit concurrency must be at least 1, got {self.concurrency!r}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError(f"limit rate must be a finite number > 0, got {self.rate!r}")
+            raise UsageError(f"limit rate must be a finite number > 0, got {self.rate!r}")
         if self.burst is not None and (self.burst < 1 or self.rate is None):
-            raise ValueError(
+            raise UsageError(
                 f"limit burst must be at least 1 and go with a rate, got {self.burst!r}"
             )
         if self.key is not None and not self.key:
-            raise ValueError("limit key must name a payload field, got ''")
+            raise UsageError("limit key must name a payload field, got ''")
 
     @property
     def tokens(self) -> int:
@@ -107,9 +107,9 @@ class Keep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if self.hours is not None and not (math.isfinite(self.hours) and self.hours >= 0):
-            raise ValueError(f"keep hours must be a finite number >= 0, got {self.hours!r}")
+            raise UsageError(f"keep hours must be a finite number >= 0, got {self.hours!r}")
         if self.rows is not None and self.rows < 0:
-            raise ValueError(f"keep rows must be 0 or more, got {self.rows!r}")
+            raise UsageError(f"keep rows must be 0 or more, got {self.rows!r}")
 
 
 class WorkContext:
@@ -165,7 +165,7 @@ class WorkContext:
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the work has come (0.0 to 1.0, or None if unknown), live."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"progress fraction must be between 0 and 1, got {fraction!r}")
+            raise UsageError(f"progress fraction must be between 0 and 1, got {fraction!r}")
         self.fraction = fraction
         self.progress_message = message
         if self._on_progress is not None:
@@ -210,9 +210,9 @@ class WorkContext:
     ) -> None:
         """Attach a file (a PDF, an image) to the result; ``name`` is a plain file name."""
         if not name or "/" in name or "\\" in name or name in {".", ".."}:
-            raise ValueError(f"artifact name must be a plain file name, got {name!r}")
+            raise UsageError(f"artifact name must be a plain file name, got {name!r}")
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"artifact {name!r} data must be bytes, got {type(data).__name__}")
+            raise UsageError(f"artifact {name!r} data must be bytes, got {type(data).__name__}")
         self.artifacts.append(Artifact(name, bytes(data), media_type))
         if self._on_artifact is not None:
             self._on_artifact(name)
@@ -313,11 +313,11 @@ def _describe(func: Callable[..., Any], name: str) -> dict[str, Any]:
     try:
         hints = get_type_hints(func)
     except Exception as exc:
-        raise TypeError(f"cannot resolve the annotations of work {name!r}: {exc}") from exc
+        raise UsageError(f"cannot resolve the annotations of work {name!r}: {exc}") from exc
     params = list(inspect.signature(func).parameters.values())
     for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(f"work {name!r} cannot take *{param.name}: payloads are typed")
+            raise UsageError(f"work {name!r} cannot take *{param.name}: payloads are typed")
     takes_context = bool(params) and (
         hints.get(params[0].name) is WorkContext or params[0].name in {"ctx", "context"}
     )
@@ -353,7 +353,7 @@ class WorkRegistry:
     def register(self, item: Work) -> Work:
         existing = self._works.get(item.name)
         if existing is not None and _origin(existing.func) != _origin(item.func):
-            raise ValueError(
+            raise UsageError(
                 f"work name {item.name!r} is already registered by {_origin(existing.func)}"
             )
         self._works[item.name] = item
@@ -428,11 +428,11 @@ def work(
     """
     unknown = sorted(set(keep or {}) - set(FINISHED))
     if unknown:
-        raise ValueError(f"keep status {unknown[0]!r} is not one of: {', '.join(FINISHED)}")
+        raise UsageError(f"keep status {unknown[0]!r} is not one of: {', '.join(FINISHED)}")
     if retries < 0:
-        raise ValueError(f"retries must be 0 or more, got {retries!r}")
+        raise UsageError(f"retries must be 0 or more, got {retries!r}")
     if timeout is not None and timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
+        raise UsageError(f"timeout must be positive, got {timeout!r}")
 
     def register(fn: Callable[..., Any]) -> Work:
         work_name = name or f"{fn.__module__}.{fn.__qualname__}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anyio.abc import AsyncResource
@@ -14,6 +15,7 @@ from actorwork.cli.demo import Greet, Greeting
 from actorwork.docker.engine import Engine
 from actorwork.node import Node
 from actorwork.transports.base import Connection, Listener
+from tests.jobs import works
 
 
 def test_every_exported_name_exists() -> None:
@@ -55,3 +57,15 @@ async def test_a_node_closes_its_systems_once(tmp_path: Path) -> None:
     await node.aclose()  # a second close changes nothing
     with pytest.raises(RuntimeError, match="async with"):
         await node.host()
+
+
+def test_a_bad_argument_is_an_actorwork_error_and_still_a_value_error() -> None:
+    with pytest.raises(actorwork.ActorworkError, match="retries must be 0 or more, got -1"):
+        actorwork.work(retries=-1)
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        actorwork.work(timeout=0)
+
+
+async def test_a_handle_is_awaited_for_its_result(actorwork_jobs: Any) -> None:
+    handle = await actorwork_jobs.submit(works.add, works.Pair(2, 3))
+    assert await handle == 5

@@ -50,6 +50,7 @@ import msgspec
 from actorwork.client import Client, JobHandle
 from actorwork.clock import Clock, ManualClock, Now
 from actorwork.config import Config
+from actorwork.errors import UsageError
 from actorwork.messages import TERMINAL, JobView, ScheduleView
 from actorwork.schedules import next_fire_times
 from actorwork.topology import JobSystem
@@ -156,7 +157,7 @@ class InlineJobs:
         that keeps running, or one queued where no pool takes its queue.
         """
         if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
         deadline = time.monotonic() + timeout
         while True:
             # Schedules first: a firing between the two asks then shows as its job.
