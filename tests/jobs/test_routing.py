@@ -99,8 +99,10 @@ outbox = "{self.tmp}/outbox-{pool}"
     @asynccontextmanager
     async def connected(self, config: Path) -> AsyncIterator[Client]:
         settings = load_config(config)
-        async with system_from_settings(settings.system, name="test-client") as system:
-            client = Client(system, settings.scheduler.address)
+        async with (
+            system_from_settings(settings.system, name="test-client") as system,
+            Client(system, settings.scheduler.address) as client,
+        ):
 
             async def answers() -> bool:
                 try:
