@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 import anyio
+import anyio.abc
 from anyio.abc import AsyncResource
 
 from actorwork.chromium.launch import Launcher, launcher_for, shielded
@@ -149,7 +150,27 @@ class Chromium(AsyncResource):
         """
         if not self.alive:
             raise ChromiumError(f"{self.launcher.description or 'chromium'} is not running")
-        steps = _Steps()
+        # The render's pyppeteer calls are tasks of this group: the render ends only once
+        # they have, and what the render raised is raised as it is, not as a group.
+        failure: BaseException | None = None
+        rendered = b""
+        async with anyio.create_task_group() as group:
+            try:
+                rendered = await self._render_steps(_Steps(group), request, log, output, what)
+            except BaseException as exc:  # noqa: BLE001 - raised again below, unchanged
+                failure = exc
+        if failure is not None:
+            raise failure
+        return rendered
+
+    async def _render_steps(
+        self,
+        steps: _Steps,
+        request: PageRequest,
+        log: Any,
+        output: Callable[[Any], Awaitable[Any]],
+        what: str,
+    ) -> bytes:
         # Opened and closed whatever the caller's cancellation: a context opened while
         # the job times out would otherwise stay open in the browser.
         with anyio.CancelScope(shield=True), anyio.fail_after(_CONTEXT_TIMEOUT):
@@ -184,35 +205,47 @@ class _Steps:
     pyppeteer sets results on its reply futures without checking whether they were
     cancelled: a cancelled one (a job's timeout while it waits) makes its receive task
     die with InvalidStateError, and every later call on that browser waits forever.
-    So each call runs as a task of its own that our cancellation does not reach;
-    :meth:`settle` waits for an abandoned one to end before the context is closed
-    under it, and its outcome is always retrieved (nothing is logged as lost).
+    So each call runs as a task of the render's task group, shielded, which our
+    cancellation does not reach: the caller stops waiting, the call goes on to its end;
+    :meth:`settle` waits for an abandoned one before the context is closed under it,
+    and the group waits for every call before the render returns.
     """
 
-    def __init__(self) -> None:
-        self._running: asyncio.Future[Any] | None = None
+    def __init__(self, group: anyio.abc.TaskGroup) -> None:
+        self._group = group
+        self._running: anyio.Event | None = None
 
     async def __call__(self, call: Awaitable[Any], what: str) -> Any:
         from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
 
-        running = self._running = asyncio.ensure_future(call)
-        running.add_done_callback(_retrieve)
-        try:
-            return await asyncio.shield(running)
-        except PyppeteerError as exc:
-            raise ChromiumError(f"chromium could not {what}: {exc}") from exc
+        done = anyio.Event()
+        outcome: list[tuple[bool, Any]] = []
+
+        async def run() -> None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    outcome.append((True, await call))
+                except Exception as exc:  # noqa: BLE001 - handed to the caller below
+                    outcome.append((False, exc))
+                finally:
+                    done.set()
+
+        self._running = done
+        self._group.start_soon(run)
+        await done.wait()
+        succeeded, value = outcome[0]
+        if succeeded:
+            return value
+        if isinstance(value, PyppeteerError):
+            raise ChromiumError(f"chromium could not {what}: {value}") from value
+        raise value
 
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait (up to ``timeout`` seconds) for an abandoned call to end."""
         running = self._running
-        if running is not None and not running.done():
+        if running is not None and not running.is_set():
             with anyio.move_on_after(timeout):
-                await asyncio.wait([running])
-
-
-def _retrieve(done: asyncio.Future[Any]) -> None:
-    if not done.cancelled():
-        done.exception()
+                await running.wait()
 
 
 async def _connect(url: str) -> tuple[Any, Any]:
