@@ -817,9 +817,7 @@ class SQLiteStore:
         until: float | None = None,
     ) -> list[Job]:
         return await self._run(
-            lambda db: db.find(
-                status, queue, limit, before, work=work, since=since, until=until
-            )
+            lambda db: db.find(status, queue, limit, before, work=work, since=since, until=until)
         )
 
     async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
