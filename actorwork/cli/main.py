@@ -10,6 +10,7 @@
     actorwork cancel|retry|delete JOB_ID
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
+    actorwork api                  # serve the HTTP JSON API and /metrics (loopback)
     actorwork image build          # build a worker image locally (no registry)
     actorwork config               # print the effective configuration
     actorwork version
@@ -300,8 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
     serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")
+    from actorwork.cli.api import add_api_command
     from actorwork.cli.image import add_image_commands
 
+    add_api_command(commands)
     add_image_commands(commands)
     commands.add_parser("config", help="print the effective configuration")
     commands.add_parser("version", help="print the version")
@@ -325,9 +328,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         sys.path.insert(0, os.getcwd())
         from actorwork.cli import jobs as cli_jobs
+        from actorwork.cli.api import api_command
         from actorwork.cli.image import image_command
 
-        runners = {"greet": _greet, "serve": _serve, "image": image_command, **cli_jobs.COMMANDS}
+        runners = {
+            "greet": _greet,
+            "serve": _serve,
+            "image": image_command,
+            "api": api_command,
+            **cli_jobs.COMMANDS,
+        }
         return anyio.run(runners[args.command], args, config)
     except ActorworkError as exc:
         print(f"actorwork: error: {exc}", file=sys.stderr)
