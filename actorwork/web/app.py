@@ -40,7 +40,15 @@ from actorwork.errors import (
     ScheduleNotFound,
     WorkNotFound,
 )
-from actorwork.messages import MAX_NAME, JobStatus, JobView
+from actorwork.messages import (
+    MAX_ATTEMPTS,
+    MAX_INT,
+    MAX_KEY,
+    MAX_NAME,
+    MAX_SECONDS,
+    JobStatus,
+    JobView,
+)
 from actorwork.web.metrics import Metrics
 from actorwork.web.openapi import openapi_document
 from actorwork.web.security import Guard, Security
@@ -106,6 +114,8 @@ def _name(params: Any, key: str) -> str | None:
     value = params.get(key)
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"{key} must be a string", key, repr(value)[:80])
     if not value or len(value) > MAX_NAME:
         raise ApiError(422, f"{key} must be 1 to {MAX_NAME} characters", key, value[:80])
     return str(value)
@@ -115,6 +125,12 @@ def _number(params: Any, key: str, *, whole: bool = False, low: float = 0.0, hig
     text = params.get(key)
     if text is None:
         return None
+    if isinstance(text, float) and whole and text.is_integer():
+        text = int(text)  # JSON's 3.0 is the integer 3
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ApiError(422, f"{key} must be a number", key, repr(text)[:80])
+    if not isinstance(text, str):
+        text = repr(text)
     try:
         value: float = int(text) if whole else float(text)
     except ValueError:
@@ -167,6 +183,16 @@ class _Api:
             raise ApiError(503, "the API has no client: it is starting or stopping")
         return self._client
 
+    async def jobs(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.submit(request)
+        return await self.list_jobs(request)
+
+    async def job_or_delete(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return await self.change(request)
+        return await self.job(request)
+
     async def list_jobs(self, request: Request, status: str | None = None) -> Response:
         params = request.query_params
         filters = _filters(params)
@@ -186,10 +212,15 @@ class _Api:
             raise ApiError(422, "work must name a registered work", "work", work)
         options: dict[str, Any] = {}
         for key, kinds in _SUBMIT_OPTIONS.items():
-            if body.get(key) is not None:
-                if not isinstance(body[key], kinds) or isinstance(body[key], bool):
-                    raise ApiError(422, f"{key} has the wrong type", key, body[key])
-                options[key] = body[key]
+            value = body.get(key)
+            if value is None:
+                continue
+            if kinds is int and isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON's 3.0 is the integer 3
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ApiError(422, f"{key} has the wrong type", key, repr(value)[:80])
+            _check_bounds(key, value)
+            options[key] = value
         unknown = set(body) - {"work", "payload", *_SUBMIT_OPTIONS}
         if unknown:
             key = sorted(unknown)[0]
@@ -216,7 +247,7 @@ class _Api:
         return _json({"logs": msgspec.to_builtins(list(lines))})
 
     async def artifact(self, request: Request) -> Response:
-        job_id, name = request.path_params["job_id"], request.path_params["name"]
+        job_id, name = request.path_params["job_id"], request.path_params["artifact"]
         view = await self.client.get(job_id)
         artifacts = [] if view.result is None else view.result.artifacts
         for artifact in artifacts:
@@ -227,7 +258,7 @@ class _Api:
                     media_type=artifact.media_type,
                     headers={"content-disposition": f'attachment; filename="{safe}"'},
                 )
-        raise ApiError(404, f"job {job_id!r} has no artifact {name!r}", "name", name)
+        raise ApiError(404, f"job {job_id!r} has no artifact {name!r}", "artifact", name)
 
     async def change(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -240,14 +271,10 @@ class _Api:
         action = _action(request, ("cancel", "retry", "delete"))
         body = await _body(request)
         filters = _filters(body)
-        limit = body.get("limit", MAX_PAGE)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
-            raise ApiError(
-                422, f"limit must be a whole number from 1 to {MAX_PAGE}", "limit", limit
-            )
-        if not any(filters.values()):
+        limit = _number(body, "limit", whole=True, low=1, high=MAX_PAGE)
+        if all(value is None for value in filters.values()):
             raise ApiError(422, "a change by filter needs at least one filter", "status")
-        page = await self.client.page(**filters, limit=limit)
+        page = await self.client.page(**filters, limit=MAX_PAGE if limit is None else limit)
         done, failed = [], []
         for view in page.jobs:
             try:
@@ -307,6 +334,11 @@ class _Api:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    async def openapi(self, request: Request) -> Response:
+        registry = self.client.registry if self._client is not None else None
+        works = None if registry is None else tuple(registry.get(n) for n in registry.names())
+        return _json(openapi_document(works))
+
     async def metrics_page(self, request: Request) -> Response:
         body, media_type = await self.metrics.render(self.client)
         return Response(body, media_type=media_type)
@@ -323,6 +355,27 @@ _SUBMIT_OPTIONS: dict[str, Any] = {
 }
 
 
+#: The bounds of a submit's options: (least, most, whether the least is allowed).
+_SUBMIT_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "priority": (-MAX_INT - 1, MAX_INT, True),
+    "retries": (0, MAX_ATTEMPTS - 1, True),
+    "timeout": (0.0, MAX_SECONDS, False),
+    "delay": (0.0, MAX_SECONDS, True),
+}
+_SUBMIT_LENGTHS = {"queue": MAX_NAME, "unique_key": MAX_KEY, "job_id": 128}
+
+
+def _check_bounds(key: str, value: Any) -> None:
+    """A submit option outside what a message carries is a 422 naming it."""
+    if key in _SUBMIT_BOUNDS:
+        low, high, closed = _SUBMIT_BOUNDS[key]
+        inside = (low <= value if closed else low < value) and value <= high
+        if not (math.isfinite(value) and inside):
+            raise ApiError(422, f"{key} must be between {low:g} and {high:g}", key, value)
+    elif len(value) > _SUBMIT_LENGTHS[key]:
+        raise ApiError(422, f"{key} is at most {_SUBMIT_LENGTHS[key]} characters", key, value[:80])
+
+
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
@@ -334,11 +387,24 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+#: The longest value of each path parameter (the bounds of the messages they go into).
+_PATH_LIMITS = {"artifact": MAX_KEY}
+
+
+def _check_path(request: Request) -> None:
+    """A path parameter too long for the message it goes into is a 422 naming it."""
+    for key, value in request.path_params.items():
+        limit = _PATH_LIMITS.get(key, MAX_NAME)
+        if not value or len(value) > limit:
+            raise ApiError(422, f"{key} must be 1 to {limit} characters", key, value[:80])
+
+
 def _handler(
     func: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         try:
+            _check_path(request)
             return await func(request)
         except ActorworkError as exc:
             return _error(_translate(exc))
@@ -383,13 +449,13 @@ def create_app(
         return lambda request: api.list_jobs(request, status)
 
     routes = [
-        Route("/jobs", _handler(api.list_jobs), methods=["GET"]),
-        Route("/jobs", _handler(api.submit), methods=["POST"]),
+        Route("/jobs", _handler(api.jobs), methods=["GET", "POST"]),
         Route("/jobs/{action:str}/by-filter", _handler(api.change_many), methods=["POST"]),
-        Route("/jobs/{job_id:str}", _handler(api.job), methods=["GET"]),
-        Route("/jobs/{job_id:str}", _handler(api.change), methods=["DELETE"]),
+        Route("/jobs/{job_id:str}", _handler(api.job_or_delete), methods=["GET", "DELETE"]),
         Route("/jobs/{job_id:str}/logs", _handler(api.logs), methods=["GET"]),
-        Route("/jobs/{job_id:str}/artifacts/{name:str}", _handler(api.artifact), methods=["GET"]),
+        Route(
+            "/jobs/{job_id:str}/artifacts/{artifact:str}", _handler(api.artifact), methods=["GET"]
+        ),
         Route("/jobs/{job_id:str}/{action:str}", _handler(api.change), methods=["POST"]),
         *(
             Route(f"/{status}", _handler(jobs_of(status)), methods=["GET"])
@@ -404,15 +470,17 @@ def create_app(
         ),
         Route("/events", _handler(api.events), methods=["GET"]),
         Route("/metrics", _handler(api.metrics_page), methods=["GET"]),
-        Route("/openapi.json", lambda _: _json(openapi_document()), methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
 
     async def not_here(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
-        return _json(
+        response = _json(
             {"error": str(getattr(exc, "detail", exc)), "field": "path", "value": request.url.path},
             status,
         )
+        response.headers.update(getattr(exc, "headers", None) or {})  # 405's Allow
+        return response
 
     app = Starlette(
         routes=routes,

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from actorwork.messages import AttemptRecord, JobView, LogLine, PoolView, QueueView, ScheduleView
+from actorwork.messages import (
+    MAX_ATTEMPTS,
+    MAX_INT,
+    MAX_KEY,
+    MAX_SECONDS,
+    AttemptRecord,
+    JobView,
+    LogLine,
+    PoolView,
+    QueueView,
+    ScheduleView,
+)
+from actorwork.work import Work
 
 __all__ = ["openapi_document"]
 
@@ -36,7 +48,7 @@ def _errors(*codes: int) -> dict[str, Any]:
             "description": "an error",
             "content": {"application/json": {"schema": _ref("Error")}},
         }
-        for code in (401, 403, 503, *codes)
+        for code in (401, 403, 422, 503, *codes)
     }
 
 
@@ -88,29 +100,54 @@ _JOB = _ok({"type": "object", "properties": {"job": _ref("JobView")}, "required"
 _JOB_ID = _param("job_id", _NAME, "path")
 
 
-def _paths() -> dict[str, Any]:
+def _submit_schema(payloads: dict[str, Any] | None) -> dict[str, Any]:
+    """A submit's body; with the works known, one choice per work with its payload's schema."""
+    options = {
+        "queue": _NAME,
+        "priority": {"type": "integer", "minimum": -MAX_INT - 1, "maximum": MAX_INT},
+        "retries": {"type": "integer", "minimum": 0, "maximum": MAX_ATTEMPTS - 1},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
+        "unique_key": {"type": "string", "maxLength": MAX_KEY},
+        "delay": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+        "job_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+    }
+
+    def body(work: dict[str, Any], payload: tuple[dict[str, Any], bool]) -> dict[str, Any]:
+        schema, needed = payload
+        return {
+            "type": "object",
+            "properties": {"work": work, "payload": schema, **_nullable(options)},
+            "required": ["work", "payload"] if needed else ["work"],
+            "additionalProperties": False,
+        }
+
+    if not payloads:
+        return body(_NAME, ({}, False))
+    return {"oneOf": [body({"const": name}, payload) for name, payload in sorted(payloads.items())]}
+
+
+def _nullable(properties: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` each allowing null too: the API takes null as "not given"."""
+    return {key: {"anyOf": [schema, {"type": "null"}]} for key, schema in properties.items()}
+
+
+def _needs_payload(work: Work) -> bool:
+    """Whether a submit of ``work`` must give a payload (null is not one it takes)."""
+    try:
+        msgspec.convert(None, work.payload_type)
+    except (msgspec.ValidationError, TypeError):
+        return True
+    return False
+
+
+def _paths(payloads: dict[str, Any] | None) -> dict[str, Any]:
     set_list = {
         "get": {
             "parameters": _LIST["parameters"][1:],
             "responses": _LIST["responses"],
         }
     }
-    submit_body = {
-        "type": "object",
-        "properties": {
-            "work": _NAME,
-            "payload": {},
-            "queue": _NAME,
-            "priority": {"type": "integer"},
-            "retries": {"type": "integer", "minimum": 0},
-            "timeout": {"type": "number", "exclusiveMinimum": 0},
-            "unique_key": {"type": "string"},
-            "delay": {"type": "number", "minimum": 0},
-            "job_id": {"type": "string"},
-        },
-        "required": ["work"],
-        "additionalProperties": False,
-    }
+    submit_body = _submit_schema(payloads)
     return {
         "/jobs": {
             "get": _LIST,
@@ -166,9 +203,14 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
-        "/jobs/{job_id}/artifacts/{name}": {
+        "/jobs/{job_id}/artifacts/{artifact}": {
             "get": {
-                "parameters": [_JOB_ID, _param("name", _NAME, "path")],
+                "parameters": [
+                    _JOB_ID,
+                    _param(
+                        "artifact", {"type": "string", "minLength": 1, "maxLength": MAX_KEY}, "path"
+                    ),
+                ],
                 "responses": {"200": {"description": "the artifact's bytes"}, **_errors(404)},
             }
         },
@@ -194,14 +236,23 @@ def _paths() -> dict[str, Any]:
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {
-                                    "status": _STATUS,
-                                    "queue": _NAME,
-                                    "work": _NAME,
-                                    "since": _TIME,
-                                    "until": _TIME,
-                                    "limit": {"type": "integer", "minimum": 1, "maximum": 500},
-                                },
+                                "properties": _nullable(
+                                    {
+                                        "status": _STATUS,
+                                        "queue": _NAME,
+                                        "work": _NAME,
+                                        "since": _TIME,
+                                        "until": _TIME,
+                                        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+                                    }
+                                ),
+                                "anyOf": [
+                                    {
+                                        "required": [key],
+                                        "properties": {key: {"not": {"type": "null"}}},
+                                    }
+                                    for key in ("status", "queue", "work", "since", "until")
+                                ],
                             }
                         }
                     },
@@ -216,7 +267,7 @@ def _paths() -> dict[str, Any]:
                             },
                         }
                     ),
-                    **_errors(422),
+                    **_errors(404, 422),
                 },
             }
         },
@@ -241,7 +292,7 @@ def _paths() -> dict[str, Any]:
                     _param("action", {"type": "string", "enum": ["pause", "resume"]}, "path"),
                 ],
                 "responses": _ok({"type": "object", "properties": {"queue": _ref("QueueView")}})
-                | _errors(422),
+                | _errors(404, 422),
             }
         },
         "/pools": {
@@ -320,17 +371,38 @@ def _JOB_201() -> dict[str, Any]:  # noqa: N802 - reads as the constant it stand
     return {"201": _JOB["200"]}
 
 
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The document served at ``/openapi.json``."""
-    _, components = msgspec.json.schema_components(
-        [JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView],
-        ref_template="#/components/schemas/{name}",
-    )
+_VIEWS = (JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView)
+_documents: dict[tuple[str, ...] | None, dict[str, Any]] = {}
+
+
+def openapi_document(works: Sequence[Work] | None = None) -> dict[str, Any]:
+    """The document served at ``/openapi.json``; with ``works``, a submit's body lists
+    them, each with its payload's schema (else any work name, any payload)."""
+    key = None if works is None else tuple(sorted(work.name for work in works))
+    document = _documents.get(key)
+    if document is not None:
+        return document
+    types = [work.payload_type for work in works or ()]
+    try:
+        schemas, components = msgspec.json.schema_components(
+            [*_VIEWS, *types], ref_template="#/components/schemas/{name}"
+        )
+        payloads = {
+            work.name: (schema, _needs_payload(work))
+            for work, schema in zip(works or (), schemas[len(_VIEWS) :], strict=True)
+        }
+    except (TypeError, ValueError):  # a payload type without a JSON schema: leave them open
+        _, components = msgspec.json.schema_components(
+            _VIEWS, ref_template="#/components/schemas/{name}"
+        )
+        payloads = {work.name: ({}, _needs_payload(work)) for work in works or ()}
     components["Error"] = _ERROR
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "actorwork", "version": "1"},
-        "paths": _paths(),
+        "paths": _paths(payloads or None),
         "components": {"schemas": components},
     }
+    if len(_documents) < 64:
+        _documents[key] = document
+    return document
