@@ -226,7 +226,10 @@ class _Api:
             key = sorted(unknown)[0]
             raise ApiError(422, f"unknown field {key!r}", key)
         try:
-            handle = await self.client.submit(work, body.get("payload"), **options)
+            payload = _whole_numbers(body.get("payload"))
+            handle = await self.client.submit(work, payload, **options)
+        except OverflowError as exc:  # an integer msgpack cannot carry
+            raise ApiError(422, f"payload cannot be encoded: {exc}", "payload") from exc
         except ValueError as exc:
             raise ApiError(422, str(exc)) from exc
         return _json({"job_id": handle.id, "created": handle.created}, 201)
@@ -372,8 +375,25 @@ def _check_bounds(key: str, value: Any) -> None:
         inside = (low <= value if closed else low < value) and value <= high
         if not (math.isfinite(value) and inside):
             raise ApiError(422, f"{key} must be between {low:g} and {high:g}", key, value)
+    elif key == "queue" and not value:
+        raise ApiError(422, "queue must not be empty", key, value)
     elif len(value) > _SUBMIT_LENGTHS[key]:
         raise ApiError(422, f"{key} is at most {_SUBMIT_LENGTHS[key]} characters", key, value[:80])
+
+
+def _whole_numbers(value: Any) -> Any:
+    """``value`` with each whole float that a double holds exactly made an int.
+
+    JSON has one kind of number, and writes 3 as ``3.0`` as readily as ``3``; a payload
+    field typed ``int`` takes the second only. A ``float`` field takes an int as well.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    return value
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -259,3 +259,49 @@ async def test_events_stream_as_server_sent_events(jobs: InlineJobs) -> None:
                 if line.startswith("data:"):
                     assert handle.id in line
                     break
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"work": "add", "payload": {"x": 2**70, "y": 1}}, "payload"),
+        ({"work": "noop", "queue": ""}, "queue"),
+        ({"work": "noop", "delay": 315360001.0}, "delay"),
+        ({"work": "noop", "priority": 2**31}, "priority"),
+        ({"work": "noop", "timeout": 0}, "timeout"),
+        ({"work": "noop", "surprise": 1}, "surprise"),
+    ],
+)
+async def test_a_submit_out_of_bounds_is_422_naming_the_field(
+    http: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    reply = await http.post("/jobs", json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == field
+
+
+async def test_a_whole_float_counts_as_a_whole_number(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/jobs", json={"work": "noop", "retries": 2.0})
+    assert reply.status_code == 201, reply.text
+
+
+async def test_a_path_parameter_too_long_for_its_message_is_422(http: httpx.AsyncClient) -> None:
+    reply = await http.get("/jobs/" + "x" * 257)
+    assert (reply.status_code, reply.json()["field"]) == (422, "job_id")
+    reply = await http.post("/schedules/" + "s" * 257 + "/run")
+    assert (reply.status_code, reply.json()["field"]) == (422, "name")
+
+
+async def test_a_method_not_allowed_names_those_that_are(http: httpx.AsyncClient) -> None:
+    reply = await http.put("/jobs")
+    assert reply.status_code == 405
+    assert set(reply.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    assert reply.json()["field"] == "path"
+
+
+async def test_a_whole_float_in_a_payload_fills_an_int_field(
+    jobs: InlineJobs, http: httpx.AsyncClient
+) -> None:
+    reply = await http.post("/jobs", json={"work": "add", "payload": {"x": 2.0, "y": 3}})
+    assert reply.status_code == 201, reply.text
+    assert await jobs.client.result(reply.json()["job_id"], timeout=30) == 5
