@@ -209,7 +209,12 @@ async def test_metrics_expose_jobs_queues_pools_and_readings(
     )
     assert 'actorwork_queue_depth{queue="default",status="queued"} 0.0' in text
     assert 'actorwork_pool_workers{pool="default",state="busy"} 0.0' in text
-    assert "actorwork_store_commits_total" in text
+    (commits,) = [
+        line for line in text.splitlines() if line.startswith("actorwork_store_commits_total ")
+    ]
+    assert float(commits.split()[1]) >= 2  # the submit's commit, and the result's
+    stats = await jobs.client.stats()
+    assert stats.commit_seconds > 0
     assert "actorwork_scheduler_loop_lag_seconds" in text
 
 

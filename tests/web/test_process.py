@@ -36,7 +36,12 @@ def test_off_loopback_without_a_token_it_refuses_to_start(tmp_path: Path) -> Non
     process = start(
         tmp_path, "--address", f"0.0.0.0:{free_port()}", env={"ACTORWORK_API_TOKEN": ""}
     )
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # it started after all: stop it before failing
+            process.kill()
+            process.communicate()
     assert process.returncode == 2
     assert "'0.0.0.0:" in err
     assert "token" in err
