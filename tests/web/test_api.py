@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from actorwork.client import Client
 from actorwork.schedules import schedule
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs, hosted
@@ -310,3 +313,44 @@ async def test_a_whole_float_in_a_payload_fills_an_int_field(
     reply = await http.post("/jobs", json={"work": "add", "payload": {"x": 2.0, "y": 3}})
     assert reply.status_code == 201, reply.text
     assert await jobs.client.result(reply.json()["job_id"], timeout=30) == 5
+
+
+class _Progressed(msgspec.Struct, tag="job.progressed", tag_field="type"):
+    job_id: str
+    fraction: float
+
+
+class _EventsClient:
+    """The client with an event stream of the agreed shape, until Client.events lands."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.asked: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def events(self, **filters: Any) -> AsyncIterator[_Progressed]:
+        self.asked = filters
+        yield _Progressed("j1", 0.5)
+        yield _Progressed("j1", 1.0)
+
+
+async def test_events_go_out_as_server_sent_events_with_their_filters(jobs: InlineJobs) -> None:
+    client = _EventsClient(jobs.client)
+    app = create_app(client)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as http:
+        reply = await http.get("/events", params={"job_id": "j1", "kinds": "job.progressed"})
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.text == (
+        'event: job.progressed\ndata: {"type":"job.progressed","job_id":"j1","fraction":0.5}\n\n'
+        'event: job.progressed\ndata: {"type":"job.progressed","job_id":"j1","fraction":1.0}\n\n'
+    )
+    assert client.asked == {
+        "job_id": "j1",
+        "work": None,
+        "queue": None,
+        "status": None,
+        "kinds": ["job.progressed"],
+    }
