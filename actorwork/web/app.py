@@ -329,11 +329,21 @@ class _Api:
         if kinds:
             filters["kinds"] = [kind for kind in kinds.split(",") if kind]
 
+        try:
+            events = client.events(**filters)
+        except ValueError as exc:  # an unknown kind
+            raise ApiError(422, str(exc), "kinds", kinds) from exc
+
         async def stream() -> AsyncIterator[bytes]:
-            async for event in client.events(**filters):
-                data = msgspec.to_builtins(event)
-                kind = data.get("type", "event") if isinstance(data, dict) else "event"
-                yield b"event: %s\ndata: %s\n\n" % (kind.encode(), msgspec.json.encode(data))
+            try:
+                async for event in events:
+                    data = msgspec.to_builtins(event)
+                    kind = data.get("type", "event") if isinstance(data, dict) else "event"
+                    yield b"event: %s\ndata: %s\n\n" % (kind.encode(), msgspec.json.encode(data))
+            finally:  # the browser went away: unsubscribe at once
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

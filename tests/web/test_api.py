@@ -9,6 +9,7 @@ import httpx
 import msgspec
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import Mount
 
 from actorwork.client import Client
@@ -326,14 +327,23 @@ class _EventsClient:
     def __init__(self, client: Client) -> None:
         self._client = client
         self.asked: dict[str, Any] = {}
+        self.closed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def events(self, **filters: Any) -> AsyncIterator[_Progressed]:
+    def events(self, **filters: Any) -> AsyncIterator[_Progressed]:
+        if "nope" in filters.get("kinds", ()):
+            raise ValueError("unknown event kind 'nope'")
         self.asked = filters
-        yield _Progressed("j1", 0.5)
-        yield _Progressed("j1", 1.0)
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[_Progressed]:
+        try:
+            yield _Progressed("j1", 0.5)
+            yield _Progressed("j1", 1.0)
+        finally:
+            self.closed = True
 
 
 async def test_events_go_out_as_server_sent_events_with_their_filters(jobs: InlineJobs) -> None:
@@ -354,3 +364,22 @@ async def test_events_go_out_as_server_sent_events_with_their_filters(jobs: Inli
         "status": None,
         "kinds": ["job.progressed"],
     }
+
+
+async def test_a_stream_left_early_unsubscribes_at_once(jobs: InlineJobs) -> None:
+    client = _EventsClient(jobs.client)
+    app = create_app(client)  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "query_string": b"", "headers": [], "app": app}
+    response = await app.state.api.events(Request(scope))
+    body = response.body_iterator
+    assert (await body.__anext__()).startswith(b"event: job.progressed")
+    assert not client.closed
+    await body.aclose()  # what Starlette does when the browser goes away
+    assert client.closed
+
+
+async def test_an_unknown_event_kind_is_422(jobs: InlineJobs) -> None:
+    app = create_app(_EventsClient(jobs.client))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as http:
+        reply = await http.get("/events", params={"kinds": "nope"})
+    assert (reply.status_code, reply.json()["field"]) == (422, "kinds")
