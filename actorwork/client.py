@@ -87,19 +87,29 @@ from actorwork.messages import (
     EnableSchedule,
     GetAttempts,
     GetJob,
+    GetStats,
     JobListReply,
     JobReply,
     JobView,
     ListJobs,
+    ListPools,
+    ListQueues,
     ListSchedules,
     LogLine,
     Message,
+    PauseQueue,
     Ping,
     Pong,
+    PoolListReply,
+    PoolView,
+    QueueListReply,
+    QueueView,
     RemoveSchedule,
     RetryJob,
+    RunSchedule,
     ScheduleListReply,
     ScheduleView,
+    StatsReply,
     SubmitJob,
     SubmitJobs,
     SubmitJobsReply,
@@ -665,6 +675,62 @@ class Client(anyio.abc.AsyncResource):
     async def schedules(self, *, count: int = 3) -> list[ScheduleView]:
         """Every schedule, with its next ``count`` fire times."""
         return _schedule_reply(await self._ask(ListSchedules(count)))
+
+    async def run_schedule(self, name: str) -> JobView:
+        """Submit schedule ``name``'s job now, apart from its fire times; the new job."""
+        reply = await self._ask(RunSchedule(name))
+        if isinstance(reply, SubmitRefusedReply):
+            raise _REFUSALS.get(reply.error_type, ScheduleError)(reply.reason)
+        return _found(name, reply)
+
+    # --- queues, pools and readings ----------------------------------------------------
+
+    async def queues(self) -> list[QueueView]:
+        """Every queue the Scheduler knows, with its depth and oldest ready job's age."""
+        reply = await self._ask(ListQueues())
+        assert isinstance(reply, QueueListReply), reply
+        return reply.queues
+
+    async def pause_queue(self, queue: str, paused: bool = True) -> QueueView:
+        """Stop dispatching from ``queue`` (``paused=False``: resume); the queue after."""
+        reply = await self._ask(PauseQueue(queue, paused))
+        assert isinstance(reply, QueueListReply), reply
+        if reply.queues:
+            return reply.queues[0]
+        return QueueView(name=queue)  # resumed, and nothing else keeps it known
+
+    async def pools(self) -> list[PoolView]:
+        """Every pool the Scheduler knows, with its capacity and running attempts."""
+        reply = await self._ask(ListPools())
+        assert isinstance(reply, PoolListReply), reply
+        return reply.pools
+
+    async def stats(self) -> StatsReply:
+        """The Scheduler's readings: job counts, commit latency, event-loop lag."""
+        reply = await self._ask(GetStats())
+        assert isinstance(reply, StatsReply), reply
+        return reply
+
+    async def page(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> JobListReply:
+        """One page of jobs, newest first; its ``next`` is the ``before`` of the next page.
+
+        ``since`` and ``until`` bound when the jobs were created (wall-clock seconds).
+        """
+        message = ListJobs(status, queue, limit, before, work=work, since=since, until=until)
+        check(message)
+        reply = await self._ask(message)
+        assert isinstance(reply, JobListReply), reply
+        return reply
 
     async def list(
         self, *, status: str | None = None, queue: str | None = None, limit: int = 100

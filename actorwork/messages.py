@@ -63,7 +63,9 @@ __all__ = [
     "FailureReply",
     "GetAttempts",
     "GetJob",
+    "GetStats",
     "JobContext",
+    "JobCount",
     "JobKey",
     "JobListReply",
     "JobOutput",
@@ -73,15 +75,22 @@ __all__ = [
     "JobStatus",
     "JobView",
     "ListJobs",
+    "ListPools",
+    "ListQueues",
     "ListSchedules",
     "LogLine",
     "Message",
     "Outcome",
+    "PauseQueue",
     "Ping",
     "Pong",
     "PoolDrainedReply",
     "PoolHeartbeat",
+    "PoolListReply",
     "PoolReady",
+    "PoolView",
+    "QueueListReply",
+    "QueueView",
     "RemoveSchedule",
     "ReportResult",
     "ReportResults",
@@ -91,9 +100,12 @@ __all__ = [
     "RetryJob",
     "RunJob",
     "RunJobs",
+    "RunSchedule",
+    "RunningAttempt",
     "ScheduleListReply",
     "ScheduleView",
     "SpawnActor",
+    "StatsReply",
     "StopJob",
     "SubmitJob",
     "SubmitJobs",
@@ -489,6 +501,11 @@ class ListJobs(Message, tag="aw.job.list"):
     queue: Name | None = None
     limit: Count = 100
     before: Annotated[int, Meta(ge=-1, le=2**62)] | None = None
+    #: Only jobs of this work.
+    work: Name | None = None
+    #: Only jobs created at or after ``since`` and before ``until`` (wall-clock seconds).
+    since: Timestamp | None = None
+    until: Timestamp | None = None
 
 
 class JobListReply(Message, tag="aw.job.list-reply"):
@@ -516,6 +533,106 @@ class AttemptsReply(Message, tag="aw.job.attempts-reply"):
     attempts: list[AttemptRecord]
 
 
+# --- queues, pools and the Scheduler's own readings -------------------------------------
+
+
+class ListQueues(Message, tag="aw.queue.list"):
+    """Every queue the Scheduler knows (one with live jobs, a pool serving it, or
+    paused), with its depth and its oldest ready job's age."""
+
+
+class PauseQueue(Message, tag="aw.queue.pause"):
+    """Stop dispatching from ``queue`` (``paused=False``: start again). Jobs are still
+    accepted and queued; running ones go on. Answered with a :class:`QueueListReply`
+    holding the queue."""
+
+    queue: Name
+    paused: bool = True
+
+
+class QueueView(msgspec.Struct, frozen=True, kw_only=True):
+    """One queue: its live jobs by status, and how long its oldest ready job waited.
+
+    ``oldest_age`` is seconds since the oldest queued job was last queued (0 when none
+    is); ``paused`` queues dispatch nothing.
+    """
+
+    name: str
+    queued: int = 0
+    running: int = 0
+    scheduled: int = 0
+    retrying: int = 0
+    oldest_age: float = 0.0
+    paused: bool = False
+
+
+class QueueListReply(Message, tag="aw.queue.list-reply"):
+    queues: list[QueueView]
+
+
+class ListPools(Message, tag="aw.pool.list"):
+    """Every pool that introduced itself, with what it runs now."""
+
+
+class RunningAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt a pool runs: ``since`` is the wall time it was dispatched."""
+
+    job_id: str
+    work: str
+    queue: str
+    attempt: int
+    since: float
+
+
+class PoolView(msgspec.Struct, frozen=True, kw_only=True):
+    """One pool as the Scheduler sees it.
+
+    ``capacity`` is what it said it can run at once, ``free`` the slots it asked for
+    and was not sent yet, ``busy`` its running attempts; ``heartbeat_age`` seconds since
+    the Scheduler last heard from it. The Scheduler knows attempts, not which of the
+    pool's workers runs each.
+    """
+
+    name: str
+    queues: list[str]
+    works: list[str] | None
+    connected: bool
+    capacity: int
+    free: int
+    busy: list[RunningAttempt]
+    heartbeat_age: float
+
+
+class PoolListReply(Message, tag="aw.pool.list-reply"):
+    pools: list[PoolView]
+
+
+class GetStats(Message, tag="aw.scheduler.stats"):
+    """The Scheduler's own readings, for metrics."""
+
+
+class JobCount(msgspec.Struct, frozen=True, array_like=True):
+    """How many jobs of one work and queue are (or ended) in one status."""
+
+    work: str
+    queue: str
+    status: str
+    count: int
+
+
+class StatsReply(Message, tag="aw.scheduler.stats-reply"):
+    """``live`` counts the live jobs now; ``finished`` the jobs that ended since this
+    Scheduler started, by outcome. ``commits`` store commits took ``commit_seconds``
+    in all (``commit_last`` the latest); ``loop_lag`` is how late its latest tick woke."""
+
+    live: list[JobCount]
+    finished: list[JobCount]
+    commits: int = 0
+    commit_seconds: float = 0.0
+    commit_last: float = 0.0
+    loop_lag: float = 0.0
+
+
 # --- schedules --------------------------------------------------------------------------
 
 
@@ -539,6 +656,16 @@ class EnableSchedule(Message, tag="aw.schedule.enable"):
 
     name: Name
     enabled: bool = True
+
+
+class RunSchedule(Message, tag="aw.schedule.run"):
+    """Submit a schedule's job now, apart from its fire times (its fence is untouched).
+
+    Answered with a :class:`JobReply` once the job is stored, or a
+    :class:`SubmitRefusedReply` naming what is wrong.
+    """
+
+    name: Name
 
 
 class ListSchedules(Message, tag="aw.schedule.list"):

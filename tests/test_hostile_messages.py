@@ -279,7 +279,7 @@ def _baselines() -> list[m.Message]:
         m.CancelJob("j", "reason"),
         m.RetryJob("j"),
         m.DeleteJob("j"),
-        m.ListJobs("queued", "default", 5),
+        m.ListJobs("queued", "default", 5, work=NOOP, since=now - 3600, until=now + 3600),
         m.PoolReady("p", ["default"], 1, 0, [key]),
         m.RequestWork("p", 1),
         m.PoolHeartbeat("p", [key]),
@@ -316,6 +316,9 @@ def _baselines() -> list[m.Message]:
         ),
         Subscribe("s", EventFilter(job_id="j", work="w", queue="default"), 10),
         Unsubscribe("s"),
+        m.RunSchedule("h"),
+        m.PauseQueue("default", False),
+        # ListQueues, ListPools and GetStats carry no field to make extreme.
     ]
 
 

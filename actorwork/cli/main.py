@@ -12,6 +12,7 @@
     actorwork ping                 # exit 0 once the Scheduler answers (readiness)
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
+    actorwork api                  # serve the HTTP JSON API and /metrics (loopback)
     actorwork image build          # build a worker image locally (no registry)
     actorwork store migrate|check  # the job store's schema (--store URL)
     actorwork config               # print the effective configuration
@@ -290,6 +291,13 @@ def _with_tls_options(config: Config, args: argparse.Namespace) -> Config:
     return override_tls(config, **{key: value for key, value in given.items() if value is not None})
 
 
+def _add_events_command(commands: Any) -> None:
+    events = commands.add_parser("events", help="tail the Scheduler's events")
+    events.add_argument("--job", help="follow one job until it ends, with a progress bar")
+    events.add_argument("--work", help="only events of jobs of this work")
+    events.add_argument("--queue", help="only events of jobs on this queue")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from actorwork._version import __version__
 
@@ -372,10 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show at most this many, newest first (default: %(default)s)",
     )
     status.add_argument("--json", action="store_true", help="print one JSON document")
-    events = commands.add_parser("events", help="tail the Scheduler's events")
-    events.add_argument("--job", help="follow one job until it ends, with a progress bar")
-    events.add_argument("--work", help="only events of jobs of this work")
-    events.add_argument("--queue", help="only events of jobs on this queue")
+    _add_events_command(commands)
     for verb, text in (
         ("cancel", "cancel a job that has not finished"),
         ("retry", "queue a dead, failed or cancelled job again with fresh attempts"),
@@ -394,8 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("greet", help="run the actor demo over the configured transport")
     serve = commands.add_parser("serve", help="host configured actors at their addresses")
     serve.add_argument("actors", nargs="*", help="actor names (default: all not at inproc://)")
+    from actorwork.cli.api import add_api_command
     from actorwork.cli.image import add_image_commands
 
+    add_api_command(commands)
     add_image_commands(commands)
     from actorwork.cli.store import add_store_commands
 
@@ -463,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         sys.path.insert(0, os.getcwd())
         from actorwork.cli import jobs as cli_jobs
+        from actorwork.cli.api import api_command
         from actorwork.cli.image import image_command
         from actorwork.cli.store import store_command
 
@@ -471,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             "serve": _serve,
             "image": image_command,
             "store": store_command,
+            "api": api_command,
             **cli_jobs.COMMANDS,
         }
         return anyio.run(runners[args.command], args, config)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, assert_never
@@ -66,6 +66,8 @@ from actorwork.messages import (
     EnableSchedule,
     GetAttempts,
     GetJob,
+    GetStats,
+    JobCount,
     JobKey,
     JobListReply,
     JobOutput,
@@ -73,12 +75,17 @@ from actorwork.messages import (
     JobReply,
     JobView,
     ListJobs,
+    ListPools,
+    ListQueues,
     ListSchedules,
     Message,
+    PauseQueue,
     Ping,
     Pong,
     PoolHeartbeat,
+    PoolListReply,
     PoolReady,
+    QueueListReply,
     RemoveSchedule,
     ReportResult,
     ReportResults,
@@ -88,7 +95,9 @@ from actorwork.messages import (
     RetryJob,
     RunJob,
     RunJobs,
+    RunSchedule,
     ScheduleListReply,
+    StatsReply,
     SubmitJob,
     SubmitJobs,
     SubmitRefusedReply,
@@ -157,6 +166,11 @@ SchedulerInbound = (
     | Subscribe
     | Unsubscribe
     | Terminated
+    | ListQueues
+    | PauseQueue
+    | ListPools
+    | GetStats
+    | RunSchedule
 )
 
 #: Effects bound to where their reply goes: the handle of the ask that made them.
@@ -263,6 +277,12 @@ class Scheduler(Actor):
         self._hooks: list[tuple[Callable[[Any], None], Any]] = []
         #: Attempts whose start a subscriber was told of (from their live output).
         self._told_started: set[JobKey] = set()
+        #: Jobs finished since start by (work, queue, status); readings for GetStats.
+        self._finished_counts: Counter[tuple[str, str, str]] = Counter()
+        self._commits = 0
+        self._commit_seconds = 0.0
+        self._commit_last = 0.0
+        self._loop_lag = 0.0
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -353,8 +373,8 @@ class Scheduler(Actor):
                     self._waiters.add(job_id, handle, now.mono + wait)
             case CancelJob() | RetryJob() | DeleteJob():
                 return await self._change(message, now)
-            case ListJobs(status=status, queue=queue, limit=limit, before=before):
-                return await self._list(status, queue, limit, before)
+            case ListJobs():
+                return await self._list(message)
             case GetAttempts(job_id=job_id):
                 rows = await self.store.attempts(job_id)
                 return AttemptsReply([AttemptRecord(*row) for row in rows])
@@ -377,8 +397,8 @@ class Scheduler(Actor):
                 self._results(results, now)
             case AddSchedule() | RemoveSchedule() | EnableSchedule() | ListSchedules():
                 return self._schedules(message, now)
-            case Ping(payload=payload):  # readiness: answered only while this one leads
-                return Pong(payload)
+            case ListQueues() | PauseQueue() | ListPools() | GetStats() | RunSchedule() | Ping():
+                return await self._operate(message, now)
             case _:
                 assert_never(message)
         return None
@@ -441,11 +461,76 @@ class Scheduler(Actor):
             now,
             works=ready.works,
             incarnation=ready.incarnation,
+            capacity=ready.capacity,
         )
         self._apply(effects, None)
         if self.subscribers:
             joined = PoolJoined(pool=pool, queues=ready.queues, free=ready.free)
             self.subscribers.publish([joined])
+
+    async def _operate(
+        self,
+        message: ListQueues | PauseQueue | ListPools | GetStats | RunSchedule | Ping,
+        now: Now,
+    ) -> Message | None:
+        """What an operator asks: readiness, queues (and pausing them), pools, readings,
+        run a schedule now."""
+        state = self.state
+        match message:
+            case Ping(payload=payload):  # readiness: answered only while this one leads
+                return Pong(payload)
+            case ListQueues():
+                return QueueListReply(state.queues(now))
+            case PauseQueue(queue=queue, paused=paused):
+                self._apply(state.pause(queue, paused, now), None)
+                log.info("queue_paused" if paused else "queue_resumed", queue=queue)
+                return QueueListReply([q for q in state.queues(now) if q.name == queue])
+            case ListPools():
+                return PoolListReply(state.pool_views(now))
+            case GetStats():
+                return self._stats()
+            case RunSchedule(name=name):
+                return await self._run_schedule(name, now)
+            case _:
+                assert_never(message)
+
+    def _stats(self) -> StatsReply:
+        live: Counter[tuple[str, str, str]] = Counter(
+            (job.work, job.queue, job.status) for job in self.state.jobs.values()
+        )
+        return StatsReply(
+            live=[JobCount(*key, count) for key, count in sorted(live.items())],
+            finished=[
+                JobCount(*key, count) for key, count in sorted(self._finished_counts.items())
+            ],
+            commits=self._commits,
+            commit_seconds=self._commit_seconds,
+            commit_last=self._commit_last,
+            loop_lag=self._loop_lag,
+        )
+
+    async def _run_schedule(self, name: str, now: Now) -> Message | None:
+        """Submit schedule ``name``'s job now, as a client's submit of its work would be."""
+        if name not in self.cron.book:
+            return SubmitRefusedReply(
+                "ScheduleNotFound", f"no schedule {name!r} is known to the scheduler"
+            )
+        schedule = self.cron.book.get(name)
+        submit = SubmitJob(
+            work=schedule.work,
+            payload=schedule.payload,
+            queue=schedule.queue,
+            priority=schedule.priority,
+            max_attempts=None if schedule.retries is None else schedule.retries + 1,
+            timeout=schedule.timeout,
+        )
+        job = self._new_job(submit, now)
+        if isinstance(job, SubmitRefusedReply):
+            return job
+        log.info("schedule_run_now", schedule=name, job_id=job.id)
+        self._apply(self.state.submit(job, now), None)
+        await self._reply_after_commit(job.id)
+        return None
 
     async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
         handle = self.defer_reply()
@@ -596,15 +681,22 @@ class Scheduler(Actor):
         job = await self.store.get(job_id)
         return None if job is None else job.view()
 
-    async def _list(
-        self, status: str | None, queue: str | None, limit: int, before: int | None
-    ) -> JobListReply:
+    async def _list(self, ask: ListJobs) -> JobListReply:
         """One page of jobs, newest first: the store's, and live ones not stored yet.
 
         A page holds at most ``_PAGE`` jobs; ``next`` leads to the following one.
         """
-        limit = max(0, min(limit, _PAGE))
-        stored = await self.store.find(status=status, queue=queue, limit=limit, before=before)
+        limit = max(0, min(ask.limit, _PAGE))
+        before, status, queue = ask.before, ask.status, ask.queue
+        stored = await self.store.find(
+            status=status,
+            queue=queue,
+            limit=limit,
+            before=before,
+            work=ask.work,
+            since=ask.since,
+            until=ask.until,
+        )
         live = self.state.jobs
         jobs = {job.id: live.get(job.id) or job for job in stored}
         for job in live.values():
@@ -613,6 +705,9 @@ class Scheduler(Actor):
                 and (before is None or job.seq < before)
                 and (status is None or job.status == status)
                 and (queue is None or job.queue == queue)
+                and (ask.work is None or job.work == ask.work)
+                and (ask.since is None or job.created >= ask.since)
+                and (ask.until is None or job.created < ask.until)
             ):
                 jobs[job.id] = job
         page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]
@@ -717,6 +812,7 @@ class Scheduler(Actor):
         delay = 0.05
         give_up = time.monotonic() + self.leader_lease
         while True:
+            started = time.perf_counter()
             try:
                 await self.store.apply(effects)
             except StoreError as exc:
@@ -726,6 +822,9 @@ class Scheduler(Actor):
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             else:
+                self._commit_last = time.perf_counter() - started
+                self._commits += 1
+                self._commit_seconds += self._commit_last
                 return
 
     async def _step_down(self, error: Exception, batch: list[_Pending]) -> None:
@@ -773,6 +872,7 @@ class Scheduler(Actor):
                         if handle is not None:
                             handle.resolve(message)
                     case Finished(view=view):
+                        self._finished_counts[view.work, view.queue, view.status] += 1
                         self._recent[view.id] = view
                         if len(self._recent) > _RECENT:
                             self._recent.popitem(last=False)
@@ -821,7 +921,9 @@ class Scheduler(Actor):
     async def _tick_forever(self) -> None:
         renew_at = time.monotonic() + self.leader_lease / 3
         while not self.deposed.is_set():
+            woke = time.monotonic() + self.tick
             await anyio.sleep(self.tick)
+            self._loop_lag = max(0.0, time.monotonic() - woke)
             now = self.clock()
             self._apply(self.state.tick(now), None)
             due = self.cron.next_due()

@@ -56,8 +56,11 @@ from actorwork.messages import (
     JobStatus,
     JobView,
     Message,
+    PoolView,
+    QueueView,
     ResultAcknowledged,
     RunJob,
+    RunningAttempt,
     StopJob,
     SubmittedReply,
     WorkResult,
@@ -162,6 +165,10 @@ class _PoolSlot:
     #: Random per start of the pool's process; "" when it did not say.
     incarnation: str = ""
     owed: set[JobKey] = field(default_factory=set)
+    #: The slots it said it has in all (0: it did not say).
+    capacity: int = 0
+    #: When the Scheduler last heard from it (monotonic seconds).
+    heard: float = 0.0
 
     def runs(self, queue: str, work: str) -> bool:
         return queue in self.queues and (self.works is None or work in self.works)
@@ -247,6 +254,8 @@ class SchedulerState:
     _refill_at: dict[str, float] = field(default_factory=dict)
     #: Set when a held job went back to its queue: the next dispatch should run.
     _unheld: bool = False
+    #: Queues that dispatch nothing until resumed; their jobs stay queued.
+    paused: set[str] = field(default_factory=set)
 
     # --- loading ------------------------------------------------------------------
 
@@ -349,6 +358,7 @@ class SchedulerState:
         *,
         works: list[str] | None = None,
         incarnation: str = "",
+        capacity: int = 0,
     ) -> list[Effect]:
         """A pool (re)connected: its credit is what it has free; stray attempts stop.
 
@@ -371,6 +381,8 @@ class SchedulerState:
             credit=max(0, free),
             works=None if works is None else frozenset(works),
             incarnation=incarnation,
+            capacity=capacity,
+            heard=now.mono,
         )
         return effects + self._confirm(pool, running, now) + self._dispatch(now)
 
@@ -400,6 +412,8 @@ class SchedulerState:
             if self._unconfirmed.get(key) == pool:
                 del self._unconfirmed[key]
         slot = self.pools.get(pool)
+        if slot is not None:
+            slot.heard = now.mono
         if slot is None or not slot.connected:
             return effects  # PoolReady states its credit afresh
         if works is not None:
@@ -535,6 +549,8 @@ class SchedulerState:
         held = self._held_why.get(job.id)
         if held is not None:
             return held
+        if job.queue in self.paused:
+            return f"queue {job.queue!r} is paused"
         if any(s.connected and s.runs(job.queue, job.work) for s in self.pools.values()):
             return ""
         return f"waits for a pool with work {job.work!r} on queue {job.queue!r}"
@@ -542,6 +558,71 @@ class SchedulerState:
     def running_under(self, key: str) -> int:
         """How many running jobs count against the limit ``key``."""
         return self._running.get(key, 0)
+
+    def pause(self, queue: str, paused: bool, now: Now) -> list[Effect]:
+        """Stop dispatching from ``queue``, or start again (dispatching what waited)."""
+        if paused:
+            self.paused.add(queue)
+            return []
+        self.paused.discard(queue)
+        return self._dispatch(now)
+
+    def queues(self, now: Now) -> list[QueueView]:
+        """Every queue with live jobs, a pool serving it, or paused, by name."""
+        names = set(self.paused)
+        for slot in self.pools.values():
+            names.update(slot.queues)
+        counts: dict[str, dict[str, int]] = {}
+        oldest: dict[str, float] = {}
+        for job in self.jobs.values():
+            names.add(job.queue)
+            by_status = counts.setdefault(job.queue, {})
+            by_status[job.status] = by_status.get(job.status, 0) + 1
+            if job.status == "queued":
+                oldest[job.queue] = min(oldest.get(job.queue, job.updated), job.updated)
+        views = []
+        for name in sorted(names):
+            by_status = counts.get(name, {})
+            views.append(
+                QueueView(
+                    name=name,
+                    queued=by_status.get("queued", 0),
+                    running=by_status.get("running", 0),
+                    scheduled=by_status.get("scheduled", 0),
+                    retrying=by_status.get("retrying", 0),
+                    oldest_age=max(0.0, now.wall - oldest[name]) if name in oldest else 0.0,
+                    paused=name in self.paused,
+                )
+            )
+        return views
+
+    def pool_views(self, now: Now) -> list[PoolView]:
+        """Every pool that introduced itself, with its running attempts, by name."""
+        busy: dict[str, list[RunningAttempt]] = {}
+        for job in self.jobs.values():
+            if job.status == "running" and job.pool is not None:
+                busy.setdefault(job.pool, []).append(
+                    RunningAttempt(
+                        job_id=job.id,
+                        work=job.work,
+                        queue=job.queue,
+                        attempt=job.attempt,
+                        since=job.updated,
+                    )
+                )
+        return [
+            PoolView(
+                name=slot.name,
+                queues=list(slot.queues),
+                works=None if slot.works is None else sorted(slot.works),
+                connected=slot.connected,
+                capacity=slot.capacity,
+                free=slot.credit,
+                busy=sorted(busy.get(slot.name, []), key=lambda a: a.since),
+                heartbeat_age=max(0.0, now.mono - slot.heard),
+            )
+            for slot in sorted(self.pools.values(), key=lambda s: s.name)
+        ]
 
     def next_deadline(self) -> tuple[float | None, float | None]:
         """The earliest lease end (monotonic) and the earliest due time (wall), if any."""
@@ -762,6 +843,8 @@ class SchedulerState:
         while True:
             best: list[tuple[int, int, str]] | None = None
             for queue in slot.queues:
+                if queue in self.paused:
+                    continue
                 for work, heap in self._ready.get(queue, {}).items():
                     runnable = works is None or work in works
                     if heap and runnable and (best is None or heap[0] < best[0]):

@@ -304,10 +304,19 @@ class JobStore(Protocol):
         ...
 
     async def find(
-        self, *, status: str | None, queue: str | None, limit: int, before: int | None = None
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        limit: int,
+        before: int | None = None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
-        """Jobs by status and queue, newest (highest ``seq``) first, at most ``limit``;
-        with ``before``, only those whose ``seq`` is lower (the next page).
+        """Jobs by status, queue and work, newest (highest ``seq``) first, at most
+        ``limit``; with ``before``, only those whose ``seq`` is lower (the next page);
+        with ``since``/``until``, only those created at or after, and before, them.
 
         Their results carry artifacts as references, without the bytes.
         """

@@ -438,11 +438,26 @@ class PostgreSQLStore:
         return None if row is None else await self._job(row, load=True)
 
     async def find(
-        self, *, status: str | None, queue: str | None, limit: int, before: int | None = None
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        limit: int,
+        before: int | None = None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
         clauses: list[str] = []
         args: list[object] = []
-        for clause, value in (("seq <", before), ("status =", status), ("queue =", queue)):
+        for clause, value in (
+            ("seq <", before),
+            ("status =", status),
+            ("queue =", queue),
+            ("work =", work),
+            ("created >=", since),
+            ("created <", until),
+        ):
             if value is not None:
                 args.append(value)
                 clauses.append(f"{clause} ${len(args)}")

@@ -342,10 +342,27 @@ class _Database:
         return None if row is None else _job(row, self.files)
 
     def find(
-        self, status: str | None, queue: str | None, limit: int, before: int | None = None
+        self,
+        status: str | None,
+        queue: str | None,
+        limit: int,
+        before: int | None = None,
+        *,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
         clauses: list[str] = []
         args: list[object] = []
+        if work is not None:
+            clauses.append("work = ?")
+            args.append(work)
+        if since is not None:
+            clauses.append("created >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("created < ?")
+            args.append(until)
         if before is not None:
             clauses.append("seq < ?")
             args.append(before)
@@ -823,9 +840,19 @@ class SQLiteStore:
         return await self._run(lambda db: db.get(job_id))
 
     async def find(
-        self, *, status: str | None, queue: str | None, limit: int, before: int | None = None
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        limit: int,
+        before: int | None = None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
-        return await self._run(lambda db: db.find(status, queue, limit, before))
+        return await self._run(
+            lambda db: db.find(status, queue, limit, before, work=work, since=since, until=until)
+        )
 
     async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
         return await self._run(lambda db: db.expired(rules, now, limit))

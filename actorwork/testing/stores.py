@@ -113,7 +113,7 @@ def job(job_id: str, seq: int, status: str = "queued", **fields: object) -> Job:
         status=status,  # type: ignore[arg-type]
         attempt=int(fields.pop("attempt", 1)),  # type: ignore[call-overload]
         max_attempts=3,
-        created=NOW,
+        created=float(fields.pop("created", NOW)),  # type: ignore[arg-type]
         updated=float(fields.pop("updated", NOW)),  # type: ignore[arg-type]
         seq=seq,
         **fields,  # type: ignore[arg-type]
@@ -293,7 +293,8 @@ async def check_live_jobs_are_never_expired_nor_forgotten(harness: StoreHarness)
 
 
 async def check_paging(harness: StoreHarness) -> None:
-    """``find``: newest first, by status and queue, ``limit`` a page, ``before`` the next."""
+    """``find``: newest first, by status, queue, work and creation time, ``limit`` a page,
+    ``before`` the next."""
     async with harness.store() as store:
         effects: list[object] = []
         for seq in range(25):
@@ -314,6 +315,17 @@ async def check_paging(harness: StoreHarness) -> None:
         assert [j.seq for j in found] == [24, 18, 12, 6, 0]
         found = await store.find(status="queued", queue="odd", limit=3, before=20)
         assert [j.seq for j in found] == [19, 17, 13]
+        await store.apply(
+            [
+                Persist(job("w1", 30, work="mail", created=NOW + 10)),
+                Persist(job("w2", 31, work="mail", created=NOW + 20)),
+                Persist(job("w3", 32, work="other", created=NOW + 20)),
+            ]
+        )
+        found = await store.find(status=None, queue=None, limit=100, work="mail")
+        assert [j.id for j in found] == ["w2", "w1"]
+        found = await store.find(status=None, queue=None, limit=100, since=NOW + 10, until=NOW + 20)
+        assert [j.id for j in found] == ["w1"]
 
 
 async def check_unique_keys_and_fields_round_trip(harness: StoreHarness) -> None:

@@ -1,0 +1,142 @@
+"""Who may do what over HTTP: tokens, read-only tokens, and the Origin and Host rules.
+
+The decision is pure (:func:`decide`: a method and headers in, a refusal or None out),
+so each rule is tested without a server; :class:`Guard` is the ASGI shell that applies
+it to every request before the API sees it.
+
+- With a ``token`` set, every request needs ``Authorization: Bearer <token>`` (401
+  otherwise); a ``read_token`` allows GET and HEAD only (403 for anything else).
+  Tokens are compared in constant time (:func:`hmac.compare_digest`).
+- A request that changes state (not GET, HEAD or OPTIONS) must name an allowed
+  ``Host`` and, if it carries an ``Origin``, one of the same host or an allowed one
+  (403 otherwise): a page on another site cannot drive the API from a browser (F21).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["LOOPBACK_HOSTS", "Guard", "Refusal", "Security", "decide", "is_loopback"]
+
+#: Host names that mean this machine; the API allows them by default.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Security:
+    """The API's access rules. ``allowed_hosts`` are host names (no port) a
+    state-changing request may name in ``Host``; ``allowed_origins`` are origins
+    (``https://admin.example.org``) besides the API's own that may send them."""
+
+    token: str | None = None
+    read_token: str | None = None
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("token", "read_token"):
+            value = getattr(self, name)
+            if value is not None and len(value) < 16:
+                raise ValueError(f"the API {name} must be at least 16 characters, got {len(value)}")
+        if self.read_token is not None and self.token is None:
+            raise ValueError("a read_token needs a token as well: reads alone would be open")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: an HTTP status and the JSON error body's parts."""
+
+    status: int
+    error: str
+    field: str
+    value: str | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) is reachable from this machine only."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _host_name(host: str) -> str:
+    """``host`` of a Host header, without its port (IPv6 in brackets kept bare)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _token_allows(security: Security, method: str, authorization: str) -> Refusal | None:
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return Refusal(401, "a bearer token is required", "authorization")
+    full = hmac.compare_digest(given.encode(), (security.token or "").encode())
+    read = security.read_token is not None and hmac.compare_digest(
+        given.encode(), security.read_token.encode()
+    )
+    if full:
+        return None
+    if read:
+        if method in _SAFE:
+            return None
+        return Refusal(403, "a read-only token allows GET and HEAD only", "method", method)
+    return Refusal(401, "the bearer token is not valid", "authorization")
+
+
+def decide(security: Security, method: str, headers: dict[str, str]) -> Refusal | None:
+    """The refusal of a request with ``method`` and ``headers`` (lower-case names), or
+    None if it may go on. Pure."""
+    if security.token is not None:
+        refusal = _token_allows(security, method, headers.get("authorization", ""))
+        if refusal is not None:
+            return refusal
+    if method in _SAFE:
+        return None
+    host = headers.get("host", "")
+    if _host_name(host) not in security.allowed_hosts:
+        return Refusal(403, "the Host is not one this API answers to", "host", host)
+    origin = headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        same = parts.scheme in ("http", "https") and parts.netloc == host
+        if not same and origin not in security.allowed_origins:
+            return Refusal(403, "requests from this Origin are not allowed", "origin", origin)
+    return None
+
+
+class Guard:
+    """ASGI middleware: refuses, with a JSON error, what :func:`decide` refuses."""
+
+    def __init__(self, app: ASGIApp, security: Security) -> None:
+        self.app = app
+        self.security = security
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = decide(self.security, scope["method"], headers)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        body = msgspec.json.encode(
+            {"error": refusal.error, "field": refusal.field, "value": refusal.value}
+        )
+        extra = [(b"www-authenticate", b"Bearer")] if refusal.status == 401 else []
+        await send(
+            {
+                "type": "http.response.start",
+                "status": refusal.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
