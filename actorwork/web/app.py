@@ -334,6 +334,12 @@ class _Api:
         except ValueError as exc:  # an unknown kind
             raise ApiError(422, str(exc), "kinds", kinds) from exc
 
+        # Subscribed before the response starts: an event that happens once the client
+        # has the headers is never missed.
+        subscribe = getattr(events, "__aenter__", None)
+        if subscribe is not None:
+            await subscribe()
+
         async def stream() -> AsyncIterator[bytes]:
             try:
                 async for event in events:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import msgspec
 import pytest
@@ -257,17 +258,51 @@ async def test_events_without_an_event_stream_are_503_naming_it(
 
 
 async def test_events_stream_as_server_sent_events(jobs: InlineJobs) -> None:
+    """Against the real event stream, at the ASGI level (an SSE response never ends, and
+    httpx's in-process transport waits for the whole body): a job cancelled once the
+    headers went out is an event on the stream."""
     if not hasattr(jobs.client, "events"):
         pytest.skip("Client.events is not in this branch yet")
     app = create_app(jobs.client)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as http:
-        handle = await jobs.submit(works.noop, delay=60)
-        async with http.stream("GET", "/events", params={"job_id": handle.id}) as stream:
+    handle = await jobs.submit(works.noop, delay=60)
+    sent: list[dict[str, Any]] = []
+    started = anyio.Event()
+    seen = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.start":
+            started.set()
+        elif handle.id.encode() in message.get("body", b""):
+            seen.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/events",
+        "raw_path": b"/events",
+        "query_string": f"job_id={handle.id}".encode(),
+        "headers": [(b"host", b"127.0.0.1:7480")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 7480),
+    }
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app, scope, receive, send)
+            await started.wait()
+            assert sent[0]["status"] == 200
             await handle.cancel()
-            async for line in stream.aiter_lines():
-                if line.startswith("data:"):
-                    assert handle.id in line
-                    break
+            await seen.wait()
+            tg.cancel_scope.cancel()
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert b"event: job.cancelled" in body
 
 
 @pytest.mark.parametrize(
