@@ -53,7 +53,7 @@ class LibraryLogger:
     module docstring says. ``bind`` returns a new logger and leaves this one as it is.
     """
 
-    __slots__ = ("_context", "_name", "_structlog")
+    __slots__ = ("_context", "_name", "_stdlib", "_structlog")
 
     def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
         self._name = name
@@ -61,6 +61,8 @@ class LibraryLogger:
         #: structlog's lazy proxy for this name and context, made at the first event
         #: while structlog is configured; it follows structlog's configuration itself.
         self._structlog: Any = None
+        #: The stdlib logger of this name (``logging.getLogger`` takes a lock per call).
+        self._stdlib = logging.getLogger(name)
 
     @property
     def name(self) -> str:
@@ -124,7 +126,7 @@ class LibraryLogger:
                 # call must never fail the code that made it, as logging's handlers do.
                 _output_failed(self._name, event)
             return
-        stdlib = logging.getLogger(self._name)
+        stdlib = self._stdlib
         level = _LEVELS[method]
         if not stdlib.isEnabledFor(level):
             return
