@@ -110,6 +110,7 @@ __all__ = [
     "override_tls",
     "running",
     "secret_file_exposed",
+    "worker_environment",
 ]
 
 log = get_logger(__name__)
@@ -494,11 +495,33 @@ def running(config: Config) -> Iterator[Config]:
         _running.remove(config)
 
 
+#: The ``[chromium]`` table of the configuration a Pool runs with, as JSON, in the
+#: environment of its worker processes and containers: theirs however it was chosen.
+CHROMIUM_VARIABLE = "ACTORWORK_CHROMIUM_JSON"
+
+
+def worker_environment(config: Config) -> dict[str, str]:
+    """What a Pool puts in the environment of its worker processes and containers, so
+    that works there see the tables of ``config`` (``[chromium]``) as the Pool does."""
+    return {CHROMIUM_VARIABLE: msgspec.json.encode(config.chromium).decode()}
+
+
 def current_config() -> Config:
     """The configuration of the pools this process runs (see :func:`running`), or else
     the one :func:`load_config` finds: ``$ACTORWORK_CONFIG``, ``./actorwork.toml``, the
-    environment. A process pool's worker processes find theirs the second way."""
-    return _running[-1] if _running else load_config()
+    environment. In a worker process or container, the ``[chromium]`` table its Pool
+    handed down (:func:`worker_environment`) wins."""
+    if _running:
+        return _running[-1]
+    config = load_config()
+    handed_down = os.environ.get(CHROMIUM_VARIABLE)
+    if handed_down:
+        try:
+            chromium = msgspec.json.decode(handed_down, type=ChromiumSettings)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"${CHROMIUM_VARIABLE} = {handed_down!r}: {exc}") from None
+        config = msgspec.structs.replace(config, chromium=chromium)
+    return config
 
 
 #: Where environment variables set keys: the key's path, lower case, to the variable.

@@ -30,7 +30,7 @@ from anyio.abc import AsyncResource
 from actorwork._log import get_logger
 from actorwork.client import Client, JobHandle
 from actorwork.clock import Now, system_now
-from actorwork.config import Config, PoolSettings, running
+from actorwork.config import Config, PoolSettings, running, worker_environment
 from actorwork.config import _check_jobs as check_jobs
 from actorwork.errors import ActorworkError, ConfigError, StoreError
 from actorwork.messages import DrainPool, PoolDrainedReply
@@ -128,6 +128,7 @@ async def _spawn_pool(
             heartbeat=settings.heartbeat or config.scheduler.lease / 3,
             containers=settings.container_options() if settings.kind == "docker" else None,
             clock=clock,
+            environment=worker_environment(config),
         ),
         name=name,
     )

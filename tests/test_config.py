@@ -357,3 +357,16 @@ def test_chromium_settings_come_from_the_file_given_to_the_command(elsewhere: Pa
     assert done.returncode == 0, done.stderr
     assert "'endpoint': 'http://127.0.0.1:9222'" in done.stdout
     assert "'instances': 3" in done.stdout
+
+
+async def test_chromium_settings_reach_the_worker_processes_of_a_pool(elsewhere: Path) -> None:
+    """A process pool's workers are other processes: the [chromium] table of the config
+    the Pool runs with, chosen by load_config(FILE), reaches them too."""
+    path = elsewhere / "app.toml"
+    table = inline_table(elsewhere).replace("[pools.default]", '[pools.default]\nkind = "process"')
+    jobs_table = '[jobs]\ntopology = "local"\nmodules = ["tests.jobs.settings_works"]\n'
+    path.write_text(jobs_table + table + CHROMIUM_TABLE)
+    async with JobSystem(load_config(path)) as jobs:
+        handle = await jobs.submit("settings.chromium")
+        settings = await handle.result(timeout=60)
+    assert (settings["mode"], settings["instances"]) == ("endpoint", 3)

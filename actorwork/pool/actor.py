@@ -32,6 +32,7 @@ workers are the same in containers, over ``docker://`` (see
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import secrets
@@ -121,6 +122,9 @@ class Pool(Actor):
     ``containers`` says what a ``docker`` pool's containers are made of. ``clock``
     is where the Pool reads the time (the system's clocks unless a test injects one);
     every timing decision is made by :class:`PoolState` from that reading.
+    ``environment`` is added to the environment of process and container workers
+    (the Pool's configuration tables their works read: see
+    :func:`actorwork.config.worker_environment`).
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Pool(Actor):
         fsync: bool = True,
         containers: ContainerOptions | None = None,
         clock: Callable[[], Now] = system_now,
+        environment: dict[str, str] | None = None,
     ) -> None:
         if kind not in ("local", "thread", "process", "docker"):
             raise ValueError(
@@ -156,6 +161,10 @@ class Pool(Actor):
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.outbox = Outbox(outbox, fsync=fsync, exclusive=True)  # one outbox, one Pool
+        self.environment = dict(environment or {})
+        if containers is not None and self.environment:
+            merged = {**self.environment, **containers.environment}
+            containers = dataclasses.replace(containers, environment=merged)
         self.containers = containers
         self._fleet: ContainerFleet | None = None  # a docker pool's containers
         self.workers: dict[str, _Worker] = {}
@@ -265,7 +274,7 @@ class Pool(Actor):
             if self._fleet is not None:
                 child = await self._fleet.start(name)
             else:
-                child = await self.system.spawn_child(name)
+                child = await self.system.spawn_child(name, env=self.environment)
             remote: ActorRef = await child.spawn(
                 "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
             )
