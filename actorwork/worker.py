@@ -38,7 +38,7 @@ import anyio.to_thread
 import msgspec
 
 from actorwork.capture import JobCapture, install
-from actorwork.errors import ActorStopped, PayloadError, WorkFailed, WorkNotFound
+from actorwork.errors import ActorStopped, ActorworkError, PayloadError, WorkFailed, WorkNotFound
 from actorwork.messages import (
     ExecuteJob,
     JobOutput,
@@ -526,8 +526,15 @@ class Worker(Actor):
                 self.log.exception("worker_report_failed", job_id=spec.id, attempt=spec.attempt)
 
     def _live_output(self, spec: JobSpec, reporter: ActorRef) -> LiveOutput:
+        async def tell(output: JobOutput) -> None:
+            try:
+                await reporter.tell(output)
+            except ActorworkError:
+                pass  # the Pool stopped or is gone: live output is a courtesy, the result
+                # says all and goes by the path that handles a stopped Pool
+
         def send(output: JobOutput) -> None:
-            self.start_soon(reporter.tell, output)
+            self.start_soon(tell, output)
 
         return LiveOutput(
             spec, send, pool=self.pool, worker=self.name, interval=self.output_interval

@@ -19,6 +19,10 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.fixture(scope="module")
 def soak() -> Iterator[ModuleType]:
+    # bench/jobs.py and the tests' own jobs package share a name: the benchmark's wins
+    # while its modules are imported, and the suite's modules are put back after.
+    names = ("jobs", "soak", "_table")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
     sys.path.insert(0, str(BENCH))
     try:
         import soak
@@ -26,6 +30,9 @@ def soak() -> Iterator[ModuleType]:
         yield soak
     finally:
         sys.path.remove(str(BENCH))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
 
 
 def series(soak: ModuleType, values: list[float], *, every: float = 5 / 60) -> object:

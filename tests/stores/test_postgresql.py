@@ -16,6 +16,7 @@ from actorwork.errors import ConfigError, StoreError
 from actorwork.stores.base import Persist
 from actorwork.stores.postgresql import SCHEMA_VERSION, PostgreSQLStore, redact
 from actorwork.stores.registry import open_store
+from actorwork.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from actorwork.testing.stores import TemporaryPostgres, job
 
 
@@ -186,7 +187,7 @@ def test_store_check_and_migrate_a_sqlite_file(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     checked = _cli("store", "check", "--store", f"sqlite://{path}", env={}, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
-    assert "schema version 3 of 3" in checked.stdout
+    assert f"schema version {SQLITE_SCHEMA} of {SQLITE_SCHEMA}" in checked.stdout
 
 
 def test_the_printed_configuration_shows_no_store_password(tmp_path: Path) -> None:
