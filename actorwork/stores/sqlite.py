@@ -352,26 +352,16 @@ class _Database:
         since: float | None = None,
         until: float | None = None,
     ) -> list[Job]:
-        clauses: list[str] = []
-        args: list[object] = []
-        if work is not None:
-            clauses.append("work = ?")
-            args.append(work)
-        if since is not None:
-            clauses.append("created >= ?")
-            args.append(since)
-        if until is not None:
-            clauses.append("created < ?")
-            args.append(until)
-        if before is not None:
-            clauses.append("seq < ?")
-            args.append(before)
-        if status is not None:
-            clauses.append("status = ?")
-            args.append(status)
-        if queue is not None:
-            clauses.append("queue = ?")
-            args.append(queue)
+        given = (
+            ("work = ?", work),
+            ("created >= ?", since),
+            ("created < ?", until),
+            ("seq < ?", before),
+            ("status = ?", status),
+            ("queue = ?", queue),
+        )
+        clauses = [clause for clause, value in given if value is not None]
+        args = [value for _, value in given if value is not None]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         cursor = self.db.execute(
             f"SELECT {_SELECT} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
