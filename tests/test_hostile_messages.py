@@ -412,8 +412,14 @@ def hostile(draw: st.DrawFn) -> Case:
     case = Case(_tree(draw(st.sampled_from(_baselines()))))
     paths = list(_leaves(case.tree))
     chosen = draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3, unique=True))
-    # Outer first: a path inside a list made extreme no longer leads anywhere.
+    # Outer first, and nothing inside what was already changed: a list made extreme
+    # holds one item many times over, so a huge leaf inside it would be copied into
+    # every item (a frame of gigabytes, refused by the sender, not the Scheduler).
+    done: list[tuple[str | int, ...]] = []
     for path in sorted(chosen, key=len):
+        if any(path[: len(outer)] == outer for outer in done):
+            continue
+        done.append(path)
         try:
             old = _at(case.tree, path)
         except (IndexError, KeyError, TypeError):
