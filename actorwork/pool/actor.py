@@ -607,12 +607,13 @@ class Pool(Actor):
                 await ref.tell(ready)
             except (ActorworkError, OSError) as exc:
                 self._link_to_scheduler = None
-                log.info("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
+                electing = isinstance(exc, NoLeader) and exc.standbys
+                # While standbys answer, the quick looks after the first are logged quietly.
+                say = log.debug if electing and delay == _ELECTION_RETRY else log.info
+                say("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
                 await anyio.sleep(delay * (0.5 + random.random() / 2))
-                if isinstance(exc, NoLeader) and exc.standbys:
-                    delay = _ELECTION_RETRY  # a standby is about to lead: look again soon
-                else:
-                    delay = min(delay * 2, self.reconnect_max)
+                # While a standby is about to lead, look again soon.
+                delay = _ELECTION_RETRY if electing else min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
