@@ -624,9 +624,12 @@ class Pool(Actor):
     async def _reach_scheduler(self) -> ActorRef:
         if isinstance(self.scheduler, ActorRef):
             return self.scheduler
-        ref = await find_leader(
-            self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
-        )
+        if len(self.addresses) == 1:  # the one Scheduler: nobody to ask who leads
+            ref = await self.system.remote(self.addresses[0], self.scheduler_name)
+        else:
+            ref = await find_leader(
+                self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
+            )
         self.system.watch(ref, self.ref)
         return ref
 
