@@ -123,6 +123,7 @@ from actorwork.scheduler.state import (
     SchedulerState,
     Send,
     SetFence,
+    SetPaused,
 )
 from actorwork.scheduler.state import Reply as ReplyEffect
 from actorwork.scheduler.subscribers import (
@@ -297,6 +298,7 @@ class Scheduler(Actor):
             await lead(self.store, lease=self.leader_lease, holder=self.holder)
         jobs = await self.store.live_jobs()
         await self._restore(jobs)
+        self.state.paused.update(await self.store.paused_queues())
         now = self.clock()
         loaded = self.state.load(
             jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace
@@ -482,9 +484,12 @@ class Scheduler(Actor):
             case ListQueues():
                 return QueueListReply(state.queues(now))
             case PauseQueue(queue=queue, paused=paused):
-                self._apply(state.pause(queue, paused, now), None)
+                # Answered once stored: a Scheduler restarted after the answer keeps it.
+                effects = state.pause(queue, paused, now)
+                view = QueueListReply([q for q in state.queues(now) if q.name == queue])
+                self._apply([*effects, ReplyEffect(view)], self.defer_reply())
                 log.info("queue_paused" if paused else "queue_resumed", queue=queue)
-                return QueueListReply([q for q in state.queues(now) if q.name == queue])
+                return None
             case ListPools():
                 return PoolListReply(state.pool_views(now))
             case GetStats():
@@ -858,7 +863,14 @@ class Scheduler(Actor):
         for effects, handle in batch:
             for effect in effects:
                 match effect:
-                    case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
+                    case (
+                        Persist()
+                        | Record()
+                        | SaveSchedule()
+                        | DropSchedule()
+                        | SetFence()
+                        | SetPaused()
+                    ):
                         pass  # the commit did these; the commonest effects, tested first
                     case Send(pool=pool, message=RunJob() as run):
                         runs.setdefault(pool, []).append(run)

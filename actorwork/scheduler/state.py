@@ -73,6 +73,7 @@ from actorwork.stores.base import (
     Record,
     SaveSchedule,
     SetFence,
+    SetPaused,
 )
 from actorwork.work import Limit
 
@@ -91,6 +92,7 @@ __all__ = [
     "SchedulerState",
     "Send",
     "SetFence",
+    "SetPaused",
 ]
 
 
@@ -120,7 +122,16 @@ class Finished:
 
 
 Effect = (
-    Persist | Record | Forget | Send | Reply | Finished | SaveSchedule | DropSchedule | SetFence
+    Persist
+    | Record
+    | Forget
+    | Send
+    | Reply
+    | Finished
+    | SaveSchedule
+    | DropSchedule
+    | SetFence
+    | SetPaused
 )
 
 
@@ -560,12 +571,13 @@ class SchedulerState:
         return self._running.get(key, 0)
 
     def pause(self, queue: str, paused: bool, now: Now) -> list[Effect]:
-        """Stop dispatching from ``queue``, or start again (dispatching what waited)."""
+        """Stop dispatching from ``queue``, or start again (dispatching what waited);
+        either is stored, so a restarted Scheduler keeps the queue as it was left."""
         if paused:
             self.paused.add(queue)
-            return []
+            return [SetPaused(queue, True)]
         self.paused.discard(queue)
-        return self._dispatch(now)
+        return [SetPaused(queue, False), *self._dispatch(now)]
 
     def queues(self, now: Now) -> list[QueueView]:
         """Every queue with live jobs, a pool serving it, or paused, by name."""
