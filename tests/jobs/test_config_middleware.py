@@ -1,0 +1,81 @@
+"""Middleware named in ``[jobs] middleware``: checked when the config loads, and run by
+every role (the client's submit hook, the worker's run hook) inline and in a process
+pool, whose workers load it in their own process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actorwork import JobSystem
+from actorwork.config import Config, load_config
+from actorwork.errors import ConfigError, SubmitRefused
+from tests.jobs import event_works, works
+
+MODULES = ["tests.jobs.works", "tests.jobs.event_works"]
+
+
+def _config(tmp_path: Path, kind: str, middleware: list[str]) -> Config:
+    data: dict[str, Any] = {
+        "jobs": {
+            "topology": "local" if kind == "process" else "inline",
+            "modules": MODULES,
+            "middleware": middleware,
+        },
+        "scheduler": {
+            "address": f"inproc://config-middleware-{tmp_path.name}",
+            "store": f"{tmp_path}/jobs.db",
+        },
+        "pools": {
+            "main": {"kind": kind, "size": 1, "outbox": f"{tmp_path}/outbox", "heartbeat": 0.5}
+        },
+    }
+    return load_config(data=data, env={})
+
+
+@pytest.mark.parametrize("kind", ["local", "process"])
+async def test_a_tenant_added_by_config_middleware_reaches_the_work(
+    tmp_path: Path, kind: str
+) -> None:
+    config = _config(tmp_path, kind, ["tests.jobs.hooks:Tenant"])
+    async with JobSystem(config) as jobs:
+        handle = await jobs.submit(event_works.context)
+        seen = await handle.result(timeout=60)
+    assert seen["tenant"] == "acme"
+    # The worker's run hook ran, in the worker's process: a child for a process pool.
+    ran_here = seen["run_hook_pid"] == str(os.getpid())
+    assert ran_here == (kind == "local")
+
+
+async def test_config_middleware_refuses_a_submit_with_a_clear_error(tmp_path: Path) -> None:
+    config = _config(tmp_path, "local", ["tests.jobs.hooks:closed_for_adding"])
+    async with JobSystem(config) as jobs:
+        with pytest.raises(
+            SubmitRefused,
+            match=r"middleware tests\.jobs\.hooks\.NoAdding refused a submit of work 'add': "
+            "adding is closed today",
+        ):
+            await jobs.submit(works.add, works.Pair(1, 2))
+        assert await (await jobs.submit(works.noop)).result(timeout=60) is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("tests.jobs.hooks", "must look like 'package.module:attribute'"),
+        ("tests.jobs.nowhere:Tenant", "cannot import 'tests.jobs.nowhere:Tenant'"),
+        ("tests.jobs.hooks:NeedsArguments", "cannot be made with no arguments: TypeError"),
+        ("tests.jobs.hooks:os", "has none of the hooks"),
+    ],
+)
+def test_a_bad_middleware_entry_is_a_config_error_naming_key_and_value(
+    tmp_path: Path, entry: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _config(tmp_path, "local", ["tests.jobs.hooks:Tenant", entry])
+    message = str(raised.value)
+    assert f"jobs.middleware[1] = {entry!r}" in message
+    assert problem in message
