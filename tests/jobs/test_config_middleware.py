@@ -62,6 +62,16 @@ async def test_config_middleware_refuses_a_submit_with_a_clear_error(tmp_path: P
         assert await (await jobs.submit(works.noop)).result(timeout=60) is None
 
 
+async def test_config_middleware_sees_each_job_of_a_submit_many(tmp_path: Path) -> None:
+    config = _config(tmp_path, "local", ["tests.jobs.hooks:Tenant", "tests.jobs.hooks:NoAdding"])
+    async with JobSystem(config) as jobs:
+        handles = await jobs.submit_many(event_works.context, [None, None])
+        for handle in handles:
+            assert (await handle.result(timeout=60))["tenant"] == "acme"
+        with pytest.raises(SubmitRefused, match=r"payloads\[0\]: middleware .* closed today"):
+            await jobs.submit_many(works.add, [works.Pair(1, 2)])
+
+
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
