@@ -653,6 +653,7 @@ class Pool(Actor):
                 works=self._learnt(),
                 unresponsive=stuck,
                 overrunning=overrunning,
+                backlog=len(self.state.unacked) + len(self._to_persist),
             )
             self.start_soon(self._heartbeat, ref, beat)
 

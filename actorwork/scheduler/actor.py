@@ -385,7 +385,9 @@ class Scheduler(Actor):
             case RequestWork(pool=pool, slots=slots):
                 self._apply(state.request_work(pool, slots, now), None)
             case PoolHeartbeat(pool=pool, running=running, works=works, unresponsive=stuck):
-                effects = state.heartbeat(pool, running, now, works=works, unresponsive=stuck)
+                effects = state.heartbeat(
+                    pool, running, now, works=works, unresponsive=stuck, backlog=message.backlog
+                )
                 self._apply(effects, None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
@@ -500,6 +502,7 @@ class Scheduler(Actor):
                 assert_never(message)
 
     def _stats(self) -> StatsReply:
+        readings = self.state.readings
         live: Counter[tuple[str, str, str]] = Counter(
             (job.work, job.queue, job.status) for job in self.state.jobs.values()
         )
@@ -512,6 +515,9 @@ class Scheduler(Actor):
             commit_seconds=self._commit_seconds,
             commit_last=self._commit_last,
             loop_lag=self._loop_lag,
+            commit_times=readings.commits.timings(),
+            queue_waits=readings.listed(readings.queue_waits),
+            run_times=readings.listed(readings.run_times),
         )
 
     async def _run_schedule(self, name: str, now: Now) -> Message | None:
@@ -830,6 +836,7 @@ class Scheduler(Actor):
                 self._commit_last = time.perf_counter() - started
                 self._commits += 1
                 self._commit_seconds += self._commit_last
+                self.state.readings.commits.observe(self._commit_last)
                 return
 
     async def _step_down(self, error: Exception, batch: list[_Pending]) -> None:
