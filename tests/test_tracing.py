@@ -19,17 +19,17 @@ import pytest
 
 from actorwork import JobSystem
 from actorwork.config import Config, load_config
-from tests.jobs import event_works
+from tests.jobs import event_works, traced_works
 from tests.jobs.tracing_setup import EXPORTER, SPANS_VARIABLE, describe, provider
 
-WORK = event_works.context.name
+WORK = traced_works.step.name
 
 
 def _config(tmp_path: Path, kind: str) -> Config:
     data: dict[str, Any] = {
         "jobs": {
             "topology": "local" if kind == "process" else "inline",
-            "modules": ["tests.jobs.event_works"],
+            "modules": ["tests.jobs.event_works", "tests.jobs.traced_works"],
             "middleware": ["tests.jobs.tracing_setup:tracing"],
         },
         "scheduler": {
@@ -68,16 +68,20 @@ async def test_one_trace_crosses_client_scheduler_and_worker(
     config = _config(tmp_path, kind)
     async with JobSystem(config) as jobs:
         with provider().get_tracer("test").start_as_current_span("request") as request:
-            handle = await jobs.submit(event_works.context)
+            handle = await jobs.submit(traced_works.step)
         seen = await handle.result(timeout=60)
     by_name = {span["name"]: span for span in _spans(spans_directory)}
     submit = by_name[f"actorwork.submit {WORK}"]
     dispatch = by_name[f"actorwork.dispatch {WORK}"]
     run = by_name[f"actorwork.run {WORK}"]
+    step = by_name["work step"]
     trace_id = f"{request.get_span_context().trace_id:032x}"
-    assert {submit["trace_id"], dispatch["trace_id"], run["trace_id"]} == {trace_id}
+    assert {submit["trace_id"], dispatch["trace_id"], run["trace_id"], step["trace_id"]} == {
+        trace_id
+    }
     assert submit["parent_id"] == f"{request.get_span_context().span_id:016x}"
     assert dispatch["parent_id"] == run["parent_id"] == submit["span_id"]
+    assert step["parent_id"] == run["span_id"]  # the work's own span, in its thread
     assert (submit["kind"], dispatch["kind"], run["kind"]) == ("PRODUCER", "INTERNAL", "CONSUMER")
     assert run["attributes"]["actorwork.job_id"] == handle.id
     assert dispatch["attributes"]["actorwork.attempt"] == 1
