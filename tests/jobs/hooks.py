@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ from actorwork.work import WorkContext
 
 
 class Tenant(Middleware):
-    """Adds ``tenant = "acme"`` to every submit; the run hook says which process ran it."""
+    """Adds ``tenant = "acme"`` to every submit; the run hook says which process (and
+    host: a container has its own) ran it."""
 
     def submit(self, job: SubmitJob) -> SubmitJob:
         return with_context(job, tenant="acme")
@@ -21,7 +23,11 @@ class Tenant(Middleware):
     async def run(self, ctx: WorkContext, call_next: Callable[[], Awaitable[Any]]) -> Any:
         value = await call_next()
         if isinstance(value, dict):
-            return {**value, "run_hook_pid": str(os.getpid())}
+            return {
+                **value,
+                "run_hook_pid": str(os.getpid()),
+                "run_hook_host": socket.gethostname(),
+            }
         return value
 
 
