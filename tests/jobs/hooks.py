@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actorwork.errors import SubmitRefused
-from actorwork.messages import SubmitJob
+from actorwork.messages import JobSpec, JobView, SubmitJob
 from actorwork.middleware import Middleware, with_context
 from actorwork.work import WorkContext
 
@@ -20,6 +20,12 @@ class Tenant(Middleware):
     def submit(self, job: SubmitJob) -> SubmitJob:
         return with_context(job, tenant="acme")
 
+    def dispatch(self, job: JobSpec) -> None:
+        SEEN.append(("dispatch", job.id, job.context.get("tenant", "")))
+
+    def commit(self, job: JobView) -> None:
+        SEEN.append(("commit", job.id, job.status))
+
     async def run(self, ctx: WorkContext, call_next: Callable[[], Awaitable[Any]]) -> Any:
         value = await call_next()
         if isinstance(value, dict):
@@ -29,6 +35,11 @@ class Tenant(Middleware):
                 "run_hook_host": socket.gethostname(),
             }
         return value
+
+
+#: What the Scheduler's hooks of :class:`Tenant` saw, in this process: ("dispatch" or
+#: "commit", job id, tenant).
+SEEN: list[tuple[str, str, str]] = []
 
 
 class NoAdding(Middleware):

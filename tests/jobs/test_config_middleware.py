@@ -5,6 +5,7 @@ pool, whose workers load it in their own process."""
 from __future__ import annotations
 
 import os
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +14,23 @@ import pytest
 from actorwork import JobSystem
 from actorwork.config import Config, load_config
 from actorwork.errors import ConfigError, SubmitRefused
-from tests.jobs import event_works, works
+from actorwork.topology import start_pools, start_scheduler
+from tests.jobs import event_works, hooks, works
 
 MODULES = ["tests.jobs.works", "tests.jobs.event_works"]
 
 
-def _config(tmp_path: Path, kind: str, middleware: list[str]) -> Config:
+def _config(
+    tmp_path: Path, kind: str, middleware: list[str], *, topology: str = "", address: str = ""
+) -> Config:
     data: dict[str, Any] = {
         "jobs": {
-            "topology": "local" if kind == "process" else "inline",
+            "topology": topology or ("local" if kind == "process" else "inline"),
             "modules": MODULES,
             "middleware": middleware,
         },
         "scheduler": {
-            "address": f"inproc://config-middleware-{tmp_path.name}",
+            "address": address or f"inproc://config-middleware-{tmp_path.name}",
             "store": f"{tmp_path}/jobs.db",
         },
         "pools": {
@@ -41,6 +45,7 @@ async def test_a_tenant_added_by_config_middleware_reaches_the_work(
     tmp_path: Path, kind: str
 ) -> None:
     config = _config(tmp_path, kind, ["tests.jobs.hooks:Tenant"])
+    hooks.SEEN.clear()
     async with JobSystem(config) as jobs:
         handle = await jobs.submit(event_works.context)
         seen = await handle.result(timeout=60)
@@ -48,6 +53,31 @@ async def test_a_tenant_added_by_config_middleware_reaches_the_work(
     # The worker's run hook ran, in the worker's process: a child for a process pool.
     ran_here = seen["run_hook_pid"] == str(os.getpid())
     assert ran_here == (kind == "local")
+    # The Scheduler's hooks, from the same config.
+    assert [("dispatch", handle.id, "acme"), ("commit", handle.id, "succeeded")] == hooks.SEEN
+
+
+async def test_config_middleware_runs_in_each_role_of_a_distributed_system(
+    tmp_path: Path,
+) -> None:
+    """A Scheduler and a Pool listening and connecting over unix://, each started from
+    the config as ``actorwork scheduler`` and ``actorwork pool`` start them, and a
+    client of the distributed topology."""
+    address = f"unix://{tmp_path}/s.sock"
+    roles = _config(tmp_path, "local", ["tests.jobs.hooks:Tenant"], address=address)
+    client = _config(
+        tmp_path, "local", ["tests.jobs.hooks:Tenant"], topology="distributed", address=address
+    )
+    hooks.SEEN.clear()
+    async with AsyncExitStack() as stack:
+        await start_scheduler(stack, roles)
+        await start_pools(stack, roles)
+        async with JobSystem(client) as jobs:
+            handle = await jobs.submit(event_works.context)
+            seen = await handle.result(timeout=60)
+    assert seen["tenant"] == "acme"
+    assert "run_hook_pid" in seen
+    assert hooks.SEEN[0] == ("dispatch", handle.id, "acme")
 
 
 async def test_config_middleware_refuses_a_submit_with_a_clear_error(tmp_path: Path) -> None:
