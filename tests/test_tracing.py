@@ -20,7 +20,13 @@ import pytest
 from actorwork import JobSystem
 from actorwork.config import Config, load_config
 from tests.jobs import event_works, traced_works
-from tests.jobs.tracing_setup import EXPORTER, SPANS_VARIABLE, describe, provider
+from tests.jobs.tracing_setup import (
+    EXPORTER,
+    SPANS_VARIABLE,
+    TEST_PID_VARIABLE,
+    describe,
+    provider,
+)
 
 WORK = traced_works.step.name
 
@@ -47,8 +53,7 @@ def _spans(directory: Path) -> list[dict[str, Any]]:
     """Every span: this process's from memory, the others' from their files."""
     spans = [describe(span) for span in EXPORTER.get_finished_spans()]
     for file in sorted(directory.glob("*.jsonl")):
-        if file.stem != str(os.getpid()):
-            spans += [json.loads(line) for line in file.read_text().splitlines()]
+        spans += [json.loads(line) for line in file.read_text().splitlines()]
     return spans
 
 
@@ -57,6 +62,7 @@ def spans_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "spans"
     directory.mkdir()
     monkeypatch.setenv(SPANS_VARIABLE, str(directory))  # inherited by process workers
+    monkeypatch.setenv(TEST_PID_VARIABLE, str(os.getpid()))
     EXPORTER.clear()
     return directory
 

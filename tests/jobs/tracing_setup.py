@@ -1,9 +1,10 @@
-"""A tracer provider per process for the tracing tests, made by the factory the test
-config names, as a user's own factory would (see :mod:`actorwork.tracing`).
+"""A tracer provider per process for the tracing tests, set up by the factory the test
+config names as the README's factory does: the global provider, set once per process.
 
 Spans go to :data:`EXPORTER`, the SDK's in-memory exporter, in every process, and,
-when ``$ACTORWORK_TEST_SPANS`` names a directory, also to a JSON-lines file of the
-process's own there (``PID.jsonl``): a process worker's spans reach the test that way.
+in a process other than the test's (``$ACTORWORK_TEST_PID``), to a JSON-lines file of
+its own (``PID.jsonl``) in the directory ``$ACTORWORK_TEST_SPANS``: a process worker's
+spans reach the test that way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,8 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from actorwork.tracing import Tracing
 
 SPANS_VARIABLE = "ACTORWORK_TEST_SPANS"
+TEST_PID_VARIABLE = "ACTORWORK_TEST_PID"
 EXPORTER = InMemorySpanExporter()
-_providers: list[TracerProvider] = []
 
 
 def describe(span: ReadableSpan) -> dict[str, Any]:
@@ -55,18 +57,21 @@ class JsonLinesExporter(SpanExporter):
 
 
 def provider() -> TracerProvider:
-    """This process's provider, made on first use."""
-    if not _providers:
+    """This process's global provider, set up on first use."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
         made = TracerProvider()
         made.add_span_processor(SimpleSpanProcessor(EXPORTER))
         directory = os.environ.get(SPANS_VARIABLE)
-        if directory:
+        if directory and os.environ.get(TEST_PID_VARIABLE) != str(os.getpid()):
             exporter = JsonLinesExporter(Path(directory) / f"{os.getpid()}.jsonl")
             made.add_span_processor(SimpleSpanProcessor(exporter))
-        _providers.append(made)
-    return _providers[0]
+        trace.set_tracer_provider(made)
+    found = trace.get_tracer_provider()
+    assert isinstance(found, TracerProvider)
+    return found
 
 
 def tracing() -> Tracing:
-    """The factory ``[jobs] middleware`` names."""
-    return Tracing(tracer_provider=provider())
+    """The factory ``[jobs] middleware`` names: spans go to the global provider."""
+    provider()
+    return Tracing()
