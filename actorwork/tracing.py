@@ -37,7 +37,7 @@ Without a provider the spans cost next to nothing and go nowhere.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -95,15 +95,11 @@ class Tracing(Middleware):
         """The work inside the run span, a child of the submit's."""
         with self.tracer.start_as_current_span(
             f"actorwork.run {ctx.work}",
-            context=_propagator.extract(_carrier(ctx.context)),
+            context=_propagator.extract(ctx.context),
             kind=SpanKind.CONSUMER,
             attributes=_attributes(ctx.job_id, ctx.work, ctx.queue, ctx.attempt),
         ):
             return await call_next()
-
-
-def _carrier(context: Mapping[str, str]) -> dict[str, str]:
-    return {key: context[key] for key in TRACE_FIELDS if key in context}
 
 
 def _attributes(job_id: str, work: str, queue: str, attempt: int) -> dict[str, str | int]:
