@@ -448,6 +448,8 @@ class Client(anyio.abc.AsyncResource):
                     timeout=timeout,
                     due=due,
                 )
+                if self.middleware:
+                    message = self.middleware.submit(message)
                 check(message)
             except ActorworkError as exc:
                 raise type(exc)(f"payloads[{index}]: {exc}") from exc

@@ -28,6 +28,7 @@ underscores separate levels; values are converted to the key's type).
     [jobs]                         # the job system
     topology = "inline"            # inline | local | distributed
     modules = ["myapp.tasks"]      # where the @work functions live
+    middleware = ["myapp.hooks:Tenant"]   # in order; every role runs the hooks it has
 
     [scheduler]
     address = "tcp://127.0.0.1:7401"   # or several: ["tcp://a:7400", "tcp://b:7400"]
@@ -85,6 +86,7 @@ from actorwork.addressing import parse_address
 from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.messages import MAX_SECONDS, MAX_SLOTS
+from actorwork.middleware import load as load_middleware
 from actorwork.runtime.follow import split_addresses
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.stores.base import Retention
@@ -235,6 +237,12 @@ class JobSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     topology: Topology = "inline"
     modules: list[str] = []
+    #: Middleware (:mod:`actorwork.middleware`) as ``"package.module:attribute"``, in
+    #: order: a class (made with no arguments), a factory (called with none) or an
+    #: object with hooks. Each role makes its own in its own process: the client's
+    #: submit hooks, the Scheduler's dispatch and commit hooks, and every worker's run
+    #: hooks, in process and container workers too.
+    middleware: list[str] = []
     #: Seconds a client retries connecting to a Scheduler that is not listening yet
     #: (starting or restarting) before it gives up naming the address; 0: one try.
     connect_timeout: float = 10.0
@@ -813,6 +821,7 @@ def _check_jobs(config: Config) -> None:
         if getattr(scheduler, key):
             _check_address(f"scheduler.{key}", getattr(scheduler, key), where)
     config.schedule_list()
+    _check_middleware(jobs.middleware, where)
     _seconds("jobs.connect_timeout", jobs.connect_timeout, where, positive=False)
     for key in ("lease", "retry_base", "retry_cap", "leader_lease"):
         _seconds(f"scheduler.{key}", getattr(scheduler, key), where)
@@ -852,6 +861,15 @@ def _check_jobs(config: Config) -> None:
             raise ConfigError(
                 f"{where}: pools.{name}.cpus = {pool.cpus!r} must be a finite number of cores"
             )
+
+
+def _check_middleware(paths: list[str], where: str) -> None:
+    """Each entry imports and makes a middleware now, not when a role first needs it."""
+    for index, path in enumerate(paths):
+        try:
+            load_middleware([path])
+        except Exception as exc:  # noqa: BLE001 - whatever a user's module raises on import
+            raise ConfigError(f"{where}: jobs.middleware[{index}] = {path!r}: {exc}") from None
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], where: str) -> None:

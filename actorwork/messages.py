@@ -49,6 +49,7 @@ __all__ = [
     "MAX_SLOTS",
     "MAX_TIMESTAMP",
     "TERMINAL",
+    "TIMING_BUCKETS",
     "ActorSpawned",
     "AddSchedule",
     "Artifact",
@@ -114,6 +115,7 @@ __all__ = [
     "SubmitRefusedReply",
     "SubmittedReply",
     "Terminated",
+    "Timings",
     "WatchActor",
     "When",
     "WorkFinished",
@@ -613,6 +615,9 @@ class PoolView(msgspec.Struct, frozen=True, kw_only=True):
     free: int
     busy: list[RunningAttempt]
     heartbeat_age: float
+    #: Results in its outbox not yet acknowledged by the Scheduler, as its latest
+    #: heartbeat said.
+    backlog: int = 0
 
 
 class PoolListReply(Message, tag="aw.pool.list-reply"):
@@ -632,10 +637,47 @@ class JobCount(msgspec.Struct, frozen=True, array_like=True):
     count: int
 
 
+#: The upper bounds, in seconds, of the buckets of a :class:`Timings` (a last bucket
+#: holds what is longer): from a millisecond to an hour.
+TIMING_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+
+class Timings(msgspec.Struct, frozen=True, array_like=True):
+    """A histogram of durations: ``counts[i]`` of them took at most
+    ``TIMING_BUCKETS[i]`` seconds and more than the bound before (the last count: more
+    than every bound), ``total`` seconds in all. ``name`` is what they are of (a work)."""
+
+    name: Name
+    counts: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(max_length=64)]
+    total: Annotated[float, Meta(ge=0.0)]
+
+
 class StatsReply(Message, tag="aw.scheduler.stats-reply"):
     """``live`` counts the live jobs now; ``finished`` the jobs that ended since this
     Scheduler started, by outcome. ``commits`` store commits took ``commit_seconds``
-    in all (``commit_last`` the latest); ``loop_lag`` is how late its latest tick woke."""
+    in all (``commit_last`` the latest; ``commit_times`` their histogram); ``loop_lag``
+    is how late its latest tick woke. Per work, since this Scheduler started:
+    ``queue_waits`` how long jobs waited queued before their dispatch, ``run_times``
+    how long attempts ran (as their workers timed them)."""
 
     live: list[JobCount]
     finished: list[JobCount]
@@ -643,6 +685,9 @@ class StatsReply(Message, tag="aw.scheduler.stats-reply"):
     commit_seconds: float = 0.0
     commit_last: float = 0.0
     loop_lag: float = 0.0
+    commit_times: Timings | None = None
+    queue_waits: Annotated[list[Timings], Meta(max_length=MAX_ITEMS)] = []
+    run_times: Annotated[list[Timings], Meta(max_length=MAX_ITEMS)] = []
 
 
 # --- schedules --------------------------------------------------------------------------
@@ -748,6 +793,8 @@ class PoolHeartbeat(Message, tag="aw.pool.heartbeat"):
     works: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] | None = None
     unresponsive: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
     overrunning: Annotated[list[JobKey], Meta(max_length=MAX_ITEMS)] = []
+    #: Results the Pool holds that the Scheduler has not acknowledged yet.
+    backlog: Annotated[int, Meta(ge=0, le=MAX_ITEMS)] = 0
 
 
 class JobProgressed(Message, tag="aw.job.progressed"):

@@ -15,7 +15,10 @@
     actorwork.middleware.register(Tenant())       # or Client(..., middleware=[Tenant()])
 
 or by config: ``[jobs] middleware = ["pkg.mod:Tenant"]`` (a class is instantiated with
-no arguments, any other object used as it is).
+no arguments, a function without hooks is a factory called with none, any other object
+is used as it is). Each role loads the list in its own process, in order, after the
+middleware registered there in code: the client, the Scheduler, and every worker,
+process and container workers included (their Pool hands the list down).
 
 Hooks, each optional (a middleware defines those it needs; :class:`Middleware` gives
 no-op defaults):
@@ -108,19 +111,21 @@ def registered() -> list[object]:
 
 
 def load(paths: Iterable[str]) -> list[object]:
-    """Middleware from ``"pkg.mod:Thing"`` paths: a class is instantiated, else used as is.
+    """Middleware from ``"pkg.mod:Thing"`` paths: a class is instantiated, a function
+    without hooks (a factory) called, anything else used as it is.
 
-    ValueError names a path that cannot be imported or an object with no hook.
+    ValueError names a path that cannot be imported or made, or an object with no hook.
     """
     loaded = []
     for path in paths:
         thing = import_object(path)
-        if inspect.isclass(thing):
+        if inspect.isclass(thing) or (callable(thing) and not _has_hooks(thing)):
             try:
                 thing = thing()
             except Exception as exc:
                 raise ValueError(
-                    f"middleware {path!r} cannot be made with no arguments: {exc}"
+                    f"middleware {path!r} cannot be made with no arguments: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
         _check(thing, path)
         loaded.append(thing)
@@ -130,8 +135,12 @@ def load(paths: Iterable[str]) -> list[object]:
 _HOOKS = ("submit", "dispatch", "commit", "run")
 
 
+def _has_hooks(middleware: object) -> bool:
+    return any(callable(getattr(middleware, hook, None)) for hook in _HOOKS)
+
+
 def _check(middleware: object, path: str | None = None) -> None:
-    if not any(callable(getattr(middleware, hook, None)) for hook in _HOOKS):
+    if not _has_hooks(middleware):
         raise ValueError(
             f"middleware {path or middleware!r} has none of the hooks {', '.join(_HOOKS)}"
         )

@@ -34,6 +34,7 @@ from actorwork.config import Config, PoolSettings, running, worker_environment
 from actorwork.config import _check_jobs as check_jobs
 from actorwork.errors import ActorworkError, ConfigError, StoreError
 from actorwork.messages import DrainPool, PoolDrainedReply
+from actorwork.middleware import load as load_middleware
 from actorwork.node import system_from_settings
 from actorwork.pool.actor import Pool
 from actorwork.runtime import ActorSystem
@@ -89,6 +90,7 @@ async def start_scheduler(
         retention=config.retention.policy(),
         clock=clock,
         advertise=settings.advertised,
+        middleware=config.jobs.middleware,
     )
     if not settings.listen:
         await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
@@ -146,6 +148,7 @@ async def _spawn_pool(
             containers=settings.container_options() if settings.kind == "docker" else None,
             clock=clock,
             environment=worker_environment(config),
+            middleware=config.jobs.middleware,
         ),
         name=name,
     )
@@ -216,7 +219,10 @@ class JobSystem(AsyncResource):
                     system_from_settings(config.system, name="client")
                 )
             client = Client(
-                system, config.scheduler.addresses, connect_timeout=config.jobs.connect_timeout
+                system,
+                config.scheduler.addresses,
+                connect_timeout=config.jobs.connect_timeout,
+                middleware=load_middleware(config.jobs.middleware),
             )
             self.client = await stack.enter_async_context(client)
             self._stack = stack.pop_all()

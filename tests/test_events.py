@@ -123,6 +123,14 @@ async def test_a_cron_firing_is_told() -> None:
         assert (fired.schedule, fired.work) == ("tick", works.noop.name)
 
 
+async def test_pausing_and_resuming_a_queue_are_told() -> None:
+    async with inline() as jobs, jobs.client.events(queue="mail") as stream:
+        await jobs.client.pause_queue("mail")
+        await jobs.client.pause_queue("mail", paused=False)
+        seen = await until(stream, ev.QueueResumed, queue="mail")
+    assert [type(e) for e in seen] == [ev.QueuePaused, ev.QueueResumed]
+
+
 async def test_filters_pass_only_matching_events() -> None:
     async with inline() as jobs, jobs.client.events(work=works.add.name) as stream:
         await jobs.submit(works.noop)

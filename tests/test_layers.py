@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "actorwork.client",
             "actorwork.topology",
             "actorwork.sync",
+            "actorwork.tracing",
         ),
     ),
     ("edges", ("actorwork.chromium", "actorwork.cli", "actorwork.testing", "actorwork.web")),

@@ -129,7 +129,9 @@ class Pool(Actor):
     every timing decision is made by :class:`PoolState` from that reading.
     ``environment`` is added to the environment of process and container workers
     (the Pool's configuration tables their works read: see
-    :func:`actorwork.config.worker_environment`).
+    :func:`actorwork.config.worker_environment`). ``middleware`` are
+    ``"package.module:attribute"`` paths every worker loads for its run hooks, in its
+    own process (:mod:`actorwork.middleware`).
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class Pool(Actor):
         containers: ContainerOptions | None = None,
         clock: Callable[[], Now] = system_now,
         environment: dict[str, str] | None = None,
+        middleware: list[str] | tuple[str, ...] = (),
     ) -> None:
         if kind not in ("local", "thread", "process", "docker"):
             raise ValueError(
@@ -165,6 +168,7 @@ class Pool(Actor):
         self.size = size
         self.queues = list(queues)
         self.modules = list(modules)
+        self.middleware = list(middleware)
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.outbox = Outbox(outbox, fsync=fsync, exclusive=True)  # one outbox, one Pool
@@ -274,7 +278,9 @@ class Pool(Actor):
     async def _start_worker(self, index: int) -> None:
         name = f"{self.name}.worker-{index}"
         if self.kind == "local" or self.kind == "thread":  # noqa: PLR1714 - narrows the kind
-            worker = Worker(kind=self.kind, modules=self.modules, pool=self.name)
+            worker = Worker(
+                kind=self.kind, modules=self.modules, pool=self.name, middleware=self.middleware
+            )
             self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
         else:
             child: ChildProcess | ContainerWorker
@@ -283,7 +289,11 @@ class Pool(Actor):
             else:
                 child = await self.system.spawn_child(name, env=self.environment)
             remote: ActorRef = await child.spawn(
-                "actorwork.worker:Worker", name=name, modules=self.modules, pool=self.name
+                "actorwork.worker:Worker",
+                name=name,
+                modules=self.modules,
+                pool=self.name,
+                middleware=self.middleware,
             )
             self.system.watch(remote, self.ref)
             self.workers[name] = _Worker(name, remote, child)
@@ -659,6 +669,7 @@ class Pool(Actor):
                 works=self._learnt(),
                 unresponsive=stuck,
                 overrunning=overrunning,
+                backlog=len(self.state.unacked) + len(self._to_persist),
             )
             self.start_soon(self._heartbeat, ref, beat)
 

@@ -126,6 +126,7 @@ from actorwork.scheduler.state import (
     SchedulerState,
     Send,
     SetFence,
+    SetPaused,
 )
 from actorwork.scheduler.state import Reply as ReplyEffect
 from actorwork.scheduler.subscribers import (
@@ -308,6 +309,7 @@ class Scheduler(Actor):
         await self._renew()
         jobs = await self.store.live_jobs()
         await self._restore(jobs)
+        self.state.paused.update(await self.store.paused_queues())
         now = self.clock()
         loaded = self.state.load(
             jobs, now, last_seq=await self.store.max_seq(), grace=self.restart_grace
@@ -394,7 +396,9 @@ class Scheduler(Actor):
             case RequestWork(pool=pool, slots=slots):
                 self._apply(state.request_work(pool, slots, now), None)
             case PoolHeartbeat(pool=pool, running=running, works=works, unresponsive=stuck):
-                effects = state.heartbeat(pool, running, now, works=works, unresponsive=stuck)
+                effects = state.heartbeat(
+                    pool, running, now, works=works, unresponsive=stuck, backlog=message.backlog
+                )
                 self._apply(effects, None)
             case JobProgressed(job_id=job_id, attempt=attempt, fraction=fraction, message=text):
                 state.progress(JobKey(job_id, attempt), fraction, text)
@@ -493,9 +497,12 @@ class Scheduler(Actor):
             case ListQueues():
                 return QueueListReply(state.queues(now))
             case PauseQueue(queue=queue, paused=paused):
-                self._apply(state.pause(queue, paused, now), None)
+                # Answered once stored: a Scheduler restarted after the answer keeps it.
+                effects = state.pause(queue, paused, now)
+                view = QueueListReply([q for q in state.queues(now) if q.name == queue])
+                self._apply([*effects, ReplyEffect(view)], self.defer_reply())
                 log.info("queue_paused" if paused else "queue_resumed", queue=queue)
-                return QueueListReply([q for q in state.queues(now) if q.name == queue])
+                return None
             case ListPools():
                 return PoolListReply(state.pool_views(now))
             case GetStats():
@@ -506,6 +513,7 @@ class Scheduler(Actor):
                 assert_never(message)
 
     def _stats(self) -> StatsReply:
+        readings = self.state.readings
         live: Counter[tuple[str, str, str]] = Counter(
             (job.work, job.queue, job.status) for job in self.state.jobs.values()
         )
@@ -518,6 +526,9 @@ class Scheduler(Actor):
             commit_seconds=self._commit_seconds,
             commit_last=self._commit_last,
             loop_lag=self._loop_lag,
+            commit_times=readings.commits.timings(),
+            queue_waits=readings.listed(readings.queue_waits),
+            run_times=readings.listed(readings.run_times),
         )
 
     async def _run_schedule(self, name: str, now: Now) -> Message | None:
@@ -837,6 +848,7 @@ class Scheduler(Actor):
                 self._commit_last = time.perf_counter() - started
                 self._commits += 1
                 self._commit_seconds += self._commit_last
+                self.state.readings.commits.observe(self._commit_last)
                 return
 
     async def _step_down(
@@ -872,7 +884,14 @@ class Scheduler(Actor):
         for effects, handle in batch:
             for effect in effects:
                 match effect:
-                    case Persist() | Record() | SaveSchedule() | DropSchedule() | SetFence():
+                    case (
+                        Persist()
+                        | Record()
+                        | SaveSchedule()
+                        | DropSchedule()
+                        | SetFence()
+                        | SetPaused()
+                    ):
                         pass  # the commit did these; the commonest effects, tested first
                     case Send(pool=pool, message=RunJob() as run):
                         runs.setdefault(pool, []).append(run)

@@ -65,6 +65,7 @@ from actorwork.messages import (
     SubmittedReply,
     WorkResult,
 )
+from actorwork.scheduler.readings import Readings
 from actorwork.stores.base import (
     DropSchedule,
     Forget,
@@ -73,6 +74,7 @@ from actorwork.stores.base import (
     Record,
     SaveSchedule,
     SetFence,
+    SetPaused,
 )
 from actorwork.work import Limit
 
@@ -91,6 +93,7 @@ __all__ = [
     "SchedulerState",
     "Send",
     "SetFence",
+    "SetPaused",
 ]
 
 
@@ -120,7 +123,16 @@ class Finished:
 
 
 Effect = (
-    Persist | Record | Forget | Send | Reply | Finished | SaveSchedule | DropSchedule | SetFence
+    Persist
+    | Record
+    | Forget
+    | Send
+    | Reply
+    | Finished
+    | SaveSchedule
+    | DropSchedule
+    | SetFence
+    | SetPaused
 )
 
 
@@ -169,6 +181,8 @@ class _PoolSlot:
     capacity: int = 0
     #: When the Scheduler last heard from it (monotonic seconds).
     heard: float = 0.0
+    #: The results it holds unacknowledged, as its latest heartbeat said.
+    backlog: int = 0
 
     def runs(self, queue: str, work: str) -> bool:
         return queue in self.queues and (self.works is None or work in self.works)
@@ -256,6 +270,8 @@ class SchedulerState:
     _unheld: bool = False
     #: Queues that dispatch nothing until resumed; their jobs stay queued.
     paused: set[str] = field(default_factory=set)
+    #: How long jobs waited queued and attempts ran, per work (for metrics only).
+    readings: Readings = field(default_factory=Readings)
 
     # --- loading ------------------------------------------------------------------
 
@@ -401,11 +417,13 @@ class SchedulerState:
         *,
         works: list[str] | None = None,
         unresponsive: list[JobKey] | tuple[JobKey, ...] = (),
+        backlog: int = 0,
     ) -> list[Effect]:
         """Extend the leases of what ``pool`` runs; give back the slots of lost dispatches.
 
         ``unresponsive`` attempts get no lease, but the pool has them: their slots are
         not given back. ``works``, when given, are the works the pool can run now.
+        ``backlog`` is how many results the pool holds unacknowledged (a reading).
         """
         effects = self._confirm(pool, running, now)
         for key in unresponsive:
@@ -413,7 +431,7 @@ class SchedulerState:
                 del self._unconfirmed[key]
         slot = self.pools.get(pool)
         if slot is not None:
-            slot.heard = now.mono
+            slot.heard, slot.backlog = now.mono, backlog
         if slot is None or not slot.connected:
             return effects  # PoolReady states its credit afresh
         if works is not None:
@@ -560,12 +578,13 @@ class SchedulerState:
         return self._running.get(key, 0)
 
     def pause(self, queue: str, paused: bool, now: Now) -> list[Effect]:
-        """Stop dispatching from ``queue``, or start again (dispatching what waited)."""
+        """Stop dispatching from ``queue``, or start again (dispatching what waited);
+        either is stored, so a restarted Scheduler keeps the queue as it was left."""
         if paused:
             self.paused.add(queue)
-            return []
+            return [SetPaused(queue, True)]
         self.paused.discard(queue)
-        return self._dispatch(now)
+        return [SetPaused(queue, False), *self._dispatch(now)]
 
     def queues(self, now: Now) -> list[QueueView]:
         """Every queue with live jobs, a pool serving it, or paused, by name."""
@@ -620,6 +639,7 @@ class SchedulerState:
                 free=slot.credit,
                 busy=sorted(busy.get(slot.name, []), key=lambda a: a.since),
                 heartbeat_age=max(0.0, now.mono - slot.heard),
+                backlog=slot.backlog,
             )
             for slot in sorted(self.pools.values(), key=lambda s: s.name)
         ]
@@ -695,6 +715,8 @@ class SchedulerState:
         ``heard_from`` is the pool that reported ``result``, if a pool did.
         """
         self._release(job, heard_from)
+        if result.started:  # a result the worker timed, not one presumed for a lost attempt
+            self.readings.ran(job.work, result.finished - result.started)
         match result.outcome:
             case "succeeded" | "failed" | "cancelled":
                 job.error = result.error
@@ -821,6 +843,7 @@ class SchedulerState:
                 pools.pop(turn)
                 continue
             job.attempt += 1
+            self.readings.waited(job.work, now.wall - job.updated)  # queued since then
             job.status, job.pool, job.updated = "running", slot.name, now.wall
             self._lease(job, now)
             self._take(job, now)

@@ -42,6 +42,8 @@ from actorwork.events import (
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    QueuePaused,
+    QueueResumed,
     ScheduleFired,
     WorkerBusy,
     WorkerIdle,
@@ -49,7 +51,7 @@ from actorwork.events import (
 from actorwork.messages import TERMINAL, JobOutput, JobView, SubmittedReply, WorkResult
 from actorwork.runtime import ActorRef
 from actorwork.scheduler.cron_state import parse_unique_key
-from actorwork.scheduler.state import Effect, Finished, Job, Persist, Reply
+from actorwork.scheduler.state import Effect, Finished, Job, Persist, Reply, SetPaused
 
 __all__ = ["Subscribers", "Subscription", "events_of", "output_events", "result_events"]
 
@@ -180,6 +182,9 @@ def events_of(effects: Iterable[Effect]) -> list[Event]:
                 created.add(reply.job_id)
         elif type(effect) is Finished:
             events.append(_finished(effect.view))
+        elif type(effect) is SetPaused:
+            paused = QueuePaused if effect.paused else QueueResumed
+            events.append(paused(queue=effect.queue))
     out: list[Event] = []
     for job in persisted.values():
         status = job.status

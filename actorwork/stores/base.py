@@ -37,6 +37,7 @@ __all__ = [
     "Retention",
     "SaveSchedule",
     "SetFence",
+    "SetPaused",
     "StoreEffect",
 ]
 
@@ -79,7 +80,9 @@ class Job:
     lease_until: float | None = None
     #: The attempt last presumed lost because its lease ran out (not persisted).
     lost_attempt: int = 0
-    #: Fields carried from the submit to the work (``ctx.context``); not persisted yet.
+    #: Fields carried from the submit to the work (``ctx.context``), persisted: what
+    #: middleware added at the submit (a tenant, a trace context) reaches every attempt,
+    #: after a Scheduler restart too.
     context: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -165,7 +168,16 @@ class SetFence:
     fence: float
 
 
-StoreEffect = Persist | Record | Forget | SaveSchedule | DropSchedule | SetFence
+@dataclass(frozen=True)
+class SetPaused:
+    """Remember that ``queue`` is paused (``paused=False``: forget it), so that a
+    Scheduler started again on the store keeps it paused."""
+
+    queue: str
+    paused: bool
+
+
+StoreEffect = Persist | Record | Forget | SaveSchedule | DropSchedule | SetFence | SetPaused
 
 
 # --- retention ----------------------------------------------------------------------------
@@ -278,6 +290,10 @@ class JobStore(Protocol):
 
     async def schedules(self) -> list[tuple[bytes, str, float | None]]:
         """Every schedule as (definition, source, fence)."""
+        ...
+
+    async def paused_queues(self) -> list[str]:
+        """The queues paused (:class:`SetPaused`) and not resumed since, by name."""
         ...
 
     async def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:

@@ -2,9 +2,9 @@
 
 ``postgresql://user@host:port/database`` (or ``postgres://``) chooses it; the
 contract is the SQLite store's (:mod:`actorwork.stores.sqlite`, :class:`JobStore`):
-tables ``jobs``, ``results``, ``artifacts`` with ``artifact_refs``, ``schedules`` and
-``leader``, one transaction per batch of effects (a group commit), live jobs and
-schedules loaded at start.
+tables ``jobs``, ``results``, ``artifacts`` with ``artifact_refs``, ``schedules``,
+``paused_queues`` and ``leader``, one transaction per batch of effects (a group
+commit), live jobs and schedules loaded at start.
 
 Driver: asyncpg (binary protocol, prepared statements, ``executemany`` in one round
 of pipelined messages): a batch of 500 upserts and a lone commit both cost less than
@@ -59,7 +59,7 @@ from actorwork.stores.base import (
     SetFence,
     StoreEffect,
 )
-from actorwork.stores.sqlite import Batch, prepare
+from actorwork.stores.sqlite import Batch, decode_context, prepare
 
 __all__ = ["SCHEMA_VERSION", "PostgreSQLStore", "redact"]
 
@@ -132,14 +132,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO leader VALUES (1, '', 0, '-infinity', '');
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN context BYTEA;
+    CREATE TABLE paused_queues (queue TEXT PRIMARY KEY);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
-    "unique_key, due, seq, created, updated, error, progress, progress_message"
+    "unique_key, due, seq, created, updated, error, progress, progress_message, context"
 )
-_NCOLUMNS = 18
+_NCOLUMNS = 19
 _RESULT = (
     "(SELECT data FROM results r WHERE r.job_id = jobs.id AND r.committed "
     "ORDER BY r.attempt DESC LIMIT 1)"
@@ -347,6 +351,13 @@ class PostgreSQLStore:
                 )
             if batch.forgotten:
                 await _forget(conn, [job_id for (job_id,) in batch.forgotten])
+            for queue, paused in batch.paused:
+                if paused:
+                    await conn.execute(
+                        "INSERT INTO paused_queues VALUES ($1) ON CONFLICT DO NOTHING", queue
+                    )
+                else:
+                    await conn.execute("DELETE FROM paused_queues WHERE queue = $1", queue)
 
     async def _check_epoch(self, conn: Any, epoch: int) -> None:
         row = await conn.fetchrow("SELECT holder, epoch FROM leader WHERE id = 1 FOR SHARE")
@@ -432,6 +443,10 @@ class PostgreSQLStore:
             lambda c: c.fetch("SELECT definition, source, fence FROM schedules ORDER BY name")
         )
         return [(bytes(d), s, f) for d, s, f in rows]
+
+    async def paused_queues(self) -> list[str]:
+        rows = await self._run(lambda c: c.fetch("SELECT queue FROM paused_queues ORDER BY queue"))
+        return [row["queue"] for row in rows]
 
     async def max_seq(self) -> int:
         return int(await self._run(lambda c: c.fetchval("SELECT COALESCE(MAX(seq), -1) FROM jobs")))
@@ -542,6 +557,8 @@ class PostgreSQLStore:
             result = await self._load(bytes(data)) if load else _result_decoder.decode(data)
         fields = dict(zip(_COLUMNS.split(", "), values[:_NCOLUMNS], strict=True))
         fields["payload"] = bytes(fields["payload"])
+        context = fields.pop("context")
+        fields["context"] = {} if context is None else decode_context(bytes(context))
         return Job(**fields, result=result)
 
     async def _load(self, data: bytes) -> WorkResult:

@@ -6,7 +6,9 @@ the jobs it depends on), ``results``
 that shows a stale attempt was fenced; a job's result is its latest committed one,
 kept there only), ``artifact_refs`` (which result names which artifact file, see
 :mod:`actorwork.stores.artifacts`), ``schedules`` (each cron schedule and its
-fence: the latest fire time decided) and ``leader`` (which Scheduler owns the store).
+fence: the latest fire time decided), ``paused_queues`` (the queues an operator paused)
+and ``leader`` (which Scheduler owns the store). A job's row keeps its context (the
+fields middleware added at the submit) as MessagePack.
 
 Several Schedulers may share one store; one of them leads and the others wait for
 its lease to lapse (:meth:`SQLiteStore.acquire`). Every write transaction of a leader
@@ -61,10 +63,11 @@ from actorwork.stores.base import (
     Record,
     SaveSchedule,
     SetFence,
+    SetPaused,
     StoreEffect,
 )
 
-__all__ = ["SQLiteStore", "Synchronous", "prepare", "sqlite_path"]
+__all__ = ["SQLiteStore", "Synchronous", "decode_context", "prepare", "sqlite_path"]
 
 log = get_logger(__name__)
 
@@ -75,7 +78,7 @@ T = TypeVar("T")
 #: Commits of at most this many rows may run on the caller's thread (see the docstring).
 _INLINE_ROWS = 16
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Pages one step of :meth:`_Database.reclaim` gives back (4 MiB of 4 KiB pages).
 _RECLAIM_PAGES = 1024
@@ -104,7 +107,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress_message TEXT NOT NULL,
     result BLOB,
     depends_on BLOB,
-    dep_when TEXT NOT NULL DEFAULT 'succeeded'
+    dep_when TEXT NOT NULL DEFAULT 'succeeded',
+    context BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
@@ -131,6 +135,9 @@ CREATE TABLE IF NOT EXISTS schedules (
     fence REAL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS paused_queues (
+    queue TEXT PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS leader (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     holder TEXT NOT NULL,
@@ -142,7 +149,7 @@ CREATE TABLE IF NOT EXISTS leader (
 
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
-    "unique_key, due, seq, created, updated, error, progress, progress_message, "
+    "unique_key, due, seq, created, updated, error, progress, progress_message, context, "
     "depends_on, dep_when, result"
 )
 
@@ -157,6 +164,12 @@ _SELECT = _COLUMNS.removesuffix("result") + _RESULT
 
 _encoder = msgspec.msgpack.Encoder()
 _result_decoder = msgspec.msgpack.Decoder(WorkResult)
+_context_decoder = msgspec.msgpack.Decoder(dict[str, str])
+
+
+def decode_context(data: bytes) -> dict[str, str]:
+    """A job's context as its ``context`` column holds it (MessagePack)."""
+    return _context_decoder.decode(data)
 
 
 class _Database:
@@ -220,7 +233,7 @@ class _Database:
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check says {check!r}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, 1, 2, 3, SCHEMA_VERSION):  # older ones lack what the schema adds
+        if version not in (0, 1, 2, 3, 4, SCHEMA_VERSION):  # older ones lack what the schema adds
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
             )
@@ -233,7 +246,8 @@ class _Database:
     def _migrate(self, version: int, *, vacuum: bool) -> None:
         """Bring a file of schema ``version`` to this one: one copy of each result,
         space that can be given back (a one-time VACUUM rewrites the file), and the
-        columns of job dependencies (version 4)."""
+        columns of job dependencies (version 4), a job's context and the paused queues
+        (version 5)."""
         db = self.db
         log.info("store_migrating", path=self.path, version=version, to=SCHEMA_VERSION)
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
@@ -241,6 +255,8 @@ class _Database:
             db.execute("ALTER TABLE jobs ADD COLUMN depends_on BLOB")
         if "dep_when" not in columns:
             db.execute("ALTER TABLE jobs ADD COLUMN dep_when TEXT NOT NULL DEFAULT 'succeeded'")
+        if "context" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN context BLOB")
         # A job's own copy of its result goes where the committed record holds the same.
         db.execute(
             f"UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND result = {_COMMITTED}"
@@ -280,7 +296,7 @@ class _Database:
                 self._check_epoch(self.epoch)
             if batch.schedules:
                 _write_schedules(db, batch.schedules)
-            placeholders = ", ".join("?" * 21)
+            placeholders = ", ".join("?" * 22)
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
                 batch.rows,
@@ -294,6 +310,11 @@ class _Database:
                 batch.results,
             )
             db.executemany("INSERT OR IGNORE INTO artifact_refs VALUES (?, ?, ?)", batch.refs)
+            for queue, paused in batch.paused:
+                if paused:
+                    db.execute("INSERT OR IGNORE INTO paused_queues VALUES (?)", (queue,))
+                else:
+                    db.execute("DELETE FROM paused_queues WHERE queue = ?", (queue,))
             unreferenced = self._forget(batch.forgotten)
             db.execute("COMMIT")
         except BaseException:
@@ -447,6 +468,11 @@ class _Database:
         cursor = self.db.execute("SELECT definition, source, fence FROM schedules ORDER BY name")
         return [(bytes(d), source, fence) for d, source, fence in cursor]
 
+    def paused_queues(self) -> list[str]:
+        """The queues paused, by name."""
+        cursor = self.db.execute("SELECT queue FROM paused_queues ORDER BY queue")
+        return [queue for (queue,) in cursor]
+
     def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
         """Lead the store if nobody does; the new epoch, or None while another leads.
 
@@ -505,10 +531,13 @@ class Batch:
     schedules: list[StoreEffect] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     refs: list[tuple[str, int, str]] = field(default_factory=list)
+    #: Queues paused (True) or resumed (False), in the order it was done.
+    paused: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
-        return len(self.rows) + len(self.results) + len(self.forgotten) + len(self.schedules)
+        changes = len(self.schedules) + len(self.paused)
+        return len(self.rows) + len(self.results) + len(self.forgotten) + changes
 
 
 def prepare(effects: Iterable[object], *, files: bool = True) -> Batch:
@@ -536,6 +565,8 @@ def prepare(effects: Iterable[object], *, files: bool = True) -> Batch:
                 batch.forgotten.append((job_id,))
             case SaveSchedule() | DropSchedule() | SetFence():
                 batch.schedules.append(effect)
+            case SetPaused(queue=queue, paused=paused):
+                batch.paused.append((queue, paused))
             case _:
                 pass
     batch.rows = list(rows.values())
@@ -613,6 +644,7 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.error,
         job.progress,
         job.progress_message,
+        _encoder.encode(job.context) if job.context else None,
         _encoder.encode(list(job.depends_on)) if job.depends_on else None,
         job.when,
         None,  # the result is its committed record in ``results``
@@ -645,6 +677,7 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         error,
         progress,
         progress_message,
+        context,
         depends_on,
         when,
         result,
@@ -671,6 +704,7 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         result=None if result is None else _load(result, files),
         depends_on=() if depends_on is None else tuple(msgspec.msgpack.decode(depends_on)),
         when=when,
+        context={} if context is None else decode_context(context),
     )
 
 
@@ -798,6 +832,9 @@ class SQLiteStore:
 
     async def schedules(self) -> list[tuple[bytes, str, float | None]]:
         return await self._run(lambda db: db.schedules())
+
+    async def paused_queues(self) -> list[str]:
+        return await self._run(lambda db: db.paused_queues())
 
     async def acquire(self, holder: str, until: float, now: float, boot: str) -> int | None:
         """Lead the store (see :meth:`_Database.acquire`); from then on every write

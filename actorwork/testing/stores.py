@@ -5,7 +5,7 @@ coroutine takes a harness and asserts one part of the contract in
 :mod:`actorwork.stores.base`: the order commits apply in, that a batch is all or
 nothing, what survives a crash (a process SIGKILLed right after its commit), fencing
 (a store that lost the lease writes nothing), retention, paging, unique keys, the
-history of attempts, artifacts and schedules. A third-party store is checked by
+history of attempts, artifacts, schedules and paused queues. A third-party store is checked by
 writing a harness for it::
 
     @pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__)
@@ -40,6 +40,7 @@ from actorwork.stores.base import (
     Retention,
     SaveSchedule,
     SetFence,
+    SetPaused,
 )
 from actorwork.stores.registry import open_store
 from actorwork.testing._postgres import TemporaryPostgres, postgres_binaries
@@ -341,6 +342,7 @@ async def check_unique_keys_and_fields_round_trip(harness: StoreHarness) -> None
             failures=2,
             progress=0.5,
             progress_message="half",
+            context={"tenant": "acme", "traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"},
         )
         written.payload = bytes(range(256))
         await store.apply([Persist(written), Persist(job("plain", 8))])
@@ -357,9 +359,10 @@ async def check_unique_keys_and_fields_round_trip(harness: StoreHarness) -> None
                 "half",
                 bytes(range(256)),
             )
+            assert got.context == written.context
         plain = await store.get("plain")
         assert plain is not None
-        assert plain.unique_key is None
+        assert (plain.unique_key, plain.context) == (None, {})
 
 
 async def check_attempts_history(harness: StoreHarness) -> None:
@@ -426,6 +429,19 @@ async def check_schedules(harness: StoreHarness) -> None:
         assert await store.schedules() == [(b"A2", "config", NOW)]
 
 
+async def check_paused_queues(harness: StoreHarness) -> None:
+    """A paused queue stays paused in the store, across a reopen, until resumed."""
+    url = harness.new_url()
+    async with harness.store(url) as store:
+        assert await store.paused_queues() == []
+        await store.apply([SetPaused("mail", True), SetPaused("pdf", True)])
+        await store.apply([SetPaused("mail", True)])  # twice is once
+    async with harness.store(url) as store:
+        assert await store.paused_queues() == ["mail", "pdf"]
+        await store.apply([SetPaused("mail", False), Persist(job("j", 1))])
+        assert await store.paused_queues() == ["pdf"]
+
+
 STORE_CHECKS: tuple[Callable[[StoreHarness], Awaitable[None]], ...] = (
     check_commit_order,
     check_batch_is_all_or_nothing,
@@ -438,6 +454,7 @@ STORE_CHECKS: tuple[Callable[[StoreHarness], Awaitable[None]], ...] = (
     check_attempts_history,
     check_artifacts,
     check_schedules,
+    check_paused_queues,
 )
 
 

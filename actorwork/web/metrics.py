@@ -8,15 +8,21 @@ queues, pools and readings (:meth:`Client.queues`, :meth:`Client.pools`,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from actorwork.client import Client
-from actorwork.messages import PoolView, QueueView, StatsReply
+from actorwork.messages import TIMING_BUCKETS, PoolView, QueueView, StatsReply, Timings
 
 __all__ = ["Metrics", "Snapshot"]
 
@@ -68,6 +74,7 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
             "How late the Scheduler's latest tick woke.",
             value=stats.loop_lag,
         )
+        yield from _timings(stats)
     depth = GaugeMetricFamily(
         "actorwork_queue_depth", "Jobs by queue and status.", labels=["queue", "status"]
     )
@@ -96,13 +103,51 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
         "Seconds since the Scheduler last heard from a pool.",
         labels=["pool"],
     )
+    backlog = GaugeMetricFamily(
+        "actorwork_pool_outbox_backlog",
+        "Results a pool holds in its outbox that the Scheduler has not acknowledged.",
+        labels=["pool"],
+    )
     for pool in snapshot.pools:
         pools.add_metric([pool.name], float(pool.connected))
         busy = len(pool.busy)
         workers.add_metric([pool.name, "busy"], busy)
         workers.add_metric([pool.name, "idle"], max(0, pool.capacity - busy))
         heartbeat.add_metric([pool.name], pool.heartbeat_age)
-    yield from (pools, workers, heartbeat)
+        backlog.add_metric([pool.name], pool.backlog)
+    yield from (pools, workers, heartbeat, backlog)
+
+
+def _timings(stats: StatsReply) -> Iterator[Metric]:
+    """The Scheduler's histograms: queue wait and run time per work, store commits."""
+    for name, text, per_work in (
+        (
+            "actorwork_job_queue_wait_seconds",
+            "Seconds jobs waited queued before their dispatch, by work.",
+            stats.queue_waits,
+        ),
+        (
+            "actorwork_job_run_seconds",
+            "Seconds attempts ran, as their workers timed them, by work.",
+            stats.run_times,
+        ),
+    ):
+        family = HistogramMetricFamily(name, text, labels=["work"])
+        for timings in per_work:
+            family.add_metric([timings.name], _buckets(timings), timings.total)
+        yield family
+    if stats.commit_times is not None:
+        commits = HistogramMetricFamily(
+            "actorwork_store_commit_duration_seconds", "Seconds the Scheduler's store commits took."
+        )
+        commits.add_metric([], _buckets(stats.commit_times), stats.commit_times.total)
+        yield commits
+
+
+def _buckets(timings: Timings) -> list[tuple[str, float]]:
+    """Prometheus's cumulative buckets of ``timings``, ending with ``+Inf``."""
+    bounds = [*(str(bound) for bound in TIMING_BUCKETS), "+Inf"]
+    return list(zip(bounds, itertools.accumulate(timings.counts), strict=True))
 
 
 class _SnapshotCollector(Collector):

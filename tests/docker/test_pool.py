@@ -7,6 +7,7 @@ socket in a bind-mounted directory; the containers have no network at all).
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from actorwork.docker.engine import LABEL_PREFIX, Engine
 from actorwork.docker.images import SOURCE_DIR
 from actorwork.errors import ImageNotFound
 from tests.docker.conftest import POOL_PREFIX, pool_containers, source_mounts
-from tests.jobs import works
+from tests.jobs import event_works, works
 
 # The first test to run may wait for the session fixture to build the images (minutes).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixtures("no_leaks")]
@@ -88,6 +89,21 @@ async def test_docker_pool_runs_real_jobs(
             await failing.result(timeout=60)
         assert (await jobs.client.get(failing.id)).attempt == 3  # type: ignore[union-attr]
     assert await pool_containers(engine, pool) == []
+
+
+async def test_config_middleware_runs_in_the_container_worker(
+    worker_image: str, engine: Engine, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, worker_image, _pool(), size=1)
+    settings = msgspec.structs.replace(
+        config.jobs,
+        modules=[*config.jobs.modules, "tests.jobs.event_works"],
+        middleware=["tests.jobs.hooks:Tenant"],
+    )
+    async with JobSystem(msgspec.structs.replace(config, jobs=settings)) as jobs:
+        seen = await (await jobs.submit(event_works.context)).result(timeout=60)
+    assert seen["tenant"] == "acme"  # the client's submit hook
+    assert seen["run_hook_host"] != socket.gethostname()  # the run hook, in the container
 
 
 async def test_missing_image_names_how_to_build_it(

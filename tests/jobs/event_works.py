@@ -39,6 +39,14 @@ def flaky(ctx: WorkContext) -> str:
     return "ok"
 
 
+@work(name="events.flaky_context", retries=1)
+def flaky_context(ctx: WorkContext) -> dict[str, str]:
+    """Fails its first attempt; its second returns the job's context as it sees it."""
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return dict(ctx.context)
+
+
 @work(name="events.chatty", retries=0)
 async def chatty(ctx: WorkContext, lines: int) -> int:
     """Logs ``lines`` lines and reports progress as often."""

@@ -128,3 +128,35 @@ async def test_a_scheduler_restarted_while_its_pool_works_loses_nothing(
             for view in views:
                 assert [a.committed for a in await client.attempts(view.id)].count(True) == 1
         second.set()
+
+
+async def test_a_paused_queue_and_a_jobs_context_survive_a_scheduler_restart(
+    config_path: Path,
+) -> None:
+    config = _load(config_path)
+    async with AsyncExitStack() as stack:
+        await start_scheduler(stack, config)
+        async with _client(config_path) as jobs:
+            client = jobs.client
+            assert client is not None
+            await client.pause_queue("default")
+            handle = await client.submit("add", works.Pair(1, 2), context={"tenant": "acme"})
+    async with AsyncExitStack() as stack:  # the same database, a new Scheduler, a Pool now
+        await start_scheduler(stack, config)
+        await start_pools(stack, config)
+        async with _client(config_path) as jobs:
+            client = jobs.client
+            assert client is not None
+            assert [q.paused for q in await client.queues() if q.name == "default"] == [True]
+            assert (await client.get(handle.id)).status == "queued"
+            await client.pause_queue("default", paused=False)
+            assert await client.result(handle.id, timeout=60) == 3
+    store = PostgreSQLStore(config.scheduler.store_url, read_only=True)
+    await store.open()
+    try:
+        job = await store.get(handle.id)
+        assert job is not None
+        assert job.context == {"tenant": "acme"}
+        assert await store.paused_queues() == []
+    finally:
+        await store.aclose()

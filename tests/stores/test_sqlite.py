@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from actorwork.scheduler.state import Job, Persist
-from actorwork.stores.sqlite import SQLiteStore
+from actorwork.stores.base import SetPaused
+from actorwork.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 
 def _job(job_id: str, seq: int) -> Job:
@@ -123,3 +124,32 @@ async def test_memory_store_commits_small_batches_too() -> None:
         assert (await store.get("m")) is not None
     finally:
         await store.aclose()
+
+
+async def test_a_file_of_schema_4_gains_job_contexts_and_paused_queues(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    old = SQLiteStore(path)
+    await old.open()
+    await old.apply([Persist(_job("old", 1))])
+    await old.aclose()
+    with sqlite3.connect(path) as db:  # as schema 4 wrote it
+        db.execute("ALTER TABLE jobs DROP COLUMN context")
+        db.execute("DROP TABLE paused_queues")
+        db.execute("PRAGMA user_version=4")
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        job = await store.get("old")
+        assert job is not None
+        assert job.context == {}
+        job.context = {"tenant": "acme"}
+        await store.apply([Persist(job), SetPaused("mail", True)])
+        again = await store.get("old")
+        assert again is not None
+        assert again.context == {"tenant": "acme"}
+        assert await store.paused_queues() == ["mail"]
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
