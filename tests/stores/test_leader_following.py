@@ -26,6 +26,7 @@ import pytest
 
 from actorwork.client import Client
 from actorwork.config import load_config
+from actorwork.errors import TransportError
 from actorwork.messages import NotLeaderReply, Ping
 from actorwork.node import system_from_settings
 from actorwork.runtime import RemoteRef
@@ -195,9 +196,17 @@ async def test_pool_and_client_follow_the_leader_when_it_is_killed(
         first = cluster.scheduler_of(int(holder.split(":")[1]))
         assert holder.endswith(cluster.addresses[int(first[-1])]), holder
 
-        # Standbys answer with where the leader is.
+        # Standbys answer with where the leader is, once they listen: on a loaded
+        # machine a standby's process may still be starting when the leader serves.
         standby = next(a for a in cluster.addresses if not holder.endswith(a))
-        reply = await (await system.remote(standby, "scheduler")).ask(Ping(), timeout=30)
+
+        async def standby_answer() -> object:
+            try:
+                return await (await system.remote(standby, "scheduler")).ask(Ping(), timeout=30)
+            except TransportError:
+                return None
+
+        reply = await eventually(standby_answer, f"the standby at {standby} to listen")
         assert reply == NotLeaderReply(leader=cluster.addresses[int(first[-1])])
 
         cluster.kill(first)
