@@ -10,22 +10,43 @@ it to every request before the API sees it.
 - A request that changes state (not GET, HEAD or OPTIONS) must name an allowed
   ``Host`` and, if it carries an ``Origin``, one of the same host or an allowed one
   (403 otherwise): a page on another site cannot drive the API from a browser (F21).
+- A WebSocket upgrade (:func:`decide_upgrade`) names an allowed ``Host`` and, if it
+  carries an ``Origin``, an allowed one, whatever it goes on to do: a browser lets any
+  page open a socket to any site, so the Origin is the only thing that tells them
+  apart. Its token may come as ``?token=`` (a browser cannot set a WebSocket's
+  headers); a read-only token may subscribe. A refused upgrade is closed before it is
+  accepted, which the server answers with HTTP 403.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["LOOPBACK_HOSTS", "Guard", "Refusal", "Security", "decide", "is_loopback"]
+from actorwork._log import get_logger
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "REFUSED_UPGRADE",
+    "Guard",
+    "Refusal",
+    "Security",
+    "decide",
+    "decide_upgrade",
+    "is_loopback",
+]
+
+log = get_logger(__name__)
 
 #: Host names that mean this machine; the API allows them by default.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The close code of a refused WebSocket upgrade (policy; the HTTP answer is a 403).
+REFUSED_UPGRADE = 4403
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,26 @@ def decide(security: Security, method: str, headers: dict[str, str]) -> Refusal 
             return refusal
     if method in _SAFE:
         return None
+    return _place_refusal(security, headers)
+
+
+def decide_upgrade(
+    security: Security, headers: dict[str, str], query_token: str | None = None
+) -> Refusal | None:
+    """The refusal of a WebSocket upgrade with ``headers`` (lower-case names) and the
+    ``token`` of its query string, or None if it may go on. Pure."""
+    if security.token is not None:
+        authorization = headers.get("authorization", "")
+        if not authorization and query_token:
+            authorization = f"Bearer {query_token}"
+        refusal = _token_allows(security, "GET", authorization)
+        if refusal is not None:
+            return refusal
+    return _place_refusal(security, headers)
+
+
+def _place_refusal(security: Security, headers: dict[str, str]) -> Refusal | None:
+    """The refusal of a request whose Host or Origin is not allowed, or None."""
     host = headers.get("host", "")
     if _host_name(host) not in security.allowed_hosts:
         return Refusal(403, "the Host is not one this API answers to", "host", host)
@@ -116,6 +157,9 @@ class Guard:
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._upgrade(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -140,3 +184,14 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _upgrade(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        refusal = decide_upgrade(self.security, headers, tokens[0] if tokens else None)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("websocket_refused", field=refusal.field, value=refusal.value)
+        await receive()  # the websocket.connect the server sends first
+        await send({"type": "websocket.close", "code": REFUSED_UPGRADE, "reason": refusal.error})
