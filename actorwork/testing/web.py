@@ -11,7 +11,8 @@ for tests and benchmarks that talk to it over real sockets: HTTP, WebSockets, a 
 The listening socket is bound before the block starts, so a client may connect at
 once (the kernel queues it until uvicorn accepts). Leaving the block stops the
 server: open WebSockets are closed with 1012 (service restart), as a deploy does.
-Needs the ``web`` extra.
+Needs the ``web`` extra. :func:`chromium_page` is a page of a local headless Chromium
+(the ``chromium`` extra) to open what is served in.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["served"]
+__all__ = ["chromium_page", "served"]
 
 
 @asynccontextmanager
@@ -56,3 +57,14 @@ async def served(app: Any, *, port: int = 0, send_buffer: int | None = None) -> 
                 server.should_exit = True
     finally:
         listener.close()
+
+
+@asynccontextmanager
+async def chromium_page(executable: str = "chromium") -> AsyncIterator[Any]:
+    """A blank page (pyppeteer's ``Page``) of a fresh local headless Chromium, which is
+    stopped when the block ends."""
+    from actorwork.chromium import Chromium
+    from actorwork.config import ChromiumSettings
+
+    async with Chromium(ChromiumSettings(mode="local", executable=executable)) as chromium:
+        yield await chromium.new_page()

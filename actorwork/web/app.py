@@ -26,7 +26,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from actorwork._log import get_logger
@@ -520,6 +521,7 @@ def create_app(
         Route("/metrics", _handler(api.metrics_page), methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         WebSocketRoute("/ws", api.socket),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 
     async def not_here(request: Request, exc: Exception) -> Response:

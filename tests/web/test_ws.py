@@ -23,6 +23,7 @@ from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import served
 from actorwork.web import Security, create_app
+from actorwork.web.security import decide_upgrade
 from actorwork.web.ws import BUFFER, MAX_FRAME
 from tests.jobs import works
 from tests.web import ws_works
@@ -196,6 +197,11 @@ async def test_the_socket_is_served_under_the_prefix_the_api_is_mounted_at() -> 
             websockets.connect(base.replace("http", "ws") + "/actorwork/ws") as ws,
         ):
             await subscribe(ws, "s")
+            async with httpx.AsyncClient(base_url=base) as http:
+                script = await http.get("/actorwork/static/actorwork.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert "export function watchJob" in script.text
 
 
 async def test_a_socket_that_does_not_read_is_told_it_lost_events_and_the_scheduler_goes_on() -> (
@@ -247,3 +253,18 @@ async def test_a_socket_that_does_not_read_is_told_it_lost_events_and_the_schedu
                     else:
                         received += len(got["events"])
             assert lost > 0
+
+
+def test_the_upgrade_rules_check_the_host_always_and_the_origin_when_given() -> None:
+    rules = Security()
+    own = {"host": "127.0.0.1:8000"}
+    assert decide_upgrade(rules, own) is None
+    assert decide_upgrade(rules, {**own, "origin": "http://127.0.0.1:8000"}) is None
+    refused = decide_upgrade(rules, {"host": "evil.example"})
+    assert refused is not None
+    assert (refused.status, refused.field, refused.value) == (403, "host", "evil.example")
+    refused = decide_upgrade(rules, {**own, "origin": "http://127.0.0.1:9999"})
+    assert refused is not None
+    assert (refused.field, refused.value) == ("origin", "http://127.0.0.1:9999")
+    allowed = Security(allowed_origins=("https://admin.example.org",))
+    assert decide_upgrade(allowed, {**own, "origin": "https://admin.example.org"}) is None

@@ -29,9 +29,10 @@ class Loud(msgspec.Struct):
 
 @work(name="ws.steps", retries=0)
 async def steps(ctx: WorkContext, job: Steps) -> int:
-    """Before each of ``count`` steps, waits for gate ``name/step``; then logs a line and
-    reports progress ``step / count``."""
+    """Reports progress 0, then before each of ``count`` steps waits for gate
+    ``name/step``, logs a line and reports progress ``step / count``."""
     name, count = job.name, job.count
+    ctx.progress(0.0, "started")
     for step in range(1, count + 1):
         await gate(f"{name}/{step}").wait()
         ctx.log.info(f"step {step} of {count}")
