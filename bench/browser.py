@@ -14,8 +14,6 @@ benchmark, not a test: it prints a table and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from starlette.routing import Mount, Route
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import events_works  # noqa: F401 - registers bench.progress
-from _table import format_table, host_line, quiet_logs
+from _table import host_line, percentile, quick_main
 
 from actorwork import events as ev
 from actorwork.client import Client
@@ -58,10 +56,6 @@ window.measure = async (reports) => {
 };
 </script>
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 async def measure(client: Client, jobs: int, reports: int) -> tuple[list[float], list[float]]:
@@ -117,22 +111,9 @@ def times(delays: list[float]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer jobs")
-    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    rows = anyio.run(run, args.quick)
-    print(
-        format_table(
-            ["topology", "measure", "p50 ms", "p99 ms", "target", "met"],
-            rows,
-            [host_line()],
-            numeric={2, 3},
-            markdown=args.markdown,
-        )
-    )
-    return 0
+    columns = ["topology", "measure", "p50 ms", "p99 ms", "target", "met"]
+    description = __doc__.splitlines()[0]
+    return quick_main(argv, description, run, columns, numeric={2, 3}, notes=[host_line()])
 
 
 if __name__ == "__main__":
