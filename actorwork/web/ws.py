@@ -25,7 +25,9 @@ The Scheduler never waits for a socket: each subscription holds at most
 sender; past the buffer the waiting events are dropped and counted, and the socket
 is told ``lost`` before the events that came after. A bad frame is answered with
 ``error`` naming the field and value, and the socket stays open; a client that sends
-without reading (its answers pile up past :data:`MAX_ANSWERS`) is closed (1008).
+without reading (its answers pile up past :data:`MAX_ANSWERS`) is closed (1008), and a
+frame past the server's own limit (uvicorn's ``ws_max_size``, 16 MiB) closes the
+socket (1009) before it is read.
 Who may open a socket is decided on the upgrade (:mod:`actorwork.web.security`).
 """
 
@@ -73,6 +75,8 @@ MAX_SUBSCRIPTIONS = 64
 MAX_ANSWERS = 256
 #: Bytes of events one subscription holds for a socket, in all.
 BUFFER_BYTES = 8 * 1024 * 1024
+#: Seconds to wait for a socket to take the close frame the server sends.
+CLOSE_TIMEOUT = 5.0
 #: Events in one ``events`` frame, and its size in bytes unless one event is larger.
 MAX_BATCH = 500
 FRAME_BYTES = 256 * 1024
@@ -284,7 +288,7 @@ class _Session:
             raise FrameError(f"a frame is at most {MAX_FRAME} characters", "frame", len(text))
         try:
             frame = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # deep nesting: RecursionError
             raise FrameError(f"the frame is not JSON: {exc}", "frame", _shown(text)) from None
         if not isinstance(frame, dict):
             raise FrameError("a frame must be a JSON object", "frame", _shown(frame))
@@ -364,7 +368,10 @@ async def serve_socket(websocket: WebSocket, client: Client) -> None:
         await session.receive_loop()
         group.cancel_scope.cancel()
     if session.close_code is not None:
-        try:
-            await websocket.close(session.close_code)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the client went first
+        # A client that does not read never takes the close frame: returning without it
+        # closes the connection all the same.
+        with anyio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await websocket.close(session.close_code)
+            except (WebSocketDisconnect, RuntimeError):
+                pass  # the client went first

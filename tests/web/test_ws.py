@@ -118,13 +118,33 @@ HOSTILE = [
     (_subscribe({"owner": "x"}), "filter", "owner"),
     (_subscribe("all"), "filter", "all"),
     (json.dumps({"op": "unsubscribe", "sub": "never"}), "sub", "never"),
+    ("[" * 5000 + "]" * 5000, "frame", "[" * 80),
     ("x" * (MAX_FRAME + 1), "frame", MAX_FRAME + 1),
     ("y" * 4_000_000, "frame", 4_000_000),
     (b"\x00\xff binary", "frame", 9),
 ]
 
 
-@pytest.mark.parametrize(("sent", "field", "value"), HOSTILE)
+HOSTILE_IDS = [
+    "not-json",
+    "not-an-object",
+    "unknown-op",
+    "no-sub",
+    "unknown-kind",
+    "status-not-a-list",
+    "unknown-status",
+    "job-id-not-a-string",
+    "unknown-filter-field",
+    "filter-not-an-object",
+    "unknown-sub",
+    "deep-nesting",
+    "over-max-frame",
+    "4-mb",
+    "binary",
+]
+
+
+@pytest.mark.parametrize(("sent", "field", "value"), HOSTILE, ids=HOSTILE_IDS)
 async def test_a_hostile_frame_is_answered_with_an_error_naming_it_and_the_socket_stays_open(
     sent: str | bytes, field: str, value: Any
 ) -> None:
