@@ -24,9 +24,10 @@ from tests.web import ws_works
 PAGE = """<!doctype html>
 <title>watching</title>
 <script type="module">
-import { watchJob, submit } from "/actorwork/static/actorwork.js";
+import * as actorwork from "/actorwork/static/actorwork.js";
+window.actorwork = actorwork;
 const id = new URLSearchParams(location.search).get("job");
-watchJob(id, {
+if (id) actorwork.watchJob(id, {
   base: "/actorwork",
   progress: (fraction, message) => window.report({ kind: "progress", fraction, message }),
   log: (line, event) => window.report({ kind: "log", line, live: event !== null }),
@@ -132,3 +133,31 @@ async def test_the_watch_resumes_after_the_server_restarts_and_done_still_fires(
     assert [r["fraction"] for r in reports.seen if r["kind"] == "progress"] == [0.0, 0.5, 1.0]
     logs = [(r["line"], r["live"]) for r in reports.seen if r["kind"] == "log"]
     assert logs == [("step 1 of 2", True), ("step 2 of 2", False)]
+
+
+WATCH = """() => new Promise((subscribed) => window.actorwork.watch(
+  { kinds: ["job.succeeded"] },
+  (event) => window.report({ kind: "event", type: event.type, job: event.job_id }),
+  { base: "/actorwork", onSubscribed: subscribed },
+))"""
+
+SUBMIT = """(work, payload) => window.actorwork.submit(work, payload, { base: "/actorwork" })
+  .then(({ id }) => ({ id }), (error) => ({ error: error.message, field: error.field }))"""
+
+
+async def test_watch_and_submit_from_a_page(local_chromium: str) -> None:
+    async with (
+        job_system(["tests.jobs.works"]) as jobs,
+        served(site(jobs)) as base,
+        page_reporting() as (page, reports),
+    ):
+        await page.goto(f"{base}/")
+        await page.waitForFunction("window.actorwork !== undefined")
+        await page.evaluate(WATCH)  # resolves once the server confirmed the subscription
+        submitted = await page.evaluate(SUBMIT, "noop", None)
+        event = await reports.until(lambda r: r["kind"] == "event")
+        assert event == {"kind": "event", "type": "job.succeeded", "job": submitted["id"]}
+        assert (await jobs.client.get(submitted["id"])).status == "succeeded"
+        refused = await page.evaluate(SUBMIT, "no-such-work", None)
+    assert refused["field"] == "work"
+    assert "no-such-work" in refused["error"]

@@ -72,17 +72,31 @@ export class Connection {
       this.opened = true;
       this.attempt = 0;
       for (const [sub, { filter }] of this.subs) this.send({ op: "subscribe", sub, filter });
-      this.pinger = setInterval(() => this.send({ op: "ping" }), PING_EVERY);
+      this.heard = Date.now();
+      this.pinger = setInterval(() => {
+        // A socket that stopped answering (a half-open connection) is closed, and opened again.
+        if (Date.now() - this.heard <= 2 * PING_EVERY) this.send({ op: "ping" });
+        else this.drop(socket);
+      }, PING_EVERY);
       if (again) for (const handler of this.resyncHandlers) handler();
     };
-    socket.onmessage = (message) => this.receive(JSON.parse(message.data));
-    socket.onclose = () => {
-      clearInterval(this.pinger);
-      if (this.socket !== socket || this.closed) return;
-      const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt++);
-      const delay = Math.max(MIN_DELAY, ceiling / 2 + (Math.random() * ceiling) / 2);
-      this.timer = setTimeout(() => this.open(), delay);
+    socket.onmessage = (message) => {
+      if (this.socket !== socket) return;
+      this.heard = Date.now();
+      this.receive(JSON.parse(message.data));
     };
+    socket.onclose = () => this.drop(socket);
+  }
+
+  // Forget `socket` (closed, or silent) and open another after a backoff.
+  drop(socket) {
+    if (this.socket !== socket || this.closed) return;
+    this.socket = null;
+    clearInterval(this.pinger);
+    socket.close();
+    const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt++);
+    const delay = Math.max(MIN_DELAY, ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.timer = setTimeout(() => this.open(), delay);
   }
 
   send(frame) {
@@ -150,13 +164,18 @@ function follow(filter, handlers, base, token) {
   return { close: () => connection.unsubscribe(sub) };
 }
 
-/** Call `onEvent(event)` for each event passing `filter`, live. `onLost(count)` is
- * called when the server dropped events for this watch, `onResync()` after a
+/** Call `onEvent(event)` for each event passing `filter`, live. `onSubscribed()` is
+ * called each time the server confirms the subscription (first, and after each
+ * reconnect): read a snapshot then, and no event after it is missed. `onLost(count)`
+ * is called when the server dropped events for this watch, `onResync()` after a
  * reconnect: read the state again then. Returns {close()}. */
-export function watch(filter, onEvent, { base = "", token, onLost, onResync } = {}) {
+export function watch(filter, onEvent, { base = "", token, onLost, onResync, onSubscribed } = {}) {
   let subscribed = 0;
-  const onSubscribed = () => subscribed++ && onResync?.();
-  return follow(filter, { onEvent, onLost, onSubscribed }, base, token);
+  const confirmed = () => {
+    onSubscribed?.();
+    if (subscribed++) onResync?.();
+  };
+  return follow(filter, { onEvent, onLost, onSubscribed: confirmed }, base, token);
 }
 
 /** Watch job `id`: `progress(fraction, message, event)` as it moves, `log(line, event)`
