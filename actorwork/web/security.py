@@ -4,8 +4,9 @@ The decision is pure (:func:`decide`: a method and headers in, a refusal or None
 so each rule is tested without a server; :class:`Guard` is the ASGI shell that applies
 it to every request before the API sees it.
 
-- With a ``token`` set, every request needs ``Authorization: Bearer <token>`` (401
-  otherwise); a ``read_token`` allows GET and HEAD only (403 for anything else).
+- With a ``token`` set, every request but a read of :data:`PUBLIC_PATHS` needs
+  ``Authorization: Bearer <token>`` (401 otherwise); a ``read_token`` allows GET and
+  HEAD only (403 for anything else).
   Tokens are compared in constant time (:func:`hmac.compare_digest`).
 - A request that changes state (not GET, HEAD or OPTIONS) must name an allowed
   ``Host`` and, if it carries an ``Origin``, one of the same host or an allowed one
@@ -25,12 +26,14 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actorwork._log import get_logger
 
 __all__ = [
     "LOOPBACK_HOSTS",
+    "PUBLIC_PATHS",
     "REFUSED_UPGRADE",
     "Guard",
     "Refusal",
@@ -45,6 +48,10 @@ log = get_logger(__name__)
 #: Host names that mean this machine; the API allows them by default.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Paths under the API's root that anyone may GET without a token: the browser module
+#: (``/static/actorwork.js``), which a page imports before it can send one, and which
+#: holds no data.
+PUBLIC_PATHS = ("/static/",)
 #: The close code of a refused WebSocket upgrade (policy; the HTTP answer is a 403).
 REFUSED_UPGRADE = 4403
 
@@ -149,6 +156,11 @@ def _place_refusal(security: Security, headers: dict[str, str]) -> Refusal | Non
     return None
 
 
+def _public(scope: Scope) -> bool:
+    """Whether the request reads a file anyone may have (see :data:`PUBLIC_PATHS`)."""
+    return scope["method"] in ("GET", "HEAD") and get_route_path(scope).startswith(PUBLIC_PATHS)
+
+
 class Guard:
     """ASGI middleware: refuses, with a JSON error, what :func:`decide` refuses."""
 
@@ -160,7 +172,7 @@ class Guard:
         if scope["type"] == "websocket":
             await self._upgrade(scope, receive, send)
             return
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _public(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import chromium_page, served
-from actorwork.web import create_app
+from actorwork.web import Security, create_app
 from tests.web import ws_works
 
 PAGE = """<!doctype html>
@@ -58,13 +58,18 @@ class Reports:
                 await self._changed.wait()
 
 
-def site(jobs: InlineJobs) -> Starlette:
+def site(jobs: InlineJobs, security: Security | None = None) -> Starlette:
     """A user's own app: its page at /, the API mounted at /actorwork."""
 
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE)
 
-    return Starlette(routes=[Route("/", page), Mount("/actorwork", app=create_app(jobs.client))])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Mount("/actorwork", app=create_app(jobs.client, security=security)),
+        ]
+    )
 
 
 @asynccontextmanager
@@ -161,3 +166,23 @@ async def test_watch_and_submit_from_a_page(local_chromium: str) -> None:
         refused = await page.evaluate(SUBMIT, "no-such-work", None)
     assert refused["field"] == "work"
     assert "no-such-work" in refused["error"]
+
+
+WITH_TOKEN = """async (token) => {
+  const options = { base: "/actorwork", token };
+  const { id } = await window.actorwork.submit("noop", null, options);
+  const { status } = await window.actorwork.watchJob(id, options).done;
+  return status;
+}"""
+
+
+async def test_with_a_token_the_page_submits_and_watches_with_it(local_chromium: str) -> None:
+    token = "k" * 24
+    async with (
+        job_system(["tests.jobs.works"]) as jobs,
+        served(site(jobs, Security(token=token))) as base,
+        page_reporting() as (page, _),
+    ):
+        await page.goto(f"{base}/")
+        await page.waitForFunction("window.actorwork !== undefined")
+        assert await page.evaluate(WITH_TOKEN, token) == "succeeded"

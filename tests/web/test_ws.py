@@ -206,6 +206,11 @@ async def test_with_a_token_the_upgrade_needs_it_in_the_query_or_the_header() ->
         ]:
             async with websockets.connect(url, extra_headers=headers) as ws:
                 await subscribe(ws, "s")
+        # A page imports the module before it can send a token; the data stays guarded.
+        async with httpx.AsyncClient(base_url=base.replace("ws://", "http://")) as http:
+            assert (await http.get("/static/actorwork.js")).status_code == 200
+            assert (await http.get("/jobs")).status_code == 401
+            assert (await http.get("/static/../jobs")).status_code == 401
 
 
 async def test_the_socket_is_served_under_the_prefix_the_api_is_mounted_at() -> None:
