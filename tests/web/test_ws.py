@@ -24,7 +24,7 @@ from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import served
 from actorwork.web import Security, create_app
 from actorwork.web.security import decide_upgrade
-from actorwork.web.ws import BUFFER, MAX_FRAME
+from actorwork.web.ws import BUFFER, MAX_FRAME, MAX_SUBSCRIPTIONS
 from tests.jobs import works
 from tests.web import ws_works
 
@@ -229,6 +229,7 @@ async def test_the_socket_is_served_under_the_prefix_the_api_is_mounted_at() -> 
     assert "export function watchJob" in script.text
 
 
+@pytest.mark.timeout(600)  # thousands of jobs on a slow machine
 async def test_a_socket_that_does_not_read_is_told_it_lost_events_and_the_scheduler_goes_on() -> (
     None
 ):
@@ -293,3 +294,42 @@ def test_the_upgrade_rules_check_the_host_always_and_the_origin_when_given() -> 
     assert (refused.field, refused.value) == ("origin", "http://127.0.0.1:9999")
     allowed = Security(allowed_origins=("https://admin.example.org",))
     assert decide_upgrade(allowed, {**own, "origin": "https://admin.example.org"}) is None
+
+
+async def test_a_socket_holds_a_bounded_number_of_subscriptions() -> None:
+    async with api() as (_, base), websockets.connect(f"{base}/ws") as ws:
+        for index in range(MAX_SUBSCRIPTIONS):
+            await subscribe(ws, f"s{index}", kinds=["job.succeeded"])
+        await ws.send(json.dumps({"op": "subscribe", "sub": "one-more"}))
+        error = await frame(ws)
+        assert (error["op"], error["field"], error["value"]) == ("error", "sub", "one-more")
+        await ws.send(json.dumps({"op": "unsubscribe", "sub": "s0"}))
+        await subscribe(ws, "one-more")  # room again
+
+
+async def test_a_client_that_sends_without_reading_is_closed_not_buffered() -> None:
+    async with api() as (_, base):
+        sock = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sent = 0
+        async with websockets.connect(f"{base}/ws", sock=sock, max_queue=1) as ws:
+            with anyio.fail_after(60):
+                try:
+                    while sent < 100_000:  # far more answers than the buffers hold
+                        await ws.send('{"op": "ping"}')
+                        sent += 1
+                except websockets.exceptions.ConnectionClosed:
+                    pass
+                answered = await pongs_until_closed(ws)
+        assert answered < sent
+
+
+async def pongs_until_closed(socket_: Any) -> int:
+    """How many pongs ``socket_`` reads before the server closes it."""
+    answered = 0
+    try:
+        while True:
+            assert await frame(socket_) == {"op": "pong"}
+            answered += 1
+    except websockets.exceptions.ConnectionClosed:
+        return answered
