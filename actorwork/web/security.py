@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actorwork._log import get_logger
@@ -158,7 +157,10 @@ def _place_refusal(security: Security, headers: dict[str, str]) -> Refusal | Non
 
 def _public(scope: Scope) -> bool:
     """Whether the request reads a file anyone may have (see :data:`PUBLIC_PATHS`)."""
-    return scope["method"] in ("GET", "HEAD") and get_route_path(scope).startswith(PUBLIC_PATHS)
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root + "/"):  # mounted under a prefix: the path below it
+        path = path[len(root) :]
+    return scope["method"] in ("GET", "HEAD") and path.startswith(PUBLIC_PATHS)
 
 
 class Guard:
