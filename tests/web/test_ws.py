@@ -13,18 +13,30 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import pytest
 import websockets
 import websockets.exceptions
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from actorwork import events as ev
+from actorwork.messages import LogLine
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import served
 from actorwork.web import Security, create_app
 from actorwork.web.security import decide_upgrade
-from actorwork.web.ws import BUFFER, MAX_FRAME, MAX_SUBSCRIPTIONS
+from actorwork.web.ws import (
+    BUFFER,
+    BUFFER_BYTES,
+    FRAME_BYTES,
+    MAX_FRAME,
+    MAX_SUBSCRIPTIONS,
+    _Held,
+    _Subscription,
+    parse_filter,
+)
 from tests.jobs import works
 from tests.web import ws_works
 
@@ -333,3 +345,24 @@ async def pongs_until_closed(socket_: Any) -> int:
             answered += 1
     except websockets.exceptions.ConnectionClosed:
         return answered
+
+
+async def test_the_subscriptions_of_a_socket_share_one_bound_of_bytes() -> None:
+    held = _Held()
+    everything = parse_filter(None)
+    first, second = _Subscription("a", everything, held), _Subscription("b", everything, held)
+    line = LogLine(0.0, "log", "info", "x" * 10_000)
+    big = ev.JobLogged(job_id="j", lines=[line] * 100)  # about 1 MB encoded
+    size = len(msgspec.json.encode(big))
+    while held.size + size <= BUFFER_BYTES:
+        first.add(big)
+    assert first.lost == 0
+    second.add(big)  # the socket is full: the other subscription has no room either
+    assert (second.lost, len(second.pending)) == (1, 0)
+    first.close()  # what the first held is the socket's to hold again
+    assert held.size == 0
+    second.add(big)
+    assert (len(second.pending), held.size) == (1, second.size)
+    frames = second.frames()
+    assert held.size == 0
+    assert all(len(frame) <= FRAME_BYTES or frame.count(b'"type"') == 1 for frame in frames)
