@@ -35,7 +35,7 @@ Who may open a socket is decided on the upgrade (:mod:`actorwork.web.security`).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 import anyio.abc
@@ -46,7 +46,7 @@ from actorwork._log import get_logger
 from actorwork.client import Client
 from actorwork.errors import ActorStopped, ActorworkError
 from actorwork.events import EVENT_KINDS, Event, EventsLost
-from actorwork.messages import MAX_NAME
+from actorwork.messages import MAX_NAME, JobStatus
 
 __all__ = [
     "BUFFER",
@@ -82,9 +82,7 @@ CLOSE_TIMEOUT = 5.0
 MAX_BATCH = 500
 FRAME_BYTES = 256 * 1024
 
-_STATUSES = frozenset(
-    ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled", "retrying")
-)
+_STATUSES = frozenset(get_args(JobStatus))
 _KINDS = frozenset(EVENT_KINDS.values())
 _FILTER_NAMES = ("job_id", "work", "queue")
 _FILTER_LISTS = {"status": _STATUSES, "kinds": _KINDS}

@@ -14,7 +14,7 @@
 const MIN_DELAY = 250;
 const MAX_DELAY = 10000;
 const PING_EVERY = 20000;
-const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled"]);
+const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled", "skipped"]);
 
 const connections = new Map();
 let nextSub = 0;
@@ -181,7 +181,7 @@ export function watch(filter, onEvent, { base = "", token, onLost, onResync, onS
 /** Watch job `id`: `progress(fraction, message, event)` as it moves, `log(line, event)`
  * for each line it logs (`event` is null for lines read from the finished job), and
  * `done(status, job)` once, when it ends ("succeeded", "failed", "dead", "cancelled",
- * or "deleted"). The job is read first (GET {base}/jobs/{id}) and again after a
+ * "skipped", or "deleted"). The job is read first (GET {base}/jobs/{id}) and again after a
  * reconnect or lost events. Returns {close(), done}: `done` is a Promise of {status, job}
  * (close() settles it with status "closed", without calling the `done` handler). */
 export function watchJob(id, { progress, log, done, base = "", token } = {}) {
@@ -218,8 +218,13 @@ export function watchJob(id, { progress, log, done, base = "", token } = {}) {
     else if (event.type === "job.deleted") finish("deleted", null);
     else if (TERMINAL.has(event.status)) read();
   };
+  let again = false; // asked to read while reading: what was read may be older
   const read = () => {
-    reading ??= (async () => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = (async () => {
       try {
         const { job } = await request(base, `/jobs/${encodeURIComponent(id)}`, token);
         if (job.progress != null) showProgress(job.progress, job.progress_message, null);
@@ -235,6 +240,10 @@ export function watchJob(id, { progress, log, done, base = "", token } = {}) {
         const queued = waiting;
         waiting = [];
         queued.forEach(apply);
+        if (again && !finished) {
+          again = false;
+          read();
+        }
       }
     })();
   };
