@@ -87,7 +87,7 @@ async def api_command(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(str(exc)) from exc
     app = create_app(config=config, security=security, run_pools=config.jobs.topology == "inline")
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", ws="none")
+        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", ws="wsproto")
     )
     log.info("api_serving", address=f"http://{args.address}", token=token is not None)
     await server.serve()  # uvicorn stops on SIGINT and SIGTERM
