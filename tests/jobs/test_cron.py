@@ -31,7 +31,7 @@ from actorwork.scheduler.leadership import holder_name, lead
 from actorwork.scheduler.state import Now, SetFence
 from actorwork.schedules import Schedule
 from actorwork.stores.sqlite import SQLiteStore
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 START = datetime(2026, 3, 27, 4, 59, 30, tzinfo=UTC).timestamp()  # a Friday
 
