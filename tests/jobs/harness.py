@@ -24,7 +24,8 @@ from actorwork.errors import ActorworkError
 from actorwork.messages import TERMINAL, JobView
 from actorwork.node import system_from_settings
 from actorwork.pool._outbox_format import PUT, scan
-from tests.jobs.history import History
+from actorwork.stores import JobStore
+from tests.jobs.history import History, Recorded
 from tests.jobs.works import Step
 
 DEADLINE = 60.0  # generous: a bound for liveness, never a measure of speed
@@ -124,6 +125,18 @@ class Driver:
     def step(self, **fields: Any) -> Step:
         """A :class:`Step` that records into this history."""
         return Step(history=str(self.history.path), **fields)
+
+    async def collect_from(self, store: JobStore) -> History:
+        """Read every recorded result of the submitted jobs from ``store`` (opened here,
+        closed after) into the history."""
+        await store.open()
+        try:
+            for job_id in self.history.submits:
+                rows = await store.attempts(job_id)
+                self.history.recorded[job_id] = [Recorded(*row) for row in rows]
+        finally:
+            await store.aclose()
+        return self.history
 
     async def drained(self, *, deadline: float = DEADLINE) -> dict[str, JobView]:
         """Wait until every submitted job is terminal (I1, I6) and keep the final views."""

@@ -29,7 +29,7 @@ from actorwork.pool._outbox_format import scan
 from actorwork.pool.outbox import CRASH_POINTS
 from actorwork.stores.sqlite import SQLiteStore
 from tests.jobs.harness import DEADLINE, Driver, eventually, in_outbox, outbox_entries
-from tests.jobs.history import History, Recorded
+from tests.jobs.history import History
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,15 +163,7 @@ grace = {self.grace}
     async def collect(self) -> History:
         """Read every recorded result from the store (after the Scheduler stopped)."""
         assert "scheduler" not in self.procs, "stop the scheduler before reading its store"
-        store = SQLiteStore(self.store)
-        await store.open()
-        try:
-            for job_id in self.history.submits:
-                rows = await store.attempts(job_id)
-                self.history.recorded[job_id] = [Recorded(*row) for row in rows]
-        finally:
-            await store.aclose()
-        return self.history
+        return await self.collect_from(SQLiteStore(self.store))
 
     async def finish(self) -> History:
         """Drain, stop both processes, read the store and check I1-I4."""
