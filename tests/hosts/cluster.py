@@ -122,6 +122,7 @@ class HostCluster(Driver):
     pg: HostPostgres
     leader_lease: float = 2.0
     lease: float = 3.0
+    heartbeat: float = 0.5
     schedules: str = ""
     roles: dict[str, Role] = field(default_factory=dict)
     history: History = field(init=False)
@@ -192,7 +193,7 @@ kind = "process"
 size = {size}
 outbox = "{self.outbox(name)}"
 grace = 5.0
-heartbeat = {self.lease / 6}
+heartbeat = {self.heartbeat}
 """
         role.config.write_text(self._common(self.address(scheduler)) + role.own)
         return role

@@ -14,12 +14,16 @@ a new client connection): a stand-in, marked where it is used.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from actorwork.scheduler.cron_state import parse_unique_key
 from tests.hosts.cluster import HostCluster
-from tests.jobs.harness import eventually
+from tests.jobs.harness import eventually, fired_jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -66,3 +70,99 @@ async def test_the_leaders_host_killed(hosts: Callable[..., HostCluster]) -> Non
         assert len(history.started(job)) == 1
     for job in running:  # their lease ran out with the first leader: attempt 2
         assert final[job].attempt >= 2
+
+
+async def test_the_leaders_host_partitioned_then_healed(
+    hosts: Callable[..., HostCluster],
+) -> None:
+    """(b) The leading Scheduler's host cut off from PostgreSQL and from the Pool for
+    longer than its lease: the standby takes over; put back, the old leader finds its
+    epoch over, stands down (exit 3) and writes nothing from the moment it was cut off."""
+    cluster = hosts()
+    await cluster.prepare_store()
+    cluster.add_scheduler("s1")
+    cluster.add_scheduler("s2")
+    cluster.add_pool("pool", "s1")
+    cluster.start("s1")
+    await cluster.new_leader()
+    cluster.start("s2", "pool")
+    old = cluster.roles["s1"].host
+    async with cluster.connected("s1"):
+        done = [await cluster.submit(f"b-done-{n}", cluster.step()) for n in range(4)]
+        running = [
+            await cluster.submit(f"b-run-{n}", cluster.step(seconds=600.0, attempts=[1]))
+            for n in range(2)
+        ]
+        await _started(cluster, *running)
+        await eventually(lambda: len(cluster.history.executions()) >= 8, "the short jobs")
+        _, epoch = cluster.leader_row()
+        cut = cluster.database_now()
+        old.unplug()
+    assert cluster.writes_since("-infinity", host=old), "the audit saw no write of the leader"
+    leader = await cluster.new_leader("s1")
+    assert cluster.leader_row()[1] == epoch + 1
+    cluster.repoint("pool", leader)  # stand-in for following the leader
+    async with cluster.connected(leader):
+        after = [await cluster.submit(f"b-after-{n}", cluster.step()) for n in range(3)]
+        await eventually(lambda: cluster.history.started(after[-1]), "a job of the new leader")
+        old.plug()
+        assert await cluster.exited("s1") == 3  # deposed: it stood down by itself
+        assert "scheduler_deposed" in cluster.log("s1")
+        history = await cluster.finish()
+    assert cluster.writes_since(cut, host=old) == []  # nothing from its host once cut off
+    assert [w for w in cluster.writes_since(cut) if w.endswith(f" {epoch}")] == []
+    final = history.final
+    for job in [*done, *running, *after]:
+        assert final[job].status == "succeeded", final[job]
+    for job in done:
+        assert final[job].attempt == 1
+    for job in running:
+        assert final[job].attempt >= 2
+
+
+F17_SCHEDULE = """
+[schedules.tick]
+work = "note_run"
+cron = "* * * * * *"
+missed = "run_all"
+payload = "{runs}"
+"""
+
+
+async def test_f17_three_schedulers_on_three_hosts_the_leaders_host_killed(
+    hosts: Callable[..., HostCluster], tmp_path: Path
+) -> None:
+    """(e) F17 across hosts: one cron schedule, three Schedulers each on its own host,
+    the leader's host killed: exactly one job per fire time (I7), none skipped
+    (``run_all`` catches up the times missed during the failover)."""
+    runs = tmp_path / "runs"
+    cluster = hosts(schedules=F17_SCHEDULE.format(runs=runs))
+    await cluster.prepare_store()
+    for name in ("s1", "s2", "s3"):
+        cluster.add_scheduler(name)
+    cluster.start("s1")
+    first = await cluster.new_leader()
+    cluster.start("s2", "s3")
+    cluster.add_pool("pool", first)
+    cluster.start("pool")
+
+    def executed() -> set[str]:
+        return set(runs.read_text().split()) if runs.exists() else set()
+
+    await eventually(lambda: len(executed()) >= 3, "three firings run")
+    cluster.roles[first].host.kill()
+    killed_at = len(executed())
+    leader = await cluster.new_leader(first)
+    cluster.repoint("pool", leader)  # stand-in for following the leader
+    await eventually(lambda: len(executed()) >= killed_at + 3, "firings after the takeover")
+    for name in cluster.roles:
+        await cluster.stop(name)
+    rows = cluster.pg.psql("SELECT id FROM jobs WHERE id LIKE 'cron:%'", cluster.database)
+    stored = rows.split()
+    fired = fired_jobs([cluster.roles[name].log for name in ("s1", "s2", "s3")])
+    assert len(fired) == len(set(fired)), f"a fire time fired twice: {sorted(fired)}"
+    assert set(stored) == set(fired)  # one job each, all stored (I7)
+    times = sorted(parse_unique_key(job_id)[1] for job_id in stored)  # type: ignore[index]
+    gaps = {b - a for a, b in itertools.pairwise(times)}
+    assert gaps == {timedelta(seconds=1)}, f"fire times skipped: {times}"
+    assert executed() <= set(stored)

@@ -94,6 +94,16 @@ async def connected(
         yield client
 
 
+def fired_jobs(logs: list[Path]) -> list[str]:
+    """The job ids of every ``schedule_fired`` event the Schedulers' logs hold."""
+    fired = []
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if "schedule_fired" in line:
+                fired.append(line.split("job_id=")[1].split()[0])
+    return fired
+
+
 class Driver:
     """The test's side of a cluster: submits traced jobs, records them, waits for them.
 
