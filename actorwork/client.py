@@ -26,6 +26,7 @@ list in a few messages.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import time
@@ -60,6 +61,7 @@ from actorwork.errors import (
     JobError,
     JobFailed,
     JobNotFound,
+    NoLeader,
     PayloadError,
     ScheduleError,
     ScheduleNotFound,
@@ -97,6 +99,7 @@ from actorwork.messages import (
     ListSchedules,
     LogLine,
     Message,
+    NotLeaderReply,
     PauseQueue,
     Ping,
     Pong,
@@ -120,6 +123,7 @@ from actorwork.messages import (
 )
 from actorwork.middleware import MiddlewareChain
 from actorwork.runtime import Actor, ActorRef, ActorSystem, RemoteRef
+from actorwork.runtime.follow import find_leader, split_addresses
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 
@@ -153,6 +157,13 @@ _SUBMIT_OVERHEAD = 128
 #: Seconds between connect attempts while the Scheduler is away: doubling, capped.
 _RETRY_FIRST = 0.05
 _RETRY_CAP = 1.0
+#: Seconds a Scheduler is given to say whether it leads, when several are named.
+_PROBE_TIMEOUT = 5.0
+#: Asks made again of the next leader when the one asked goes away, and how often:
+#: reads, and submits (their job ids are the client's own then, so a repeat is no
+#: second job).
+_REPEATABLE = (AwaitJob, GetJob, GetAttempts, SubmitJob, SubmitJobs)
+_TRIES = 3
 
 
 class Client(anyio.abc.AsyncResource):
@@ -168,7 +179,7 @@ class Client(anyio.abc.AsyncResource):
     def __init__(
         self,
         system: ActorSystem,
-        scheduler: str | ActorRef,
+        scheduler: str | Sequence[str] | ActorRef,
         *,
         scheduler_name: str = "scheduler",
         registry: WorkRegistry | None = None,
@@ -184,10 +195,12 @@ class Client(anyio.abc.AsyncResource):
         #: (0: one try).
         self.connect_timeout = connect_timeout
         self.scheduler = scheduler
+        #: The Scheduler addresses tried in turn, following the leader (none for a ref).
+        self.addresses = [] if isinstance(scheduler, ActorRef) else split_addresses(scheduler)
         self.scheduler_name = scheduler_name
         self.registry = registry or default_registry
         self.middleware = MiddlewareChain(middleware)
-        self._ref: ActorRef | None = None if isinstance(scheduler, str) else scheduler
+        self._ref: ActorRef | None = scheduler if isinstance(scheduler, ActorRef) else None
         self._batch: _SubmitBatch | None = None
         #: Batches not answered yet; a task of ``_task_group`` sends each.
         self._sending: set[_SubmitBatch] = set()
@@ -217,10 +230,35 @@ class Client(anyio.abc.AsyncResource):
             batch.fail(JobError("the client closed before the Scheduler answered this submit"))
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
-        ref = self._ref
-        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
-            ref = await self._connect(self.connect_timeout)
-        return await ref.ask(message, timeout=timeout)
+        """Ask the Scheduler; following several, a read or submit whose Scheduler went
+        away (or no longer leads) is asked again of the one that leads now."""
+        again = self._following and isinstance(message, _REPEATABLE)
+        for tries in itertools.count(1):
+            ref = self._ref
+            if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+                ref = await self._connect(self.connect_timeout)
+            try:
+                reply = await ref.ask(message, timeout=timeout)
+            except (ActorStopped, TransportError):
+                if not again or tries == _TRIES:
+                    raise
+                log.info("scheduler_lost", message=type(message).__name__, tries=tries)
+                self._ref = None
+                continue
+            if not isinstance(reply, NotLeaderReply) or not again or tries == _TRIES:
+                return reply
+            self._ref = None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def _following(self) -> bool:
+        """Several Scheduler addresses were given: the client follows the leader."""
+        return len(self.addresses) > 1
+
+    def _own_job_id(self) -> str:
+        """A job id drawn here when following, so a submit asked again is the same job;
+        else "" (the Scheduler draws it)."""
+        return uuid.uuid4().hex if self._following else ""
 
     async def _connect(self, patience: float) -> ActorRef:
         """The Scheduler's ref, connecting to its address again until ``patience``
@@ -230,17 +268,17 @@ class Client(anyio.abc.AsyncResource):
         (wrong secret, TLS) is not retried. Gives up with a TransportError naming the
         address and how long it tried.
         """
-        address = self.scheduler
-        if not isinstance(address, str):
+        if isinstance(self.scheduler, ActorRef):
             assert self._ref is not None
             return self._ref  # a ref given to the client reconnects on its own
+        address = self.scheduler if isinstance(self.scheduler, str) else ", ".join(self.addresses)
         started = time.monotonic()
         delay = _RETRY_FIRST
         tries = 0
         while True:
             tries += 1
             try:
-                ref = await self.system.remote(address, self.scheduler_name)
+                ref = await self._find_leader(max(patience, _PROBE_TIMEOUT))
             except HandshakeError:
                 raise
             except TransportError as exc:
@@ -252,11 +290,23 @@ class Client(anyio.abc.AsyncResource):
                         f"(connect_timeout={patience!r}); last error: {exc}"
                     ) from exc
                 log.debug("scheduler_not_reachable", address=address, tries=tries, error=str(exc))
+                if isinstance(exc, NoLeader) and exc.standbys:
+                    delay = _RETRY_FIRST  # a standby is about to lead: look again soon
                 await anyio.sleep(min(delay, patience - waited))
                 delay = min(delay * 2, _RETRY_CAP)
             else:
                 self._ref = ref
                 return ref
+
+    async def _find_leader(self, timeout: float) -> ActorRef:
+        """The ref of the Scheduler that leads, asked at each address in turn.
+
+        One address is connected to without a question, as before leaders were
+        followed; a Scheduler that does not lead answers the first ask instead.
+        """
+        if len(self.addresses) == 1:
+            return await self.system.remote(self.addresses[0], self.scheduler_name)
+        return await find_leader(self.system, self.addresses, self.scheduler_name, timeout=timeout)
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Wait until the Scheduler answers; the seconds its answer took.
@@ -330,7 +380,7 @@ class Client(anyio.abc.AsyncResource):
         message = SubmitJob(
             work=name,
             payload=encoded,
-            job_id=job_id or "",
+            job_id=job_id or self._own_job_id(),
             queue=queue,
             priority=priority,
             max_attempts=None if retries is None else retries + 1,
@@ -385,6 +435,7 @@ class Client(anyio.abc.AsyncResource):
                 message = SubmitJob(
                     work=name,
                     payload=encoded,
+                    job_id=self._own_job_id(),
                     queue=queue,
                     priority=priority,
                     max_attempts=None if retries is None else retries + 1,

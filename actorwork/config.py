@@ -74,7 +74,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
@@ -83,6 +83,7 @@ from actorwork.addressing import parse_address
 from actorwork.docker.engine import DEFAULT_IMAGE, ContainerOptions, parse_memory
 from actorwork.errors import ActorworkError, ConfigError
 from actorwork.messages import MAX_SECONDS, MAX_SLOTS
+from actorwork.runtime.follow import split_addresses
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.stores.base import Retention
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE, HEADER
@@ -114,6 +115,9 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: Hosts a listener binds on every interface at: no address to advertise.
+_WILDCARDS = ("", "0.0.0.0", "::")
 
 ENV_PREFIX = "ACTORWORK_"
 DEFAULT_FILE = "actorwork.toml"
@@ -237,7 +241,16 @@ class JobSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """``[scheduler]``: where the Scheduler listens and how it keeps jobs."""
 
-    address: str = "inproc://actorwork-scheduler"
+    #: Where Pools and clients reach the Scheduler: one address, or several (a list, or
+    #: one string separated by commas) of Schedulers sharing a store; they follow the
+    #: one that leads.
+    address: str | list[str] = "inproc://actorwork-scheduler"
+    #: Where this Scheduler listens, in standby too (answering with the leader's
+    #: address); empty: the one ``address``, and a standby does not listen.
+    listen: str = ""
+    #: The address this Scheduler is reached at, which standbys answer with; empty:
+    #: ``listen`` when its host is not a wildcard (``0.0.0.0``, ``::``).
+    advertise: str = ""
     store: str = ".actorwork/jobs.db"
     synchronous: str = "normal"
     lease: float = 30.0
@@ -249,6 +262,32 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     #: A file holding the password of a ``postgresql://`` store (never on the command
     #: line nor in the URL); else ``PGPASSWORD`` or a ``passfile`` is used.
     store_password_file: str = ""
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every Scheduler address of ``address``, in order."""
+        return split_addresses(self.address)
+
+    @property
+    def listen_address(self) -> str:
+        """Where the Scheduler listens: ``listen``, else the one address."""
+        if self.listen:
+            return self.listen
+        found = self.addresses
+        if len(found) > 1:
+            raise ConfigError(
+                f"scheduler.address = {self.address!r} names several Schedulers: set "
+                "scheduler.listen to the one this Scheduler listens at"
+            )
+        return found[0]
+
+    @property
+    def advertised(self) -> str:
+        """The address standbys name for this Scheduler when it leads ("" for none)."""
+        if self.advertise or not self.listen:
+            return self.advertise
+        host = urlsplit(self.listen).hostname or ""
+        return "" if host in _WILDCARDS else self.listen
 
     @property
     def store_url(self) -> str:
@@ -757,12 +796,20 @@ def _check_jobs(config: Config) -> None:
     where = config.source
     jobs, scheduler = config.jobs, config.scheduler
     _choice("scheduler.synchronous", scheduler.synchronous, SYNCHRONOUS, where)
-    _check_address("scheduler.address", scheduler.address, where)
-    if jobs.topology == "distributed" and scheduler.address.startswith("inproc:"):
-        raise ConfigError(
-            f"{where}: scheduler.address = {scheduler.address!r}: a distributed topology needs "
-            "an address other processes can reach (unix:// or tcp://)"
-        )
+    try:
+        addresses = scheduler.addresses
+    except ValueError as exc:
+        raise ConfigError(f"{where}: scheduler.address: {exc}") from None
+    for address in addresses:
+        _check_address("scheduler.address", address, where)
+        if jobs.topology == "distributed" and address.startswith("inproc:"):
+            raise ConfigError(
+                f"{where}: scheduler.address = {address!r}: a distributed topology needs "
+                "an address other processes can reach (unix:// or tcp://)"
+            )
+    for key in ("listen", "advertise"):
+        if getattr(scheduler, key):
+            _check_address(f"scheduler.{key}", getattr(scheduler, key), where)
     config.schedule_list()
     _seconds("jobs.connect_timeout", jobs.connect_timeout, where, positive=False)
     for key in ("lease", "retry_base", "retry_cap", "leader_lease"):

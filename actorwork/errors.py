@@ -12,8 +12,9 @@
     │   ├── ConnectionBroken         the peer or the network broke it
     │   ├── EndOfStream              the peer ended it in an orderly way
     │   ├── FrameTooLarge            a frame over the cap, refused before allocation
-    │   └── HandshakeError           protocol version or deadline not met
-    │       └── AuthenticationError  shared secret missing or wrong
+    │   ├── HandshakeError           protocol version or deadline not met
+    │   │   └── AuthenticationError  shared secret missing or wrong
+    │   └── NoLeader                 no Scheduler of those addresses leads (names each answer)
     ├── ProtocolError                bytes that do not decode to what the protocol expects
     ├── MessageEncodeError           a message holds a value that cannot go on the wire
     ├── EngineError                  the Docker Engine refused or failed a request (says what to do)
@@ -72,6 +73,7 @@ __all__ = [
     "LeadershipLost",
     "MessageEncodeError",
     "MessageRejected",
+    "NoLeader",
     "OutboxError",
     "PageNotReady",
     "PayloadError",
@@ -138,6 +140,18 @@ class HandshakeError(TransportError):
 
 class AuthenticationError(HandshakeError):
     """The shared-secret challenge failed: no secret, or the wrong one."""
+
+
+class NoLeader(TransportError):
+    """None of the Scheduler addresses tried leads its store (each answer named).
+
+    ``standbys`` is True when some answered in standby: a leader is being chosen, so
+    trying again soon is worth it.
+    """
+
+    def __init__(self, message: str, *, standbys: bool = False) -> None:
+        super().__init__(message)
+        self.standbys = standbys
 
 
 class ProtocolError(ActorworkError):

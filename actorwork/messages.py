@@ -80,6 +80,7 @@ __all__ = [
     "ListSchedules",
     "LogLine",
     "Message",
+    "NotLeaderReply",
     "Outcome",
     "PauseQueue",
     "Ping",
@@ -245,6 +246,17 @@ class Pong(Message, tag="aw.pong"):
     """Reply to :class:`Ping`, carrying its payload back."""
 
     payload: Annotated[bytes, Meta(max_length=MAX_KEY)] = b""
+
+
+class NotLeaderReply(Message, tag="aw.scheduler.not-leader"):
+    """What a Scheduler in standby answers every ask with: it does not lead its store.
+
+    ``leader`` is the address the leading Scheduler advertises, as far as this one
+    knows (None while nobody leads, or the leader advertised none): Pools and clients
+    given several Scheduler addresses connect there next.
+    """
+
+    leader: Key | None = None
 
 
 # --- the job system: the data that travels inside messages ------------------------------

@@ -39,6 +39,7 @@ from actorwork.pool.actor import Pool
 from actorwork.runtime import ActorSystem
 from actorwork.scheduler.actor import Scheduler
 from actorwork.scheduler.leadership import lead
+from actorwork.scheduler.standby import Standby
 from actorwork.scheduler.state import Backoff
 from actorwork.stores import open_store
 from actorwork.work import default_registry
@@ -62,10 +63,13 @@ async def start_scheduler(
 
     The store is opened and led first (:mod:`actorwork.scheduler.leadership`): a Scheduler in
     standby, waiting for another to stop leading the same store, does not listen yet,
-    so several may be started on one address. ``standby=False`` refuses at once
-    (StoreError) when another Scheduler leads the store.
+    so several may be started on one address. With ``[scheduler] listen`` set it does
+    listen there, each Scheduler at an address of its own, and answers with the
+    leader's address (:class:`~actorwork.scheduler.standby.Standby`) until it leads.
+    ``standby=False`` refuses at once (StoreError) when another Scheduler leads the store.
     """
     settings = config.scheduler
+    listen = settings.listen_address
     store = open_store(settings.store_url, synchronous=settings.synchronous)
     try:
         await store.open()
@@ -84,11 +88,24 @@ async def start_scheduler(
         leader_lease=settings.leader_lease,
         retention=config.retention.policy(),
         clock=clock,
+        advertise=settings.advertised,
     )
-    await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
+    if not settings.listen:
+        await lead(store, lease=settings.leader_lease, holder=scheduler.holder, wait=standby)
     system = await stack.enter_async_context(
-        system_from_settings(config.system, name="scheduler", listen=settings.address)
+        system_from_settings(config.system, name="scheduler", listen=listen)
     )
+    if settings.listen:
+        answering = Standby()
+        ref = await system.spawn(answering, name="scheduler")
+        await lead(
+            store,
+            lease=settings.leader_lease,
+            holder=scheduler.holder,
+            wait=standby,
+            seen=answering.seen,
+        )
+        await system.stop(ref)
     await system.spawn(scheduler, name="scheduler")
     return scheduler
 
@@ -119,7 +136,7 @@ async def _spawn_pool(
     settings = config.pools[name]
     await system.spawn(
         Pool(
-            scheduler=config.scheduler.address,
+            scheduler=config.scheduler.addresses,
             outbox=settings.outbox_path(name),
             kind=settings.kind,  # type: ignore[arg-type]
             size=settings.size,
@@ -199,7 +216,7 @@ class JobSystem(AsyncResource):
                     system_from_settings(config.system, name="client")
                 )
             client = Client(
-                system, config.scheduler.address, connect_timeout=config.jobs.connect_timeout
+                system, config.scheduler.addresses, connect_timeout=config.jobs.connect_timeout
             )
             self.client = await stack.enter_async_context(client)
             self._stack = stack.pop_all()

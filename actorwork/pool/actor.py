@@ -36,7 +36,7 @@ import dataclasses
 import itertools
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, assert_never
@@ -47,7 +47,7 @@ import msgspec
 
 from actorwork._log import get_logger
 from actorwork.clock import Now, system_now
-from actorwork.errors import ActorworkError, AskTimeout, MessageRejected
+from actorwork.errors import ActorworkError, AskTimeout, MessageRejected, NoLeader
 from actorwork.messages import (
     DrainPool,
     ExecuteJob,
@@ -75,6 +75,7 @@ from actorwork.messages import (
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
+from actorwork.runtime.follow import find_leader, split_addresses
 from actorwork.work import default_registry
 from actorwork.worker import STOP_GRACE, Worker
 
@@ -94,6 +95,8 @@ PoolKind = Literal["local", "thread", "process", "docker"]
 _RESEND_AFTER = 3
 #: Results per message when the outbox is replayed (keeps each frame well under the cap).
 _RESEND_BATCH = 64
+#: Seconds before looking for the leader again while Schedulers answer in standby.
+_ELECTION_RETRY = 0.2
 
 #: Seconds a process worker may overrun its job's timeout or a stop request before it
 #: is killed: the worker's own grace, then a second for its result to arrive.
@@ -115,8 +118,10 @@ class _Worker:
 class Pool(Actor):
     """Workers of one kind, fed by a Scheduler; see the module docstring.
 
-    ``scheduler`` is the Scheduler's address (``inproc://``, ``unix://``, ``tcp://``)
-    or a ref to it; ``scheduler_name`` its actor name there. ``outbox`` is the
+    ``scheduler`` is the Scheduler's address (``inproc://``, ``unix://``, ``tcp://``),
+    several of Schedulers sharing a store (a list, or one string separated by commas:
+    the Pool follows the one that leads, see :mod:`actorwork.runtime.follow`), or a ref
+    to it; ``scheduler_name`` its actor name there. ``outbox`` is the
     directory of unacknowledged results. ``heartbeat`` is how often the Pool
     confirms its running attempts (keep it well under the Scheduler's lease).
     ``containers`` says what a ``docker`` pool's containers are made of. ``clock``
@@ -130,7 +135,7 @@ class Pool(Actor):
     def __init__(
         self,
         *,
-        scheduler: str | ActorRef,
+        scheduler: str | Sequence[str] | ActorRef,
         outbox: str | Path,
         kind: PoolKind = "local",
         size: int = 1,
@@ -153,6 +158,8 @@ class Pool(Actor):
         if not queues:
             raise ValueError("a pool must serve at least one queue")
         self.scheduler = scheduler
+        #: The Scheduler addresses tried in turn (none when given a ref).
+        self.addresses = [] if isinstance(scheduler, ActorRef) else split_addresses(scheduler)
         self.scheduler_name = scheduler_name
         self.kind: PoolKind = kind
         self.size = size
@@ -602,7 +609,10 @@ class Pool(Actor):
                 self._link_to_scheduler = None
                 log.info("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
                 await anyio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self.reconnect_max)
+                if isinstance(exc, NoLeader) and exc.standbys:
+                    delay = _ELECTION_RETRY  # a standby is about to lead: look again soon
+                else:
+                    delay = min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
@@ -611,9 +621,11 @@ class Pool(Actor):
             log.warning("scheduler_lost", pool=self.name)
 
     async def _reach_scheduler(self) -> ActorRef:
-        if not isinstance(self.scheduler, str):
+        if isinstance(self.scheduler, ActorRef):
             return self.scheduler
-        ref = await self.system.remote(self.scheduler, self.scheduler_name)
+        ref = await find_leader(
+            self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
+        )
         self.system.watch(ref, self.ref)
         return ref
 

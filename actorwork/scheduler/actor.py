@@ -208,7 +208,8 @@ class Scheduler(Actor):
     renewing (see :mod:`actorwork.scheduler.leadership`); ``retention`` how long
     finished jobs are kept (see :meth:`prune`). ``middleware`` (objects, or
     ``"pkg.mod:Thing"`` paths loaded at start) get the dispatch and commit hooks of
-    :mod:`actorwork.middleware`.
+    :mod:`actorwork.middleware`. ``advertise`` is the address Pools and clients reach
+    it at, which Schedulers in standby on the same store answer with.
 
     Events (:mod:`actorwork.events`) are made only while someone subscribes, from the
     effects as they are applied, and published once their batch is committed; what a
@@ -231,6 +232,7 @@ class Scheduler(Actor):
         leader_lease: float = 10.0,
         retention: Retention | None = None,
         middleware: Sequence[object | str] = (),
+        advertise: str = "",
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease!r}")
@@ -250,7 +252,8 @@ class Scheduler(Actor):
         self.schedules = list(schedules)
         self.leader_lease = leader_lease
         self.retention = retention or Retention()
-        self.holder = holder_name()
+        #: This Scheduler in the store's leader row, with the address it advertises.
+        self.holder = holder_name(advertise)
         self.cron = Cron(self.registry, self.state.submit, self.state.next_seq)
         #: Set when this Scheduler no longer leads: another took the store over, or it
         #: stepped down because it could not commit. It does nothing more.

@@ -31,6 +31,11 @@ Password: in the URL, from ``PGPASSWORD``, a ``passfile`` (``?passfile=...`` or
 ``~/.pgpass``), or the file named by ``?password_file=...`` (what
 ``[scheduler] store_password_file`` sets). :attr:`PostgreSQLStore.path`, errors and
 logs show the URL without the password.
+
+TLS: libpq's parameters in the URL, which asyncpg reads: ``?sslmode=verify-full`` with
+``sslrootcert=/path/ca.pem`` (the CA that signed the server's certificate) encrypts and
+checks the server's name; ``sslcert`` and ``sslkey`` add a client certificate. Without
+``sslmode`` asyncpg tries TLS and falls back to plain TCP (``prefer``).
 """
 
 from __future__ import annotations

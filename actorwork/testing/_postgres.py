@@ -44,7 +44,11 @@ class TemporaryPostgres:
 
     user = "actorwork"
 
-    def __init__(self, binaries: Path | None = None) -> None:
+    def __init__(
+        self, binaries: Path | None = None, *, tls: tuple[bytes, bytes] | None = None
+    ) -> None:
+        """``tls`` is a certificate chain and its key (PEM): the server then takes
+        connections over TCP with TLS only (``hostssl``), and refuses the others."""
         found = binaries or postgres_binaries()
         if found is None:
             raise FileNotFoundError("no PostgreSQL binaries (initdb) found")
@@ -55,6 +59,7 @@ class TemporaryPostgres:
         self.data = self.root / "data"
         self._as: list[str] = []
         self._databases = 0
+        self.tls = tls
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
@@ -91,6 +96,8 @@ class TemporaryPostgres:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
             "-c fsync=on -c max_connections=200 -c shared_buffers=64MB"
         )
+        if self.tls is not None:
+            options += " " + self._serve_tls(*self.tls)
         self._run(
             str(self.binaries / "pg_ctl"),
             "-D",
@@ -104,6 +111,26 @@ class TemporaryPostgres:
             "60",
             "start",
         )
+
+    def _serve_tls(self, chain: bytes, key: bytes) -> str:
+        """Write the certificate and key for the server, allow TCP over TLS only; the
+        server's options that turn TLS on."""
+        files = []
+        for name, data in (("server.crt", chain), ("server.key", key)):
+            path = self.data / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+            if self._as:
+                import pwd
+
+                os.chown(path, pwd.getpwnam("postgres").pw_uid, -1)
+            files.append(path)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            "hostnossl all all 127.0.0.1/32 reject\n"
+        )
+        return f"-c ssl=on -c ssl_cert_file={files[0]} -c ssl_key_file={files[1]}"
 
     def url(self, database: str = "postgres", *, password: bool = True) -> str:
         """A ``postgresql://`` URL of a database over TCP (with the password, or without)."""
