@@ -8,6 +8,7 @@ a history and checks I1-I4 once the backlog drained (see :mod:`tests.hosts.clust
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,10 +16,38 @@ import anyio
 import pytest
 
 from actorwork.errors import ActorworkError
+from actorwork.stores.postgresql import PostgreSQLStore
 from tests.hosts.cluster import HostCluster
-from tests.jobs.harness import eventually, in_outbox, outbox_entries
+from tests.jobs.harness import DEADLINE, eventually, in_outbox, outbox_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+async def test_a_leader_whose_host_dies_mid_write_is_taken_over(
+    hosts: Callable[..., HostCluster], tmp_path: Path
+) -> None:
+    """A leader's host dies between two statements of a write: the server ends its
+    session (``DEAD_PEER_SETTINGS``), so the row lock it held goes and a standby takes
+    over; without that the standby's ``FOR UPDATE`` would wait for TCP to give up."""
+    cluster = hosts()
+    await cluster.prepare_store()
+    host, ready = cluster.net.host(), tmp_path / "ready"
+    url = cluster.pg.host_url(cluster.database, password=True)
+    cluster.run("dying", host, ["-m", "tests.hosts.dying_leader", url, str(ready)])
+    await eventually(ready.exists, "the leader inside its write")
+    host.kill()
+    standby = PostgreSQLStore(url)
+    await standby.open()
+    try:
+
+        async def takeover() -> int | None:
+            now = time.monotonic()
+            return await standby.acquire("standby:2:y", now + 2.0, now, "boot")
+
+        with anyio.fail_after(DEADLINE):
+            assert await eventually(takeover, "the standby to take over") == 2
+    finally:
+        await standby.aclose()
 
 
 async def test_postgresql_restarted_under_load(hosts: Callable[..., HostCluster]) -> None:
@@ -30,10 +59,11 @@ async def test_postgresql_restarted_under_load(hosts: Callable[..., HostCluster]
     cluster = hosts(leader_lease=20.0)
     await cluster.prepare_store()
     cluster.add_scheduler("s1")
-    cluster.add_pool("pool", "s1", size=4)
+    cluster.add_pool("pool", size=4)
     cluster.start("s1", "pool")
+    await cluster.new_leader()
     restarted = anyio.Event()
-    async with cluster.connected("s1"):
+    async with cluster.connected():
 
         async def load() -> None:
             n = 0
@@ -70,9 +100,10 @@ async def test_a_pools_host_partitioned_then_healed(
     gate = tmp_path / "gate"
     await cluster.prepare_store()
     cluster.add_scheduler("s1")
-    pool = cluster.add_pool("pool", "s1", size=4)
+    pool = cluster.add_pool("pool", size=4)
     cluster.start("s1", "pool")
-    async with cluster.connected("s1"):
+    await cluster.new_leader()
+    async with cluster.connected():
         jobs = [
             await cluster.submit(f"d-{n}", cluster.step(attempts=[], gate=str(gate)))
             for n in range(4)
