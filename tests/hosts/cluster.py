@@ -136,7 +136,6 @@ class HostCluster(Driver):
         self.password_file.write_text(self.pg.password)
         self.password_file.chmod(0o600)
         self.client_config = self.tmp / "client.toml"
-        self.client_config.write_text(self._common(f"tcp://{self.net.here}:{PORT}"))
 
     @property
     def store_url(self) -> str:
@@ -151,7 +150,8 @@ class HostCluster(Driver):
 
     # --- config files -------------------------------------------------------------------
 
-    def _common(self, address: str) -> str:
+    def _common(self, listen: str = "") -> str:
+        addresses = ", ".join(f'"{self.address(name)}"' for name in self.schedulers)
         return f"""
 [system]
 secret = "{self.secret}"
@@ -161,7 +161,8 @@ topology = "distributed"
 modules = ["tests.jobs.works"]
 
 [scheduler]
-address = "{address}"
+address = [{addresses}]
+listen = "{listen}"
 store = "{self.store_url}"
 store_password_file = "{self.password_file}"
 lease = {self.lease}
@@ -170,6 +171,11 @@ retry_base = 0.2
 retry_cap = 0.5
 """
 
+    @property
+    def schedulers(self) -> list[str]:
+        """The names of the Schedulers, in the order they were added."""
+        return [name for name, role in self.roles.items() if role.kind == "scheduler"]
+
     def address(self, scheduler: str) -> str:
         return f"tcp://{self.roles[scheduler].host.address}:{PORT}"
 
@@ -177,13 +183,12 @@ retry_cap = 0.5
         """A Scheduler on a new host (not started)."""
         host = self.net.host()
         role = Role(name, "scheduler", host, self.tmp / f"{name}.toml", self.tmp / f"{name}.log")
-        address = f"tcp://{host.address}:{PORT}"
-        role.config.write_text(self._common(address) + self.schedules)
+        role.own = self.schedules
         self.roles[name] = role
         return role
 
-    def add_pool(self, name: str, scheduler: str, *, size: int = 2) -> Role:
-        """A Pool on a new host (not started), reaching the Scheduler named."""
+    def add_pool(self, name: str, *, size: int = 4) -> Role:
+        """A Pool on a new host (not started)."""
         host = self.net.host()
         role = Role(name, "pool", host, self.tmp / f"{name}.toml", self.tmp / f"{name}.log")
         self.roles[name] = role
@@ -195,7 +200,6 @@ outbox = "{self.outbox(name)}"
 grace = 5.0
 heartbeat = {self.heartbeat}
 """
-        role.config.write_text(self._common(self.address(scheduler)) + role.own)
         return role
 
     def outbox(self, pool: str) -> Path:
@@ -204,20 +208,32 @@ heartbeat = {self.heartbeat}
     # --- processes ----------------------------------------------------------------------
 
     def start(self, *names: str) -> None:
-        """Start each role on its host, in a session of its own."""
+        """Start each role on its host, in a session of its own, with a config file that
+        names every Scheduler (and, for a Scheduler, where it listens)."""
         for name in names:
             role = self.roles[name]
             assert role.proc is None or role.proc.poll() is not None, f"{name} runs"
-            command = [sys.executable, "-m", "actorwork", "--config", str(role.config), role.kind]
-            with open(role.log, "ab") as log:
-                role.proc = subprocess.Popen(
-                    role.host.command(command),
-                    cwd=REPO,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
+            listen = self.address(name) if role.kind == "scheduler" else ""
+            role.config.write_text(self._common(listen) + role.own)
+            self._spawn(role, ["-m", "actorwork", "--config", str(role.config), role.kind])
+
+    def run(self, name: str, host: Host, argv: list[str]) -> Role:
+        """Run ``python argv...`` on ``host`` as a role of its own (killed at cleanup)."""
+        role = Role(name, "process", host, self.tmp / f"{name}.toml", self.tmp / f"{name}.log")
+        self.roles[name] = role
+        self._spawn(role, argv)
+        return role
+
+    def _spawn(self, role: Role, argv: list[str]) -> None:
+        with open(role.log, "ab") as log:
+            role.proc = subprocess.Popen(
+                role.host.command([sys.executable, *argv]),
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def log(self, name: str) -> str:
         path = self.roles[name].log
@@ -285,9 +301,10 @@ heartbeat = {self.heartbeat}
 
     # --- the client and the history -------------------------------------------------------
 
-    def connected(self, scheduler: str) -> AbstractAsyncContextManager[Client]:
-        """A client on this host connected to the Scheduler named."""
-        return self.connected_to(self.client_config, self.address(scheduler))
+    def connected(self) -> AbstractAsyncContextManager[Client]:
+        """A client on this host, given every Scheduler's address (it finds the leader)."""
+        self.client_config.write_text(self._common())
+        return self.connected_to(self.client_config)
 
     async def collect(self) -> History:
         """Read every recorded result from the store."""
@@ -305,17 +322,3 @@ heartbeat = {self.heartbeat}
         history = await self.collect()
         history.check()
         return history
-
-    # --- until Pools and clients follow the leader ---------------------------------------
-
-    def repoint(self, pool: str, scheduler: str) -> None:
-        """Restart ``pool`` (SIGKILL, same outbox) with ``scheduler``'s address."""
-        role = self.roles[pool]
-        if role.proc is not None:
-            try:
-                os.killpg(role.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            role.proc.wait()
-        role.config.write_text(self._common(self.address(scheduler)) + role.own)
-        self.start(pool)

@@ -11,7 +11,7 @@ The bridge lives in a namespace of its own so that nothing of this host's firewa
 (Docker's ``FORWARD`` policy, say) sees the traffic between hosts. Faults are those of
 a real network: :meth:`Host.unplug` takes the host's port on the switch down (its
 connections stall, as on a pulled cable, and resume if it is plugged back in time), and
-:meth:`Host.kill` SIGKILLs every process in the namespace. Everything made here is
+:meth:`Host.kill` unplugs it and SIGKILLs every process in the namespace. Everything made here is
 removed when the context ends, whatever the test did.
 """
 
@@ -56,7 +56,9 @@ class Host:
         _ip("-n", self.switch, "link", "set", self.port, "up")
 
     def kill(self) -> list[int]:
-        """SIGKILL every process on the host and unplug it; the pids killed."""
+        """Unplug the host, then SIGKILL every process on it, as a host that loses its
+        power goes: its peers get no FIN nor RST. The pids killed."""
+        self.unplug()
         killed = []
         for pid in self.pids():
             try:
@@ -64,7 +66,6 @@ class Host:
             except ProcessLookupError:
                 continue
             killed.append(pid)
-        self.unplug()
         return killed
 
 

@@ -75,11 +75,12 @@ async def connected(
     config: Path, address: str | None = None, *, deadline: float = DEADLINE
 ) -> AsyncIterator[Client]:
     """A client system (the settings of ``config``) connected to the Scheduler at
-    ``address`` (the config's by default), once it answers."""
+    ``address`` (by default the config's addresses: it follows their leader), once it
+    answers."""
     settings = load_config(config)
     async with (
         system_from_settings(settings.system, name="test-client") as system,
-        Client(system, address or settings.scheduler.address) as client,
+        Client(system, address or settings.scheduler.addresses) as client,
     ):
 
         async def answers() -> bool:
@@ -114,7 +115,7 @@ class Driver:
     client: Client | None
 
     @asynccontextmanager
-    async def connected_to(self, config: Path, address: str) -> AsyncIterator[Client]:
+    async def connected_to(self, config: Path, address: str | None = None) -> AsyncIterator[Client]:
         """:func:`connected`, kept as :attr:`client` meanwhile."""
         async with connected(config, address) as client:
             self.client = client

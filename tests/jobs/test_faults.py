@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from actorwork.client import Client
-from actorwork.config import load_config
 from actorwork.pool._outbox_format import scan
 from actorwork.pool.outbox import CRASH_POINTS
 from actorwork.stores.sqlite import SQLiteStore
@@ -139,7 +138,7 @@ grace = {self.grace}
 
     def connected(self) -> AbstractAsyncContextManager[Client]:
         """A client system connected to the Scheduler (waiting for it to listen)."""
-        return self.connected_to(self.config, load_config(self.config).scheduler.address)
+        return self.connected_to(self.config)
 
     def recorded_now(self, job_id: str) -> list[tuple[int, bool, str]]:
         """``(attempt, committed, note)`` of the job's recorded results, read while the
