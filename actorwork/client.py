@@ -19,6 +19,12 @@ it), and again by the Scheduler and the worker. It submits inside ``async with``
 A Scheduler that is not listening yet (starting, or restarting) is waited for: each
 connect is retried with backoff for up to ``connect_timeout`` seconds (``[jobs]
 connect_timeout``, 10 by default) before the ask fails naming the address.
+
+Given several addresses of Schedulers sharing a store (``Client(system, ["tcp://a:7400",
+"tcp://b:7400"])``, or one string separated by commas), the client follows the one that
+leads (:mod:`actorwork.runtime.follow`): standbys name it, and when it goes away the
+others are asked again. Its submits then carry job ids drawn here, so that a submit, a
+get or a wait cut off by the leader's death is asked again of the next leader.
 :meth:`Client.ping` is the readiness check; :meth:`Client.submit_many` submits a whole
 list in a few messages.
 """

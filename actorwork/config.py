@@ -30,8 +30,10 @@ underscores separate levels; values are converted to the key's type).
     modules = ["myapp.tasks"]      # where the @work functions live
 
     [scheduler]
-    address = "tcp://127.0.0.1:7401"
-    store = "/var/lib/myapp/jobs.db"
+    address = "tcp://127.0.0.1:7401"   # or several: ["tcp://a:7400", "tcp://b:7400"]
+    store = "/var/lib/myapp/jobs.db"   # or postgresql://user@db:5432/actorwork
+    # listen = "tcp://0.0.0.0:7400"    # each of several: its own, answering in standby
+    # advertise = "tcp://a:7400"       # where the others send Pools and clients to it
 
     [retention]                    # how long finished jobs stay in the store
     succeeded = { hours = 24, rows = 100000 }   # whichever says so first

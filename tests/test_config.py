@@ -370,3 +370,48 @@ async def test_chromium_settings_reach_the_worker_processes_of_a_pool(elsewhere:
         handle = await jobs.submit("settings.chromium")
         settings = await handle.result(timeout=60)
     assert (settings["mode"], settings["instances"]) == ("endpoint", 3)
+
+
+# --- several Schedulers: addresses, listen, advertise ------------------------------------
+
+
+def test_scheduler_addresses_as_a_list_or_one_string_with_commas(tmp_path: Path) -> None:
+    listed = write(tmp_path, '[scheduler]\naddress = ["tcp://a:7400", "tcp://b:7400"]\n')
+    assert load_config(listed, env={}).scheduler.addresses == ["tcp://a:7400", "tcp://b:7400"]
+    joined = load_config(
+        listed, env={"ACTORWORK_SCHEDULER__ADDRESS": "tcp://a:7400, tcp://c:7400"}
+    ).scheduler
+    assert joined.addresses == ["tcp://a:7400", "tcp://c:7400"]
+    one = load_config(write(tmp_path, '[scheduler]\naddress = "unix:///x.sock"\n'), env={})
+    assert one.scheduler.addresses == ["unix:///x.sock"]
+    assert one.scheduler.listen_address == "unix:///x.sock"
+
+
+def test_a_bad_address_in_the_list_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[scheduler]\naddress = ["tcp://a:7400", "tpc://b:7400"]\n')
+    with pytest.raises(ConfigError, match=r"scheduler\.address = 'tpc://b:7400'"):
+        load_config(path, env={})
+
+
+def test_a_scheduler_of_several_needs_its_listen_address_and_advertises_it(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '[scheduler]\naddress = ["tcp://a:7400", "tcp://b:7400"]\n')
+    settings = load_config(path, env={}).scheduler
+    with pytest.raises(ConfigError, match=r"set scheduler\.listen"):
+        assert settings.listen_address
+    assert settings.advertised == ""
+    listening = load_config(path, env={"ACTORWORK_SCHEDULER__LISTEN": "tcp://b:7400"}).scheduler
+    assert (listening.listen_address, listening.advertised) == ("tcp://b:7400", "tcp://b:7400")
+    wildcard = load_config(
+        path, env={"ACTORWORK_SCHEDULER__LISTEN": "tcp://0.0.0.0:7400"}
+    ).scheduler
+    assert wildcard.advertised == ""
+    named = load_config(
+        path,
+        env={
+            "ACTORWORK_SCHEDULER__LISTEN": "tcp://0.0.0.0:7400",
+            "ACTORWORK_SCHEDULER__ADVERTISE": "tcp://b:7400",
+        },
+    ).scheduler
+    assert named.advertised == "tcp://b:7400"

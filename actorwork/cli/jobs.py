@@ -380,7 +380,7 @@ async def ping_command(args: argparse.Namespace, config: Config) -> int:
     """Exit 0 once the Scheduler answers; 1, saying why, if it does not within
     ``--timeout`` seconds. With an inline or local config this process starts the
     Scheduler itself, so it answers unless another process leads its store."""
-    address = config.scheduler.address
+    address = ", ".join(config.scheduler.addresses)
     try:
         async with JobSystem(config, pools=False) as jobs:
             took = await jobs.ping(timeout=args.timeout)

@@ -607,12 +607,13 @@ class Pool(Actor):
                 await ref.tell(ready)
             except (ActorworkError, OSError) as exc:
                 self._link_to_scheduler = None
-                log.info("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
+                electing = isinstance(exc, NoLeader) and exc.standbys
+                # While standbys answer, the quick looks after the first are logged quietly.
+                say = log.debug if electing and delay == _ELECTION_RETRY else log.info
+                say("scheduler_unreachable", pool=self.name, error=str(exc), retry_in=delay)
                 await anyio.sleep(delay * (0.5 + random.random() / 2))
-                if isinstance(exc, NoLeader) and exc.standbys:
-                    delay = _ELECTION_RETRY  # a standby is about to lead: look again soon
-                else:
-                    delay = min(delay * 2, self.reconnect_max)
+                # While a standby is about to lead, look again soon.
+                delay = _ELECTION_RETRY if electing else min(delay * 2, self.reconnect_max)
                 continue
             delay = 0.1
             log.info("scheduler_connected", pool=self.name, results_to_deliver=len(undelivered))
@@ -623,9 +624,12 @@ class Pool(Actor):
     async def _reach_scheduler(self) -> ActorRef:
         if isinstance(self.scheduler, ActorRef):
             return self.scheduler
-        ref = await find_leader(
-            self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
-        )
+        if len(self.addresses) == 1:  # the one Scheduler: nobody to ask who leads
+            ref = await self.system.remote(self.addresses[0], self.scheduler_name)
+        else:
+            ref = await find_leader(
+                self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
+            )
         self.system.watch(ref, self.ref)
         return ref
 

@@ -20,11 +20,14 @@ and waits to be stopped. A Scheduler that cannot commit steps down instead of
 leading a store it no longer serves: when a commit raises anything but a
 :class:`~actorwork.errors.StoreError`, or a store error outlasts the leader lease, it
 fails the asks that waited for that commit, gives up its lease (so a standby takes over
-at once), sets :attr:`deposed` and stops; ``actorwork scheduler`` then exits.
+at once), sets :attr:`deposed` and stops; ``actorwork scheduler`` then exits. So it does
+too when it could not renew its lease within the leader lease (the store unreachable):
+by then a standby may lead.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -260,6 +263,8 @@ class Scheduler(Actor):
         self.deposed = anyio.Event()
         #: Why :attr:`deposed` was set.
         self.deposed_reason = ""
+        #: When the lease runs out by this host's monotonic clock, unless renewed.
+        self._lease_until = math.inf
         self._cron_now = False
         self.pools: dict[str, ActorRef] = {}
         self._pending: list[_Pending] = []
@@ -298,6 +303,9 @@ class Scheduler(Actor):
             await self.store.open()
         if self.store.epoch is None:
             await lead(self.store, lease=self.leader_lease, holder=self.holder)
+        # Taken before the first renewal: until then, the lease counts from now.
+        self._lease_until = time.monotonic() + self.leader_lease
+        await self._renew()
         jobs = await self.store.live_jobs()
         await self._restore(jobs)
         now = self.clock()
@@ -797,7 +805,8 @@ class Scheduler(Actor):
         except LeadershipLost as exc:
             self._depose(str(exc))
         except Exception as exc:  # noqa: BLE001 - whatever broke the commits, step down
-            await self._step_down(exc, batch)
+            reason = f"the job store could not commit: {type(exc).__name__}: {exc}"
+            await self._step_down(reason, batch, exc)
 
     def _depose(self, reason: str) -> None:
         """Another Scheduler leads the store: stop writing and sending for good."""
@@ -830,13 +839,15 @@ class Scheduler(Actor):
                 self._commit_seconds += self._commit_last
                 return
 
-    async def _step_down(self, error: Exception, batch: list[_Pending]) -> None:
-        """The commits failed for good: fail what waited for them, release the store, stop.
+    async def _step_down(
+        self, reason: str, batch: list[_Pending], error: Exception | None = None
+    ) -> None:
+        """The commits failed for good, or the lease could not be renewed in time: fail
+        what waited, release the store, stop.
 
         Nothing of the failed batch was stored, so nothing of it was promised: its asks
         fail here, and the state a successor loads from the store never saw it.
         """
-        reason = f"the job store could not commit: {type(error).__name__}: {error}"
         log.error("scheduler_stepped_down", store=self.store.path, reason=reason, exc_info=error)
         self.deposed_reason = reason
         self.deposed.set()  # no more renewals, writes or sends; receive refuses
@@ -938,6 +949,11 @@ class Scheduler(Actor):
             if time.monotonic() >= renew_at:
                 renew_at = time.monotonic() + self.leader_lease / 3
                 await self._renew()
+            if time.monotonic() >= self._lease_until and not self.deposed.is_set():
+                # A standby may lead by now: stand down before two act as leader.
+                reason = f"its lease was not renewed within leader_lease={self.leader_lease:g} s"
+                await self._step_down(reason, [])
+                return
 
     async def _prune_forever(self) -> None:
         while not self.deposed.is_set():
@@ -975,13 +991,18 @@ class Scheduler(Actor):
         epoch = self.store.epoch
         if epoch is None:
             return
+        # The store counts the lease from when it reads the renewal, after this: the
+        # lease as this Scheduler counts it ends no later than the store's.
+        asked = time.monotonic()
         try:
-            renewed = await self.store.renew(epoch, time.monotonic() + self.leader_lease)
+            renewed = await self.store.renew(epoch, asked + self.leader_lease)
         except ActorworkError as exc:
             log.warning("leader_lease_not_renewed", error=str(exc))
             return
         if not renewed:
             self._depose(f"epoch {epoch} was taken over")
+        else:
+            self._lease_until = asked + self.leader_lease
 
     def _expire_waiters(self, now: Now) -> None:
         """Answer the waiters whose wait is over with the job as it is now."""

@@ -6,6 +6,7 @@ while the lease renewals went on, so no standby took over and every later submit
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,3 +140,22 @@ async def test_a_store_error_that_passes_is_retried_and_the_submit_answered(
         assert done.job is not None
         with pytest.raises(StoreInUse):
             await _takes_over(tmp_path / "jobs.db")
+
+
+async def test_a_leader_that_cannot_renew_its_lease_in_time_steps_down(tmp_path: Path) -> None:
+    """An idle leader whose store stays locked (another connection holds SQLite's write
+    lock, a real lock) commits nothing, so only its renewals fail: past its lease by its
+    own clock it steps down, before a standby may lead."""
+    path = tmp_path / "jobs.db"
+    scheduler = Scheduler(store=str(path), modules=["tests.jobs.works"], leader_lease=0.5)
+    async with ActorSystem("shell") as system:
+        await system.spawn(scheduler, name="scheduler")
+        locker = sqlite3.connect(path, isolation_level=None)
+        try:
+            locker.execute("BEGIN EXCLUSIVE")
+            await eventually(scheduler.deposed.is_set, "the Scheduler to step down")
+            assert "not renewed within leader_lease=0.5 s" in scheduler.deposed_reason
+            await eventually(lambda: not _running(system, "scheduler"), "the Scheduler stopped")
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()

@@ -47,6 +47,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def launch(args: list[str], log: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """``python -m actorwork ARGS`` in a session of its own, its output appended to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "actorwork", *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class Fleet:
     """Three Scheduler processes and a Pool process on one config in ``tmp``."""
@@ -90,16 +104,9 @@ heartbeat = 0.5
     def start(self, name: str, *, listen: str = "") -> None:
         role = "pool" if name == "pool" else "scheduler"
         env = {**os.environ, "ACTORWORK_SCHEDULER__LISTEN": listen} if listen else None
-        with open(self.tmp / f"{name}.log", "ab") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "actorwork", "--config", str(self.config), role],
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
+        self.procs[name] = launch(
+            ["--config", str(self.config), role], self.tmp / f"{name}.log", env
+        )
 
     def log(self, name: str) -> str:
         path = self.tmp / f"{name}.log"

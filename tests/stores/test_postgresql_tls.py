@@ -8,7 +8,6 @@ certificate from another CA is refused by the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,31 +15,11 @@ import pytest
 from actorwork.errors import StoreError
 from actorwork.stores import open_store
 from actorwork.stores.base import Persist
-from actorwork.testing.stores import TemporaryPostgres, job, postgres_binaries
+from actorwork.testing.stores import TemporaryPostgres, job
 
 pytestmark = pytest.mark.slow
 
 trustme = pytest.importorskip("trustme")
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def tls_server(ca: trustme.CA) -> Iterator[TemporaryPostgres]:
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL is not installed (no initdb); .ci/run installs it")
-    pytest.importorskip("asyncpg", reason="the PostgreSQL store needs asyncpg (the test extra)")
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    chain = b"".join(blob.bytes() for blob in issued.cert_chain_pems)
-    server = TemporaryPostgres(tls=(chain, issued.private_key_pem.bytes()))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def _url(server: TemporaryPostgres, database: str, **query: str) -> str:
