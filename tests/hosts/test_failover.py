@@ -13,6 +13,7 @@ Every Pool and client is given every Scheduler's address and follows the leader.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -121,8 +122,9 @@ async def test_the_leaders_host_partitioned_then_healed(
         await eventually(lambda: cluster.history.started(after[-1]), "a job of the new leader")
         (cluster.tmp / "gate").touch()
         old.plug()
-        assert await cluster.exited("s1") == 3  # deposed: it stood down by itself
-        assert "scheduler_deposed" in cluster.log("s1")
+        # It stood down by itself: its lease ran out unrenewed, or it found it taken over.
+        assert await cluster.exited("s1") == 3
+        assert re.search(r"scheduler_(deposed|stepped_down)", cluster.log("s1"))
         history = await cluster.finish()
     assert cluster.writes_since(cut, host=old) == []  # nothing from its host once cut off
     assert [w for w in cluster.writes_since(cut) if w.endswith(f" {epoch}")] == []
