@@ -15,9 +15,13 @@ a host's: :meth:`acquire` takes over when the lease has run out and increments t
 epoch; every write transaction first reads the ``leader`` row ``FOR SHARE`` and
 raises :class:`LeadershipLost` unless the epoch is still this store's, so a deposed
 leader writes nothing, and a takeover waits for a write in flight to commit before it
-reads the live jobs. There is no "is the holder's process alive" shortcut (the
-holder may be on another host): a Scheduler that crashed is replaced when its lease
-lapses; one that stops cleanly releases the lease at once.
+reads the live jobs. A leader whose host dies in the middle of a write would hold
+that row's lock until the server's TCP gives up, so every session asks the server to
+end it once its client has been silent inside a transaction, or left data
+unacknowledged, for a few seconds (:data:`DEAD_PEER_SETTINGS`). There is no "is the
+holder's process alive" shortcut (the holder may be on another host): a Scheduler that
+crashed is replaced when its lease lapses; one that stops cleanly releases the lease at
+once.
 
 Artifacts are rows of ``artifacts`` (``bytea``, one per SHA-256) rather than files
 beside the store: the Schedulers that share the store may run on different hosts, and
@@ -69,6 +73,13 @@ T = TypeVar("T")
 
 #: The key of the advisory lock that serialises migrations ("actorwrk" in ASCII).
 _MIGRATION_LOCK = 0x6163746F72776B
+
+#: How long the server keeps a session whose client went silent in the middle of a
+#: transaction (milliseconds): a leader whose host died mid-write holds the ``leader``
+#: row's lock until then, and no standby can take over before. Without them the server
+#: waits for TCP to give up (minutes, or hours for an idle connection). A query
+#: parameter of the store URL of the same name wins.
+DEAD_PEER_SETTINGS = {"idle_in_transaction_session_timeout": "5000", "tcp_user_timeout": "5000"}
 
 #: Each version's statements, applied in order to bring the schema to that version.
 MIGRATIONS: tuple[str, ...] = (
@@ -231,6 +242,8 @@ class PostgreSQLStore:
             ) from exc
         dsn, extra = _connect_arguments(self.url)
         settings = {"synchronous_commit": "off" if self.synchronous == "off" else "on"}
+        given = {key for key, _ in parse_qsl(urlsplit(dsn).query)}
+        settings |= {k: v for k, v in DEAD_PEER_SETTINGS.items() if k not in given}
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=4, server_settings=settings, **extra

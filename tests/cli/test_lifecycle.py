@@ -27,7 +27,7 @@ from actorwork.messages import ExecuteJob, JobSpec, WorkFinished
 from actorwork.runtime import Actor, ActorRef, ActorSystem
 from actorwork.worker import Worker
 from tests.jobs import works
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Upper bound on any wait for a process (a hang fails the test, nothing is timed).

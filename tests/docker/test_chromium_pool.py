@@ -37,16 +37,14 @@ import pytest
 
 from actorwork.chromium import PROFILE_PREFIX, PdfRequest
 from actorwork.client import Client
-from actorwork.config import load_config
 from actorwork.docker.engine import Engine
 from actorwork.docker.images import SOURCE_DIR, ensure_worker_image
 from actorwork.errors import ActorworkError, EngineUnavailable
 from actorwork.messages import TERMINAL, JobView
-from actorwork.node import system_from_settings
 from actorwork.pool._outbox_format import PUT, scan
 from tests.docker.conftest import POOL_PREFIX, REPO, pool_containers, shared_dir, source_mounts
 from tests.docker.netns import OtherHost, other_host, unavailable
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import connected, eventually
 
 # The first test may wait for the rendering image to be built (minutes on a fresh machine).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -278,21 +276,7 @@ mode = "docker"          # the development shape's; in a worker container it run
 
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[Client]:
-        config = load_config(self.config, env={})
-        async with (
-            system_from_settings(config.system, name="test-client") as system,
-            Client(system, config.scheduler.address) as client,
-        ):
-
-            async def answers() -> bool:
-                try:
-                    await client.list(limit=1)
-                except (ActorworkError, OSError):
-                    client._ref = None
-                    return False
-                return True
-
-            await eventually(answers, "the scheduler to answer", deadline=DEADLINE)
+        async with connected(self.config, deadline=DEADLINE) as client:
             self.client = client
             try:
                 yield client

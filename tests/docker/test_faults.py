@@ -21,7 +21,8 @@ import pytest
 from actorwork.docker.engine import Engine
 from actorwork.docker.images import SOURCE_DIR
 from tests.docker.conftest import POOL_PREFIX, pool_containers, shared_dir, source_mounts
-from tests.jobs.test_faults import Cluster, eventually
+from tests.jobs.harness import eventually
+from tests.jobs.test_faults import Cluster
 
 # The first test to run may wait for the session fixture to build the images (minutes).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -31,7 +31,7 @@ from actorwork.scheduler.leadership import holder_name, lead
 from actorwork.scheduler.state import Now, SetFence
 from actorwork.schedules import Schedule
 from actorwork.stores.sqlite import SQLiteStore
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually, fired_jobs
 
 START = datetime(2026, 3, 27, 4, 59, 30, tzinfo=UTC).timestamp()  # a Friday
 
@@ -207,16 +207,6 @@ async def test_a_taken_over_scheduler_is_deposed_and_writes_nothing(tmp_path: Pa
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _fired(logs: list[Path]) -> list[str]:
-    """The job ids of every ``schedule_fired`` event any Scheduler logged."""
-    fired = []
-    for log in logs:
-        for line in log.read_text(errors="replace").splitlines():
-            if "schedule_fired" in line:
-                fired.append(line.split("job_id=")[1].split()[0])
-    return fired
-
-
 @pytest.mark.slow
 async def test_f17_three_schedulers_one_store_the_leader_killed(tmp_path: Path) -> None:
     """Exactly one job per fire time while the leading Scheduler is SIGKILLed and a
@@ -290,7 +280,7 @@ payload = "{runs}"
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    fired = _fired(logs)
+    fired = fired_jobs(logs)
     assert len(fired) == len(set(fired)), f"a fire time fired twice: {sorted(fired)}"
     times = sorted(parse_unique_key(job_id)[1] for job_id in fired)  # type: ignore[index]
     gaps = [b - a for a, b in itertools.pairwise(times)]

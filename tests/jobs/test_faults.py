@@ -15,48 +15,28 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from actorwork.client import Client
-from actorwork.config import load_config
-from actorwork.errors import ActorworkError
-from actorwork.messages import TERMINAL, JobView
-from actorwork.node import system_from_settings
-from actorwork.pool._outbox_format import PUT, scan
+from actorwork.pool._outbox_format import scan
 from actorwork.pool.outbox import CRASH_POINTS
 from actorwork.stores.sqlite import SQLiteStore
-from tests.jobs.history import History, Recorded
-from tests.jobs.works import Step
+from tests.jobs.harness import DEADLINE, Driver, eventually, in_outbox, outbox_entries
+from tests.jobs.history import History
 
 REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 60.0  # generous: a bound for liveness, never a measure of speed
 
 pytestmark = pytest.mark.slow
 
 
-async def eventually(condition: Callable[[], Any], what: str, *, deadline: float = DEADLINE) -> Any:
-    """Poll ``condition`` (sync or async) until it returns something truthy."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if hasattr(value, "__await__"):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {deadline:g} s waiting for {what}")
-        await anyio.sleep(0.05)
-
-
 @dataclass
-class Cluster:
+class Cluster(Driver):
     """A Scheduler and a Pool process on one config in ``tmp``, and a client to them."""
 
     tmp: Path
@@ -156,57 +136,9 @@ grace = {self.grace}
 
     # --- the client ---------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def connected(self) -> AsyncIterator[Client]:
+    def connected(self) -> AbstractAsyncContextManager[Client]:
         """A client system connected to the Scheduler (waiting for it to listen)."""
-        config = load_config(self.config)
-        async with (
-            system_from_settings(config.system, name="test-client") as system,
-            Client(system, config.scheduler.address) as client,
-        ):
-
-            async def answers() -> bool:
-                try:
-                    await client.list(limit=1)
-                except (ActorworkError, OSError):
-                    client._ref = None
-                    return False
-                return True
-
-            await eventually(answers, "the scheduler to answer")
-            self.client = client
-            try:
-                yield client
-            finally:
-                self.client = None
-
-    async def submit(self, job_id: str, step: Step | None = None, **options: Any) -> str:
-        assert self.client is not None
-        step = step or Step(history=str(self.history.path))
-        self.history.submitted(job_id, acknowledged=False)
-        handle = await self.client.submit("traced", step, job_id=job_id, **options)
-        self.history.submitted(handle.id, acknowledged=True)
-        return handle.id
-
-    def step(self, **fields: Any) -> Step:
-        return Step(history=str(self.history.path), **fields)
-
-    async def drained(self) -> dict[str, JobView]:
-        """Wait until every submitted job is terminal (I1, I6) and keep the final views."""
-        assert self.client is not None
-        client = self.client
-
-        async def views() -> dict[str, JobView] | None:
-            found = {job_id: await client.get(job_id) for job_id in self.history.submits}
-            if all(view.status in TERMINAL for view in found.values()):
-                return found
-            return None
-
-        final = await eventually(views, "every job to reach a terminal status (I1, I6)")
-        listed = await client.list(status="running", limit=1000)
-        assert not listed, f"I6: still running: {[v.id for v in listed]}"
-        self.history.final = final
-        return final
+        return self.connected_to(self.config)
 
     def recorded_now(self, job_id: str) -> list[tuple[int, bool, str]]:
         """``(attempt, committed, note)`` of the job's recorded results, read while the
@@ -224,35 +156,13 @@ grace = {self.grace}
         return [(int(a), bool(c), str(n)) for a, c, n in rows]
 
     def outbox_entries(self) -> dict[str, bytes]:
-        """The outbox's live entries, replayed from its segments without writing anything
-        (the Pool may be running: a record it is still appending reads as damage and is
-        skipped)."""
-        live: dict[str, tuple[int, bytes]] = {}
-        for path in sorted(self.outbox.glob("segment-*.log")):
-            try:
-                records, _ = scan(path.read_bytes())
-            except FileNotFoundError:  # deleted since the listing
-                continue
-            for record in records:
-                if record.kind == PUT:
-                    live.pop(record.key, None)
-                    live[record.key] = (record.seq, record.data)
-                elif live.get(record.key, (None,))[0] == record.seq:
-                    del live[record.key]
-        return {key: data for key, (_, data) in live.items()}
+        """The outbox's live entries (see :func:`tests.jobs.harness.outbox_entries`)."""
+        return outbox_entries(self.outbox)
 
     async def collect(self) -> History:
         """Read every recorded result from the store (after the Scheduler stopped)."""
         assert "scheduler" not in self.procs, "stop the scheduler before reading its store"
-        store = SQLiteStore(self.store)
-        await store.open()
-        try:
-            for job_id in self.history.submits:
-                rows = await store.attempts(job_id)
-                self.history.recorded[job_id] = [Recorded(*row) for row in rows]
-        finally:
-            await store.aclose()
-        return self.history
+        return await self.collect_from(SQLiteStore(self.store))
 
     async def finish(self) -> History:
         """Drain, stop both processes, read the store and check I1-I4."""
@@ -482,9 +392,7 @@ async def test_f13_jobs_not_finished_within_the_grace_are_handed_back_once(
 
 
 def _in_outbox(cluster: Cluster, *job_ids: str) -> bool:
-    """Every job's result is in one of the outbox's entries (persisted, unacknowledged)."""
-    blobs = b"".join(cluster.outbox_entries().values())
-    return all(job_id.encode() in blobs for job_id in job_ids)
+    return in_outbox(cluster.outbox, *job_ids)
 
 
 async def test_f5_pool_sigkill_with_undelivered_results(

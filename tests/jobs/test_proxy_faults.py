@@ -20,7 +20,7 @@ from actorwork.pool.actor import Pool
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 from tests.jobs.fault_proxy import Direction, FaultProxy
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 
 def _free_port() -> int:

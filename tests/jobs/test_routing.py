@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,13 @@ import pytest
 from actorwork import JobSystem
 from actorwork.client import Client
 from actorwork.config import load_config
-from actorwork.errors import ActorworkError
 from actorwork.messages import Message, RunJob, RunJobs
-from actorwork.node import system_from_settings
 from actorwork.pool.actor import Pool
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 from tests.jobs.fault_proxy import Direction, FaultProxy
-from tests.jobs.test_faults import REPO, Cluster, eventually
+from tests.jobs.harness import connected, eventually
+from tests.jobs.test_faults import REPO, Cluster
 
 pytestmark = pytest.mark.slow
 
@@ -96,24 +95,8 @@ outbox = "{self.tmp}/outbox-{pool}"
                 pass
             proc.wait()
 
-    @asynccontextmanager
-    async def connected(self, config: Path) -> AsyncIterator[Client]:
-        settings = load_config(config)
-        async with (
-            system_from_settings(settings.system, name="test-client") as system,
-            Client(system, settings.scheduler.address) as client,
-        ):
-
-            async def answers() -> bool:
-                try:
-                    await client.list(limit=1)
-                except (ActorworkError, OSError):
-                    client._ref = None
-                    return False
-                return True
-
-            await eventually(answers, "the scheduler to answer")
-            yield client
+    def connected(self, config: Path) -> AbstractAsyncContextManager[Client]:
+        return connected(config)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import anyio
 import msgspec
 import pytest
 
-from tests.jobs.test_faults import Cluster, cluster_factory, eventually
+from tests.jobs.harness import eventually
+from tests.jobs.test_faults import Cluster, cluster_factory
 from tests.jobs.works_workflows import KeyedStep, Node
 
 __all__ = ["cluster_factory"]

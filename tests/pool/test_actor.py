@@ -19,7 +19,7 @@ from actorwork.clock import ManualClock, Now
 from actorwork.messages import DrainPool, JobSpec, Message, ReportResults, RunJob, WorkResult
 from actorwork.pool.actor import Pool, PoolKind
 from actorwork.runtime import Actor, ActorSystem
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 #: A bound for liveness only: a Pool that waits for real time instead of its clock.
 HANG = 60.0

@@ -10,7 +10,7 @@ from actorwork import ActorSystem
 from actorwork.messages import AwaitJob, CancelJob, JobReply, SubmitJob, SubmittedReply
 from actorwork.scheduler.actor import Scheduler, new_job_id
 from tests.jobs import works
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 
 async def test_answered_waits_do_not_pile_up(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from actorwork.stores.base import Forget, Retention
 from actorwork.topology import start_pools, start_scheduler
 from actorwork.work import Keep
 from tests.jobs import works
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 
 async def test_a_finished_job_goes_when_its_hours_are_up(tmp_path: Path) -> None:

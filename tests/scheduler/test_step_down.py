@@ -21,7 +21,7 @@ from actorwork.scheduler.leadership import holder_name, lead
 from actorwork.stores import open_store
 from actorwork.stores.sqlite import SQLiteStore
 from tests.jobs import works
-from tests.jobs.test_faults import eventually
+from tests.jobs.harness import eventually
 
 NOOP = SubmitJob(work=works.noop.name, payload=b"\xc0")
 
