@@ -12,7 +12,10 @@ the Scheduler at ``[scheduler] address`` as any client does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,14 +110,29 @@ def dashboard_url(host: str, port: int) -> str:
 
 
 async def serve(app: Any, host: str, port: int, *, lifespan: Literal["on", "off"] = "off") -> None:
-    """Serve ``app`` until SIGINT or SIGTERM (uvicorn handles both: it stops taking
-    requests, finishes those it has, runs the lifespan's shutdown and returns);
+    """Serve ``app`` until SIGINT or SIGTERM, then stop taking requests, finish those
+    it has, run the lifespan's shutdown and return (a second signal cuts that short);
     prints the dashboard's URL once it listens."""
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan=lifespan)
+    class Server(uvicorn.Server):
+        # The signals are ours (below): uvicorn would raise them again once it stopped,
+        # and SIGINT would end the command as KeyboardInterrupt rather than exit 0.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan=lifespan, ws="wsproto"
     )
+    server = Server(config)
+
+    async def stop_on_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("api_stopping", signal=signal.Signals(signum).name)
+                server.force_exit = server.should_exit
+                server.should_exit = True
 
     async def announce() -> None:
         while not server.started:
@@ -124,5 +142,7 @@ async def serve(app: Any, host: str, port: int, *, lifespan: Literal["on", "off"
         print(f"actorwork dashboard: {dashboard_url(host, port)}", flush=True)
 
     async with anyio.create_task_group() as group:
+        group.start_soon(stop_on_signals)
         group.start_soon(announce)
         await server.serve()
+        group.cancel_scope.cancel()
