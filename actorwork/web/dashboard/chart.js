@@ -4,17 +4,19 @@
 import { coalesce } from "./dom.js";
 
 export class RateChart {
-  /** series: [{name, color}] */
-  constructor(canvas, series, span = 60) {
+  /** series: [{name, color}]; legend (optional): an element given the rates as text. */
+  constructor(canvas, series, legend = null, span = 60) {
     this.canvas = canvas;
+    this.legend = legend;
     this.series = series;
     this.span = span;
     this.buckets = series.map(() => new Map());
     this.redraw = coalesce(() => this.draw());
     this.ticker = setInterval(this.redraw, 1000);
+    this.redraw();
   }
 
-  /** Count one event of series `index` at `time` (seconds since the epoch). */
+  /** Count one event of series `index`, seen at `time` (seconds since the epoch; now). */
   count(index, time = Date.now() / 1000, n = 1) {
     const second = Math.floor(time);
     const buckets = this.buckets[index];
@@ -36,6 +38,7 @@ export class RateChart {
 
   draw() {
     const { canvas } = this;
+    if (this.legend) this.legend.textContent = this.series.map(({ name }, index) => `${this.rate(index).toFixed(1)} ${name}/s`).join(", ") + " (last 5 s)";
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 600;
     const height = canvas.clientHeight || 160;

@@ -9,8 +9,9 @@ const FINISHED = ["succeeded", "failed", "dead", "cancelled"];
 function logLine(line) {
   // A LogLine is [time, source, level, text, fields].
   const [time, source, level, text, fields] = line;
-  const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : "";
-  return h("div", { class: `line ${source} ${level}` }, h("span", { class: "t" }, new Date(time * 1000).toLocaleTimeString()), " ", h("span", { class: "lv" }, level), " ", `${text}${extra}`);
+  const { job_id, work, ...own } = fields || {}; // the page shows these already
+  const extra = Object.keys(own).length ? ` ${JSON.stringify(own)}` : "";
+  return h("div", { class: `line src-${source} lv-${level}` }, h("span", { class: "t" }, new Date(time * 1000).toLocaleTimeString()), " ", h("span", { class: "lv" }, level), " ", `${text}${extra}`);
 }
 
 function attempts(records) {

@@ -5,6 +5,13 @@ import { follow } from "./live.js";
 
 const STATUSES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"];
 const PAGE = 50;
+const FINISHED = ["succeeded", "failed", "dead", "cancelled"];
+
+/** The actions of `actions` that a job in `status` allows. */
+function allowed(actions, status) {
+  const finished = FINISHED.includes(status);
+  return actions.filter((verb) => (verb === "cancel" ? !finished : finished));
+}
 
 function query(params) {
   const search = new URLSearchParams();
@@ -32,7 +39,7 @@ function jobRows(jobs, session, reload, actions) {
             {},
             session.role === "read"
               ? null
-              : actions.map((verb) =>
+              : allowed(actions, job.status).map((verb) =>
                   action(verb, () => api(verb === "delete" ? `/jobs/${encodeURIComponent(job.id)}` : `/jobs/${encodeURIComponent(job.id)}/${verb}`, { method: verb === "delete" ? "DELETE" : "POST" }), reload, { class: `job-${verb}` }),
                 ),
           ),

@@ -43,21 +43,24 @@ export function overview(root, { session }) {
   const rates = h("p", { class: "rates" });
   const queues = h("div");
   fill(root, h("h1", {}, "Overview"), h("section", {}, h("h2", {}, "Throughput"), canvas, rates), h("section", {}, h("h2", {}, "Queues"), queues));
-  const chart = new RateChart(canvas, [
-    { name: "succeeded", color: "#2a7" },
-    { name: "failed", color: "#d33" },
-  ]);
+  const chart = new RateChart(
+    canvas,
+    [
+      { name: "succeeded", color: "#2a7" },
+      { name: "failed", color: "#d33" },
+    ],
+    rates,
+  );
   const reload = throttle(async () => {
     const data = await api("/queues");
     fill(queues, queueTable(data.queues, session, reload));
-    fill(rates, `${chart.rate(0).toFixed(1)} succeeded/s, ${chart.rate(1).toFixed(1)} failed/s (last 5 s)`);
   });
   return follow(
     { kinds: [...JOB_KINDS, "queue.paused", "queue.resumed"] },
     reload,
     (event) => {
-      if (event.type === "job.succeeded") chart.count(0, event.time);
-      else if (["job.failed", "job.dead", "job.retrying"].includes(event.type)) chart.count(1, event.time);
+      if (event.type === "job.succeeded") chart.count(0);
+      else if (["job.failed", "job.dead", "job.retrying"].includes(event.type)) chart.count(1);
       reload();
     },
     chart,
