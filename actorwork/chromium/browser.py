@@ -116,6 +116,13 @@ class Chromium(AsyncResource):
                 await _quietly(browser.disconnect())
         await shielded(self.launcher.aclose())
 
+    async def new_page(self) -> Any:
+        """A blank pyppeteer page in the browser's default context, to drive directly
+        (tests and benchmarks of pages); closed with the browser."""
+        if not self.alive:
+            raise ChromiumError(f"{self.launcher.description or 'chromium'} is not running")
+        return await self._browser.newPage()
+
     async def open_contexts(self) -> int:
         """How many render contexts the browser holds open (0 between renders)."""
         if self._browser is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any, get_args
 
 import msgspec
@@ -25,7 +26,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
 from actorwork._log import get_logger
 from actorwork.client import Client
@@ -53,12 +56,15 @@ from actorwork.web.metrics import Metrics
 from actorwork.web.openapi import openapi_document
 from actorwork.web.pages import dashboard_routes
 from actorwork.web.security import Guard, Security
+from actorwork.web.ws import serve_socket
 
-__all__ = ["ApiError", "create_app"]
+__all__ = ["STATIC", "ApiError", "create_app"]
 
 log = get_logger(__name__)
 
 STATUSES: tuple[str, ...] = get_args(JobStatus)
+#: The files served under ``/static`` (the browser module ``actorwork.js``).
+STATIC = Path(__file__).parent / "static"
 #: The most jobs one page (or one change by filter) holds.
 MAX_PAGE = 500
 
@@ -357,6 +363,13 @@ class _Api:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    async def socket(self, websocket: WebSocket) -> None:
+        """``/ws``: the event stream pushed as JSON frames (:mod:`actorwork.web.ws`)."""
+        if self._client is None:
+            await websocket.close(1013, "the API has no client: it is starting or stopping")
+            return
+        await serve_socket(websocket, self._client)
+
     async def openapi(self, request: Request) -> Response:
         registry = self.client.registry if self._client is not None else None
         works = None if registry is None else tuple(registry.get(n) for n in registry.names())
@@ -515,6 +528,8 @@ def create_app(
         Route("/events", _handler(api.events), methods=["GET"]),
         Route("/metrics", _handler(api.metrics_page), methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
+        WebSocketRoute("/ws", api.socket),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         *dashboard_routes(security),
     ]
 

@@ -34,11 +34,10 @@ from actorwork.web.security import (
     session_value,
 )
 
-__all__ = ["DASHBOARD_DIR", "STATIC_DIR", "dashboard_routes"]
+__all__ = ["DASHBOARD_DIR", "dashboard_routes"]
 
-#: The dashboard's files, and the browser module's, inside the package.
+#: The dashboard's files inside the package.
 DASHBOARD_DIR = Path(__file__).with_name("dashboard")
-STATIC_DIR = Path(__file__).with_name("static")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -114,6 +113,4 @@ def dashboard_routes(security: Security) -> list[BaseRoute]:
         Route("/session", pages.session, methods=["GET"]),
         Mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard"),
     ]
-    if STATIC_DIR.is_dir():
-        routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     return routes

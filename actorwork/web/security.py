@@ -12,6 +12,13 @@ it to every request before the API sees it.
 - A request that changes state (not GET, HEAD or OPTIONS) that carries an ``Origin``
   must come from the same host or an allowed origin (403 otherwise): a page on another
   site cannot drive the API from a browser (F21).
+- A WebSocket upgrade (:func:`decide_upgrade`) names an allowed ``Host`` and, if it
+  carries an ``Origin``, an allowed one, whatever it goes on to do: a browser lets any
+  page open a socket to any site, so the Origin is the only thing that tells them
+  apart. Its token may come as ``?token=`` (a browser cannot set a WebSocket's
+  headers), or the dashboard's session cookie; a read-only token may subscribe. A
+  refused upgrade is closed before it is accepted, which the server answers with
+  HTTP 403.
 
 **The dashboard in a browser.** A browser cannot hold a bearer token safely, so the
 dashboard trades it once (``POST /login``) for a session cookie, ``HttpOnly`` (no
@@ -36,16 +43,19 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actorwork._log import get_logger
+
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
     "LOOPBACK_HOSTS",
+    "REFUSED_UPGRADE",
     "SECURITY_HEADERS",
     "SESSION_COOKIE",
     "Guard",
@@ -53,15 +63,21 @@ __all__ = [
     "Role",
     "Security",
     "decide",
+    "decide_upgrade",
     "is_loopback",
     "is_public",
     "role_of",
+    "route_path",
     "session_value",
 ]
+
+log = get_logger(__name__)
 
 #: Host names that mean this machine; the API allows them by default.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The close code of a refused WebSocket upgrade (policy; the HTTP answer is a 403).
+REFUSED_UPGRADE = 4403
 
 #: The dashboard's session cookie (HttpOnly) and its CSRF cookie (read by its scripts).
 SESSION_COOKIE = "actorwork_session"
@@ -191,9 +207,9 @@ def decide(
 ) -> Refusal | None:
     """The refusal of a request with ``method``, ``headers`` (lower-case names) and
     ``path`` (within the app; None: an API path), or None if it may go on. Pure."""
-    host = headers.get("host", "")
-    if _host_name(host) not in security.allowed_hosts:
-        return Refusal(403, "the Host is not one this API answers to", "host", host)
+    refusal = _host_refusal(security, headers)
+    if refusal is not None:
+        return refusal
     if path is None or not is_public(method, path):
         role = role_of(security, headers)
         if isinstance(role, Refusal):
@@ -202,13 +218,40 @@ def decide(
             return Refusal(403, "a read-only token allows GET and HEAD only", "method", method)
     if method in _SAFE:
         return None
+    return _origin_refusal(security, headers) or _csrf_refusal(headers)
+
+
+def decide_upgrade(
+    security: Security, headers: dict[str, str], query_token: str | None = None
+) -> Refusal | None:
+    """The refusal of a WebSocket upgrade with ``headers`` (lower-case names) and the
+    ``token`` of its query string, or None if it may go on. Pure."""
+    refusal = _host_refusal(security, headers)
+    if refusal is not None:
+        return refusal
+    if "authorization" not in headers and query_token:
+        headers = {**headers, "authorization": f"Bearer {query_token}"}
+    role = role_of(security, headers)
+    if isinstance(role, Refusal):
+        return role
+    return _origin_refusal(security, headers)
+
+
+def _host_refusal(security: Security, headers: dict[str, str]) -> Refusal | None:
+    host = headers.get("host", "")
+    if _host_name(host) not in security.allowed_hosts:
+        return Refusal(403, "the Host is not one this API answers to", "host", host)
+    return None
+
+
+def _origin_refusal(security: Security, headers: dict[str, str]) -> Refusal | None:
     origin = headers.get("origin")
     if origin is not None:
         parts = urlsplit(origin)
-        same = parts.scheme in ("http", "https") and parts.netloc == host
+        same = parts.scheme in ("http", "https") and parts.netloc == headers.get("host", "")
         if not same and origin not in security.allowed_origins:
             return Refusal(403, "requests from this Origin are not allowed", "origin", origin)
-    return _csrf_refusal(headers)
+    return None
 
 
 def route_path(scope: Scope) -> str:
@@ -227,6 +270,9 @@ class Guard:
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._upgrade(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -257,3 +303,14 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _upgrade(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        refusal = decide_upgrade(self.security, headers, tokens[0] if tokens else None)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("websocket_refused", field=refusal.field, value=refusal.value)
+        await receive()  # the websocket.connect the server sends first
+        await send({"type": "websocket.close", "code": REFUSED_UPGRADE, "reason": refusal.error})
