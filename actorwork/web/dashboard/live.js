@@ -1,18 +1,31 @@
-// The dashboard's one door to the push stream: the browser module's watch(), bound to
-// the prefix the dashboard is served under. A page passes onLost to reload its
-// snapshot when the stream says it fell behind (or reconnected).
-import { watch } from "../static/actorwork.js";
+// The dashboard's one door to the push stream: the browser module's shared connection
+// (actorwork.js), bound to the prefix the dashboard is served under.
+import { connect } from "../static/actorwork.js";
 import { base } from "./dom.js";
 
-/** Events passing `filter` as they happen; {close()} ends the subscription. */
-export function live(filter, onEvent, onLost) {
-  return watch(filter, (event) => onEvent(event), { base, onLost: onLost || (() => {}) });
+/**
+ * Events passing `filter` as they happen, to onEvent(event). onSync() is called each
+ * time the server confirms the subscription (first, and again after a reconnect) and
+ * when it says events were lost: read the snapshot then, and nothing is missed.
+ * Returns {close()}.
+ */
+export function live(filter, onEvent, onSync) {
+  const connection = connect(base);
+  const sub = connection.subscribe(filter, {
+    onEvent,
+    onLost: onSync,
+    onSubscribed() {
+      document.body.dataset.live = "subscribed";
+      onSync();
+    },
+  });
+  return { close: () => connection.unsubscribe(sub) };
 }
 
 /**
- * A page's life: `reload` (a throttle()) fetches its snapshot now and again after a
- * loss; events passing `filter` go to onEvent (default: reload). close() ends both,
- * and whatever else is given (a chart's ticker).
+ * A page's life: `reload` (a throttle()) fetches its snapshot now, once subscribed,
+ * and after a loss or a reconnect; events passing `filter` go to onEvent (default:
+ * reload). close() ends both, and whatever else is given (a chart's ticker).
  */
 export function follow(filter, reload, onEvent = reload, ...others) {
   reload();
