@@ -1,6 +1,7 @@
 // A live line chart on a canvas: events counted per second, the last `span` seconds.
-// Counting is cheap and happens as events arrive; drawing happens at most once per
-// animation frame, and once a second as the window slides.
+// Counting is cheap and happens as events arrive; the chart is drawn once a second, as
+// its window slides by one bucket (drawing on every event would only repeat the
+// current bucket's partial count, at the cost of the page's CPU).
 import { coalesce } from "./dom.js";
 
 export class RateChart {
@@ -21,7 +22,6 @@ export class RateChart {
     const second = Math.floor(time);
     const buckets = this.buckets[index];
     buckets.set(second, (buckets.get(second) || 0) + n);
-    this.redraw();
   }
 
   /** Events per second of series `index` over the last complete seconds. */

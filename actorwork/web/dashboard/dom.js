@@ -87,6 +87,7 @@ export function throttle(load, every = 1000) {
   const run = async () => {
     if (closed) return;
     again = false;
+    timer = true; // loading: asks meanwhile wait for the next turn
     try {
       await load();
     } catch (error) {

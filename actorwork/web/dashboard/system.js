@@ -3,7 +3,10 @@ import { RateChart } from "./chart.js";
 import { action, api, coalesce, duration, fill, h, jobLink, progressBar, setProgress, table, throttle } from "./dom.js";
 import { follow } from "./live.js";
 
-const JOB_KINDS = ["job.submitted", "job.queued", "job.started", "job.succeeded", "job.failed", "job.dead", "job.retrying", "job.cancelled", "job.deleted"];
+// A job's start and end move the queues' depths; the steps in between change nothing shown.
+const JOB_KINDS = ["job.submitted", "job.succeeded", "job.failed", "job.dead", "job.retrying", "job.cancelled", "job.deleted"];
+// The overview charts finished jobs; the queue table follows them (and pauses) at 1 Hz.
+const FINISHED_KINDS = ["job.succeeded", "job.failed", "job.dead", "job.retrying", "job.cancelled"];
 
 function queueTable(queues, session, reload) {
   return table(
@@ -56,7 +59,7 @@ export function overview(root, { session }) {
     fill(queues, queueTable(data.queues, session, reload));
   });
   return follow(
-    { kinds: [...JOB_KINDS, "queue.paused", "queue.resumed"] },
+    { kinds: [...FINISHED_KINDS, "queue.paused", "queue.resumed"] },
     reload,
     (event) => {
       if (event.type === "job.succeeded") chart.count(0);
