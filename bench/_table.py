@@ -8,10 +8,12 @@ import contextlib
 import logging
 import os
 import platform
+import statistics
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from typing import TypeVar
 
+import anyio
 import structlog
 
 import actorwork
@@ -106,6 +108,11 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return value / baseline
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0.5 for the median) of ``values``."""
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
 def host_line() -> str:
     """What ran the benchmark: actorwork's and Python's versions, the system, the CPUs."""
     return (
@@ -133,3 +140,24 @@ def stdout_to_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def quick_main(
+    argv: Sequence[str] | None,
+    description: str,
+    run: Callable[[bool], Awaitable[list[list[str]]]],
+    columns: Sequence[str],
+    *,
+    numeric: Collection[int],
+    notes: Sequence[str] = (),
+) -> int:
+    """The whole program of a benchmark that takes --quick and --markdown: the rows of
+    ``await run(quick)`` printed as a table under ``columns``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer jobs")
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    rows = anyio.run(run, args.quick)
+    print(format_table(columns, rows, notes, numeric=numeric, markdown=args.markdown))
+    return 0

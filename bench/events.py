@@ -11,8 +11,6 @@ A benchmark, not a test: it prints a table and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jobs as jobs_bench
-from _table import format_table, quiet_logs
+from _table import percentile, quick_main
 
 from actorwork import events as ev
 from actorwork.client import Client
@@ -79,10 +77,6 @@ async def latency(client: Client, jobs: int, reports: int) -> list[float]:
     return delays
 
 
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
 async def run(quick: bool) -> list[list[str]]:
     count = 2_000 if quick else 10_000
     rows = []
@@ -111,22 +105,8 @@ async def run(quick: bool) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer jobs")
-    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    rows = anyio.run(run, args.quick)
-    print(
-        format_table(
-            ["topology", "measure", "value", "note"],
-            rows,
-            [],
-            numeric={2},
-            markdown=args.markdown,
-        )
-    )
-    return 0
+    columns = ["topology", "measure", "value", "note"]
+    return quick_main(argv, __doc__.splitlines()[0], run, columns, numeric={2})
 
 
 if __name__ == "__main__":

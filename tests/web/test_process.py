@@ -1,13 +1,16 @@
-"""A real ``actorwork api`` process: answers over loopback, refuses to start off it
-without a token, and stops cleanly on SIGTERM."""
+"""A real ``actorwork api`` process: answers over loopback (HTTP and its WebSocket),
+refuses to start off it without a token, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+import websockets
 
 from tests.web.process import free_port, serving, start
 
@@ -30,6 +33,20 @@ def test_a_real_api_process_answers_and_stops_on_sigterm(tmp_path: Path) -> None
     (err,) = logs
     assert "pool_drained" in err  # the job system stopped in order
     assert "Traceback" not in err
+
+
+async def test_a_real_api_process_pushes_events_over_its_websocket(tmp_path: Path) -> None:
+    with serving(tmp_path) as (base, _):
+        async with websockets.connect(base.replace("http://", "ws://") + "/ws") as ws:
+            subscribe = {"op": "subscribe", "sub": "s", "filter": {"kinds": ["job.succeeded"]}}
+            await ws.send(json.dumps(subscribe))
+            with anyio.fail_after(30):
+                assert json.loads(await ws.recv()) == {"op": "subscribed", "sub": "s"}
+                async with httpx.AsyncClient(base_url=base) as http:
+                    job_id = (await http.post("/jobs", json={"work": "noop"})).json()["job_id"]
+                frame = json.loads(await ws.recv())
+    assert frame["op"] == "events"
+    assert [(e["type"], e["job_id"]) for e in frame["events"]] == [("job.succeeded", job_id)]
 
 
 def test_off_loopback_without_a_token_it_refuses_to_start(tmp_path: Path) -> None:
