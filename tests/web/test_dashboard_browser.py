@@ -26,13 +26,15 @@ from actorwork.config import ChromiumSettings
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs, hosted
 from actorwork.testing.web import served
-from actorwork.web import create_app
+from actorwork.web import Security, create_app
 from tests.web import dashboard_works
 from tests.web.dashboard_works import HOSTILE, Steps, gate
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 #: Upper bound on any wait (a hang fails the test; nothing is timed).
 DEADLINE = 60.0
+TOKEN = "t" * 32
+READ_TOKEN = "r" * 32
 
 pytestmark = pytest.mark.slow
 
@@ -207,3 +209,23 @@ async def test_the_overview_charts_throughput(jobs: InlineJobs, base: str, brows
     await _until(page, "() => /[1-9][0-9.]* succeeded\\/s/.test(document.body.innerText)")
     await page.screenshot({"path": str(DOCS / "dashboard-overview.png")})
     await _not_reloaded(page)
+
+
+@pytest.mark.parametrize(("token", "role"), [(TOKEN, "full"), (READ_TOKEN, "read")])
+async def test_with_a_token_the_browser_signs_in_and_a_read_only_one_sees_no_buttons(
+    jobs: InlineJobs, browser: Any, token: str, role: str
+) -> None:
+    security = Security(token=TOKEN, read_token=READ_TOKEN)
+    async with served(create_app(jobs.client, security=security)) as base:
+        page = await _open(browser, f"{base}/#/queues")
+        await _until(page, "() => document.querySelector('form.login input') !== null")
+        assert await page.evaluate("() => document.querySelector('tr[data-queue]')") is None
+        await page.type("form.login input", token)
+        await page.click("form.login button")
+        # The session cookie opens the API and the WebSocket alike.
+        await _until(page, "() => document.querySelector('tr[data-queue=default]') !== null")
+        await _until_live(page)
+        assert await page.evaluate("() => document.cookie.includes('actorwork_session')") is False
+        buttons = await page.evaluate("() => document.querySelectorAll('main button').length")
+        assert (buttons > 0) == (role == "full")
+        await _not_reloaded(page)
