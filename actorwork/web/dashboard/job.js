@@ -55,10 +55,12 @@ function facts(view) {
 export function job(root, { arg: id, session }) {
   const head = h("div", { class: "job-head" });
   const bar = progressBar(null);
-  const log = h("div", { class: "log", id: "log" });
+  // The box lays out bottom up (CSS column-reverse): it stays at the newest line with
+  // no script reading the layout, and where the reader scrolled to otherwise.
+  const log = h("div", { class: "lines" });
   const history = h("div");
   const files = h("div");
-  fill(root, h("h1", {}, "Job ", h("span", { class: "mono" }, id)), head, h("section", {}, h("h2", {}, "Progress"), bar), h("section", {}, h("h2", {}, "Log"), log), h("section", {}, h("h2", {}, "Attempts"), history), h("section", {}, h("h2", {}, "Artifacts"), files));
+  fill(root, h("h1", {}, "Job ", h("span", { class: "mono" }, id)), head, h("section", {}, h("h2", {}, "Progress"), bar), h("section", {}, h("h2", {}, "Log"), h("div", { class: "log", id: "log" }, log)), h("section", {}, h("h2", {}, "Attempts"), history), h("section", {}, h("h2", {}, "Artifacts"), files));
 
   let view = null;
   let progress = { fraction: null, message: "" };
@@ -66,11 +68,9 @@ export function job(root, { arg: id, session }) {
   const draw = coalesce(() => {
     setProgress(bar, progress.fraction, progress.message);
     if (pending.length) {
-      const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       log.append(...pending.map(logLine));
       pending = [];
       while (log.childElementCount > TAIL) log.firstChild.remove();
-      if (follow) log.scrollTop = log.scrollHeight;
     }
   });
 
