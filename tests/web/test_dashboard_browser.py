@@ -229,3 +229,26 @@ async def test_with_a_token_the_browser_signs_in_and_a_read_only_one_sees_no_but
         buttons = await page.evaluate("() => document.querySelectorAll('main button').length")
         assert (buttons > 0) == (role == "full")
         await _not_reloaded(page)
+
+
+async def test_the_pools_page_shows_a_busy_workers_job_and_its_progress_live(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    page = await _open(browser, f"{base}/#/pools")
+    await _until(page, "() => document.querySelector('section.pool') !== null")
+    await _until_live(page)
+    handle = await jobs.client.submit("dash.steps", Steps("pool", 2))
+    row = f"section.pool a[href='#/job/{handle.id}']"
+    await _until(page, f'() => document.querySelector("{row}") !== null')
+    gate("pool/1").set()
+    await _until(
+        page,
+        f"""() => document.querySelector("{row}").closest('tr')
+                     .querySelector('.bar').dataset.value === '50'""",
+    )
+    worker = f"""() => document.querySelector("{row}").closest('tr').children[3].textContent"""
+    await _until(page, f"() => ({worker})().startsWith('default.worker-')")
+    gate("pool/2").set()
+    await handle.wait(timeout=DEADLINE)
+    await _until(page, f'() => document.querySelector("{row}") === null')
+    await _not_reloaded(page)

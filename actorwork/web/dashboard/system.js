@@ -83,6 +83,8 @@ export function pools(root) {
   const list = h("div");
   fill(root, h("h1", {}, "Pools and busy workers"), list);
   const bars = new Map();
+  // The Scheduler knows each pool's attempts; which worker runs one, its start says.
+  const workers = new Map();
   const reload = throttle(async () => {
     const data = await api("/pools");
     bars.clear();
@@ -97,11 +99,11 @@ export function pools(root) {
           h("p", {}, `queues: ${pool.queues.join(", ")} · capacity ${pool.capacity} · free ${pool.free} · heartbeat ${duration(pool.heartbeat_age)} ago`),
           table(
             "busy",
-            ["job", "work", "queue", "attempt", "running for", "progress"],
+            ["job", "work", "queue", "worker", "attempt", "running for", "progress"],
             pool.busy.map((busy) => {
               const bar = progressBar(null);
               bars.set(busy.job_id, bar);
-              return h("tr", {}, h("td", {}, jobLink(busy.job_id)), h("td", {}, busy.work), h("td", {}, busy.queue), h("td", { class: "num" }, busy.attempt), h("td", { class: "num" }, duration(Date.now() / 1000 - busy.since)), h("td", {}, bar));
+              return h("tr", {}, h("td", {}, jobLink(busy.job_id)), h("td", {}, busy.work), h("td", {}, busy.queue), h("td", {}, workers.get(busy.job_id) || ""), h("td", { class: "num" }, busy.attempt), h("td", { class: "num" }, duration(Date.now() / 1000 - busy.since)), h("td", {}, bar));
             }),
           ),
         ),
@@ -121,6 +123,8 @@ export function pools(root) {
     { kinds: ["pool.joined", "pool.left", "worker.busy", "worker.idle", "job.started", "job.progress", "job.succeeded", "job.failed", "job.dead", "job.retrying", "job.cancelled"] },
     reload,
     (event) => {
+      if (event.type === "job.started") workers.set(event.job_id, event.worker);
+      else if (FINISHED_KINDS.includes(event.type)) workers.delete(event.job_id);
       if (event.type !== "job.progress") return reload();
       progress.set(event.job_id, event);
       draw();
