@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.test_lifecycle import Running
+from tests.cli.test_lifecycle import _write_config as write_distributed_config
 from tests.web.process import free_port, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,3 +103,25 @@ def test_demo_with_the_dashboard_keeps_its_jobs_to_look_at(tmp_path: Path, signu
         succeeded = httpx.get(f"{url}jobs", params={"status": "succeeded"}).json()["jobs"]
         assert {job["work"] for job in succeeded} == {"demo.invoice", "demo.flaky"}
         _stop(process, signum)
+
+
+async def test_dashboard_reaches_a_distributed_scheduler(tmp_path: Path) -> None:
+    """Against a Scheduler in a process of its own: the dashboard's API is its client."""
+    config = write_distributed_config(tmp_path)
+    scheduler = Running(config, "scheduler")
+    try:
+        await scheduler.ready("scheduler_listening")
+        port = free_port()
+        args = ["--config", str(config), "dashboard", "--address", f"127.0.0.1:{port}"]
+        with running(args, ROOT) as (process, url):
+            async with httpx.AsyncClient(base_url=url) as http:
+                submitted = await http.post("jobs", json={"work": "noop"})
+                assert submitted.status_code == 201
+                job = (await http.get(f"jobs/{submitted.json()['job_id']}")).json()["job"]
+                assert job["status"] == "queued"  # no pool runs here: the Scheduler holds it
+                queues = (await http.get("queues")).json()["queues"]
+                assert [queue["name"] for queue in queues] == ["default"]
+                assert (await http.get("")).status_code == 200
+            _stop(process, signal.SIGTERM)
+    finally:
+        scheduler.kill()
