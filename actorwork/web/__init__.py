@@ -1,4 +1,6 @@
-"""The HTTP edge: a JSON API, Server-Sent Events and Prometheus metrics.
+"""The HTTP edge: a JSON API, Server-Sent Events, the event stream over a WebSocket
+(:mod:`actorwork.web.ws`) with a browser module for it (``static/actorwork.js``), and
+Prometheus metrics.
 
 Needs the ``web`` extra (``pip install 'actorwork[web]'``). See :mod:`actorwork.web.app`.
 """

@@ -436,7 +436,7 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = msgspec.json.decode(raw) if raw else {}
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # deep nesting: RecursionError
         raise ApiError(422, f"the body is not JSON: {exc}", "body") from None
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object", "body", type(body).__name__)

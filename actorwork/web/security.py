@@ -4,8 +4,9 @@ The decision is pure (:func:`decide`: a method and headers in, a refusal or None
 so each rule is tested without a server; :class:`Guard` is the ASGI shell that applies
 it to every request before the API sees it.
 
-- With a ``token`` set, every request needs ``Authorization: Bearer <token>`` (401
-  otherwise); a ``read_token`` allows GET and HEAD only (403 for anything else).
+- With a ``token`` set, every request but a read of :data:`PUBLIC_PATHS` needs
+  ``Authorization: Bearer <token>`` (401 otherwise); a ``read_token`` allows GET and
+  HEAD only (403 for anything else).
   Tokens are compared in constant time (:func:`hmac.compare_digest`).
 - Every request must name an allowed ``Host`` (403 otherwise): a DNS name rebound to
   this machine does not make a foreign page same-origin with the API.
@@ -55,6 +56,7 @@ __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
     "LOOPBACK_HOSTS",
+    "PUBLIC_PATHS",
     "REFUSED_UPGRADE",
     "SECURITY_HEADERS",
     "SESSION_COOKIE",
@@ -76,6 +78,10 @@ log = get_logger(__name__)
 #: Host names that mean this machine; the API allows them by default.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Paths under the API's root that anyone may GET without a token: the browser module
+#: (``/static/actorwork.js``), which a page imports before it can send one, and the
+#: dashboard's files; they hold no data. (The dashboard's page ``/`` is public too.)
+PUBLIC_PATHS = ("/static/", "/dashboard/")
 #: The close code of a refused WebSocket upgrade (policy; the HTTP answer is a 403).
 REFUSED_UPGRADE = 4403
 
@@ -184,7 +190,7 @@ def is_public(method: str, path: str) -> bool:
     """Whether a request needs no credential: the dashboard's page and files (they hold
     no data), and the login that trades a token for a session."""
     if method in ("GET", "HEAD"):
-        return path in ("", "/") or path.startswith(("/dashboard/", "/static/"))
+        return path in ("", "/") or path.startswith(PUBLIC_PATHS)
     return method == "POST" and path in ("/login", "/logout")
 
 

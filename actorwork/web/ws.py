@@ -21,18 +21,21 @@ ready is sent together, at most one round of frames per :data:`COALESCE` seconds
 while busy; an event that comes alone goes out at once.
 
 The Scheduler never waits for a socket: each subscription holds at most
-:data:`BUFFER` events (:data:`BUFFER_BYTES`) for it. A socket that does not read blocks only its own
-sender; past the buffer the waiting events are dropped and counted, and the socket
+:data:`BUFFER` events for it, and all of a socket's subscriptions together at most
+:data:`BUFFER_BYTES`. A socket that does not read blocks only its own sender; past
+the buffer the waiting events are dropped and counted, and the socket
 is told ``lost`` before the events that came after. A bad frame is answered with
 ``error`` naming the field and value, and the socket stays open; a client that sends
-without reading (its answers pile up past :data:`MAX_ANSWERS`) is closed (1008).
+without reading (its answers pile up past :data:`MAX_ANSWERS`) is closed (1008), and a
+frame past the server's own limit (uvicorn's ``ws_max_size``, 16 MiB) closes the
+socket (1009) before it is read.
 Who may open a socket is decided on the upgrade (:mod:`actorwork.web.security`).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 import anyio.abc
@@ -43,7 +46,7 @@ from actorwork._log import get_logger
 from actorwork.client import Client
 from actorwork.errors import ActorStopped, ActorworkError
 from actorwork.events import EVENT_KINDS, Event, EventsLost
-from actorwork.messages import MAX_NAME
+from actorwork.messages import MAX_NAME, JobStatus
 
 __all__ = [
     "BUFFER",
@@ -71,15 +74,15 @@ MAX_FRAME = 16 * 1024
 MAX_SUBSCRIPTIONS = 64
 #: Answers (subscribed, error, pong) waiting for a socket that does not read.
 MAX_ANSWERS = 256
-#: Bytes of events one subscription holds for a socket, in all.
+#: Bytes of events all the subscriptions of one socket hold for it, together.
 BUFFER_BYTES = 8 * 1024 * 1024
+#: Seconds to wait for a socket to take the close frame the server sends.
+CLOSE_TIMEOUT = 5.0
 #: Events in one ``events`` frame, and its size in bytes unless one event is larger.
 MAX_BATCH = 500
 FRAME_BYTES = 256 * 1024
 
-_STATUSES = frozenset(
-    ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled", "retrying")
-)
+_STATUSES = frozenset(get_args(JobStatus))
 _KINDS = frozenset(EVENT_KINDS.values())
 _FILTER_NAMES = ("job_id", "work", "queue")
 _FILTER_LISTS = {"status": _STATUSES, "kinds": _KINDS}
@@ -170,34 +173,60 @@ def _names(value: Any, name: str, known: frozenset[str]) -> frozenset[str] | Non
     return frozenset(value)
 
 
+class _Held:
+    """The bytes of events a socket's subscriptions hold, together."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        self.size = 0
+
+
 class _Subscription:
     """One subscription's events waiting for the socket, encoded: at most
-    :data:`BUFFER` of them and :data:`BUFFER_BYTES` in all."""
+    :data:`BUFFER` of them, within the socket's :data:`BUFFER_BYTES` (``held``)."""
 
-    def __init__(self, sub: str, filter: SocketFilter) -> None:
+    def __init__(self, sub: str, filter: SocketFilter, held: _Held) -> None:
         self.sub = sub
         self.filter = filter
+        self.held = held
         self.pending: deque[bytes] = deque()
+        #: Bytes in ``pending``; counted in ``held`` as well.
         self.size = 0
         self.lost = 0
         self.scope = anyio.CancelScope()
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop following, and give back what was held to the socket's count."""
+        self.closed = True
+        self.scope.cancel()
+        self.drop(0)
 
     def add(self, event: Event) -> None:
+        if self.closed:  # an event already on its way when the subscription ended
+            return
         if type(event) is EventsLost:  # lost at the Scheduler or in the client
             self.drop(event.count)
         elif self.filter.passes(event):
             encoded = msgspec.json.encode(event)
-            if len(self.pending) >= BUFFER or self.size + len(encoded) > BUFFER_BYTES:
+            if len(self.pending) >= BUFFER or self.held.size + len(encoded) > BUFFER_BYTES:
                 self.drop(1)
             else:
                 self.pending.append(encoded)
                 self.size += len(encoded)
+                self.held.size += len(encoded)
 
     def drop(self, count: int) -> None:
         """Count ``count`` events lost, and the waiting ones with them: the client
         resyncs from a snapshot, so the events it gets are those after the loss."""
         self.lost += count + len(self.pending)
         self.pending.clear()
+        self.forget()
+
+    def forget(self) -> None:
+        """Take what ``pending`` held off the socket's count (it was sent or dropped)."""
+        self.held.size -= self.size
         self.size = 0
 
     def frames(self) -> list[bytes]:
@@ -217,7 +246,7 @@ class _Subscription:
                     break
                 batch.append(self.pending.popleft())
             frames.append(head + b",".join(batch) + b"]}")
-        self.size = 0
+        self.forget()
         return frames
 
 
@@ -229,6 +258,7 @@ class _Session:
         self.client = client
         self.group = group
         self.subs: dict[str, _Subscription] = {}
+        self.held = _Held()
         self.answers: deque[dict[str, Any]] = deque()
         self.wake = anyio.Event()
         #: The code to close the socket with once the session ends, if not the client's.
@@ -284,7 +314,7 @@ class _Session:
             raise FrameError(f"a frame is at most {MAX_FRAME} characters", "frame", len(text))
         try:
             frame = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # deep nesting: RecursionError
             raise FrameError(f"the frame is not JSON: {exc}", "frame", _shown(text)) from None
         if not isinstance(frame, dict):
             raise FrameError("a frame must be a JSON object", "frame", _shown(frame))
@@ -316,7 +346,7 @@ class _Session:
             raise FrameError(
                 f"a socket holds at most {MAX_SUBSCRIPTIONS} subscriptions", "sub", sub
             )
-        subscription = _Subscription(sub, parse_filter(frame.get("filter")))
+        subscription = _Subscription(sub, parse_filter(frame.get("filter")), self.held)
         self.subs[sub] = subscription
         try:
             await self.group.start(self._follow, subscription)
@@ -329,7 +359,7 @@ class _Session:
         subscription = self.subs.pop(sub, None)
         if subscription is None:
             raise FrameError(f"no subscription {sub!r} on this socket", "sub", sub)
-        subscription.scope.cancel()
+        subscription.close()
 
     async def _follow(
         self, subscription: _Subscription, *, task_status: anyio.abc.TaskStatus[None]
@@ -364,7 +394,10 @@ async def serve_socket(websocket: WebSocket, client: Client) -> None:
         await session.receive_loop()
         group.cancel_scope.cancel()
     if session.close_code is not None:
-        try:
-            await websocket.close(session.close_code)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the client went first
+        # A client that does not read never takes the close frame: returning without it
+        # closes the connection all the same.
+        with anyio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await websocket.close(session.close_code)
+            except (WebSocketDisconnect, RuntimeError):
+                pass  # the client went first

@@ -18,15 +18,16 @@ from starlette.routing import Mount, Route
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import chromium_page, served
-from actorwork.web import create_app
+from actorwork.web import Security, create_app
 from tests.web import ws_works
 
 PAGE = """<!doctype html>
 <title>watching</title>
 <script type="module">
-import { watchJob, submit } from "/actorwork/static/actorwork.js";
+import * as actorwork from "/actorwork/static/actorwork.js";
+window.actorwork = actorwork;
 const id = new URLSearchParams(location.search).get("job");
-watchJob(id, {
+if (id) actorwork.watchJob(id, {
   base: "/actorwork",
   progress: (fraction, message) => window.report({ kind: "progress", fraction, message }),
   log: (line, event) => window.report({ kind: "log", line, live: event !== null }),
@@ -57,13 +58,18 @@ class Reports:
                 await self._changed.wait()
 
 
-def site(jobs: InlineJobs) -> Starlette:
+def site(jobs: InlineJobs, security: Security | None = None) -> Starlette:
     """A user's own app: its page at /, the API mounted at /actorwork."""
 
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE)
 
-    return Starlette(routes=[Route("/", page), Mount("/actorwork", app=create_app(jobs.client))])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Mount("/actorwork", app=create_app(jobs.client, security=security)),
+        ]
+    )
 
 
 @asynccontextmanager
@@ -132,3 +138,51 @@ async def test_the_watch_resumes_after_the_server_restarts_and_done_still_fires(
     assert [r["fraction"] for r in reports.seen if r["kind"] == "progress"] == [0.0, 0.5, 1.0]
     logs = [(r["line"], r["live"]) for r in reports.seen if r["kind"] == "log"]
     assert logs == [("step 1 of 2", True), ("step 2 of 2", False)]
+
+
+WATCH = """() => new Promise((subscribed) => window.actorwork.watch(
+  { kinds: ["job.succeeded"] },
+  (event) => window.report({ kind: "event", type: event.type, job: event.job_id }),
+  { base: "/actorwork", onSubscribed: subscribed },
+))"""
+
+SUBMIT = """(work, payload) => window.actorwork.submit(work, payload, { base: "/actorwork" })
+  .then(({ id }) => ({ id }), (error) => ({ error: error.message, field: error.field }))"""
+
+
+async def test_watch_and_submit_from_a_page(local_chromium: str) -> None:
+    async with (
+        job_system(["tests.jobs.works"]) as jobs,
+        served(site(jobs)) as base,
+        page_reporting() as (page, reports),
+    ):
+        await page.goto(f"{base}/")
+        await page.waitForFunction("window.actorwork !== undefined")
+        await page.evaluate(WATCH)  # resolves once the server confirmed the subscription
+        submitted = await page.evaluate(SUBMIT, "noop", None)
+        event = await reports.until(lambda r: r["kind"] == "event")
+        assert event == {"kind": "event", "type": "job.succeeded", "job": submitted["id"]}
+        assert (await jobs.client.get(submitted["id"])).status == "succeeded"
+        refused = await page.evaluate(SUBMIT, "no-such-work", None)
+    assert refused["field"] == "work"
+    assert "no-such-work" in refused["error"]
+
+
+WITH_TOKEN = """async (token) => {
+  const options = { base: "/actorwork", token };
+  const { id } = await window.actorwork.submit("noop", null, options);
+  const { status } = await window.actorwork.watchJob(id, options).done;
+  return status;
+}"""
+
+
+async def test_with_a_token_the_page_submits_and_watches_with_it(local_chromium: str) -> None:
+    token = "k" * 24
+    async with (
+        job_system(["tests.jobs.works"]) as jobs,
+        served(site(jobs, Security(token=token))) as base,
+        page_reporting() as (page, _),
+    ):
+        await page.goto(f"{base}/")
+        await page.waitForFunction("window.actorwork !== undefined")
+        assert await page.evaluate(WITH_TOKEN, token) == "succeeded"

@@ -106,6 +106,9 @@ async def test_a_submit_of_an_unknown_work_or_bad_body_is_422(http: httpx.AsyncC
     assert (reply.status_code, reply.json()["field"]) == (422, "priority")
     reply = await http.post("/jobs", content=b"{not json")
     assert (reply.status_code, reply.json()["field"]) == (422, "body")
+    deep = b'{"work": "noop", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    reply = await http.post("/jobs", content=deep)  # msgspec raises RecursionError
+    assert (reply.status_code, reply.json()["field"]) == (422, "body")
 
 
 async def test_an_artifact_downloads_with_its_media_type(

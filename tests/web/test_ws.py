@@ -13,18 +13,30 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import pytest
 import websockets
 import websockets.exceptions
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from actorwork import events as ev
+from actorwork.messages import LogLine
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs
 from actorwork.testing.web import served
 from actorwork.web import Security, create_app
 from actorwork.web.security import decide_upgrade
-from actorwork.web.ws import BUFFER, MAX_FRAME
+from actorwork.web.ws import (
+    BUFFER,
+    BUFFER_BYTES,
+    FRAME_BYTES,
+    MAX_FRAME,
+    MAX_SUBSCRIPTIONS,
+    _Held,
+    _Subscription,
+    parse_filter,
+)
 from tests.jobs import works
 from tests.web import ws_works
 
@@ -118,13 +130,33 @@ HOSTILE = [
     (_subscribe({"owner": "x"}), "filter", "owner"),
     (_subscribe("all"), "filter", "all"),
     (json.dumps({"op": "unsubscribe", "sub": "never"}), "sub", "never"),
+    ("[" * 5000 + "]" * 5000, "frame", "[" * 80),
     ("x" * (MAX_FRAME + 1), "frame", MAX_FRAME + 1),
     ("y" * 4_000_000, "frame", 4_000_000),
     (b"\x00\xff binary", "frame", 9),
 ]
 
 
-@pytest.mark.parametrize(("sent", "field", "value"), HOSTILE)
+HOSTILE_IDS = [
+    "not-json",
+    "not-an-object",
+    "unknown-op",
+    "no-sub",
+    "unknown-kind",
+    "status-not-a-list",
+    "unknown-status",
+    "job-id-not-a-string",
+    "unknown-filter-field",
+    "filter-not-an-object",
+    "unknown-sub",
+    "deep-nesting",
+    "over-max-frame",
+    "4-mb",
+    "binary",
+]
+
+
+@pytest.mark.parametrize(("sent", "field", "value"), HOSTILE, ids=HOSTILE_IDS)
 async def test_a_hostile_frame_is_answered_with_an_error_naming_it_and_the_socket_stays_open(
     sent: str | bytes, field: str, value: Any
 ) -> None:
@@ -186,6 +218,11 @@ async def test_with_a_token_the_upgrade_needs_it_in_the_query_or_the_header() ->
         ]:
             async with websockets.connect(url, extra_headers=headers) as ws:
                 await subscribe(ws, "s")
+        # A page imports the module before it can send a token; the data stays guarded.
+        async with httpx.AsyncClient(base_url=base.replace("ws://", "http://")) as http:
+            assert (await http.get("/static/actorwork.js")).status_code == 200
+            assert (await http.get("/jobs")).status_code == 401
+            assert (await http.get("/static/../jobs")).status_code == 401
 
 
 async def test_the_socket_is_served_under_the_prefix_the_api_is_mounted_at() -> None:
@@ -204,6 +241,7 @@ async def test_the_socket_is_served_under_the_prefix_the_api_is_mounted_at() -> 
     assert "export function watchJob" in script.text
 
 
+@pytest.mark.timeout(600)  # thousands of jobs on a slow machine
 async def test_a_socket_that_does_not_read_is_told_it_lost_events_and_the_scheduler_goes_on() -> (
     None
 ):
@@ -268,3 +306,63 @@ def test_the_upgrade_rules_check_the_host_always_and_the_origin_when_given() -> 
     assert (refused.field, refused.value) == ("origin", "http://127.0.0.1:9999")
     allowed = Security(allowed_origins=("https://admin.example.org",))
     assert decide_upgrade(allowed, {**own, "origin": "https://admin.example.org"}) is None
+
+
+async def test_a_socket_holds_a_bounded_number_of_subscriptions() -> None:
+    async with api() as (_, base), websockets.connect(f"{base}/ws") as ws:
+        for index in range(MAX_SUBSCRIPTIONS):
+            await subscribe(ws, f"s{index}", kinds=["job.succeeded"])
+        await ws.send(json.dumps({"op": "subscribe", "sub": "one-more"}))
+        error = await frame(ws)
+        assert (error["op"], error["field"], error["value"]) == ("error", "sub", "one-more")
+        await ws.send(json.dumps({"op": "unsubscribe", "sub": "s0"}))
+        await subscribe(ws, "one-more")  # room again
+
+
+async def test_a_client_that_sends_without_reading_is_closed_not_buffered() -> None:
+    async with api() as (_, base):
+        sock = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sent = 0
+        async with websockets.connect(f"{base}/ws", sock=sock, max_queue=1) as ws:
+            with anyio.fail_after(60):
+                try:
+                    while sent < 100_000:  # far more answers than the buffers hold
+                        await ws.send('{"op": "ping"}')
+                        sent += 1
+                except websockets.exceptions.ConnectionClosed:
+                    pass
+                answered = await pongs_until_closed(ws)
+        assert answered < sent
+
+
+async def pongs_until_closed(socket_: Any) -> int:
+    """How many pongs ``socket_`` reads before the server closes it."""
+    answered = 0
+    try:
+        while True:
+            assert await frame(socket_) == {"op": "pong"}
+            answered += 1
+    except websockets.exceptions.ConnectionClosed:
+        return answered
+
+
+async def test_the_subscriptions_of_a_socket_share_one_bound_of_bytes() -> None:
+    held = _Held()
+    everything = parse_filter(None)
+    first, second = _Subscription("a", everything, held), _Subscription("b", everything, held)
+    line = LogLine(0.0, "log", "info", "x" * 10_000)
+    big = ev.JobLogged(job_id="j", lines=[line] * 100)  # about 1 MB encoded
+    size = len(msgspec.json.encode(big))
+    while held.size + size <= BUFFER_BYTES:
+        first.add(big)
+    assert first.lost == 0
+    second.add(big)  # the socket is full: the other subscription has no room either
+    assert (second.lost, len(second.pending)) == (1, 0)
+    first.close()  # what the first held is the socket's to hold again
+    assert held.size == 0
+    second.add(big)
+    assert (len(second.pending), held.size) == (1, second.size)
+    frames = second.frames()
+    assert held.size == 0
+    assert all(len(frame) <= FRAME_BYTES or frame.count(b'"type"') == 1 for frame in frames)

@@ -1,6 +1,6 @@
-// The dashboard's one door to the push stream: the browser module's shared connection
+// The dashboard's one door to the push stream: the browser module's watch()
 // (actorwork.js), bound to the prefix the dashboard is served under.
-import { connect } from "../static/actorwork.js";
+import { watch } from "../static/actorwork.js";
 import { base } from "./dom.js";
 
 /**
@@ -10,16 +10,14 @@ import { base } from "./dom.js";
  * Returns {close()}.
  */
 export function live(filter, onEvent, onSync) {
-  const connection = connect(base);
-  const sub = connection.subscribe(filter, {
-    onEvent,
+  return watch(filter, onEvent, {
+    base,
     onLost: onSync,
     onSubscribed() {
       document.body.dataset.live = "subscribed";
       onSync();
     },
   });
-  return { close: () => connection.unsubscribe(sub) };
 }
 
 /**

@@ -14,7 +14,7 @@
 const MIN_DELAY = 250;
 const MAX_DELAY = 10000;
 const PING_EVERY = 20000;
-const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled"]);
+const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled", "skipped"]);
 
 const connections = new Map();
 let nextSub = 0;
@@ -72,17 +72,31 @@ export class Connection {
       this.opened = true;
       this.attempt = 0;
       for (const [sub, { filter }] of this.subs) this.send({ op: "subscribe", sub, filter });
-      this.pinger = setInterval(() => this.send({ op: "ping" }), PING_EVERY);
+      this.heard = Date.now();
+      this.pinger = setInterval(() => {
+        // A socket that stopped answering (a half-open connection) is closed, and opened again.
+        if (Date.now() - this.heard <= 2 * PING_EVERY) this.send({ op: "ping" });
+        else this.drop(socket);
+      }, PING_EVERY);
       if (again) for (const handler of this.resyncHandlers) handler();
     };
-    socket.onmessage = (message) => this.receive(JSON.parse(message.data));
-    socket.onclose = () => {
-      clearInterval(this.pinger);
-      if (this.socket !== socket || this.closed) return;
-      const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt++);
-      const delay = Math.max(MIN_DELAY, ceiling / 2 + (Math.random() * ceiling) / 2);
-      this.timer = setTimeout(() => this.open(), delay);
+    socket.onmessage = (message) => {
+      if (this.socket !== socket) return;
+      this.heard = Date.now();
+      this.receive(JSON.parse(message.data));
     };
+    socket.onclose = () => this.drop(socket);
+  }
+
+  // Forget `socket` (closed, or silent) and open another after a backoff.
+  drop(socket) {
+    if (this.socket !== socket || this.closed) return;
+    this.socket = null;
+    clearInterval(this.pinger);
+    socket.close();
+    const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt++);
+    const delay = Math.max(MIN_DELAY, ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.timer = setTimeout(() => this.open(), delay);
   }
 
   send(frame) {
@@ -150,19 +164,24 @@ function follow(filter, handlers, base, token) {
   return { close: () => connection.unsubscribe(sub) };
 }
 
-/** Call `onEvent(event)` for each event passing `filter`, live. `onLost(count)` is
- * called when the server dropped events for this watch, `onResync()` after a
+/** Call `onEvent(event)` for each event passing `filter`, live. `onSubscribed()` is
+ * called each time the server confirms the subscription (first, and after each
+ * reconnect): read a snapshot then, and no event after it is missed. `onLost(count)`
+ * is called when the server dropped events for this watch, `onResync()` after a
  * reconnect: read the state again then. Returns {close()}. */
-export function watch(filter, onEvent, { base = "", token, onLost, onResync } = {}) {
+export function watch(filter, onEvent, { base = "", token, onLost, onResync, onSubscribed } = {}) {
   let subscribed = 0;
-  const onSubscribed = () => subscribed++ && onResync?.();
-  return follow(filter, { onEvent, onLost, onSubscribed }, base, token);
+  const confirmed = () => {
+    onSubscribed?.();
+    if (subscribed++) onResync?.();
+  };
+  return follow(filter, { onEvent, onLost, onSubscribed: confirmed }, base, token);
 }
 
 /** Watch job `id`: `progress(fraction, message, event)` as it moves, `log(line, event)`
  * for each line it logs (`event` is null for lines read from the finished job), and
  * `done(status, job)` once, when it ends ("succeeded", "failed", "dead", "cancelled",
- * or "deleted"). The job is read first (GET {base}/jobs/{id}) and again after a
+ * "skipped", or "deleted"). The job is read first (GET {base}/jobs/{id}) and again after a
  * reconnect or lost events. Returns {close(), done}: `done` is a Promise of {status, job}
  * (close() settles it with status "closed", without calling the `done` handler). */
 export function watchJob(id, { progress, log, done, base = "", token } = {}) {
@@ -199,8 +218,13 @@ export function watchJob(id, { progress, log, done, base = "", token } = {}) {
     else if (event.type === "job.deleted") finish("deleted", null);
     else if (TERMINAL.has(event.status)) read();
   };
+  let again = false; // asked to read while reading: what was read may be older
   const read = () => {
-    reading ??= (async () => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = (async () => {
       try {
         const { job } = await request(base, `/jobs/${encodeURIComponent(id)}`, token);
         if (job.progress != null) showProgress(job.progress, job.progress_message, null);
@@ -216,6 +240,10 @@ export function watchJob(id, { progress, log, done, base = "", token } = {}) {
         const queued = waiting;
         waiting = [];
         queued.forEach(apply);
+        if (again && !finished) {
+          again = false;
+          read();
+        }
       }
     })();
   };
