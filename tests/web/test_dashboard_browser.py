@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from actorwork.chromium import Chromium
 from actorwork.config import ChromiumSettings
+from actorwork.schedules import schedule
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs, hosted
 from actorwork.testing.web import served
@@ -251,4 +252,30 @@ async def test_the_pools_page_shows_a_busy_workers_job_and_its_progress_live(
     gate("pool/2").set()
     await handle.wait(timeout=DEADLINE)
     await _until(page, f'() => document.querySelector("{row}") === null')
+    await _not_reloaded(page)
+
+
+async def test_a_schedule_is_disabled_enabled_and_run_now(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    await jobs.client.add_schedule(
+        schedule("nightly", "dash.fragile", cron="0 3 * * *", payload="nightly")
+    )
+    page = await _open(browser, f"{base}/#/schedules")
+    row = "tr[data-schedule=nightly]"
+    await _until(page, f"() => document.querySelector('{row}')?.textContent.includes('enabled')")
+    fires = await page.evaluate(
+        f"() => document.querySelector('{row}').children[5].childElementCount"
+    )
+    assert fires == 3
+    await page.click(f"{row} button")  # the first: disable
+    await _until(page, f"() => document.querySelector('{row}').textContent.includes('disabled')")
+    assert [view.schedule.enabled for view in await jobs.client.schedules()] == [False]
+    await page.click(f"{row} button")  # enable again
+    await _until(page, f"() => document.querySelector('{row}').textContent.includes('enabled')")
+    async with jobs.client.events(kinds=["job.submitted"], work="dash.fragile") as events:
+        await page.click(f"{row} button:last-child")  # run now
+        with anyio.fail_after(DEADLINE):
+            submitted = await anext(aiter(events))
+    assert (await jobs.client.get(submitted.job_id)).work == "dash.fragile"
     await _not_reloaded(page)
