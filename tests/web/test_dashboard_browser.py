@@ -128,10 +128,11 @@ async def test_a_dead_job_is_retried_from_the_dead_page_and_succeeds(
     await _until(page, f'() => document.querySelector("{row} .job-retry") !== null')
     await page.screenshot({"path": str(DOCS / "dashboard-dead.png")})
     dashboard_works.BROKEN["now"] = False
-    await page.click(f"{row} .job-retry")
-    with anyio.fail_after(DEADLINE):
-        while (view := await handle.wait(timeout=DEADLINE)).status != "succeeded":
-            assert view.status in ("queued", "running"), view
+    async with jobs.client.events(job_id=handle.id, kinds=["job.succeeded"]) as events:
+        await page.click(f"{row} .job-retry")
+        with anyio.fail_after(DEADLINE):
+            await anext(aiter(events))
+    assert (await handle.view()).status == "succeeded"
     await _until(page, f'() => document.querySelector("{row}") === null')  # left the list
     await _not_reloaded(page)
 
