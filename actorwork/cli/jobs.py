@@ -434,7 +434,23 @@ async def demo_command(args: argparse.Namespace, config: Config) -> int:
             await handles[2].result()
         except JobFailed as exc:
             print(f"awaiting a dead job's result raises JobFailed:\n  {exc}")
+        if getattr(args, "dashboard", False):
+            await _demo_dashboard(jobs, args.address)
     return 0
+
+
+async def _demo_dashboard(jobs: JobSystem, address: str) -> None:
+    """Serve the dashboard over the demo's job system until SIGINT or SIGTERM."""
+    from actorwork.cli.api import parse_address, serve
+    from actorwork.web import Security, create_app
+    from actorwork.web.security import LOOPBACK_HOSTS, is_loopback
+
+    host, port = parse_address(address)
+    if not is_loopback(host):
+        raise ConfigError(f"--address {address!r}: the demo's dashboard serves loopback only")
+    app = create_app(jobs.client, security=Security(allowed_hosts=(*LOOPBACK_HOSTS, host)))
+    print("the job system keeps running; SIGINT or SIGTERM stops it")
+    await serve(app, host, port)
 
 
 def _save_artifacts(job_id: str, view: JobView, config: Config) -> Path | None:

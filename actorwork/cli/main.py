@@ -3,6 +3,7 @@
 ::
 
     actorwork demo                 # background jobs on the embedded defaults
+    actorwork demo --dashboard     # ... then kept running with the dashboard
     actorwork scheduler            # run the Scheduler at [scheduler] address
     actorwork pool [NAME ...]      # run the configured pools (all, or those named)
     actorwork submit WORK [JSON]   # submit a job (--wait to wait for its result)
@@ -12,7 +13,8 @@
     actorwork ping                 # exit 0 once the Scheduler answers (readiness)
     actorwork greet                # the actor demo over the configured transport
     actorwork serve [ACTOR ...]    # host configured actors at their addresses
-    actorwork api                  # serve the HTTP JSON API and /metrics (loopback)
+    actorwork api                  # serve the HTTP JSON API, /metrics, the dashboard
+    actorwork dashboard            # the same, and print the dashboard's URL
     actorwork image build          # build a worker image locally (no registry)
     actorwork store migrate|check  # the job store's schema (--store URL)
     actorwork config               # print the effective configuration
@@ -326,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         "argparse._SubParsersAction[argparse.ArgumentParser]",  # noqa: SLF001 - its type
         parser.add_subparsers(dest="command", required=True),
     )
-    commands.add_parser("demo", help="run background jobs on the embedded defaults")
+    _add_demo_command(commands)
     commands.add_parser("scheduler", help="run the Scheduler at the configured address")
     pool = commands.add_parser("pool", help="run configured pools")
     pool.add_argument("pools", nargs="*", help="pool names (default: every configured pool)")
@@ -412,6 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="run background jobs on the embedded defaults")
+    demo.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="then keep the job system running with the dashboard, and print its URL",
+    )
+    demo.add_argument(
+        "--address", default="127.0.0.1:7480", help="the dashboard's HOST:PORT (loopback)"
+    )
+
+
 def _add_schedules_command(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -480,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             "image": image_command,
             "store": store_command,
             "api": api_command,
+            "dashboard": api_command,
             **cli_jobs.COMMANDS,
         }
         return anyio.run(runners[args.command], args, config)

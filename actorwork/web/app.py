@@ -54,6 +54,7 @@ from actorwork.messages import (
 )
 from actorwork.web.metrics import Metrics
 from actorwork.web.openapi import openapi_document
+from actorwork.web.pages import dashboard_routes
 from actorwork.web.security import Guard, Security
 from actorwork.web.ws import serve_socket
 
@@ -262,10 +263,13 @@ class _Api:
         for artifact in artifacts:
             if artifact.name == name:
                 safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+                # Shown in the browser (?view=1) only as a type that runs no script.
+                shown = "view" in request.query_params and artifact.media_type in _VIEWABLE
+                disposition = "inline" if shown else "attachment"
                 return Response(
                     artifact.data,
                     media_type=artifact.media_type,
-                    headers={"content-disposition": f'attachment; filename="{safe}"'},
+                    headers={"content-disposition": f'{disposition}; filename="{safe}"'},
                 )
         raise ApiError(404, f"job {job_id!r} has no artifact {name!r}", "artifact", name)
 
@@ -376,6 +380,9 @@ class _Api:
         return Response(body, media_type=media_type)
 
 
+#: Artifact types a browser may show in place (``?view=1``): none of them runs script.
+_VIEWABLE = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
+
 _SUBMIT_OPTIONS: dict[str, Any] = {
     "queue": str,
     "priority": int,
@@ -477,6 +484,7 @@ def create_app(
     if (client is None) == (config is None):
         raise ValueError("create_app needs a client or a config, and not both")
     api = _Api(client, Metrics())
+    security = security or Security()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -522,6 +530,7 @@ def create_app(
         Route("/openapi.json", api.openapi, methods=["GET"]),
         WebSocketRoute("/ws", api.socket),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        *dashboard_routes(security),
     ]
 
     async def not_here(request: Request, exc: Exception) -> Response:
@@ -536,7 +545,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_here, 405: not_here},
-        middleware=[Middleware(Guard, security=security or Security())],
+        middleware=[Middleware(Guard, security=security)],
         lifespan=lifespan,
     )
     app.state.api = api

@@ -210,6 +210,8 @@ def _paths(payloads: dict[str, Any] | None) -> dict[str, Any]:
                     _param(
                         "artifact", {"type": "string", "minLength": 1, "maxLength": MAX_KEY}, "path"
                     ),
+                    # Present: shown in the browser (inline) if a PDF, PNG, JPEG or plain text.
+                    _param("view", {"type": "string"}),
                 ],
                 "responses": {"200": {"description": "the artifact's bytes"}, **_errors(404)},
             }

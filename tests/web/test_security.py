@@ -92,4 +92,8 @@ def test_decide_names_a_null_origin() -> None:
     refusal = decide(Security(), "POST", {"host": "127.0.0.1:7480", "origin": "null"})
     assert refusal is not None
     assert (refusal.status, refusal.value) == (403, "null")
-    assert decide(Security(), "GET", {"host": "evil.example"}) is None
+    # A foreign Host is refused on reads too: a DNS name rebound to loopback must not
+    # make another site's page same-origin with the API.
+    refusal = decide(Security(), "GET", {"host": "evil.example"})
+    assert refusal is not None
+    assert (refusal.status, refusal.field) == (403, "host")
