@@ -75,7 +75,7 @@ T = TypeVar("T")
 #: Commits of at most this many rows may run on the caller's thread (see the docstring).
 _INLINE_ROWS = 16
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Pages one step of :meth:`_Database.reclaim` gives back (4 MiB of 4 KiB pages).
 _RECLAIM_PAGES = 1024
@@ -104,7 +104,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress_message TEXT NOT NULL,
     result BLOB,
     depends_on BLOB,
-    dep_when TEXT NOT NULL DEFAULT 'succeeded'
+    dep_when TEXT NOT NULL DEFAULT 'succeeded',
+    workflow TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    policy TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
@@ -140,10 +143,14 @@ CREATE TABLE IF NOT EXISTS leader (
 );
 """
 
+#: The nodes of a workflow, found by its id (made after the columns, which a file of an
+#: older schema gains in its migration).
+_WORKFLOW_INDEX = "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs (workflow, seq)"
+
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
     "unique_key, due, seq, created, updated, error, progress, progress_message, "
-    "depends_on, dep_when, result"
+    "depends_on, dep_when, workflow, path, policy, result"
 )
 
 #: A job's result: its own column in files made before schema version 3 (NULL since),
@@ -220,7 +227,7 @@ class _Database:
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check says {check!r}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, 1, 2, 3, SCHEMA_VERSION):  # older ones lack what the schema adds
+        if version not in (0, 1, 2, 3, 4, SCHEMA_VERSION):  # older ones lack what the schema adds
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this actorwork knows ({SCHEMA_VERSION})"
             )
@@ -228,6 +235,7 @@ class _Database:
         db.executescript(_SCHEMA)
         if tables and version < SCHEMA_VERSION:
             self._migrate(version, vacuum=vacuum != 2)
+        db.execute(_WORKFLOW_INDEX)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate(self, version: int, *, vacuum: bool) -> None:
@@ -241,6 +249,9 @@ class _Database:
             db.execute("ALTER TABLE jobs ADD COLUMN depends_on BLOB")
         if "dep_when" not in columns:
             db.execute("ALTER TABLE jobs ADD COLUMN dep_when TEXT NOT NULL DEFAULT 'succeeded'")
+        for column in ("workflow", "path", "policy"):
+            if column not in columns:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         # A job's own copy of its result goes where the committed record holds the same.
         db.execute(
             f"UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND result = {_COMMITTED}"
@@ -351,9 +362,11 @@ class _Database:
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
         given = (
             ("work = ?", work),
+            ("workflow = ?", workflow),
             ("created >= ?", since),
             ("created < ?", until),
             ("seq < ?", before),
@@ -615,6 +628,9 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.progress_message,
         _encoder.encode(list(job.depends_on)) if job.depends_on else None,
         job.when,
+        job.workflow,
+        job.path,
+        job.policy,
         None,  # the result is its committed record in ``results``
     )
 
@@ -647,6 +663,9 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         progress_message,
         depends_on,
         when,
+        workflow,
+        path,
+        policy,
         result,
     ) = row
     return Job(
@@ -671,6 +690,9 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         result=None if result is None else _load(result, files),
         depends_on=() if depends_on is None else tuple(msgspec.msgpack.decode(depends_on)),
         when=when,
+        workflow=workflow,
+        path=path,
+        policy=policy,
     )
 
 
@@ -839,9 +861,19 @@ class SQLiteStore:
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
         return await self._run(
-            lambda db: db.find(status, queue, limit, before, work=work, since=since, until=until)
+            lambda db: db.find(
+                status,
+                queue,
+                limit,
+                before,
+                work=work,
+                since=since,
+                until=until,
+                workflow=workflow,
+            )
         )
 
     async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
