@@ -402,7 +402,7 @@ class _Compiler:
         if isinstance(node, Condition):
             spec = _GatherSpec(mode="pass", source=after or "")
         else:
-            spec = _GatherSpec(mode="list", exclude=(expander,))
+            spec = _GatherSpec(mode="list", exclude=(*before, expander))
         return self.submit(path, GATHER, _encoder.encode(spec), [*before, expander])
 
 
@@ -423,14 +423,16 @@ async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
     """Decide a condition or a fan-out, where work runs; the nodes to add."""
     compiler = _Compiler(spec.workflow, spec.policy, [])
     node, previous = spec.node, ctx.previous
+    tails: list[str] = []
     if isinstance(node, Condition):
         taken = await _call(node.check, ctx, previous)
         branch, segment = (node.then, "then") if taken else (node.otherwise, "otherwise")
-        tail = (
-            None if branch is None else compiler.node(branch, _join(spec.path, segment), ctx.job_id)
-        )
+        if branch is not None:
+            # The branch runs after the node before the condition, and reads its value.
+            before = next(iter(ctx.parents), None)
+            tail = compiler.node(branch, _join(spec.path, segment), before)
+            tails = [tail] if tail else []
         decision = segment if branch is not None else ""
-        tails = [tail] if tail else []
         return Expansion(jobs=compiler.jobs, gather=spec.gather, tails=tails, decision=decision)
     if not isinstance(previous, list):
         raise WorkFailed(
@@ -438,7 +440,6 @@ async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
             f"got {type(previous).__name__}: {previous!r}"
         )
     item_work = default_registry.get(node.work)
-    tails = []
     for index, item in enumerate(previous):
         payload = item_work.encode_payload(item)
         path = _join(spec.path, f"[{index}]")

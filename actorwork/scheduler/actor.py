@@ -620,9 +620,10 @@ class Scheduler(Actor):
                 self._told_started.discard(key)
                 job = self.state.jobs.get(result.job_id)
                 self.subscribers.publish(result_events(result, job, started))
-            if result.outcome == "succeeded" and self.state.jobs.get(result.job_id, None):
-                result = self._expand(result, now)
-            self._apply(self.state.result(pool, result, now), None)
+            applied = result
+            if result.outcome == "succeeded" and result.job_id in self.state.jobs:
+                applied = self._expand(result, now)
+            self._apply(self.state.result(pool, applied, now), None)
 
     def _expand(self, result: WorkResult, now: Now) -> WorkResult:
         """Add the nodes a workflow's expander decided on, before its result is applied,
@@ -639,6 +640,9 @@ class Scheduler(Actor):
             error = f"workflow node {job.path!r} could not add its nodes: {exc}"
             return msgspec.structs.replace(result, outcome="failed", value=None, error=error)
         for child in jobs:
+            # Its parents are the expander, live, or the node before it, whose outcome
+            # the expander's own gate learnt.
+            child.parents.update((p, job.parents[p]) for p in child.depends_on if p in job.parents)
             self._apply(self.state.submit(child, now), None)
         self._apply(self.state.extend(expansion.gather, expansion.tails, now), None)
         return result

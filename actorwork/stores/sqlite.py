@@ -291,7 +291,7 @@ class _Database:
                 self._check_epoch(self.epoch)
             if batch.schedules:
                 _write_schedules(db, batch.schedules)
-            placeholders = ", ".join("?" * 21)
+            placeholders = ", ".join("?" * (_COLUMNS.count(",") + 1))
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
                 batch.rows,
