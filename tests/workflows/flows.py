@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import anyio
 import msgspec
 
 from actorwork import WorkContext, WorkFailed, work
@@ -95,5 +98,42 @@ def broken(plan: Plan) -> Node:
     return sequence(
         start=step(value, 1),
         branches=parallel(bad=step(fail, plan.fail or "planned"), good=step(value, 2)),
+        total=step(total),
+    )
+
+
+@work(name="wf_wait_for", retries=0)
+async def wait_for(ctx: WorkContext, path: str) -> str:
+    """Wait until the file ``path`` exists (or the job is told to stop)."""
+    while not await anyio.Path(path).exists():
+        if ctx.checkin():
+            return "stopped"
+        await anyio.sleep(0.01)
+    return "seen"
+
+
+@work(name="wf_flaky", retries=0)
+def flaky(path: str) -> int:
+    """Fail unless the file ``path`` exists; then 1."""
+    if not os.path.exists(path):
+        raise WorkFailed(f"{path} is missing")
+    return 1
+
+
+class Gates(msgspec.Struct, kw_only=True):
+    """Files the test creates to let nodes on: ``release`` for the slow branch."""
+
+    release: str
+    fix: str = ""
+
+
+@workflow
+def slow_and_bad(gates: Gates) -> Node:
+    """A branch that fails beside one that waits for the test, then a step after it."""
+    return sequence(
+        branches=parallel(
+            bad=step(flaky, gates.fix or "/nonexistent"),
+            slow=sequence(wait=step(wait_for, gates.release), after=step(value, 7)),
+        ),
         total=step(total),
     )

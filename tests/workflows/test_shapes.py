@@ -28,7 +28,8 @@ async def test_a_sequence_runs_its_steps_in_order_each_reading_the_one_before() 
     first = tree.nodes[0]
     assert first.job_id == f"{flow}:chain.first"
     assert first.attempts == 1
-    assert first.seconds is not None and first.started is not None
+    assert first.started is not None
+    assert first.seconds is not None
 
 
 async def test_a_parallel_group_gathers_its_childrens_values_for_the_next_step() -> None:
