@@ -9,6 +9,7 @@ import msgspec
 
 from actorwork import WorkContext, WorkFailed, work
 from actorwork.workflow import Node, for_each, parallel, sequence, step, when, workflow
+from tests.jobs.works import record
 
 
 class Plan(msgspec.Struct, kw_only=True):
@@ -136,4 +137,39 @@ def slow_and_bad(gates: Gates) -> Node:
             slow=sequence(wait=step(wait_for, gates.release), after=step(value, 7)),
         ),
         total=step(total),
+    )
+
+
+class Slow(msgspec.Struct, kw_only=True):
+    """One item of the restart test's fan-out: its number, and where runs are noted."""
+
+    history: str
+    n: int
+    seconds: float = 0.3
+
+
+@work(name="wf_slow_items")
+def slow_items(slow: Slow) -> list[Slow]:
+    """``slow.n`` items of the same history."""
+    return [Slow(history=slow.history, n=i, seconds=slow.seconds) for i in range(slow.n)]
+
+
+@work(name="wf_slow_square")
+async def slow_square(ctx: WorkContext, slow: Slow) -> int:
+    """``n * n`` after ``seconds``; notes its start and end in the history."""
+    record(slow.history, "start", ctx.job_id, ctx.attempt)
+    await anyio.sleep(slow.seconds)
+    record(slow.history, "end", ctx.job_id, ctx.attempt)
+    return slow.n * slow.n
+
+
+@workflow
+def durable(slow: Slow) -> Node:
+    """A fan-out of slow squares, a condition on their total, and a last step."""
+    return sequence(
+        split=step(slow_items, slow),
+        squares=for_each(slow_square),
+        total=step(total),
+        check=when(positive, then=step(value, 1000)),
+        last=step(value, 1),
     )
