@@ -720,6 +720,7 @@ class Client(anyio.abc.AsyncResource):
         status: str | None = None,
         kinds: Iterable[str] | None = None,
         buffer: int = 1000,
+        workflow: str | None = None,
     ) -> EventStream:
         """The Scheduler's events as they happen, those passing the filter (see
         :mod:`actorwork.events`): an async iterator, and an async context manager whose
@@ -732,10 +733,13 @@ class Client(anyio.abc.AsyncResource):
         At most ``buffer`` events wait for this subscriber, at the Scheduler and here;
         past that they are dropped and an :class:`~actorwork.events.EventsLost` says how
         many (list the jobs again to resync). ValueError names an unknown kind.
+        ``workflow`` keeps the events of that workflow's nodes, each tagged with its path.
         """
         if buffer < 1:
             raise UsageError(f"buffer must be at least 1, got {buffer!r}")
-        filter = make_filter(job_id=job_id, work=work, queue=queue, status=status, kinds=kinds)
+        filter = make_filter(
+            job_id=job_id, work=work, queue=queue, status=status, kinds=kinds, workflow=workflow
+        )
         return EventStream(self, filter, buffer)
 
     async def scheduler_ref(self) -> ActorRef:
