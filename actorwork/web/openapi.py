@@ -19,7 +19,9 @@ from actorwork.messages import (
     QueueView,
     ScheduleView,
 )
+from actorwork.web.workflows import workflow_paths
 from actorwork.work import Work
+from actorwork.workflow import WorkflowView
 
 __all__ = ["openapi_document"]
 
@@ -223,6 +225,7 @@ def _paths(payloads: dict[str, Any] | None) -> dict[str, Any]:
                 "responses": {**_JOB, **_errors(404, 409)},
             }
         },
+        **workflow_paths(_NAME, _ok, _errors),
         "/jobs/{action}/by-filter": {
             "post": {
                 "parameters": [
@@ -371,7 +374,7 @@ def _JOB_201() -> dict[str, Any]:  # noqa: N802 - reads as the constant it stand
     return {"201": _JOB["200"]}
 
 
-_VIEWS = (JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView)
+_VIEWS = (JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView, WorkflowView)
 _documents: dict[tuple[str, ...] | None, dict[str, Any]] = {}
 
 
