@@ -144,8 +144,10 @@ CREATE TABLE IF NOT EXISTS leader (
 """
 
 #: The nodes of a workflow, found by its id (made after the columns, which a file of an
-#: older schema gains in its migration).
-_WORKFLOW_INDEX = "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs (workflow, seq)"
+#: older schema gains in its migration). Partial: a job of no workflow never writes it.
+_WORKFLOW_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs (workflow, seq) WHERE workflow <> ''"
+)
 
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
@@ -366,7 +368,7 @@ class _Database:
     ) -> list[Job]:
         given = (
             ("work = ?", work),
-            ("workflow = ?", workflow),
+            ("workflow = ? AND workflow <> ''", workflow),  # the partial index's condition
             ("created >= ?", since),
             ("created < ?", until),
             ("seq < ?", before),
