@@ -58,6 +58,7 @@ from actorwork.work import Work, WorkContext, default_registry, work
 __all__ = [
     "EXPAND",
     "GATHER",
+    "NOT_TAKEN",
     "Condition",
     "Expansion",
     "ForEach",
@@ -69,6 +70,7 @@ __all__ = [
     "WorkflowNode",
     "WorkflowView",
     "compile_workflow",
+    "depth",
     "for_each",
     "node_id",
     "parallel",
@@ -79,6 +81,9 @@ __all__ = [
     "workflow",
     "workflow_view",
 ]
+
+#: How the error of a node of a branch not taken starts.
+NOT_TAKEN = "branch not taken"
 
 #: The built-in works of the nodes a workflow adds beside the user's steps.
 EXPAND = "actorwork.workflow.expand"
@@ -299,6 +304,10 @@ class Expansion(msgspec.Struct, frozen=True, kw_only=True):
     jobs: list[SubmitJob]
     gather: str
     tails: list[str]
+    #: The nodes of the branch a condition did not take: added as ``skipped`` with
+    #: ``reason``, so the tree shows them; a retry leaves them alone.
+    skipped: list[SubmitJob] = []
+    reason: str = ""
     #: The branch a condition took (``then``, ``otherwise``, or "" for none), or the
     #: number of children a fan-out made.
     decision: str = ""
@@ -426,14 +435,24 @@ async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
     tails: list[str] = []
     if isinstance(node, Condition):
         taken = await _call(node.check, ctx, previous)
+        # The branches run after the node before the condition, and read its value.
+        before = next(iter(ctx.parents), None)
         branch, segment = (node.then, "then") if taken else (node.otherwise, "otherwise")
+        other, other_segment = (node.otherwise, "otherwise") if taken else (node.then, "then")
         if branch is not None:
-            # The branch runs after the node before the condition, and reads its value.
-            before = next(iter(ctx.parents), None)
             tail = compiler.node(branch, _join(spec.path, segment), before)
             tails = [tail] if tail else []
-        decision = segment if branch is not None else ""
-        return Expansion(jobs=compiler.jobs, gather=spec.gather, tails=tails, decision=decision)
+        left = _Compiler(spec.workflow, spec.policy, [])
+        if other is not None:
+            left.node(other, _join(spec.path, other_segment), before)
+        return Expansion(
+            jobs=compiler.jobs,
+            gather=spec.gather,
+            tails=tails,
+            decision=segment if branch is not None else "",
+            skipped=left.jobs,
+            reason=f"{NOT_TAKEN}: {node.check} returned {taken!r}",
+        )
     if not isinstance(previous, list):
         raise WorkFailed(
             f"for_each at {spec.path!r} needs a list from the node before it, "
@@ -509,8 +528,9 @@ class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def workflow_view(workflow_id: str, jobs: list[JobView]) -> WorkflowView:
-    """The tree of ``workflow_id`` from its nodes' jobs, in the order they were added."""
-    nodes = [_node(job) for job in jobs]
+    """The tree of ``workflow_id`` from its nodes' jobs, given in the order they were
+    added: each node before its children, siblings in the order they were added."""
+    nodes = [_node(job) for job in _tree_order(jobs)]
     statuses = {node.status for node in nodes}
     if statuses - TERMINAL:
         status = "running"
@@ -523,6 +543,25 @@ def workflow_view(workflow_id: str, jobs: list[JobView]) -> WorkflowView:
     name = nodes[0].path.split(".")[0].split("[")[0] if nodes else ""
     policy = next((job.policy for job in jobs if job.policy), "")
     return WorkflowView(id=workflow_id, name=name, status=status, policy=policy, nodes=nodes)
+
+
+def _prefixes(path: str) -> list[str]:
+    """``a.b[2]`` → ``a``, ``a.b``, ``a.b[2]``."""
+    cuts = [i for i, char in enumerate(path) if char in ".["]
+    return [path[:cut] for cut in cuts] + [path]
+
+
+def _tree_order(jobs: list[JobView]) -> list[JobView]:
+    first: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        for prefix in _prefixes(job.path):
+            first.setdefault(prefix, index)
+    return sorted(jobs, key=lambda job: [first[prefix] for prefix in _prefixes(job.path)])
+
+
+def depth(path: str) -> int:
+    """How deep a node is in its tree: 0 for a child of the root (``report.fetch``)."""
+    return max(0, len(_prefixes(path)) - 2)
 
 
 def _node(job: JobView) -> WorkflowNode:
@@ -546,9 +585,16 @@ def _node(job: JobView) -> WorkflowNode:
 
 def retry_order(jobs: list[JobView]) -> list[str]:
     """The ids of a workflow's nodes to run again (those that ended otherwise than
-    succeeded), each after those of them it depends on, so a node retried waits for its
-    retried parents. ``jobs`` are in the order they were added."""
-    todo = {job.id: job for job in jobs if job.status in TERMINAL and job.status != "succeeded"}
+    succeeded, but the branches a condition did not take), each after those of them it
+    depends on, so a node retried waits for its retried parents. ``jobs`` are in the
+    order they were added."""
+    todo = {
+        job.id: job
+        for job in jobs
+        if job.status in TERMINAL
+        and job.status != "succeeded"
+        and not job.error.startswith(NOT_TAKEN)
+    }
     blocking = {
         job_id: sum(parent in todo for parent in job.depends_on) for job_id, job in todo.items()
     }

@@ -636,6 +636,7 @@ class Scheduler(Actor):
         try:
             expansion = _expansion.decode(result.value)
             jobs = [self._build_job(submit, now) for submit in expansion.jobs]
+            skipped = [self._build_job(submit, now) for submit in expansion.skipped]
         except (msgspec.DecodeError, msgspec.ValidationError, ActorworkError, ValueError) as exc:
             error = f"workflow node {job.path!r} could not add its nodes: {exc}"
             return msgspec.structs.replace(result, outcome="failed", value=None, error=error)
@@ -644,6 +645,8 @@ class Scheduler(Actor):
             # the expander's own gate learnt.
             child.parents.update((p, job.parents[p]) for p in child.depends_on if p in job.parents)
             self._apply(self.state.submit(child, now), None)
+        for child in skipped:
+            self._apply(self.state.skip(child, expansion.reason, now), None)
         self._apply(self.state.extend(expansion.gather, expansion.tails, now), None)
         return result
 

@@ -358,6 +358,15 @@ class SchedulerState:
         self._enqueue(job)
         return [Persist(job), *self._dispatch(now)]
 
+    def skip(self, job: Job, reason: str, now: Now) -> list[Effect]:
+        """Add ``job`` as ended ``skipped`` with ``reason`` (a node of a workflow's branch
+        not taken); nothing if a job of its id exists."""
+        if job.id in self.jobs:
+            return []
+        self._track(job)
+        job.error = reason
+        return self._finish(job, "skipped", now)
+
     def extend(self, job_id: str, parents: list[str], now: Now) -> list[Effect]:
         """Make the waiting job ``job_id`` wait for ``parents`` too (the nodes a
         workflow's expansion added before its gathering node). Nothing if it is not

@@ -54,7 +54,7 @@ async def test_a_condition_that_holds_runs_its_branch_and_passes_its_input_on() 
         tree = await jobs.client.workflow(flow)
     nodes = by_path(tree)
     assert nodes["gate.check.then"] == ("succeeded", 1003)
-    assert "gate.check.otherwise" not in nodes
+    assert nodes["gate.check.otherwise"] == ("skipped", None)  # shown, never run
     assert nodes["gate.check"] == ("succeeded", 3)
     assert nodes["gate.after"] == ("succeeded", 8)
     assert tree.status == "succeeded"
@@ -65,15 +65,25 @@ async def test_a_condition_that_fails_runs_the_other_branch_or_none() -> None:
         other = await jobs.client.submit_workflow(flows.gate, -2)
         none = await jobs.client.submit_workflow(flows.gate_without_else, 0)
         await jobs.run_until_idle()
-        nodes = by_path(await jobs.client.workflow(other))
+        tree = await jobs.client.workflow(other)
         bare = await jobs.client.workflow(none)
+        # A retry leaves the branch not taken alone: the workflow succeeded.
+        again = await jobs.client.retry_workflow(other)
+        await jobs.run_until_idle()
+    nodes = by_path(tree)
     assert nodes["gate.check.otherwise"] == ("succeeded", -1002)
-    assert "gate.check.then" not in nodes
+    assert nodes["gate.check.then"] == ("skipped", None)
     assert nodes["gate.after"] == ("succeeded", 3)
-    assert [node.path for node in bare.nodes] == [
-        "gate_without_else.start",
-        "gate_without_else.check.check",
-        "gate_without_else.check",
+    assert tree.status == "succeeded"
+    not_taken = next(n for n in tree.nodes if n.path == "gate.check.then")
+    assert not_taken.error == "branch not taken: wf_positive returned False"
+    assert not_taken.attempts == 0
+    assert [(n.path, n.status) for n in again.nodes] == [(n.path, n.status) for n in tree.nodes]
+    assert [(node.path, node.status) for node in bare.nodes] == [
+        ("gate_without_else.start", "succeeded"),
+        ("gate_without_else.check", "succeeded"),
+        ("gate_without_else.check.check", "succeeded"),
+        ("gate_without_else.check.then", "skipped"),
     ]
     assert bare.status == "succeeded"
 
