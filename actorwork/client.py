@@ -641,7 +641,9 @@ class Client(anyio.abc.AsyncResource):
         once they are durably stored (see :mod:`actorwork.workflow`).
 
         ``policy`` (``stop`` or ``finish``) overrides the workflow's. Submitting an id
-        again submits nothing new: its nodes exist.
+        again submits nothing new: its nodes exist. A node the Scheduler refuses (its
+        work unknown there) raises naming its path; the nodes before it are stored, and
+        :meth:`cancel_workflow` ends them.
         """
         if not isinstance(flow, Workflow):
             raise UsageError(f"submit_workflow takes a @workflow function, got {flow!r}")

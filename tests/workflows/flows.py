@@ -173,3 +173,9 @@ def durable(slow: Slow) -> Node:
         check=when(positive, then=step(value, 1000)),
         last=step(value, 1),
     )
+
+
+@workflow
+def ghost() -> Node:
+    """A step whose work no one registered."""
+    return sequence(step=step("no.such.work", 1))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import pytest
 
 from actorwork.client import Client
+from actorwork.errors import WorkNotFound
 from actorwork.testing import job_system
 from actorwork.workflow import WorkflowView
 from tests.workflows import flows
@@ -102,3 +104,28 @@ async def test_retry_runs_again_only_the_failed_and_skipped_nodes(tmp_path: Path
     for path in ("slow_and_bad.branches.slow.wait", "slow_and_bad.branches.slow.after"):
         assert new[path].attempts == 1, path  # succeeded before: not run again
         assert new[path].started == old[path].started, path
+
+
+async def test_a_skipped_job_retried_waits_for_its_parents_again(tmp_path: Path) -> None:
+    fix = tmp_path / "fixed"
+    async with job_system(MODULES) as jobs:
+        parent = await jobs.submit(flows.flaky, str(fix))
+        child = await jobs.submit(flows.value, 1, depends_on=[parent])
+        await jobs.run_until_idle()
+        assert await child.status() == "skipped"
+        again = await jobs.client.retry(child.id)  # its parent still failed: skipped again
+        assert again.status == "skipped"
+        assert again.error.startswith(f"parent {parent.id!r} ended failed")
+        await anyio.Path(fix).touch()
+        await jobs.client.retry(parent.id)
+        waiting = await jobs.client.retry(child.id)
+        assert waiting.status == "waiting"
+        await jobs.run_until_idle()
+        assert await child.result() == 2  # 1 + the parent's 1
+        assert (await child.view()).attempt == 1
+
+
+async def test_a_step_of_unknown_work_is_refused_naming_its_node() -> None:
+    async with job_system(MODULES) as jobs:
+        with pytest.raises(WorkNotFound, match=r"workflow node 'ghost.step': unknown work"):
+            await jobs.client.submit_workflow(flows.ghost)
