@@ -540,6 +540,8 @@ def format_job(
         lines.append(f"  after    {parents} (runs when they {view.when})")
     if view.waiting:
         lines.append(f"  waiting  {view.waiting}")
+    if view.workflow:
+        lines.append(f"  node     {view.path} of workflow {view.workflow}")
     earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
     if earlier:
         lines.append("  earlier attempts:")

@@ -3,6 +3,7 @@ values they pass on, and the tree shows every node with its path and status."""
 
 from __future__ import annotations
 
+from actorwork.cli.jobs import format_job
 from actorwork.testing import job_system
 from tests.workflows import flows
 
@@ -18,6 +19,8 @@ async def test_a_sequence_runs_its_steps_in_order_each_reading_the_one_before() 
         flow = await jobs.client.submit_workflow(flows.chain)
         await jobs.run_until_idle()
         tree = await jobs.client.workflow(flow)
+        shown = format_job(await jobs.client.get(f"{flow}:chain.second"))
+    assert f"  node     chain.second of workflow {flow}" in shown
     assert tree.status == "succeeded"
     assert tree.name == "chain"
     assert by_path(tree) == {

@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from actorwork.cli.jobs import format_workflow
 from actorwork.client import Client
 from actorwork.errors import WorkNotFound
 from actorwork.testing import job_system
@@ -44,6 +45,14 @@ async def test_stop_ends_the_rest_of_the_workflow_at_the_first_failure(tmp_path:
     assert got["slow_and_bad.total"] == "skipped"
     after = next(n for n in tree.nodes if n.path == "slow_and_bad.branches.slow.after")
     assert "stopped: node 'slow_and_bad.branches.bad' ended failed" in after.error
+    shown = format_workflow(tree).splitlines()
+    assert shown[0] == f"workflow {flow}  slow_and_bad  failed  (on failure: stop)"
+    [bad] = [line for line in shown if line.strip().startswith("slow_and_bad.branches.bad ")]
+    assert bad.startswith("    slow_and_bad.branches.bad")  # indented under its group
+    status, took, attempts = bad.split()[1:4]
+    assert (status, attempts) == ("failed", "attempts=1")
+    assert took.endswith("s")
+    assert "is missing" in bad  # its error
 
 
 async def test_finish_runs_what_does_not_depend_on_the_failed_node(tmp_path: Path) -> None:
