@@ -21,7 +21,7 @@ from actorwork.messages import (
 )
 from actorwork.web.workflows import workflow_paths
 from actorwork.work import Work
-from actorwork.workflow import WorkflowView
+from actorwork.workflow import EXPAND, GATHER, WorkflowView
 
 __all__ = ["openapi_document"]
 
@@ -381,6 +381,8 @@ _documents: dict[tuple[str, ...] | None, dict[str, Any]] = {}
 def openapi_document(works: Sequence[Work] | None = None) -> dict[str, Any]:
     """The document served at ``/openapi.json``; with ``works``, a submit's body lists
     them, each with its payload's schema (else any work name, any payload)."""
+    if works is not None:  # a workflow's own nodes are not for submitting by hand
+        works = [work for work in works if work.name not in (EXPAND, GATHER)]
     key = None if works is None else tuple(sorted(work.name for work in works))
     document = _documents.get(key)
     if document is not None:

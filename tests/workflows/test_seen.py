@@ -3,6 +3,7 @@ the path; the API shows, cancels and retries it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -84,3 +85,6 @@ async def test_the_api_shows_cancels_and_retries_a_workflow(
     spec = (await http.get("/openapi.json")).json()
     assert set(spec["paths"]["/workflows/{workflow_id}/{action}"]) == {"post"}
     assert "WorkflowView" in spec["components"]["schemas"]
+    submit = json.dumps(spec["paths"]["/jobs"]["post"])
+    assert "wf_value" in submit  # the works a submit lists: the user's,
+    assert "actorwork.workflow." not in submit  # not a workflow's own nodes
