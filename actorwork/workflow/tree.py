@@ -1,50 +1,10 @@
-"""Workflows: code plus input that builds a tree of jobs, run and watched as one.
-
-::
-
-    @actorwork.workflow
-    def report(month: str) -> actorwork.Node:
-        return sequence(
-            fetch=step(fetch_rows, month),
-            charts=parallel(bar=step(chart, "bar"), pie=step(chart, "pie")),
-            mail=when(has_rows, then=step(send_mail, month)),
-            pdf=step(render_pdf, month),
-        )
-
-    flow = await client.submit_workflow(report, "2026-11")
-    tree = await client.workflow(flow.id)       # every node: path, status, result, times
-
-A workflow function runs once, where the workflow is submitted, and returns its tree
-(:func:`step`, :func:`sequence`, :func:`parallel`, :func:`when`, :func:`for_each`).
-Every node has a path (``report.charts.bar``, ``report.pages[2]``) and is a job of its
-own, with its status, attempts, logs, result and timings; the job's id is the
-workflow's id and the path (``wf-…:report.charts.bar``). A step runs after the node
-before it and reads that node's return value as ``ctx.previous``; a parallel group's
-value is its children's values (a list, or a dict when they are named), gathered once
-they all succeeded (fan-in).
-
-Design. The tree is compiled into ordinary jobs linked by ``depends_on``: the
-Scheduler already holds a job until its parents end, skips it when one cannot satisfy
-it, and keeps that graph durable across restarts, so a workflow needs no coordinator
-of its own that could be lost. What a tree cannot say in advance — which branch a
-condition takes, how many children a fan-out has — is decided by a small *expander*
-job (``actorwork.workflow.expand``) that runs where work runs: it calls the condition
-(a registered work, never code sent over the wire) or reads the list a step returned,
-and returns the nodes to add. The Scheduler adds them in the same commit as the
-expander's result, and makes the group's *gathering* node (``actorwork.workflow.gather``,
-at the group's own path) wait for them too, so whatever follows the group waits for
-them: a restart between the two cannot lose or double them.
-
-Failure policy: ``stop`` ends the rest of the workflow when a node fails (pending
-nodes skipped, running ones cancelled); ``finish`` runs every node that does not
-depend on the failed one. A node's dependants are skipped in both.
-"""
+"""A workflow's tree: its nodes, registering the function that builds it, compiling it
+into jobs, and the two built-in works that decide and gather (see :mod:`actorwork.workflow`)."""
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -52,7 +12,7 @@ from typing import Any, Literal, overload
 import msgspec
 
 from actorwork.errors import UsageError, WorkFailed
-from actorwork.messages import TERMINAL, JobView, SubmitJob
+from actorwork.messages import SubmitJob
 from actorwork.work import Work, WorkContext, default_registry, work
 
 __all__ = [
@@ -64,22 +24,18 @@ __all__ = [
     "ForEach",
     "Node",
     "Parallel",
+    "Policy",
     "Sequence",
     "Step",
     "Workflow",
-    "WorkflowNode",
-    "WorkflowView",
     "compile_workflow",
-    "depth",
     "for_each",
     "node_id",
     "parallel",
-    "retry_order",
     "sequence",
     "step",
     "when",
     "workflow",
-    "workflow_view",
 ]
 
 #: How the error of a node of a branch not taken starts.
@@ -485,131 +441,3 @@ def gather(ctx: WorkContext, spec: _GatherSpec) -> Any:
     if spec.mode == "dict":
         return dict(zip(spec.names, values, strict=False))
     return values
-
-
-# --- seeing it ---------------------------------------------------------------------------
-
-
-class WorkflowNode(msgspec.Struct, frozen=True, kw_only=True):
-    """One node of a workflow as it is now: a job, at a path."""
-
-    path: str
-    job_id: str
-    work: str
-    status: str
-    attempts: int
-    error: str = ""
-    #: The return value (decoded), once it succeeded.
-    result: Any = None
-    created: float = 0.0
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        """How long its latest attempt ran, once it ended."""
-        if self.started is None or self.finished is None:
-            return None
-        return max(0.0, self.finished - self.started)
-
-
-class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
-    """A workflow's tree: its nodes in the order they were added, and one status.
-
-    ``status`` is ``running`` while a node has not ended, then ``failed`` if one failed,
-    ``cancelled`` if one was cancelled, else ``succeeded``.
-    """
-
-    id: str
-    name: str
-    status: str
-    policy: str
-    nodes: list[WorkflowNode]
-
-
-def workflow_view(workflow_id: str, jobs: list[JobView]) -> WorkflowView:
-    """The tree of ``workflow_id`` from its nodes' jobs, given in the order they were
-    added: each node before its children, siblings in the order they were added."""
-    nodes = [_node(job) for job in _tree_order(jobs)]
-    statuses = {node.status for node in nodes}
-    if statuses - TERMINAL:
-        status = "running"
-    elif statuses & {"failed", "dead"}:
-        status = "failed"
-    elif "cancelled" in statuses:
-        status = "cancelled"
-    else:
-        status = "succeeded"
-    name = nodes[0].path.split(".")[0].split("[")[0] if nodes else ""
-    policy = next((job.policy for job in jobs if job.policy), "")
-    return WorkflowView(id=workflow_id, name=name, status=status, policy=policy, nodes=nodes)
-
-
-def _prefixes(path: str) -> list[str]:
-    """``a.b[2]`` → ``a``, ``a.b``, ``a.b[2]``."""
-    cuts = [i for i, char in enumerate(path) if char in ".["]
-    return [path[:cut] for cut in cuts] + [path]
-
-
-def _tree_order(jobs: list[JobView]) -> list[JobView]:
-    first: dict[str, int] = {}
-    for index, job in enumerate(jobs):
-        for prefix in _prefixes(job.path):
-            first.setdefault(prefix, index)
-    return sorted(jobs, key=lambda job: [first[prefix] for prefix in _prefixes(job.path)])
-
-
-def depth(path: str) -> int:
-    """How deep a node is in its tree: 0 for a child of the root (``report.fetch``)."""
-    return max(0, len(_prefixes(path)) - 2)
-
-
-def _node(job: JobView) -> WorkflowNode:
-    result = job.result
-    value = None
-    if job.status == "succeeded" and result is not None and result.value is not None:
-        value = msgspec.msgpack.decode(result.value)
-    return WorkflowNode(
-        path=job.path,
-        job_id=job.id,
-        work=job.work,
-        status=job.status,
-        attempts=job.attempt,
-        error=job.error,
-        result=value,
-        created=job.created,
-        started=result.started or None if result is not None else None,
-        finished=result.finished or None if result is not None else None,
-    )
-
-
-def retry_order(jobs: list[JobView]) -> list[str]:
-    """The ids of a workflow's nodes to run again (those that ended otherwise than
-    succeeded, but the branches a condition did not take), each after those of them it
-    depends on, so a node retried waits for its retried parents. ``jobs`` are in the
-    order they were added."""
-    todo = {
-        job.id: job
-        for job in jobs
-        if job.status in TERMINAL
-        and job.status != "succeeded"
-        and not job.error.startswith(NOT_TAKEN)
-    }
-    blocking = {
-        job_id: sum(parent in todo for parent in job.depends_on) for job_id, job in todo.items()
-    }
-    children: dict[str, list[str]] = {}
-    for job_id, job in todo.items():
-        for parent in job.depends_on:
-            if parent in todo:
-                children.setdefault(parent, []).append(job_id)
-    ready = deque(job_id for job_id in todo if not blocking[job_id])
-    order: list[str] = []
-    while ready:
-        job_id = ready.popleft()
-        order.append(job_id)
-        for child in children.get(job_id, ()):
-            blocking[child] -= 1
-            if not blocking[child]:
-                ready.append(child)
-    return order
