@@ -32,6 +32,18 @@ def _status(cwd: Path, workflow_id: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _report(cwd: Path, month: str) -> subprocess.Popen[str]:
+    """``python examples/workflow/report.py MONTH``, as the README runs it."""
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLE / "report.py"), month],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _node_line(out: str, path: str) -> str:
     return next(line for line in out.splitlines() if line.strip().startswith(f"{path} "))
 
@@ -39,14 +51,7 @@ def _node_line(out: str, path: str) -> str:
 def test_the_report_workflow_renders_its_pdf_and_is_watched_with_status(
     tmp_path: Path, local_chromium: str
 ) -> None:
-    app = subprocess.Popen(
-        [sys.executable, str(EXAMPLE / "report.py"), "2026-11"],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    app = _report(tmp_path, "2026-11")
     assert app.stdout is not None
     first = app.stdout.readline()  # "workflow ID submitted; watch it with:"
     assert first.startswith("workflow wf-"), first
@@ -76,19 +81,12 @@ def test_the_report_workflow_renders_its_pdf_and_is_watched_with_status(
 def test_an_empty_month_skips_the_mail_and_still_renders(
     tmp_path: Path, local_chromium: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE / "report.py"), "2019-01"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    mail = _node_line(done.stdout, "report.mail.then")
+    app = _report(tmp_path, "2019-01")
+    out, err = app.communicate(timeout=300)
+    assert app.returncode == 0, out + err
+    mail = _node_line(out, "report.mail.then")
     assert "skipped" in mail
     assert "branch not taken: report.has_sales returned False" in mail
-    assert "succeeded" in _node_line(done.stdout, "report.pdf")
+    assert "succeeded" in _node_line(out, "report.pdf")
     assert not (tmp_path / "outbox").exists()
     assert (tmp_path / "rendered" / "report-2019-01.pdf").read_bytes().startswith(b"%PDF")
