@@ -636,11 +636,14 @@ class Client(anyio.abc.AsyncResource):
         *,
         workflow_id: str | None = None,
         policy: str | None = None,
+        queue: str | None = None,
     ) -> str:
         """Build ``flow``'s tree for ``payload`` and submit its nodes; the workflow's id
         once they are durably stored (see :mod:`actorwork.workflow`).
 
-        ``policy`` (``stop`` or ``finish``) overrides the workflow's. Submitting an id
+        ``policy`` (``stop`` or ``finish``) overrides the workflow's. The nodes the
+        workflow adds itself (expanders, gathering nodes) go to ``queue`` (by default
+        ``default``): give the queue of a Pool that serves the workflow. Submitting an id
         again submits nothing new: its nodes exist. A node the Scheduler refuses (its
         work unknown there) raises naming its path; the nodes before it are stored, and
         :meth:`cancel_workflow` ends them.
@@ -655,7 +658,7 @@ class Client(anyio.abc.AsyncResource):
             raise UsageError(
                 f"workflow_id {workflow_id!r} must be 1-128 letters, digits or '_', '.', '-'"
             )
-        submits = compile_workflow(flow, payload, workflow_id, chosen)
+        submits = compile_workflow(flow, payload, workflow_id, chosen, queue=queue)
         budget = min(_MANY_BYTES, self.system.options.max_frame_size // 2)
         for chunk in _chunks(submits, budget):
             reply = await self._ask(SubmitJobs(chunk))

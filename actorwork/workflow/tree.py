@@ -278,6 +278,8 @@ class _ExpandSpec(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     gather: str
     node: Condition | ForEach
+    #: The queue of the nodes a workflow adds itself (None: the built-in works' own).
+    queue: str | None = None
 
 
 class _GatherSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -295,11 +297,13 @@ class _GatherSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass
 class _Compiler:
-    """Turns a tree into submits, parents before children."""
+    """Turns a tree into submits, parents before children; the expanders and gathering
+    nodes go to ``queue`` (None: their works' own, ``default``)."""
 
     workflow: str
     policy: str
     jobs: list[SubmitJob]
+    queue: str | None = None
 
     def submit(
         self,
@@ -311,13 +315,14 @@ class _Compiler:
     ) -> str:
         """Add one job; ``options`` gives its retries, timeout and queue."""
         retries = None if options is None else options.retries
+        queue = self.queue if options is None else options.queue
         job_id = node_id(self.workflow, path)
         self.jobs.append(
             SubmitJob(
                 work=work_name,
                 payload=payload,
                 job_id=job_id,
-                queue=None if options is None else options.queue,
+                queue=queue,
                 max_attempts=None if retries is None else retries + 1,
                 timeout=None if options is None else options.timeout,
                 depends_on=list(after),
@@ -360,7 +365,12 @@ class _Compiler:
         gather = node_id(self.workflow, path)
         segment = "check" if isinstance(node, Condition) else "each"
         expand = _ExpandSpec(
-            workflow=self.workflow, policy=self.policy, path=path, gather=gather, node=node
+            workflow=self.workflow,
+            policy=self.policy,
+            path=path,
+            gather=gather,
+            node=node,
+            queue=self.queue,
         )
         before = [after] if after else []
         expander = self.submit(_join(path, segment), EXPAND, _encoder.encode(expand), before)
@@ -372,10 +382,11 @@ class _Compiler:
 
 
 def compile_workflow(
-    flow: Workflow, payload: Any, workflow_id: str, policy: str
+    flow: Workflow, payload: Any, workflow_id: str, policy: str, *, queue: str | None = None
 ) -> list[SubmitJob]:
-    """The submits of ``flow``'s tree for ``payload``, every parent before its children."""
-    compiler = _Compiler(workflow_id, policy, [])
+    """The submits of ``flow``'s tree for ``payload``, every parent before its children;
+    the nodes the workflow adds itself (expanders, gathering nodes) go to ``queue``."""
+    compiler = _Compiler(workflow_id, policy, [], queue)
     compiler.node(flow.build(payload), flow.name, None)
     return compiler.jobs
 
@@ -386,7 +397,7 @@ def compile_workflow(
 @work(name=EXPAND, retries=0, queue="default")
 async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
     """Decide a condition or a fan-out, where work runs; the nodes to add."""
-    compiler = _Compiler(spec.workflow, spec.policy, [])
+    compiler = _Compiler(spec.workflow, spec.policy, [], spec.queue)
     node, previous = spec.node, ctx.previous
     tails: list[str] = []
     if isinstance(node, Condition):
@@ -398,7 +409,7 @@ async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
         if branch is not None:
             tail = compiler.node(branch, _join(spec.path, segment), before)
             tails = [tail] if tail else []
-        left = _Compiler(spec.workflow, spec.policy, [])
+        left = _Compiler(spec.workflow, spec.policy, [], spec.queue)
         if other is not None:
             left.node(other, _join(spec.path, other_segment), before)
         return Expansion(

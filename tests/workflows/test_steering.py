@@ -9,6 +9,7 @@ import pytest
 
 from actorwork.cli.jobs import format_workflow
 from actorwork.client import Client
+from actorwork.config import load_config
 from actorwork.errors import WorkNotFound
 from actorwork.testing import job_system
 from actorwork.workflow import WorkflowView
@@ -138,3 +139,21 @@ async def test_a_step_of_unknown_work_is_refused_naming_its_node() -> None:
     async with job_system(MODULES) as jobs:
         with pytest.raises(WorkNotFound, match=r"workflow node 'ghost.step': unknown work"):
             await jobs.client.submit_workflow(flows.ghost)
+
+
+async def test_the_nodes_a_workflow_adds_go_to_the_queue_it_names(tmp_path: Path) -> None:
+    """The expanders and gathering nodes go to the queue named at the submit (and run on
+    the pool that serves it); the steps to their works' queue."""
+    path = tmp_path / "actorwork.toml"
+    path.write_text('[pools.steps]\nqueues = ["default"]\n[pools.flows]\nqueues = ["flows"]\n')
+    async with job_system(MODULES, config=load_config(path, env={})) as jobs:
+        flow = await jobs.client.submit_workflow(flows.fan, flows.Plan(items=3), queue="flows")
+        await jobs.run_until_idle()
+        tree = await jobs.client.workflow(flow)
+        views = {n.path: await jobs.client.get(n.job_id) for n in tree.nodes}
+    assert tree.status == "succeeded"
+    assert views["fan.squares.each"].queue == "flows"
+    assert views["fan.squares"].queue == "flows"
+    assert views["fan.squares.each"].result.pool == "flows"  # type: ignore[union-attr]
+    assert views["fan.squares[1]"].queue == "default"
+    assert views["fan.squares[1]"].result.pool == "steps"  # type: ignore[union-attr]
