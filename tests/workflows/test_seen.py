@@ -11,6 +11,8 @@ import anyio
 import httpx
 import pytest
 
+from actorwork import SyncClient
+from actorwork.config import load_config
 from actorwork.events import EVENT_KINDS, JobSucceeded
 from actorwork.testing import job_system
 from actorwork.testing.jobs import InlineJobs, hosted
@@ -88,3 +90,18 @@ async def test_the_api_shows_cancels_and_retries_a_workflow(
     submit = json.dumps(spec["paths"]["/jobs"]["post"])
     assert "wf_value" in submit  # the works a submit lists: the user's,
     assert "actorwork.workflow." not in submit  # not a workflow's own nodes
+
+
+def test_the_sync_client_submits_a_workflow_and_shows_its_tree(tmp_path: Path) -> None:
+    path = tmp_path / "actorwork.toml"
+    path.write_text(
+        f'[jobs]\nmodules = ["tests.workflows.flows"]\n[scheduler]\n'
+        f'address = "inproc://sync-wf-{tmp_path.name}"\nstore = "{tmp_path}/jobs.db"\n'
+        f'[pools.main]\noutbox = "{tmp_path}/outbox"\n'
+    )
+    with SyncClient(load_config(path, env={})) as client:
+        flow = client.submit_workflow(flows.chain, workflow_id="wf-sync")
+        third = client.result(f"{flow}:chain.third", timeout=60)
+        tree = client.workflow(flow)
+    assert third == 111
+    assert (tree.id, tree.status) == ("wf-sync", "succeeded")
