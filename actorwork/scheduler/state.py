@@ -238,11 +238,8 @@ class SchedulerState:
     _unconfirmed: dict[JobKey, str] = field(default_factory=dict)
     #: The pool served last: the next dispatch starts with the one after it.
     _last: str | None = None
-    #: Waiting jobs by the parent they wait for (entries of jobs gone are passed over):
-    #: the one child's id, or a list when several wait. A fan-in of n parents would
-    #: otherwise hold n one-item lists while it waits, objects the garbage collector
-    #: counts and walks (a fifth more young collections in bench/workflows.py's fan-in).
-    _children: dict[str, str | list[str]] = field(default_factory=dict)
+    #: Waiting jobs by the parent they wait for (entries of jobs gone are passed over).
+    _children: dict[str, list[str]] = field(default_factory=dict)
     #: How the latest finished jobs ended: (status, return value), for new children.
     _ended: OrderedDict[str, tuple[str, bytes | None]] = field(default_factory=OrderedDict)
     #: Running jobs per limit key, and the key each running limited job counts against.
@@ -381,7 +378,7 @@ class SchedulerState:
         job.depends_on += tuple(added)
         for parent in added:
             if parent in self.jobs:
-                self._wait_for(parent, job.id)
+                self._children.setdefault(parent, []).append(job.id)
             else:
                 job.parents[parent] = self._ended.get(parent, ("unknown", None))
         job.updated = now.wall
@@ -768,8 +765,7 @@ class SchedulerState:
         while ended:
             parent = ended.pop()
             outcome = (parent.status, self._value(parent))
-            waiting = self._children.pop(parent.id, ())
-            for child_id in (waiting,) if isinstance(waiting, str) else waiting:
+            for child_id in self._children.pop(parent.id, ()):
                 child = self.jobs.get(child_id)
                 if child is None or child.status != "waiting" or parent.id in child.parents:
                     continue
@@ -845,21 +841,12 @@ class SchedulerState:
             if job.status != "waiting":
                 job.status, job.updated = "waiting", now.wall
             for parent in pending:
-                self._wait_for(parent, job.id)
+                children = self._children.setdefault(parent, [])
+                if not children or children[-1] != job.id:
+                    children.append(job.id)
             return [Persist(job)]
         job.updated = now.wall
         return [Persist(job), *self._go(job, now)]
-
-    def _wait_for(self, parent: str, child: str) -> None:
-        """Note that ``child`` waits for ``parent`` (once, however often it is asked)."""
-        children = self._children.get(parent)
-        if children is None:
-            self._children[parent] = child
-        elif isinstance(children, str):
-            if children != child:
-                self._children[parent] = [children, child]
-        elif children[-1] != child:
-            children.append(child)
 
     def _go(self, job: Job, now: Now, *, dispatch: bool = True) -> list[Effect]:
         """Queue a job that may run, or schedule it for its due time."""
