@@ -429,7 +429,9 @@ async def expand(ctx: WorkContext, spec: _ExpandSpec) -> Expansion:
     for index, item in enumerate(previous):
         payload = item_work.encode_payload(item)
         path = _join(spec.path, f"[{index}]")
-        tails.append(compiler.submit(path, node.work, payload, [ctx.job_id], node))
+        # Added once this expander succeeded, a child waits for nothing; depending on
+        # the expander would hand each child its whole expansion as ``ctx.parents``.
+        tails.append(compiler.submit(path, node.work, payload, [], node))
     return Expansion(jobs=compiler.jobs, gather=spec.gather, tails=tails, count=len(tails))
 
 

@@ -96,6 +96,10 @@ async def test_fan_out_from_data_runs_one_child_per_item() -> None:
         many = await jobs.client.submit_workflow(flows.fan, flows.Plan(items=25))
         await jobs.run_until_idle()
         tree = await jobs.client.workflow(many)
+        # A child waits for nothing: it is added once the expander succeeded, and is not
+        # handed the expander's whole expansion as a parent's value.
+        child = await jobs.client.get(f"{many}:fan.squares.7")
+        assert child.depends_on == ()
     nodes = by_path(tree)
     children = [path for path in nodes if path.startswith("fan.squares[")]
     assert children == [f"fan.squares[{i}]" for i in range(25)]
