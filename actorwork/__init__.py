@@ -38,6 +38,16 @@ from actorwork.sync import SyncClient, SyncJobHandle
 from actorwork.topology import JobSystem
 from actorwork.transports import Transport, register_transport
 from actorwork.work import Limit, Work, WorkContext, work
+from actorwork.workflow import (
+    Workflow,
+    WorkflowView,
+    for_each,
+    parallel,
+    sequence,
+    step,
+    when,
+    workflow,
+)
 
 __all__ = [
     "Actor",
@@ -80,11 +90,19 @@ __all__ = [
     "WorkFailed",
     "WorkNotFound",
     "WorkResult",
+    "Workflow",
+    "WorkflowView",
     "__version__",
     "current_actor",
+    "for_each",
     "load_config",
+    "parallel",
     "parse_address",
     "register_transport",
     "schedule",
+    "sequence",
+    "step",
+    "when",
     "work",
+    "workflow",
 ]

@@ -132,6 +132,13 @@ from actorwork.runtime import Actor, ActorRef, ActorSystem, RemoteRef
 from actorwork.runtime.follow import find_leader, split_addresses
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
+from actorwork.workflow import (
+    Workflow,
+    WorkflowView,
+    compile_workflow,
+    retry_order,
+    workflow_view,
+)
 
 __all__ = ["Client", "EventStream", "JobHandle"]
 
@@ -679,6 +686,93 @@ class Client(anyio.abc.AsyncResource):
             raise JobError(f"job {job_id!r} is {view.status}; cancel it before deleting it")
         return view
 
+    # --- workflows ------------------------------------------------------------------------
+
+    async def submit_workflow(
+        self,
+        flow: Workflow,
+        payload: Any = None,
+        *,
+        workflow_id: str | None = None,
+        policy: str | None = None,
+        queue: str | None = None,
+    ) -> str:
+        """Build ``flow``'s tree for ``payload`` and submit its nodes; the workflow's id
+        once they are durably stored (see :mod:`actorwork.workflow`).
+
+        ``policy`` (``stop`` or ``finish``) overrides the workflow's. The nodes the
+        workflow adds itself (expanders, gathering nodes) go to ``queue`` (by default
+        ``default``): give the queue of a Pool that serves the workflow. Submitting an id
+        again submits nothing new: its nodes exist. A node the Scheduler refuses (its
+        work unknown there) raises naming its path; the nodes before it are stored, and
+        :meth:`cancel_workflow` ends them.
+        """
+        if not isinstance(flow, Workflow):
+            raise UsageError(f"submit_workflow takes a @workflow function, got {flow!r}")
+        chosen = policy or flow.policy
+        if chosen not in ("stop", "finish"):
+            raise UsageError(f"workflow policy must be 'stop' or 'finish', got {chosen!r}")
+        workflow_id = workflow_id or f"wf-{uuid.uuid4().hex[:20]}"
+        if not _JOB_ID.fullmatch(workflow_id) or ":" in workflow_id:
+            raise UsageError(
+                f"workflow_id {workflow_id!r} must be 1-128 letters, digits or '_', '.', '-'"
+            )
+        submits = compile_workflow(flow, payload, workflow_id, chosen, queue=queue)
+        budget = min(_MANY_BYTES, self.system.options.max_frame_size // 2)
+        for chunk in _chunks(submits, budget):
+            reply = await self._ask(SubmitJobs(chunk))
+            assert isinstance(reply, SubmitJobsReply), reply
+            for answer, submit in zip(reply.replies, chunk, strict=True):
+                if isinstance(answer, SubmitRefusedReply):
+                    error = _REFUSALS.get(answer.error_type, JobError)
+                    raise error(f"workflow node {submit.path!r}: {answer.reason}")
+        return workflow_id
+
+    async def workflow(self, workflow_id: str) -> WorkflowView:
+        """The tree of a workflow: every node with its path, status, attempts, result and
+        times, and the workflow's status; JobNotFound if it has no node."""
+        jobs = await self._workflow_jobs(workflow_id)
+        if not jobs:
+            raise JobNotFound(f"unknown workflow {workflow_id!r}")
+        return workflow_view(workflow_id, jobs)
+
+    async def cancel_workflow(
+        self, workflow_id: str, reason: str = "workflow cancelled by request"
+    ) -> WorkflowView:
+        """Cancel every node of a workflow that has not ended (running ones are told to
+        stop); nodes that ended stay as they are. The tree after."""
+        while True:
+            jobs = await self._workflow_jobs(workflow_id)
+            live = [job for job in jobs if job.status not in TERMINAL]
+            if not live:
+                break
+            # An expander may add nodes until it is cancelled itself: look again.
+            for job in live:
+                await self._ask(CancelJob(job.id, reason))
+        if not jobs:
+            raise JobNotFound(f"unknown workflow {workflow_id!r}")
+        return workflow_view(workflow_id, jobs)
+
+    async def retry_workflow(self, workflow_id: str) -> WorkflowView:
+        """Run again the nodes of a workflow that failed, were skipped or cancelled —
+        parents first, so each waits for those it depends on — and only those: nodes
+        that succeeded keep their results. The tree after."""
+        for job_id in retry_order(await self._workflow_jobs(workflow_id)):
+            await self.retry(job_id)
+        return await self.workflow(workflow_id)
+
+    async def _workflow_jobs(self, workflow_id: str) -> list[JobView]:
+        """The nodes of a workflow, in the order they were added."""
+        found: list[JobView] = []
+        before: int | None = None
+        while True:
+            reply = await self._ask(ListJobs(limit=_PAGE, before=before, workflow=workflow_id))
+            assert isinstance(reply, JobListReply), reply
+            found += reply.jobs
+            if reply.next is None or not reply.jobs:
+                return found[::-1]
+            before = reply.next
+
     # --- events ---------------------------------------------------------------------------
 
     def events(
@@ -690,6 +784,7 @@ class Client(anyio.abc.AsyncResource):
         status: str | None = None,
         kinds: Iterable[str] | None = None,
         buffer: int = 1000,
+        workflow: str | None = None,
     ) -> EventStream:
         """The Scheduler's events as they happen, those passing the filter (see
         :mod:`actorwork.events`): an async iterator, and an async context manager whose
@@ -702,10 +797,13 @@ class Client(anyio.abc.AsyncResource):
         At most ``buffer`` events wait for this subscriber, at the Scheduler and here;
         past that they are dropped and an :class:`~actorwork.events.EventsLost` says how
         many (list the jobs again to resync). ValueError names an unknown kind.
+        ``workflow`` keeps the events of that workflow's nodes, each tagged with its path.
         """
         if buffer < 1:
             raise UsageError(f"buffer must be at least 1, got {buffer!r}")
-        filter = make_filter(job_id=job_id, work=work, queue=queue, status=status, kinds=kinds)
+        filter = make_filter(
+            job_id=job_id, work=work, queue=queue, status=status, kinds=kinds, workflow=workflow
+        )
         return EventStream(self, filter, buffer)
 
     async def scheduler_ref(self) -> ActorRef:

@@ -29,6 +29,7 @@ from msgspec import Meta
 
 from actorwork.messages import (
     MAX_ITEMS,
+    MAX_KEY,
     MAX_NAME,
     Attempt,
     Count,
@@ -83,6 +84,9 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fal
     work: Name = ""
     queue: Name = ""
     status: Name = ""
+    #: The workflow the job is a node of and its path there; "" for other jobs.
+    workflow: Name = ""
+    path: Annotated[str, Meta(max_length=MAX_KEY)] = ""
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -259,6 +263,8 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
     queue: Name | None = None
     status: Name | None = None
     kinds: Annotated[list[Name], Meta(max_length=64)] | None = None
+    #: Only the events of this workflow's nodes.
+    workflow: Name | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.kinds or ()) - _KNOWN)
@@ -277,6 +283,7 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
             and (self.queue is None or event.queue == self.queue)
             and (self.status is None or event.status == self.status)
             and (self.kinds is None or EVENT_KINDS[type(event)] in self.kinds)
+            and (self.workflow is None or event.workflow == self.workflow)
         )
 
 
@@ -287,9 +294,11 @@ def make_filter(
     queue: str | None = None,
     status: str | None = None,
     kinds: Iterable[str] | None = None,
+    workflow: str | None = None,
 ) -> EventFilter:
     """An :class:`EventFilter`; ValueError names an unknown kind."""
     return EventFilter(
+        workflow=workflow,
         job_id=job_id,
         work=work,
         queue=queue,

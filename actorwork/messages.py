@@ -292,6 +292,11 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "dead", "cancelled"
 #: every parent ``failed`` (failed or dead); once every parent ``finished``, however.
 When = Literal["succeeded", "finished", "failed"]
 
+#: What a workflow does when one of its nodes fails: ``stop`` ends the rest of it at
+#: once (pending nodes skipped, running ones cancelled); ``finish`` runs whatever does
+#: not depend on the failed node. "" for a job outside any workflow.
+Policy = Literal["stop", "finish", ""]
+
 
 # The structs a job leaves behind by the thousand (results, views, their log lines) are
 # not tracked by the garbage collector (gc=False): they hold decoded data, never a
@@ -416,6 +421,11 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     #: The jobs this one depends on, and when it may run (see :data:`When`).
     depends_on: tuple[str, ...] = ()
     when: str = "succeeded"
+    #: The workflow this job is a node of, its path in the tree (``report.charts[2]``)
+    #: and the workflow's failure policy; "" outside a workflow.
+    workflow: str = ""
+    path: str = ""
+    policy: str = ""
 
 
 # --- clients and the Scheduler ----------------------------------------------------------
@@ -442,6 +452,10 @@ class SubmitJob(Message, tag="aw.job.submit"):
     #: Ids of jobs that must end first (they must exist); ``when`` says how.
     depends_on: Annotated[list[Name], Meta(max_length=MAX_ITEMS)] = []
     when: When = "succeeded"
+    #: The workflow the job is a node of, its path there, and the workflow's policy.
+    workflow: Name = ""
+    path: Key = ""
+    policy: Policy = ""
 
 
 class SubmittedReply(Message, tag="aw.job.submitted"):
@@ -520,6 +534,8 @@ class ListJobs(Message, tag="aw.job.list"):
     #: Only jobs created at or after ``since`` and before ``until`` (wall-clock seconds).
     since: Timestamp | None = None
     until: Timestamp | None = None
+    #: Only the nodes of this workflow.
+    workflow: Name | None = None
 
 
 class JobListReply(Message, tag="aw.job.list-reply"):

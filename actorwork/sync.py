@@ -29,6 +29,7 @@ from actorwork.config import Config, load_config
 from actorwork.errors import ActorworkError
 from actorwork.messages import JobView, LogLine
 from actorwork.topology import JobSystem
+from actorwork.workflow import Workflow, WorkflowView
 
 __all__ = ["SyncClient", "SyncJobHandle"]
 
@@ -142,6 +143,14 @@ class SyncClient:
 
     def delete(self, job_id: str) -> JobView:
         return self._run(lambda c: c.delete(job_id), None)
+
+    def submit_workflow(self, flow: Workflow, payload: Any = None, **options: Any) -> str:
+        """Submit a workflow (see :meth:`Client.submit_workflow`); its id."""
+        return self._run(lambda c: c.submit_workflow(flow, payload, **options), None)
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """A workflow's tree (see :meth:`Client.workflow`)."""
+        return self._run(lambda c: c.workflow(workflow_id), None)
 
     def list(
         self, *, status: str | None = None, queue: str | None = None, limit: int = 100

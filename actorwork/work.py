@@ -162,6 +162,15 @@ class WorkContext:
             for job_id, value in self._parents.items()
         }
 
+    @property
+    def previous(self) -> Any:
+        """The return value of the one job this one runs after (in a workflow, the node
+        before it); None when it runs after none, or several, or that one left none."""
+        if len(self._parents) != 1:
+            return None
+        (value,) = self._parents.values()
+        return None if value is None else msgspec.msgpack.decode(value)
+
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the work has come (0.0 to 1.0, or None if unknown), live."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:

@@ -32,6 +32,7 @@ from actorwork.schedules import Schedule, next_fire_times, schedule
 from actorwork.stores import JobStore, open_store
 from actorwork.topology import JobSystem, drain_pools, start_pools, start_scheduler
 from actorwork.work import default_registry
+from actorwork.workflow import WorkflowView, depth, workflow_view
 
 __all__ = ["COMMANDS", "format_job"]
 
@@ -321,6 +322,8 @@ class _JobQueries(Protocol):
         self, *, status: str | None = None, queue: str | None = None, limit: int | None = None
     ) -> AsyncIterator[JobView]: ...
 
+    async def workflow(self, workflow_id: str) -> WorkflowView: ...
+
 
 class _StoredJobs:
     """The queries of a Client, answered from a store read directly."""
@@ -336,6 +339,23 @@ class _StoredJobs:
 
     async def attempts(self, job_id: str) -> list[AttemptRecord]:
         return [AttemptRecord(*row) for row in await self.store.attempts(job_id)]
+
+    async def workflow(self, workflow_id: str) -> WorkflowView:
+        found: list[JobView] = []
+        before: int | None = None
+        while True:
+            page = await self.store.find(
+                status=None, queue=None, limit=_PAGE, before=before, workflow=workflow_id
+            )
+            found += [job.view() for job in page]
+            if len(page) < _PAGE:
+                break
+            before = page[-1].seq
+        if not found:
+            raise JobNotFound(
+                f"no job or workflow {workflow_id!r} in the store {self.store.path!r}"
+            )
+        return workflow_view(workflow_id, found[::-1])
 
     async def iter_jobs(
         self, *, status: str | None = None, queue: str | None = None, limit: int | None = None
@@ -357,7 +377,18 @@ class _StoredJobs:
 
 async def _show_status(args: argparse.Namespace, jobs: _JobQueries) -> None:
     if args.job_id:
-        view = await jobs.get(args.job_id)
+        try:
+            view = await jobs.get(args.job_id)
+        except JobNotFound as missing:
+            try:
+                tree = await jobs.workflow(args.job_id)
+            except JobNotFound:
+                raise missing from None
+            if args.json:
+                _print_json(msgspec.to_builtins(tree))
+            else:
+                print(format_workflow(tree))
+            return
         attempts = await jobs.attempts(args.job_id)
         if args.json:
             _print_json(job_json(view, attempts))
@@ -492,6 +523,26 @@ def _summary(view: JobView) -> str:
     )
 
 
+def format_workflow(tree: WorkflowView) -> str:
+    """A workflow as a person reads it: one line per node, indented by its depth, with
+    its status, attempts and how long it ran (or since when it runs)."""
+    lines = [f"workflow {tree.id}  {tree.name}  {tree.status}  (on failure: {tree.policy})"]
+    width = max((2 * depth(node.path) + len(node.path) for node in tree.nodes), default=0)
+    for node in tree.nodes:
+        label = "  " * depth(node.path) + node.path
+        if node.seconds is not None:
+            took = f"{node.seconds:.2f}s"
+        elif node.started is not None:
+            took = f"since {_time(node.started)}"
+        else:
+            took = "-"
+        line = f"  {label:<{width}}  {node.status:<9}  {took:>8}  attempts={node.attempts}"
+        if node.error and node.status != "succeeded":
+            line += f"  {node.error.splitlines()[0][:120]}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def format_job(
     view: JobView, *, logs: bool = False, attempts: list[AttemptRecord] | None = None
 ) -> str:
@@ -505,6 +556,8 @@ def format_job(
         lines.append(f"  after    {parents} (runs when they {view.when})")
     if view.waiting:
         lines.append(f"  waiting  {view.waiting}")
+    if view.workflow:
+        lines.append(f"  node     {view.path} of workflow {view.workflow}")
     earlier = [a for a in attempts or [] if a.result.attempt != view.attempt or not a.committed]
     if earlier:
         lines.append("  earlier attempts:")

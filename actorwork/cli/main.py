@@ -7,7 +7,7 @@
     actorwork scheduler            # run the Scheduler at [scheduler] address
     actorwork pool [NAME ...]      # run the configured pools (all, or those named)
     actorwork submit WORK [JSON]   # submit a job (--wait to wait for its result)
-    actorwork status [JOB_ID]      # one job with its logs, or the latest jobs
+    actorwork status [JOB_ID]      # one job with its logs, a workflow's tree, or the latest jobs
     actorwork cancel|retry|delete JOB_ID
     actorwork schedules [add|enable|disable|remove]   # the cron schedules
     actorwork ping                 # exit 0 once the Scheduler answers (readiness)
@@ -372,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for the result and show it")
     submit.add_argument("--json", action="store_true", help="print one JSON document")
     status = commands.add_parser("status", help="show a job, or the latest jobs")
-    status.add_argument("job_id", nargs="?", help="the job to show with its logs")
+    status.add_argument(
+        "job_id", nargs="?", help="the job to show with its logs, or a workflow to show as a tree"
+    )
     status.add_argument("--status", dest="only", help="only jobs in this status")
     status.add_argument("--queue", help="only jobs of this queue")
     status.add_argument(

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, assert_never
 
 import anyio
+import msgspec
 
 from actorwork._log import get_logger
 from actorwork.clock import system_now
@@ -140,6 +141,7 @@ from actorwork.schedules import Schedule
 from actorwork.stores import JobStore, open_store
 from actorwork.stores.base import Retention
 from actorwork.work import WorkRegistry, default_registry
+from actorwork.workflow import EXPAND, Expansion
 
 __all__ = ["Scheduler", "SchedulerInbound"]
 
@@ -181,7 +183,11 @@ SchedulerInbound = (
 _Pending = tuple[list[Effect], Reply | None]
 
 
+_expansion = msgspec.msgpack.Decoder(Expansion)
+
 _RECENT = 10_000
+#: The statuses of a job a retry runs again.
+RETRYABLE = ("dead", "failed", "cancelled", "skipped")
 #: The most jobs one page of a listing holds, whatever the limit asked.
 _PAGE = 500
 
@@ -607,7 +613,8 @@ class Scheduler(Actor):
                 stored = await self.store.get(job_id)
                 if job_id in self._pruned:
                     stored = None
-                if stored is not None and stored.status in ("dead", "failed", "cancelled"):
+                if stored is not None and stored.status in RETRYABLE:
+                    await self._parents(stored)  # how those that ended did, for its gate
                     self._apply(state.revive(stored, now), None)
                     await self._reply_after_commit(job_id)
                     return None
@@ -635,7 +642,35 @@ class Scheduler(Actor):
                 self._told_started.discard(key)
                 job = self.state.jobs.get(result.job_id)
                 self.subscribers.publish(result_events(result, job, started))
-            self._apply(self.state.result(pool, result, now), None)
+            applied = result
+            if result.outcome == "succeeded" and result.job_id in self.state.jobs:
+                applied = self._expand(result, now)
+            self._apply(self.state.result(pool, applied, now), None)
+
+    def _expand(self, result: WorkResult, now: Now) -> WorkResult:
+        """Add the nodes a workflow's expander decided on, before its result is applied,
+        so the group's gathering node waits for them when the expander ends; the result
+        is made a failure if they cannot be added (named in its error)."""
+        job = self.state.jobs[result.job_id]
+        current = job.status == "running" and job.attempt == result.attempt
+        if job.work != EXPAND or not current or result.value is None:
+            return result
+        try:
+            expansion = _expansion.decode(result.value)
+            jobs = [self._build_job(submit, now) for submit in expansion.jobs]
+            skipped = [self._build_job(submit, now) for submit in expansion.skipped]
+        except (msgspec.DecodeError, msgspec.ValidationError, ActorworkError, ValueError) as exc:
+            error = f"workflow node {job.path!r} could not add its nodes: {exc}"
+            return msgspec.structs.replace(result, outcome="failed", value=None, error=error)
+        for child in jobs:
+            # Its parents are the expander, live, or the node before it, whose outcome
+            # the expander's own gate learnt.
+            child.parents.update((p, job.parents[p]) for p in child.depends_on if p in job.parents)
+            self._apply(self.state.submit(child, now), None)
+        for child in skipped:
+            self._apply(self.state.skip(child, expansion.reason, now), None)
+        self._apply(self.state.extend(expansion.gather, expansion.tails, now), None)
+        return result
 
     def _new_job(self, message: SubmitJob, now: Now) -> Job | SubmitRefusedReply:
         """The job a submit asks for, or why it is refused."""
@@ -677,6 +712,9 @@ class Scheduler(Actor):
             context=dict(message.context),
             depends_on=tuple(dict.fromkeys(message.depends_on)),
             when=message.when,
+            workflow=message.workflow,
+            path=message.path,
+            policy=message.policy,
             limit_key=work.limit_key(message.payload),
             limit=work.limit,
         )
@@ -718,6 +756,7 @@ class Scheduler(Actor):
             work=ask.work,
             since=ask.since,
             until=ask.until,
+            workflow=ask.workflow,
         )
         live = self.state.jobs
         jobs = {job.id: live.get(job.id) or job for job in stored}
@@ -730,6 +769,7 @@ class Scheduler(Actor):
                 and (ask.work is None or job.work == ask.work)
                 and (ask.since is None or job.created >= ask.since)
                 and (ask.until is None or job.created < ask.until)
+                and (ask.workflow is None or job.workflow == ask.workflow)
             ):
                 jobs[job.id] = job
         page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]

@@ -272,6 +272,8 @@ class SchedulerState:
     paused: set[str] = field(default_factory=set)
     #: How long jobs waited queued and attempts ran, per work (for metrics only).
     readings: Readings = field(default_factory=Readings)
+    #: The live nodes of each workflow, by its id: what a ``stop`` policy ends.
+    _flows: dict[str, set[str]] = field(default_factory=dict)
 
     # --- loading ------------------------------------------------------------------
 
@@ -353,14 +355,50 @@ class SchedulerState:
         return effects + self._finish(job, "cancelled", now)
 
     def revive(self, job: Job, now: Now) -> list[Effect]:
-        """Queue a finished job again (retry of a dead job) with its attempts renewed."""
+        """Run a finished job again (retry of a dead, failed, cancelled or skipped job)
+        with its attempts renewed.
+
+        A job with parents waits for them again: ``job.parents`` holds how those that
+        ended did (the shell reads them), and a parent revived before it is live, so a
+        workflow retried parents first runs its nodes in order. It is skipped at once
+        if a parent still cannot satisfy it.
+        """
         job.failures, job.error, job.due = 0, "", None
         job.seq = self.next_seq()
         self._track(job)
-        job.status = "queued"
         job.updated = now.wall
+        if job.depends_on:
+            job.status = "waiting"
+            return self._gate(job, now)
+        job.status = "queued"
         self._enqueue(job)
         return [Persist(job), *self._dispatch(now)]
+
+    def skip(self, job: Job, reason: str, now: Now) -> list[Effect]:
+        """Add ``job`` as ended ``skipped`` with ``reason`` (a node of a workflow's branch
+        not taken); nothing if a job of its id exists."""
+        if job.id in self.jobs:
+            return []
+        self._track(job)
+        job.error = reason
+        return self._finish(job, "skipped", now)
+
+    def extend(self, job_id: str, parents: list[str], now: Now) -> list[Effect]:
+        """Make the waiting job ``job_id`` wait for ``parents`` too (the nodes a
+        workflow's expansion added before its gathering node). Nothing if it is not
+        waiting any more."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status != "waiting":
+            return []
+        added = [p for p in dict.fromkeys(parents) if p not in job.depends_on]
+        job.depends_on += tuple(added)
+        for parent in added:
+            if parent in self.jobs:
+                self._children.setdefault(parent, []).append(job.id)
+            else:
+                job.parents[parent] = self._ended.get(parent, ("unknown", None))
+        job.updated = now.wall
+        return [Persist(job)]
 
     # --- pools ----------------------------------------------------------------------
 
@@ -654,6 +692,8 @@ class SchedulerState:
 
     def _track(self, job: Job) -> None:
         self.jobs[job.id] = job
+        if job.workflow:
+            self._flows.setdefault(job.workflow, set()).add(job.id)
         if job.unique_key is not None:  # a revived job does not take a held key over
             self._unique.setdefault(job.unique_key, job.id)
 
@@ -760,13 +800,37 @@ class SchedulerState:
                 elif len(child.parents) >= len(child.depends_on):
                     child.updated = now.wall
                     effects += [Persist(child), *self._go(child, now, dispatch=False)]
+        if status in ("failed", "dead") and job.policy == "stop":
+            effects += self._stop_workflow(job, now)
         return effects + self._wake(now)
+
+    def _stop_workflow(self, failed: Job, now: Now) -> list[Effect]:
+        """A node of a ``stop`` workflow failed: its running nodes are cancelled, the
+        others that have not ended are skipped, naming the node that failed."""
+        effects: list[Effect] = []
+        reason = f"workflow {failed.workflow!r} stopped: node {failed.path!r} ended {failed.status}"
+        for job_id in sorted(self._flows.get(failed.workflow, ())):
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue  # ended with a node ended before it
+            job.error = reason
+            if job.status == "running":
+                effects += self.cancel(job_id, reason, now)
+            else:
+                effects += self._finish(job, "skipped", now)
+        return effects
 
     def _end(self, job: Job, status: JobStatus, now: Now) -> list[Effect]:
         assert status in TERMINAL
         job.status, job.updated, job.due = status, now.wall, None
         self._release(job, None)
         del self.jobs[job.id]
+        if job.workflow:
+            live = self._flows.get(job.workflow)
+            if live is not None:
+                live.discard(job.id)
+                if not live:
+                    del self._flows[job.workflow]
         self._held_why.pop(job.id, None)
         self._ended[job.id] = (status, self._value(job))
         if len(self._ended) > _ENDED:

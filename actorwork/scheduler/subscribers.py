@@ -196,6 +196,8 @@ def events_of(effects: Iterable[Effect]) -> list[Event]:
                     job_id=job.id,
                     work=job.work,
                     queue=job.queue,
+                    workflow=job.workflow,
+                    path=job.path,
                     status="scheduled" if status == "scheduled" else "queued",
                     priority=job.priority,
                     due=job.due,
@@ -213,12 +215,7 @@ def events_of(effects: Iterable[Effect]) -> list[Event]:
 
 
 def _changed(job: Job) -> Event:
-    fields: dict[str, Any] = {
-        "job_id": job.id,
-        "work": job.work,
-        "queue": job.queue,
-        "status": job.status,
-    }
+    fields = _job_fields(job)
     match job.status:
         case "running":
             return JobDispatched(**fields, attempt=job.attempt, pool=job.pool or "")
@@ -231,12 +228,7 @@ def _changed(job: Job) -> Event:
 
 
 def _finished(view: JobView) -> Event:
-    fields: dict[str, Any] = {
-        "job_id": view.id,
-        "work": view.work,
-        "queue": view.queue,
-        "status": view.status,
-    }
+    fields = _job_fields(view)
     match view.status:
         case "succeeded":
             return JobSucceeded(**fields, attempt=view.attempt)
@@ -255,7 +247,7 @@ def output_events(output: JobOutput, job: Job | None, started: bool) -> list[Eve
     """
     fields: dict[str, Any] = {"job_id": output.job_id, "attempt": output.attempt}
     if job is not None:
-        fields |= {"work": job.work, "queue": job.queue, "status": job.status}
+        fields |= _job_fields(job)
     events: list[Event] = []
     if started and output.started is not None:
         events.append(
@@ -274,7 +266,7 @@ def result_events(result: WorkResult, job: Job | None, started: bool) -> list[Ev
     """The events of a result arriving: its start if not told yet, and its worker idle."""
     fields: dict[str, Any] = {"job_id": result.job_id}
     if job is not None:
-        fields |= {"work": job.work, "queue": job.queue, "status": job.status}
+        fields |= _job_fields(job)
     events: list[Event] = []
     if started and result.started:
         events.append(
@@ -290,6 +282,19 @@ def result_events(result: WorkResult, job: Job | None, started: bool) -> list[Ev
     if result.worker:
         events.append(WorkerIdle(**fields, pool=result.pool, worker=result.worker))
     return events
+
+
+def _job_fields(job: Job | JobView) -> dict[str, Any]:
+    """The fields of an event about ``job``: who it is, where, and its workflow node."""
+    fields: dict[str, Any] = {
+        "job_id": job.id,
+        "work": job.work,
+        "queue": job.queue,
+        "status": job.status,
+    }
+    if job.workflow:
+        fields |= {"workflow": job.workflow, "path": job.path}
+    return fields
 
 
 def _worker_busy(pool: str, worker: str, fields: dict[str, Any]) -> Event:

@@ -69,6 +69,11 @@ class Job:
     #: :data:`actorwork.messages.When`).
     depends_on: tuple[str, ...] = ()
     when: str = "succeeded"
+    #: The workflow this job is a node of, its path in the tree and the workflow's
+    #: failure policy (persisted; "" outside a workflow).
+    workflow: str = ""
+    path: str = ""
+    policy: str = ""
     #: Not persisted: how each parent ended and what it returned, as far as known.
     parents: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     #: Not persisted (the registry says it again after a restart): the name of the limit
@@ -108,6 +113,9 @@ class Job:
             result=self.result,
             depends_on=self.depends_on,
             when=self.when,
+            workflow=self.workflow,
+            path=self.path,
+            policy=self.policy,
         )
 
 
@@ -329,8 +337,9 @@ class JobStore(Protocol):
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
-        """Jobs by status, queue and work, newest (highest ``seq``) first, at most
+        """Jobs by status, queue, work and workflow, newest (highest ``seq``) first, at most
         ``limit``; with ``before``, only those whose ``seq`` is lower (the next page);
         with ``since``/``until``, only those created at or after, and before, them.
 

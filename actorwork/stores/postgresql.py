@@ -143,18 +143,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO leader VALUES (1, '', 0, '-infinity', '');
     """,
+    # 2: a job's context (what middleware added at the submit), the paused queues.
     """
     ALTER TABLE jobs ADD COLUMN context BYTEA;
     CREATE TABLE paused_queues (queue TEXT PRIMARY KEY);
+    """,
+    # 3: the jobs a job depends on, and the workflow node it is.
+    """
+    ALTER TABLE jobs ADD COLUMN depends_on TEXT[] NOT NULL DEFAULT '{}';
+    ALTER TABLE jobs ADD COLUMN dep_when TEXT NOT NULL DEFAULT 'succeeded';
+    ALTER TABLE jobs ADD COLUMN workflow TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN path TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+    CREATE INDEX jobs_workflow ON jobs (workflow, seq) WHERE workflow <> '';
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
-    "unique_key, due, seq, created, updated, error, progress, progress_message, context"
+    "unique_key, due, seq, created, updated, error, progress, progress_message, context, "
+    "depends_on, dep_when, workflow, path, policy"
 )
-_NCOLUMNS = 19
+_NCOLUMNS = 24
 _RESULT = (
     "(SELECT data FROM results r WHERE r.job_id = jobs.id AND r.committed "
     "ORDER BY r.attempt DESC LIMIT 1)"
@@ -163,6 +174,17 @@ _SELECT = f"{_COLUMNS}, {_RESULT}"
 _TERMINAL = sorted(TERMINAL)
 
 _result_decoder = msgspec.msgpack.Decoder(WorkResult)
+_parents_decoder = msgspec.msgpack.Decoder(list[str])
+
+#: Where a job's parents are in a row of :func:`actorwork.stores.sqlite.prepare`.
+_DEPENDS_ON = _COLUMNS.split(", ").index("depends_on")
+
+
+def _pg_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as :func:`prepare` makes it for SQLite, with its parents as a text array."""
+    parents = row[_DEPENDS_ON]
+    listed = [] if parents is None else _parents_decoder.decode(parents)
+    return (*row[:_DEPENDS_ON], listed, *row[_DEPENDS_ON + 1 : _NCOLUMNS])
 
 
 def redact(url: str) -> str:
@@ -340,7 +362,7 @@ class PostgreSQLStore:
                 await conn.executemany(
                     f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks}) "
                     f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                    [row[:_NCOLUMNS] for row in batch.rows],
+                    [_pg_row(row) for row in batch.rows],
                 )
             if batch.files:
                 await conn.executemany(
@@ -480,6 +502,7 @@ class PostgreSQLStore:
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
         clauses: list[str] = []
         args: list[object] = []
@@ -490,6 +513,7 @@ class PostgreSQLStore:
             ("work =", work),
             ("created >=", since),
             ("created <", until),
+            ("workflow =", workflow),
         ):
             if value is not None:
                 args.append(value)
@@ -572,6 +596,8 @@ class PostgreSQLStore:
         fields["payload"] = bytes(fields["payload"])
         context = fields.pop("context")
         fields["context"] = {} if context is None else decode_context(bytes(context))
+        fields["depends_on"] = tuple(fields["depends_on"])
+        fields["when"] = fields.pop("dep_when")
         return Job(**fields, result=result)
 
     async def _load(self, data: bytes) -> WorkResult:

@@ -108,7 +108,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB,
     depends_on BLOB,
     dep_when TEXT NOT NULL DEFAULT 'succeeded',
-    context BLOB
+    context BLOB,
+    workflow TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    policy TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
@@ -147,10 +150,16 @@ CREATE TABLE IF NOT EXISTS leader (
 );
 """
 
+#: The nodes of a workflow, found by its id (made after the columns, which a file of an
+#: older schema gains in its migration). Partial: a job of no workflow never writes it.
+_WORKFLOW_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs (workflow, seq) WHERE workflow <> ''"
+)
+
 _COLUMNS = (
     "id, work, queue, priority, payload, status, attempt, failures, max_attempts, timeout, "
     "unique_key, due, seq, created, updated, error, progress, progress_message, context, "
-    "depends_on, dep_when, result"
+    "depends_on, dep_when, workflow, path, policy, result"
 )
 
 #: A job's result: its own column in files made before schema version 3 (NULL since),
@@ -241,13 +250,14 @@ class _Database:
         db.executescript(_SCHEMA)
         if tables and version < SCHEMA_VERSION:
             self._migrate(version, vacuum=vacuum != 2)
+        db.execute(_WORKFLOW_INDEX)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate(self, version: int, *, vacuum: bool) -> None:
         """Bring a file of schema ``version`` to this one: one copy of each result,
         space that can be given back (a one-time VACUUM rewrites the file), and the
-        columns of job dependencies (version 4), a job's context and the paused queues
-        (version 5)."""
+        columns of job dependencies (version 4), a job's context, its workflow node and the
+        paused queues (version 5)."""
         db = self.db
         log.info("store_migrating", path=self.path, version=version, to=SCHEMA_VERSION)
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
@@ -257,6 +267,9 @@ class _Database:
             db.execute("ALTER TABLE jobs ADD COLUMN dep_when TEXT NOT NULL DEFAULT 'succeeded'")
         if "context" not in columns:
             db.execute("ALTER TABLE jobs ADD COLUMN context BLOB")
+        for column in ("workflow", "path", "policy"):
+            if column not in columns:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         # A job's own copy of its result goes where the committed record holds the same.
         db.execute(
             f"UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND result = {_COMMITTED}"
@@ -296,7 +309,7 @@ class _Database:
                 self._check_epoch(self.epoch)
             if batch.schedules:
                 _write_schedules(db, batch.schedules)
-            placeholders = ", ".join("?" * 22)
+            placeholders = ", ".join("?" * (_COLUMNS.count(",") + 1))
             db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({placeholders})",
                 batch.rows,
@@ -372,9 +385,11 @@ class _Database:
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
         given = (
             ("work = ?", work),
+            ("workflow = ? AND workflow <> ''", workflow),  # the partial index's condition
             ("created >= ?", since),
             ("created < ?", until),
             ("seq < ?", before),
@@ -647,6 +662,9 @@ def _row(job: Job) -> tuple[Any, ...]:
         _encoder.encode(job.context) if job.context else None,
         _encoder.encode(list(job.depends_on)) if job.depends_on else None,
         job.when,
+        job.workflow,
+        job.path,
+        job.policy,
         None,  # the result is its committed record in ``results``
     )
 
@@ -680,6 +698,9 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         context,
         depends_on,
         when,
+        workflow,
+        path,
+        policy,
         result,
     ) = row
     return Job(
@@ -705,6 +726,9 @@ def _job(row: tuple[Any, ...], files: ArtifactFiles | None) -> Job:
         depends_on=() if depends_on is None else tuple(msgspec.msgpack.decode(depends_on)),
         when=when,
         context={} if context is None else decode_context(context),
+        workflow=workflow,
+        path=path,
+        policy=policy,
     )
 
 
@@ -876,9 +900,19 @@ class SQLiteStore:
         work: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        workflow: str | None = None,
     ) -> list[Job]:
         return await self._run(
-            lambda db: db.find(status, queue, limit, before, work=work, since=since, until=until)
+            lambda db: db.find(
+                status,
+                queue,
+                limit,
+                before,
+                work=work,
+                since=since,
+                until=until,
+                workflow=workflow,
+            )
         )
 
     async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:

@@ -363,6 +363,42 @@ async def check_unique_keys_and_fields_round_trip(harness: StoreHarness) -> None
         plain = await store.get("plain")
         assert plain is not None
         assert (plain.unique_key, plain.context) == (None, {})
+        assert (plain.depends_on, plain.when, plain.workflow, plain.path) == (
+            (),
+            "succeeded",
+            "",
+            "",
+        )
+
+
+async def check_dependencies_and_workflow_nodes(harness: StoreHarness) -> None:
+    """A job's parents, its ``when`` and its workflow node (id, path, policy) round-trip;
+    ``find`` lists a workflow's nodes, newest first."""
+    async with harness.store() as store:
+        node = {"workflow": "wf-1", "policy": "finish"}
+        await store.apply(
+            [
+                Persist(job("wf-1:r.a", 1, "succeeded", path="r.a", **node)),
+                Persist(job("other", 2)),
+                Persist(
+                    job(
+                        "wf-1:r.b[0]",
+                        3,
+                        "waiting",
+                        path="r.b[0]",
+                        depends_on=("wf-1:r.a", "other"),
+                        when="finished",
+                        **node,
+                    )
+                ),
+            ]
+        )
+        for got in (await store.get("wf-1:r.b[0]"), (await store.live_jobs())[-1]):
+            assert got is not None
+            assert (got.depends_on, got.when) == (("wf-1:r.a", "other"), "finished")
+            assert (got.workflow, got.path, got.policy) == ("wf-1", "r.b[0]", "finish")
+        found = await store.find(status=None, queue=None, limit=10, workflow="wf-1")
+        assert [j.id for j in found] == ["wf-1:r.b[0]", "wf-1:r.a"]
 
 
 async def check_attempts_history(harness: StoreHarness) -> None:
@@ -451,6 +487,7 @@ STORE_CHECKS: tuple[Callable[[StoreHarness], Awaitable[None]], ...] = (
     check_live_jobs_are_never_expired_nor_forgotten,
     check_paging,
     check_unique_keys_and_fields_round_trip,
+    check_dependencies_and_workflow_nodes,
     check_attempts_history,
     check_artifacts,
     check_schedules,

@@ -56,6 +56,7 @@ from actorwork.web.metrics import Metrics
 from actorwork.web.openapi import openapi_document
 from actorwork.web.pages import dashboard_routes
 from actorwork.web.security import Guard, Security
+from actorwork.web.workflows import workflow_routes
 from actorwork.web.ws import serve_socket
 
 __all__ = ["STATIC", "ApiError", "create_app"]
@@ -526,6 +527,7 @@ def create_app(
             "/schedules/{name:str}/{action:str}", _handler(api.schedule_action), methods=["POST"]
         ),
         Route("/events", _handler(api.events), methods=["GET"]),
+        *workflow_routes(lambda: api.client, _handler, _action),
         Route("/metrics", _handler(api.metrics_page), methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         WebSocketRoute("/ws", api.socket),

@@ -19,7 +19,9 @@ from actorwork.messages import (
     QueueView,
     ScheduleView,
 )
+from actorwork.web.workflows import workflow_paths
 from actorwork.work import Work
+from actorwork.workflow import EXPAND, GATHER, WorkflowView
 
 __all__ = ["openapi_document"]
 
@@ -225,6 +227,7 @@ def _paths(payloads: dict[str, Any] | None) -> dict[str, Any]:
                 "responses": {**_JOB, **_errors(404, 409)},
             }
         },
+        **workflow_paths(_NAME, _ok, _errors),
         "/jobs/{action}/by-filter": {
             "post": {
                 "parameters": [
@@ -373,13 +376,15 @@ def _JOB_201() -> dict[str, Any]:  # noqa: N802 - reads as the constant it stand
     return {"201": _JOB["200"]}
 
 
-_VIEWS = (JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView)
+_VIEWS = (JobView, AttemptRecord, LogLine, QueueView, PoolView, ScheduleView, WorkflowView)
 _documents: dict[tuple[str, ...] | None, dict[str, Any]] = {}
 
 
 def openapi_document(works: Sequence[Work] | None = None) -> dict[str, Any]:
     """The document served at ``/openapi.json``; with ``works``, a submit's body lists
     them, each with its payload's schema (else any work name, any payload)."""
+    if works is not None:  # a workflow's own nodes are not for submitting by hand
+        works = [work for work in works if work.name not in (EXPAND, GATHER)]
     key = None if works is None else tuple(sorted(work.name for work in works))
     document = _documents.get(key)
     if document is not None:
