@@ -21,7 +21,8 @@ connect is retried with backoff for up to ``connect_timeout`` seconds (``[jobs]
 connect_timeout``, 10 by default) before the ask fails naming the address.
 
 Given several addresses of Schedulers sharing a store (``Client(system, ["tcp://a:7400",
-"tcp://b:7400"])``, or one string separated by commas), the client follows the one that
+"tcp://b:7400"])``, or one string separated by commas, or one ``tcp://`` name that
+resolves to several IP addresses), the client follows the one that
 leads (:mod:`actorwork.runtime.follow`): standbys name it, and when it goes away the
 others are asked again. Its submits then carry job ids drawn here, so that a submit, a
 get or a wait cut off by the leader's death is asked again of the next leader.
@@ -120,7 +121,7 @@ from actorwork.messages import (
 )
 from actorwork.middleware import MiddlewareChain
 from actorwork.runtime import ActorRef, ActorSystem, RemoteRef
-from actorwork.runtime.follow import find_leader, split_addresses
+from actorwork.runtime.follow import find_leader, resolve_addresses, split_addresses
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 
@@ -198,6 +199,7 @@ class Client(anyio.abc.AsyncResource):
         self.registry = registry or default_registry
         self.middleware = MiddlewareChain(middleware)
         self._ref: ActorRef | None = scheduler if isinstance(scheduler, ActorRef) else None
+        self._resolved_several = False
         self._batch: _SubmitBatch | None = None
         #: Batches not answered yet; a task of ``_task_group`` sends each.
         self._sending: set[_SubmitBatch] = set()
@@ -249,9 +251,10 @@ class Client(anyio.abc.AsyncResource):
 
     @property
     def follows_leader(self) -> bool:
-        """Several Scheduler addresses were given: the client (and its event streams)
-        follows the one that leads."""
-        return len(self.addresses) > 1
+        """Several Scheduler addresses were given, or one name that resolved to several
+        IP addresses when last connected: the client (and its event streams) follows
+        the one that leads."""
+        return len(self.addresses) > 1 or self._resolved_several
 
     def _own_job_id(self) -> str:
         """A job id drawn here when following, so a submit asked again is the same job;
@@ -299,12 +302,15 @@ class Client(anyio.abc.AsyncResource):
     async def _find_leader(self, timeout: float) -> ActorRef:
         """The ref of the Scheduler that leads, asked at each address in turn.
 
-        One address is connected to without a question, as before leaders were
-        followed; a Scheduler that does not lead answers the first ask instead.
+        One address (that does not resolve to several) is connected to without a
+        question, as before leaders were followed; a Scheduler that does not lead
+        answers the first ask instead.
         """
-        if len(self.addresses) == 1:
-            return await self.system.remote(self.addresses[0], self.scheduler_name)
-        return await find_leader(self.system, self.addresses, self.scheduler_name, timeout=timeout)
+        addresses = await resolve_addresses(self.addresses)
+        if len(addresses) == 1:
+            return await self.system.remote(addresses[0], self.scheduler_name)
+        self._resolved_several = len(self.addresses) == 1
+        return await find_leader(self.system, addresses, self.scheduler_name, timeout=timeout)
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Wait until the Scheduler answers; the seconds its answer took.

@@ -47,10 +47,17 @@ class Fleet:
     tmp: Path
     store: str
     store_lines: str = ""
+    #: The loopback IP address each Scheduler listens at, all on one port (the way one
+    #: name of several hosts is written); by default 127.0.0.1, each on a port of its own.
+    hosts: tuple[str, ...] = ()
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.addresses = [f"tcp://127.0.0.1:{free_port()}" for _ in range(3)]
+        if self.hosts:
+            port = free_port()
+            self.addresses = [f"tcp://{host}:{port}" for host in self.hosts]
+        else:
+            self.addresses = [f"tcp://127.0.0.1:{free_port()}" for _ in range(3)]
         self.config = self.tmp / "aw.toml"
         listed = ", ".join(f'"{a}"' for a in self.addresses)
         self.config.write_text(
