@@ -14,7 +14,7 @@ several IP addresses (a DNS name with several A or AAAA records) stands for one
 Scheduler at each (:func:`resolve_addresses`), asked in the resolver's order; the name
 is resolved again at each search, so records changed since are followed. Connected to
 by IP address, such a Scheduler's TLS certificate is checked against the transport's
-``server_hostname`` if set, else against the IP address.
+``server_hostname`` (``[system.tls] server_hostname``) if set, else against the IP address.
 """
 
 from __future__ import annotations
