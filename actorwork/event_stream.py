@@ -137,6 +137,9 @@ class EventStream(anyio.abc.AsyncResource):
                 await anyio.sleep(0.1)  # a leader is being chosen: look again soon
                 continue
             assert self._actor is not None
+            if self._closed:  # closed by another task meanwhile: nobody unsubscribes this
+                await self._stop_actor()
+                raise StopAsyncIteration
             log.info("events_resubscribed", subscription=self.subscription)
             return self._actor
 
