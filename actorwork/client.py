@@ -21,7 +21,8 @@ connect is retried with backoff for up to ``connect_timeout`` seconds (``[jobs]
 connect_timeout``, 10 by default) before the ask fails naming the address.
 
 Given several addresses of Schedulers sharing a store (``Client(system, ["tcp://a:7400",
-"tcp://b:7400"])``, or one string separated by commas), the client follows the one that
+"tcp://b:7400"])``, or one string separated by commas, or one ``tcp://`` name that
+resolves to several IP addresses), the client follows the one that
 leads (:mod:`actorwork.runtime.follow`): standbys name it, and when it goes away the
 others are asked again. Its submits then carry job ids drawn here, so that a submit, a
 get or a wait cut off by the leader's death is asked again of the next leader.
@@ -37,7 +38,6 @@ import math
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -75,15 +75,8 @@ from actorwork.errors import (
     UsageError,
     WorkNotFound,
 )
-from actorwork.events import (
-    Event,
-    EventBatch,
-    EventsLost,
-    Subscribe,
-    SubscribedReply,
-    Unsubscribe,
-    make_filter,
-)
+from actorwork.event_stream import EventStream
+from actorwork.events import make_filter
 from actorwork.messages import (
     TERMINAL,
     AddSchedule,
@@ -124,12 +117,11 @@ from actorwork.messages import (
     SubmitJobsReply,
     SubmitRefusedReply,
     SubmittedReply,
-    Terminated,
     When,
 )
 from actorwork.middleware import MiddlewareChain
-from actorwork.runtime import Actor, ActorRef, ActorSystem, RemoteRef
-from actorwork.runtime.follow import find_leader, split_addresses
+from actorwork.runtime import ActorRef, ActorSystem, RemoteRef
+from actorwork.runtime.follow import find_leader, resolve_addresses, split_addresses
 from actorwork.schedules import Schedule
 from actorwork.work import Work, WorkRegistry, default_registry
 from actorwork.workflow import (
@@ -214,6 +206,7 @@ class Client(anyio.abc.AsyncResource):
         self.registry = registry or default_registry
         self.middleware = MiddlewareChain(middleware)
         self._ref: ActorRef | None = scheduler if isinstance(scheduler, ActorRef) else None
+        self._resolved_several = False
         self._batch: _SubmitBatch | None = None
         #: Batches not answered yet; a task of ``_task_group`` sends each.
         self._sending: set[_SubmitBatch] = set()
@@ -245,7 +238,7 @@ class Client(anyio.abc.AsyncResource):
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         """Ask the Scheduler; following several, a read or submit whose Scheduler went
         away (or no longer leads) is asked again of the one that leads now."""
-        again = self._following and isinstance(message, _REPEATABLE)
+        again = self.follows_leader and isinstance(message, _REPEATABLE)
         for tries in itertools.count(1):
             ref = self._ref
             if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
@@ -264,14 +257,16 @@ class Client(anyio.abc.AsyncResource):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @property
-    def _following(self) -> bool:
-        """Several Scheduler addresses were given: the client follows the leader."""
-        return len(self.addresses) > 1
+    def follows_leader(self) -> bool:
+        """Several Scheduler addresses were given, or one name that resolved to several
+        IP addresses when last connected: the client (and its event streams) follows
+        the one that leads."""
+        return len(self.addresses) > 1 or self._resolved_several
 
     def _own_job_id(self) -> str:
         """A job id drawn here when following, so a submit asked again is the same job;
         else "" (the Scheduler draws it)."""
-        return uuid.uuid4().hex if self._following else ""
+        return uuid.uuid4().hex if self.follows_leader else ""
 
     async def _connect(self, patience: float) -> ActorRef:
         """The Scheduler's ref, connecting to its address again until ``patience``
@@ -314,12 +309,15 @@ class Client(anyio.abc.AsyncResource):
     async def _find_leader(self, timeout: float) -> ActorRef:
         """The ref of the Scheduler that leads, asked at each address in turn.
 
-        One address is connected to without a question, as before leaders were
-        followed; a Scheduler that does not lead answers the first ask instead.
+        One address (that does not resolve to several) is connected to without a
+        question, as before leaders were followed; a Scheduler that does not lead
+        answers the first ask instead.
         """
-        if len(self.addresses) == 1:
-            return await self.system.remote(self.addresses[0], self.scheduler_name)
-        return await find_leader(self.system, self.addresses, self.scheduler_name, timeout=timeout)
+        addresses = await resolve_addresses(self.addresses)
+        if len(addresses) == 1:
+            return await self.system.remote(addresses[0], self.scheduler_name)
+        self._resolved_several = len(self.addresses) == 1
+        return await find_leader(self.system, addresses, self.scheduler_name, timeout=timeout)
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Wait until the Scheduler answers; the seconds its answer took.
@@ -798,6 +796,9 @@ class Client(anyio.abc.AsyncResource):
         past that they are dropped and an :class:`~actorwork.events.EventsLost` says how
         many (list the jobs again to resync). ValueError names an unknown kind.
         ``workflow`` keeps the events of that workflow's nodes, each tagged with its path.
+        Following several Schedulers, a stream lives through a failover: it subscribes
+        again at the new leader and yields an EventsLost before its events
+        (:mod:`actorwork.event_stream`).
         """
         if buffer < 1:
             raise UsageError(f"buffer must be at least 1, got {buffer!r}")
@@ -806,8 +807,11 @@ class Client(anyio.abc.AsyncResource):
         )
         return EventStream(self, filter, buffer)
 
-    async def scheduler_ref(self) -> ActorRef:
-        """The Scheduler's ref, connecting to it first if needed."""
+    async def scheduler_ref(self, *, again: bool = False) -> ActorRef:
+        """The Scheduler's ref, connecting to it first if needed; ``again`` forgets the
+        one known and finds the leader anew (its link was lost)."""
+        if again and not isinstance(self.scheduler, ActorRef):
+            self._ref = None
         ref = self._ref
         if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
             ref = await self._connect(self.connect_timeout)
@@ -940,115 +944,6 @@ def _chunks(messages: list[SubmitJob], budget: int) -> list[list[SubmitJob]]:
     if chunk:
         chunks.append(chunk)
     return chunks
-
-
-class EventStream(anyio.abc.AsyncResource):
-    """A subscription to the Scheduler's events; see :meth:`Client.events`.
-
-    It subscribes when entered, or at the first ``__anext__``; it ends (StopAsyncIteration)
-    when closed, and raises ActorStopped if the Scheduler stops or its link breaks.
-    """
-
-    def __init__(self, client: Client, filter: Any, buffer: int) -> None:
-        self.client = client
-        self.filter = filter
-        self.buffer = buffer
-        self.subscription = f"events-{uuid.uuid4().hex}"
-        #: The last event number the Scheduler published before this subscribed.
-        self.start_seq: int | None = None
-        self._actor: _EventSubscriber | None = None
-        self._ref: ActorRef | None = None
-        self._closed = False
-
-    async def __aenter__(self) -> Self:
-        await self._open()
-        return self
-
-    async def _open(self) -> _EventSubscriber:
-        if self._closed:
-            raise RuntimeError(f"event stream {self.subscription!r} is closed")
-        if self._actor is None:
-            scheduler = await self.client.scheduler_ref()
-            message = Subscribe(self.subscription, self.filter, self.buffer)
-            actor = _EventSubscriber(scheduler, message, self.buffer)
-            self._ref = await self.client.system.spawn(actor, name=self.subscription)
-            self._actor = actor
-            self.start_seq = actor.start_seq
-        return self._actor
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        actor = await self._open()
-        while True:
-            if self._closed:
-                raise StopAsyncIteration
-            event = actor.next_event()
-            if event is not None:
-                return event
-            if actor.ended is not None:
-                raise ActorStopped(f"the event stream ended: {actor.ended}")
-            actor.wake = anyio.Event()
-            await actor.wake.wait()
-
-    async def aclose(self) -> None:
-        """Unsubscribe; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        actor, ref, self._actor, self._ref = self._actor, self._ref, None, None
-        if actor is None or ref is None:
-            return
-        actor.wake.set()
-        with anyio.CancelScope(shield=True):
-            try:
-                await actor.scheduler.tell(Unsubscribe(self.subscription))
-            except ActorworkError:
-                pass  # the Scheduler drops it when this subscriber stops, or is gone
-            await self.client.system.stop(ref)
-
-
-class _EventSubscriber(Actor):
-    """Receives a subscription's batches and holds at most ``buffer`` events for its reader."""
-
-    def __init__(self, scheduler: ActorRef, subscribe: Subscribe, buffer: int) -> None:
-        self.scheduler = scheduler
-        self.subscribe = subscribe
-        self.buffer = buffer
-        self.events: deque[Event] = deque()
-        self.lost = 0
-        self.wake = anyio.Event()
-        self.start_seq = 0
-        #: Why the stream ended (the Scheduler stopped or became unreachable), else None.
-        self.ended: str | None = None
-
-    async def on_start(self) -> None:
-        reply = await self.scheduler.ask(self.subscribe)  # sent from this actor: its sender
-        assert isinstance(reply, SubscribedReply), reply
-        self.start_seq = reply.seq
-        self.system.watch(self.scheduler, self.ref)
-
-    async def receive(self, message: EventBatch | Terminated) -> None:
-        match message:
-            case EventBatch(events=events):
-                for event in events:
-                    if type(event) is EventsLost:  # lost at the Scheduler: told as one count
-                        self.lost += event.count
-                    elif len(self.events) >= self.buffer:
-                        self.lost += 1
-                    else:
-                        self.events.append(event)
-            case Terminated(name=name, reason=reason):
-                if name == self.scheduler.name:
-                    self.ended = f"the Scheduler {name!r} stopped or is unreachable ({reason})"
-        self.wake.set()
-
-    def next_event(self) -> Event | None:
-        if self.lost:
-            lost, self.lost = self.lost, 0
-            return EventsLost(time=time.time(), count=lost)
-        return self.events.popleft() if self.events else None
 
 
 class _MapRun:

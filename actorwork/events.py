@@ -209,7 +209,9 @@ class ScheduleFired(_Event, frozen=True, tag="schedule.fired"):
 
 
 class EventsLost(_Event, frozen=True, tag="events.lost"):
-    """``count`` events were dropped because this subscriber fell behind its buffer."""
+    """``count`` events were dropped because this subscriber fell behind its buffer, or
+    its stream moved to a new leader after a failover (then how many the old leader
+    published unseen is unknown, and ``count`` is one more than those known dropped)."""
 
     count: Count = 0
 

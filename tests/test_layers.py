@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "actorwork.config",
             "actorwork.node",
             "actorwork.client",
+            "actorwork.event_stream",
             "actorwork.topology",
             "actorwork.sync",
             "actorwork.tracing",

@@ -75,7 +75,7 @@ from actorwork.messages import (
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
-from actorwork.runtime.follow import find_leader, split_addresses
+from actorwork.runtime.follow import find_leader, resolve_addresses, split_addresses
 from actorwork.work import default_registry
 from actorwork.worker import STOP_GRACE, Worker
 
@@ -634,11 +634,12 @@ class Pool(Actor):
     async def _reach_scheduler(self) -> ActorRef:
         if isinstance(self.scheduler, ActorRef):
             return self.scheduler
-        if len(self.addresses) == 1:  # the one Scheduler: nobody to ask who leads
-            ref = await self.system.remote(self.addresses[0], self.scheduler_name)
+        addresses = await resolve_addresses(self.addresses)
+        if len(addresses) == 1:  # the one Scheduler: nobody to ask who leads
+            ref = await self.system.remote(addresses[0], self.scheduler_name)
         else:
             ref = await find_leader(
-                self.system, self.addresses, self.scheduler_name, timeout=self.state.patience
+                self.system, addresses, self.scheduler_name, timeout=self.state.patience
             )
         self.system.watch(ref, self.ref)
         return ref

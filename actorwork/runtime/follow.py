@@ -9,21 +9,31 @@ and returns the ref of the one that answered Pong; Pools and clients call it aga
 when their link to the leader is lost, so they follow the leader wherever it moves.
 
 Addresses are written as one address, several in a list, or several in one string
-separated by commas (:func:`split_addresses`).
+separated by commas (:func:`split_addresses`). A ``tcp://`` name that resolves to
+several IP addresses (a DNS name with several A or AAAA records) stands for one
+Scheduler at each (:func:`resolve_addresses`), asked in the resolver's order; the name
+is resolved again at each search, so records changed since are followed. Connected to
+by IP address, such a Scheduler's TLS certificate is checked against the transport's
+``server_hostname`` (``[system.tls] server_hostname``) if set, else against the IP address.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections import deque
 from collections.abc import Sequence
 
+import anyio
+
 from actorwork._log import get_logger
-from actorwork.errors import ActorworkError, HandshakeError, NoLeader
+from actorwork.addressing import format_address, parse_address, split_host_port
+from actorwork.errors import ActorworkError, AddressError, HandshakeError, NoLeader
 from actorwork.messages import NotLeaderReply, Ping, Pong
 from actorwork.runtime.ref import RemoteRef
 from actorwork.runtime.system import ActorSystem
 
-__all__ = ["find_leader", "split_addresses"]
+__all__ = ["find_leader", "resolve_addresses", "split_addresses"]
 
 log = get_logger(__name__)
 
@@ -40,18 +50,64 @@ def split_addresses(addresses: str | Sequence[str]) -> list[str]:
     return found
 
 
+async def resolve_addresses(addresses: Sequence[str]) -> list[str]:
+    """``addresses`` with each ``tcp://NAME:PORT`` whose name resolves to several IP
+    addresses replaced by ``tcp://IP:PORT`` for each, in the resolver's order.
+
+    Any other address, a name that resolves to one IP address, and one that does not
+    resolve (its connect says why) are kept as written.
+    """
+    found: list[str] = []
+    for address in addresses:
+        for each in await _resolve(address):
+            if each not in found:
+                found.append(each)
+    return found
+
+
+async def _resolve(address: str) -> list[str]:
+    try:
+        parsed = parse_address(address)
+        if parsed.scheme != "tcp":
+            return [address]
+        host, port = split_host_port(parsed)
+    except AddressError:
+        return [address]  # the transport's connect names what is wrong with it
+    if _is_ip(host):
+        return [address]
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        log.debug("scheduler_name_unresolved", address=address, error=str(exc))
+        return [address]
+    ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if len(ips) < 2:
+        return [address]
+    log.debug("scheduler_name_resolved", address=address, ips=ips)
+    return [format_address("tcp", f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}") for ip in ips]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 async def find_leader(
     system: ActorSystem, addresses: Sequence[str], name: str, *, timeout: float
 ) -> RemoteRef:
     """The ref of actor ``name`` at the first of ``addresses`` that leads.
 
-    Each address is tried once, each ask given ``timeout`` seconds; a leader named by
+    Each address (a name resolving to several IP addresses: each of them, see
+    :func:`resolve_addresses`) is tried once, each ask given ``timeout`` seconds; a leader named by
     a standby is tried next, even when it is not in ``addresses``. A refused
     handshake (wrong secret, TLS) is raised at once; otherwise, when none leads,
     :class:`NoLeader` names what each address answered.
     """
     tried: set[str] = set()
-    queue = deque(addresses)
+    queue = deque(await resolve_addresses(addresses))
     answers: list[str] = []
     standbys = False
     while queue:

@@ -12,7 +12,7 @@ from actorwork import ActorSystem
 from actorwork.errors import HandshakeError, NoLeader
 from actorwork.messages import Ping, Pong
 from actorwork.runtime import Actor
-from actorwork.runtime.follow import find_leader, split_addresses
+from actorwork.runtime.follow import find_leader, resolve_addresses, split_addresses
 from actorwork.scheduler.standby import Standby
 
 
@@ -86,3 +86,16 @@ def test_addresses_split_from_a_string_or_a_list() -> None:
     assert split_addresses(["tcp://a:1"]) == ["tcp://a:1"]
     with pytest.raises(ValueError, match="no Scheduler address in ' , '"):
         split_addresses(" , ")
+
+
+async def test_addresses_other_than_a_name_of_several_are_kept_as_written() -> None:
+    # A name resolving to several is tested for real in tests/stores/test_name_resolving.py.
+    written = [
+        "tcp://127.0.0.1:7400",
+        "tcp://[::1]:7400",
+        "unix:///run/actorwork/scheduler.sock",
+        "inproc://scheduler",
+        "tcp://no-port-given",  # the transport's connect names what is wrong
+        "tcp://127.0.0.1:7400",
+    ]
+    assert await resolve_addresses(written) == written[:-1]

@@ -4,11 +4,13 @@ one plain, and one that takes TCP connections over TLS only (a trustme CA's cert
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actorwork.testing.stores import TemporaryPostgres, postgres_binaries
+from tests.stores.fleet import Fleet
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,27 @@ def tls_server(ca: Any) -> Iterator[TemporaryPostgres]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def fleet(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Fleet, tuple[TemporaryPostgres | None, str]]]:
+    """A :class:`~tests.stores.fleet.Fleet` (not started) on PostgreSQL (its password in a
+    file) and on SQLite, with the server and database name the store lives in."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        database = server.create_database("follow")
+        secret = tmp_path / "store-password"
+        secret.write_text(server.password)
+        secret.chmod(0o600)
+        made = Fleet(
+            tmp_path,
+            server.url(database, password=False),
+            f'store_password_file = "{secret}"',
+        )
+        yield made, (server, database)
+    else:
+        made = Fleet(tmp_path, str(tmp_path / "jobs.db"))
+        yield made, (None, "")
+    made.stop_all()

@@ -27,7 +27,7 @@ from actorwork.config import load_config
 from actorwork.node import system_from_settings
 from actorwork.testing.stores import TemporaryPostgres
 from tests.jobs import works
-from tests.stores.test_leader_following import free_port, launch
+from tests.stores.fleet import free_port, launch
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "scale-out"
