@@ -36,7 +36,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("actorwork.runtime",)),
     (
         "work",
-        ("actorwork.work", "actorwork.worker", "actorwork.capture", "actorwork.middleware"),
+        (
+            "actorwork.work",
+            "actorwork.worker",
+            "actorwork.output",
+            "actorwork.capture",
+            "actorwork.middleware",
+        ),
     ),
     ("stores and docker", ("actorwork.stores", "actorwork.docker")),
     ("roles", ("actorwork.scheduler", "actorwork.pool")),
