@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from actorwork.messages import JobOutput, JobSpec, LogLine
@@ -24,12 +25,17 @@ OUTPUT_LINES = 200
 
 
 class StartedAlarm:
-    """One timer for the start notices of a Worker's attempts, which run one at a time.
+    """One timer for the start notices of many attempts: a Pool's, or one Worker's.
 
-    A :class:`LiveOutput` of its own would set a timer per attempt and cancel it when
-    the attempt ends, nearly always first: a timer made and dropped for every job. The
-    alarm instead rings at the watched attempt's due time or earlier; ringing early
-    (the attempt it was set for ended, another began since) sets it again.
+    A :class:`LiveOutput` of its own sets a timer per attempt and cancels it when the
+    attempt ends, nearly always first: a timer made and dropped for every job. The
+    alarm keeps the attempts it watches in the order they started and rings at the
+    first one's due time; it sends the notices that are due, forgets the attempts that
+    ended or sent theirs with a batch, and sets itself for the next. It holds at most
+    the attempts started within one interval.
+
+    Invariant: every output watched has the same ``interval``, so due times follow the
+    order of :meth:`watch` calls.
     """
 
     __slots__ = ("_loop", "_timer", "_watched")
@@ -37,31 +43,28 @@ class StartedAlarm:
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
-        self._watched: LiveOutput | None = None
+        self._watched: deque[LiveOutput] = deque()
 
     def watch(self, output: LiveOutput) -> None:
         """On the loop: send ``output``'s start notice once due, unless it went already."""
-        self._watched = output
         due = output.start_notice_due()
-        if due is not None and (self._timer is None or due < self._timer.when()):
-            self._set(due)
-
-    def _set(self, due: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(due, self._ring)
+        if due is None:
+            return
+        self._watched.append(output)
+        if self._timer is None:
+            self._timer = self._loop.call_at(due, self._ring)
 
     def _ring(self) -> None:
         self._timer = None
-        output = self._watched
-        due = None if output is None else output.start_notice_due()
-        if output is None or due is None:
-            self._watched = None
-        elif due <= self._loop.time():
-            self._watched = None
-            output.send_start_notice()
-        else:
-            self._set(due)
+        watched, now = self._watched, self._loop.time()
+        while watched:
+            due = watched[0].start_notice_due()
+            if due is not None and due > now:
+                self._timer = self._loop.call_at(due, self._ring)
+                return
+            output = watched.popleft()
+            if due is not None:
+                output.send_start_notice()
 
 
 class LiveOutput:

@@ -372,6 +372,7 @@ class Worker(Actor):
         grace: float = STOP_GRACE,
         middleware: Sequence[object | str] = (),
         output_interval: float = OUTPUT_INTERVAL,
+        alarm: StartedAlarm | None = None,
     ) -> None:
         if kind not in ("local", "thread"):
             raise ValueError(f"worker kind must be 'local' or 'thread', got {kind!r}")
@@ -395,7 +396,9 @@ class Worker(Actor):
         self._queued: tuple[JobSpec, ActorRef] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._context: WorkContext | None = None
-        self._alarm: StartedAlarm | None = None  # made on the loop, with the first job
+        #: Sends the start notices of attempts that run past ``output_interval``; its
+        #: Pool's, shared by its workers of one interval, or made with the first job.
+        self._alarm = alarm
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)

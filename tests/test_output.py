@@ -66,3 +66,25 @@ async def test_a_start_notice_goes_with_the_first_line_and_the_alarm_sends_nothi
     assert [(o.job_id, o.started) for o in sent] == [("a", 1.0), ("b", 2.0)]
     output.close()
     later.close()
+
+
+async def test_attempts_running_side_by_side_each_get_their_start_notice() -> None:
+    """A Pool's workers share one alarm: each attempt still running gets its notice."""
+    sent: list[JobOutput] = []
+    both = anyio.Event()
+
+    def send(output: JobOutput) -> None:
+        sent.append(output)
+        if len(sent) == 2:
+            both.set()
+
+    alarm = StartedAlarm()
+    outputs = [LiveOutput(_spec(job), send, interval=0.05, alarm=alarm) for job in "abc"]
+    for started, output in enumerate(outputs):
+        output.started(float(started))
+    outputs[1].close()  # ended early: sends nothing
+    with anyio.fail_after(DEADLINE):
+        await both.wait()
+    assert sorted((o.job_id, o.started) for o in sent) == [("a", 0.0), ("c", 2.0)]
+    for output in outputs:
+        output.close()
