@@ -712,8 +712,15 @@ class Scheduler(Actor):
                 jobs[job.id] = job
         page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]
         more = len(page) == limit and limit > 0
+        count = None
+        if ask.count:
+            count = await self.store.count(
+                status=status, queue=queue, work=ask.work, since=ask.since, until=ask.until
+            )
         return JobListReply(
-            [self.state.view(job) for job in page], next=page[-1].seq if more else None
+            [self.state.view(job) for job in page],
+            next=page[-1].seq if more else None,
+            count=count,
         )
 
     async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:
