@@ -699,7 +699,13 @@ class Scheduler(Actor):
         )
         live = self.state.jobs
         jobs = {job.id: live.get(job.id) or job for job in stored}
-        for job in live.values():
+        # A full page from the store holds `limit` jobs from `floor` up: an older live job
+        # could not make the page. Live jobs go by seq (SchedulerState.jobs), newest
+        # last, so a backlog of queued jobs is not walked for every page.
+        floor = stored[-1].seq if limit and len(stored) == limit else -1
+        for job in reversed(live.values()):
+            if job.seq < floor:
+                break
             if (
                 job.id not in jobs
                 and (before is None or job.seq < before)
