@@ -882,12 +882,16 @@ class Client(anyio.abc.AsyncResource):
         until: float | None = None,
         limit: int = 100,
         before: int | None = None,
+        count: bool = False,
     ) -> JobListReply:
         """One page of jobs, newest first; its ``next`` is the ``before`` of the next page.
 
         ``since`` and ``until`` bound when the jobs were created (wall-clock seconds).
+        With ``count``, the reply's ``count`` is how many jobs the filters match.
         """
-        message = ListJobs(status, queue, limit, before, work=work, since=since, until=until)
+        message = ListJobs(
+            status, queue, limit, before, work=work, since=since, until=until, count=count
+        )
         check(message)
         reply = await self._ask(message)
         assert isinstance(reply, JobListReply), reply

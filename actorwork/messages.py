@@ -536,13 +536,20 @@ class ListJobs(Message, tag="aw.job.list"):
     until: Timestamp | None = None
     #: Only the nodes of this workflow.
     workflow: Name | None = None
+    #: Also count every job the filters match (``before`` and ``limit`` aside).
+    count: bool = False
 
 
 class JobListReply(Message, tag="aw.job.list-reply"):
-    """A page of jobs; ``next`` is the ``before`` of the following page, None at the end."""
+    """A page of jobs; ``next`` is the ``before`` of the following page, None at the end.
+
+    ``count``, when asked for, is how many jobs the filters match in the store as of its
+    last commit: a job submitted or changed in the last moments may not be counted yet.
+    """
 
     jobs: list[JobView]
     next: int | None = None
+    count: int | None = None
 
 
 class GetAttempts(Message, tag="aw.job.attempts"):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,7 +42,6 @@ from actorwork.messages import (
     ExecuteJob,
     JobOutput,
     JobSpec,
-    LogLine,
     Outcome,
     StopJob,
     WorkerFreed,
@@ -52,10 +50,20 @@ from actorwork.messages import (
 )
 from actorwork.middleware import MiddlewareChain
 from actorwork.middleware import load as load_middleware
+from actorwork.output import OUTPUT_INTERVAL, OUTPUT_LINES, LiveOutput, StartedAlarm
 from actorwork.runtime import Actor, ActorRef
 from actorwork.work import Work, WorkContext, WorkRegistry, default_registry
 
-__all__ = ["OUTPUT_INTERVAL", "STOP_GRACE", "LiveOutput", "Worker", "WorkerKind", "run_attempt"]
+__all__ = [
+    "OUTPUT_INTERVAL",
+    "OUTPUT_LINES",
+    "STOP_GRACE",
+    "LiveOutput",
+    "StartedAlarm",
+    "Worker",
+    "WorkerKind",
+    "run_attempt",
+]
 
 WorkerKind = Literal["local", "thread"]
 
@@ -63,143 +71,8 @@ WorkerKind = Literal["local", "thread"]
 #: the stop is enforced (async work cancelled, sync work left to its thread).
 STOP_GRACE = 1.0
 
-#: Seconds between two :class:`JobOutput` of one attempt, at least (lines past
-#: :data:`OUTPUT_LINES` go sooner).
-OUTPUT_INTERVAL = 0.05
-#: Lines that make a :class:`JobOutput` go at once.
-OUTPUT_LINES = 200
-
 _encoder = msgspec.msgpack.Encoder()
 _T = TypeVar("_T")
-
-
-class LiveOutput:
-    """Batches what a running attempt writes and reports into :class:`JobOutput` s.
-
-    Lines, progress and artifact names gather; a batch goes at once when none went in
-    the last ``interval`` seconds (so a lone progress report arrives without delay),
-    else when the interval is over, or at once past ``max_lines`` lines. That the
-    attempt started goes with the first batch, or alone after ``interval`` if nothing
-    else comes: a job shorter than that sends nothing live (its result says it all).
-    Every method may be called from any thread; ``send`` is called on the loop.
-    """
-
-    def __init__(
-        self,
-        spec: JobSpec,
-        send: Callable[[JobOutput], None],
-        *,
-        pool: str = "",
-        worker: str = "",
-        interval: float = OUTPUT_INTERVAL,
-        max_lines: int = OUTPUT_LINES,
-    ) -> None:
-        if not interval >= 0:
-            raise ValueError(f"output interval must be 0 or more seconds, got {interval!r}")
-        self.spec = spec
-        self.pool = pool
-        self.worker = worker
-        self.interval = interval
-        self.max_lines = max_lines
-        self._send = send
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._started: float | None = None
-        self._lines: list[LogLine] = []
-        self._progress: tuple[float | None, str] | None = None
-        self._artifacts: list[str] = []
-        self._last = -1.0  # loop time of the last batch sent (-1: none yet)
-        self._timer: asyncio.TimerHandle | None = None
-        self._closed = False
-
-    def started(self, when: float) -> None:
-        with self._lock:
-            self._started = when
-        self._arm(urgent=False, eager=False)
-
-    def line(self, line: LogLine) -> None:
-        with self._lock:
-            self._lines.append(line)
-            urgent = len(self._lines) >= self.max_lines
-        self._arm(urgent=urgent, eager=True)
-
-    def progress(self, fraction: float | None, message: str) -> None:
-        with self._lock:
-            self._progress = (fraction, message)
-        self._arm(urgent=False, eager=True)
-
-    def artifact(self, name: str) -> None:
-        with self._lock:
-            self._artifacts.append(name)
-        self._arm(urgent=False, eager=True)
-
-    def close(self) -> None:
-        """Send nothing more by itself (the attempt ended); on the loop."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def remainder(self) -> JobOutput | None:
-        """What is still unsent of an attempt that sent something live, for its worker to
-        send before the result (so a tail ends with it); None otherwise: an attempt
-        short enough to send nothing live leaves it all to its result."""
-        if self._last < 0:
-            return None
-        return self._take()
-
-    def _arm(self, *, urgent: bool, eager: bool) -> None:
-        if threading.get_ident() == self._loop_thread:
-            self._schedule(urgent, eager)
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to send to
-                self._loop.call_soon_threadsafe(self._schedule, urgent, eager)
-
-    def _schedule(self, urgent: bool, eager: bool) -> None:
-        """On the loop: send now, or make sure a timer will."""
-        if self._closed:
-            return
-        now = self._loop.time()
-        due = self._last + self.interval
-        if urgent or (eager and due <= now):
-            self._flush()
-        elif self._timer is None:
-            delay = max(due - now, 0.0) if eager else self.interval
-            self._timer = self._loop.call_later(delay, self._flush)
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._closed:
-            return
-        output = self._take()
-        if output is not None:
-            self._last = self._loop.time()
-            self._send(output)
-
-    def _take(self) -> JobOutput | None:
-        with self._lock:
-            started, self._started = self._started, None
-            lines, self._lines = self._lines, []
-            progress, self._progress = self._progress, None
-            artifacts, self._artifacts = self._artifacts, []
-        if started is None and not lines and progress is None and not artifacts:
-            return None
-        fraction, message = progress if progress is not None else (None, "")
-        return JobOutput(
-            self.spec.id,
-            self.spec.attempt,
-            pool=self.pool,
-            worker=self.worker,
-            started=started,
-            logs=lines,
-            progressed=progress is not None,
-            fraction=fraction,
-            message=message,
-            artifacts=artifacts,
-        )
 
 
 async def run_attempt(
@@ -355,15 +228,66 @@ class _Stopped(Exception):
 async def _enforced(ctx: WorkContext, grace: float, call: Callable[[], Awaitable[_T]]) -> _T:
     """Await ``call()`` on this loop; ``grace`` seconds after a stop is requested,
     cancel it and raise :class:`_Stopped` (unless the work still returned a value)."""
-    loop = asyncio.get_running_loop()
-    with anyio.CancelScope() as scope:
-
-        def deadline() -> None:  # on this loop; a no-op once the scope is left
-            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
-
-        ctx.when_stopped(functools.partial(_call_soon, loop, deadline))
+    task = asyncio.current_task()
+    assert task is not None
+    enforcement = _Enforcement(task, grace)
+    ctx.when_stopped(functools.partial(_call_soon, enforcement.loop, enforcement.arm))
+    try:
         return await call()
-    raise _Stopped
+    except asyncio.CancelledError:
+        if enforcement.uncancel():
+            raise _Stopped from None
+        raise
+    finally:
+        enforcement.end()
+
+
+class _Enforcement:
+    """The cancellation :func:`_enforced` makes a grace after a stop request, as
+    :func:`asyncio.timeout` does it: one ``cancel`` of the task, matched by one
+    ``uncancel``, so a cancellation from elsewhere (a stopping Pool) still propagates.
+
+    Nothing is scheduled until a stop is requested: an attempt that is never asked to
+    stop costs no timer and no cancel scope (this runs for every job).
+    """
+
+    __slots__ = ("_cancelling", "_ended", "_fired", "_timer", "grace", "loop", "task")
+
+    def __init__(self, task: asyncio.Task[Any], grace: float) -> None:
+        self.task = task
+        self.grace = grace
+        self.loop = task.get_loop()
+        self._cancelling = task.cancelling()
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired = False  # the task was cancelled by this enforcement
+        self._ended = False
+
+    def arm(self) -> None:
+        """On the loop: cancel the task ``grace`` seconds from now, unless it ended."""
+        if not self._ended and self._timer is None:
+            self._timer = self.loop.call_later(self.grace, self._cancel)
+
+    def _cancel(self) -> None:
+        # Only ever runs while the task awaits inside _enforced: end() cancels the timer.
+        self._fired = True
+        self.task.cancel()
+
+    def uncancel(self) -> bool:
+        """After a CancelledError: whether this enforcement alone caused it."""
+        if not self._fired:
+            return False
+        self._fired = False
+        return self.task.uncancel() <= self._cancelling
+
+    def end(self) -> None:
+        """The call is over: nothing more is scheduled, and a cancel the work swallowed
+        is taken back."""
+        self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fired:
+            self._fired = False
+            self.task.uncancel()
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
@@ -448,6 +372,7 @@ class Worker(Actor):
         grace: float = STOP_GRACE,
         middleware: Sequence[object | str] = (),
         output_interval: float = OUTPUT_INTERVAL,
+        alarm: StartedAlarm | None = None,
     ) -> None:
         if kind not in ("local", "thread"):
             raise ValueError(f"worker kind must be 'local' or 'thread', got {kind!r}")
@@ -471,6 +396,9 @@ class Worker(Actor):
         self._queued: tuple[JobSpec, ActorRef] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._context: WorkContext | None = None
+        #: Sends the start notices of attempts that run past ``output_interval``; its
+        #: Pool's, shared by its workers of one interval, or made with the first job.
+        self._alarm = alarm
 
     async def on_start(self) -> None:
         self.registry.import_modules(self.modules)
@@ -536,8 +464,15 @@ class Worker(Actor):
         def send(output: JobOutput) -> None:
             self.start_soon(tell, output)
 
+        if self._alarm is None:
+            self._alarm = StartedAlarm()
         return LiveOutput(
-            spec, send, pool=self.pool, worker=self.name, interval=self.output_interval
+            spec,
+            send,
+            pool=self.pool,
+            worker=self.name,
+            interval=self.output_interval,
+            alarm=self._alarm,
         )
 
     def _started(self, ctx: WorkContext) -> None:

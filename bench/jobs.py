@@ -597,7 +597,7 @@ def counting() -> Iterator[Counts]:
                 counts.events.append(("store commit ends", time.perf_counter()))
                 with counts.lock:
                     counts.commits += 1
-                    counts.committed_rows += sum(len(part) for part in batch)
+                    counts.committed_rows += batch.size
                     counts.commit_seconds += time.perf_counter() - start
 
         return counted
@@ -640,7 +640,8 @@ def counting() -> Iterator[Counts]:
     patch(scheduler.Scheduler, "receive", receive("Scheduler"))
     patch(pool.Pool, "receive", receive("Pool"))
     patch(worker.Worker, "receive", receive("Worker"))
-    patch(getattr(store, "_Database", None), "apply", apply)
+    # _write is the commit of both paths: the store's thread and the loop's own connection.
+    patch(getattr(store, "_Database", None), "_write", apply)
     patch(outbox.Outbox, "put_many", put_many)
     patch(outbox.Outbox, "remove_many", remove_many)
     patch(os, "fsync", fsync)

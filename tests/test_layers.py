@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "actorwork.work",
             "actorwork.worker",
+            "actorwork.output",
             "actorwork.capture",
             "actorwork.middleware",
             "actorwork.workflow",

@@ -139,6 +139,42 @@ def test_with_structlog_configured_events_go_through_it(unconfigured: None) -> N
     ]
 
 
+def test_a_logger_is_assembled_once_per_structlog_configuration(unconfigured: None) -> None:
+    """Filtered events cost no new structlog logger each (the Scheduler logs one a job);
+    configuring structlog again, or changing its processors in place, still applies."""
+    made: list[str] = []
+
+    def factory(*args: object) -> structlog.types.WrappedLogger:
+        made.append("logger")
+        return structlog.ReturnLogger()
+
+    seen: list[str] = []
+
+    def keep(_: object, __: str, event: structlog.types.EventDict) -> str:
+        seen.append(str(event["event"]))
+        raise structlog.DropEvent
+
+    structlog.configure(
+        processors=[keep],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=factory,
+    )
+    log = get_logger("actorwork.test_quiet")
+    for _ in range(3):
+        log.debug("job_finished", job_id="j")
+        log.info("job_started", job_id="j")
+    assert made == ["logger"]
+    assert seen == ["job_started"] * 3
+
+    seen.clear()
+    structlog.get_config()["processors"].insert(0, lambda _, __, event: {**event, "event": "x"})
+    log.info("changed_in_place")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    log.debug("configured_again")
+    assert seen == ["x", "x"]
+    assert made == ["logger", "logger"]
+
+
 def test_a_log_call_never_fails_its_caller_when_the_output_is_gone(tmp_path: Path) -> None:
     """An application configured structlog to a stream since closed: the call goes on."""
     from actorwork._log import get_logger

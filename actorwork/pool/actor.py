@@ -72,6 +72,7 @@ from actorwork.messages import (
     WorkFinished,
     WorkResult,
 )
+from actorwork.output import StartedAlarm
 from actorwork.pool.outbox import Outbox
 from actorwork.pool.state import Attempt, PoolState
 from actorwork.runtime import Actor, ActorRef, RemoteRef, Reply
@@ -178,6 +179,7 @@ class Pool(Actor):
             containers = dataclasses.replace(containers, environment=merged)
         self.containers = containers
         self._fleet: ContainerFleet | None = None  # a docker pool's containers
+        self._alarm: StartedAlarm | None = None  # start notices of its local workers
         self.workers: dict[str, _Worker] = {}
         self.clock = clock
         # Named in on_start, once the actor has its name.
@@ -278,8 +280,14 @@ class Pool(Actor):
     async def _start_worker(self, index: int) -> None:
         name = f"{self.name}.worker-{index}"
         if self.kind == "local" or self.kind == "thread":  # noqa: PLR1714 - narrows the kind
+            if self._alarm is None:
+                self._alarm = StartedAlarm()
             worker = Worker(
-                kind=self.kind, modules=self.modules, pool=self.name, middleware=self.middleware
+                kind=self.kind,
+                modules=self.modules,
+                pool=self.name,
+                middleware=self.middleware,
+                alarm=self._alarm,
             )
             self.workers[name] = _Worker(name, await self.system.spawn(worker, name=name))
         else:

@@ -760,7 +760,13 @@ class Scheduler(Actor):
         )
         live = self.state.jobs
         jobs = {job.id: live.get(job.id) or job for job in stored}
-        for job in live.values():
+        # A full page from the store holds `limit` jobs from `floor` up: an older live job
+        # could not make the page. Live jobs go by seq (SchedulerState.jobs), newest
+        # last, so a backlog of queued jobs is not walked for every page.
+        floor = stored[-1].seq if limit and len(stored) == limit else -1
+        for job in reversed(live.values()):
+            if job.seq < floor:
+                break
             if (
                 job.id not in jobs
                 and (before is None or job.seq < before)
@@ -774,8 +780,20 @@ class Scheduler(Actor):
                 jobs[job.id] = job
         page = sorted(jobs.values(), key=lambda job: job.seq, reverse=True)[:limit]
         more = len(page) == limit and limit > 0
+        count = None
+        if ask.count:
+            count = await self.store.count(
+                status=status,
+                queue=queue,
+                work=ask.work,
+                since=ask.since,
+                until=ask.until,
+                workflow=ask.workflow,
+            )
         return JobListReply(
-            [self.state.view(job) for job in page], next=page[-1].seq if more else None
+            [self.state.view(job) for job in page],
+            next=page[-1].seq if more else None,
+            count=count,
         )
 
     async def _reply_after_commit(self, job_id: str, view: JobView | None = None) -> None:

@@ -239,6 +239,8 @@ class SchedulerState:
     lease: float = 30.0
     backoff: Backoff = field(default_factory=Backoff)
     draw: Callable[[], float] = random.random
+    #: Live jobs by id, in ascending ``seq``: a job enters only with a new, highest
+    #: seq (submitted, revived) or when loaded in seq order, and leaves when it ends.
     jobs: dict[str, Job] = field(default_factory=dict)
     pools: dict[str, _PoolSlot] = field(default_factory=dict)
     _unique: dict[str, str] = field(default_factory=dict)

@@ -347,6 +347,20 @@ class JobStore(Protocol):
         """
         ...
 
+    async def count(
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        workflow: str | None = None,
+    ) -> int:
+        """How many jobs :meth:`find` would return with these filters and no limit, as of
+        the last commit."""
+        ...
+
     async def expired(self, rules: Sequence[PruneRule], now: float, limit: int) -> list[str]:
         """At most ``limit`` ids of finished jobs past their ``rules`` at ``now`` (a wall
         time), oldest first. Only reads: the Scheduler forgets them (:class:`Forget`)."""

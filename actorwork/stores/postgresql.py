@@ -504,21 +504,9 @@ class PostgreSQLStore:
         until: float | None = None,
         workflow: str | None = None,
     ) -> list[Job]:
-        clauses: list[str] = []
-        args: list[object] = []
-        for clause, value in (
-            ("seq <", before),
-            ("status =", status),
-            ("queue =", queue),
-            ("work =", work),
-            ("created >=", since),
-            ("created <", until),
-            ("workflow =", workflow),
-        ):
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{clause} ${len(args)}")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = _filters(
+            status, queue, before=before, work=work, since=since, until=until, workflow=workflow
+        )
         args.append(limit)
         rows = await self._run(
             lambda c: c.fetch(
@@ -526,6 +514,22 @@ class PostgreSQLStore:
             )
         )
         return [await self._job(row, load=False) for row in rows]
+
+    async def count(
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        workflow: str | None = None,
+    ) -> int:
+        where, args = _filters(
+            status, queue, before=None, work=work, since=since, until=until, workflow=workflow
+        )
+        found = await self._run(lambda c: c.fetchval(f"SELECT count(*) FROM jobs {where}", *args))
+        return int(found)
 
     async def attempts(self, job_id: str) -> list[tuple[WorkResult, bool, str]]:
         rows = await self._run(
@@ -689,6 +693,34 @@ async def _write_schedules(conn: Any, effects: list[StoreEffect]) -> None:
                 )
             case _:
                 pass
+
+
+def _filters(
+    status: str | None,
+    queue: str | None,
+    *,
+    before: int | None,
+    work: str | None,
+    since: float | None,
+    until: float | None,
+    workflow: str | None = None,
+) -> tuple[str, list[object]]:
+    """The WHERE clause of the filters given (None: not given) and its arguments."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for clause, value in (
+        ("seq <", before),
+        ("status =", status),
+        ("queue =", queue),
+        ("work =", work),
+        ("created >=", since),
+        ("created <", until),
+        ("workflow =", workflow),
+    ):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{clause} ${len(args)}")
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
 def _rule_clause(rule: PruneRule) -> tuple[str, list[object]]:

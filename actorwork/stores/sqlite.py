@@ -115,6 +115,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated);
+-- The first page of an unfiltered listing, newest first, without sorting every job; a
+-- store made before it gets it when next opened (an index changes no row: no migration).
+CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -387,22 +390,29 @@ class _Database:
         until: float | None = None,
         workflow: str | None = None,
     ) -> list[Job]:
-        given = (
-            ("work = ?", work),
-            ("workflow = ? AND workflow <> ''", workflow),  # the partial index's condition
-            ("created >= ?", since),
-            ("created < ?", until),
-            ("seq < ?", before),
-            ("status = ?", status),
-            ("queue = ?", queue),
+        where, args = _filters(
+            status, queue, before=before, work=work, since=since, until=until, workflow=workflow
         )
-        clauses = [clause for clause, value in given if value is not None]
-        args = [value for _, value in given if value is not None]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         cursor = self.db.execute(
             f"SELECT {_SELECT} FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
         )
         return [_job(row, None) for row in cursor]
+
+    def count(
+        self,
+        status: str | None,
+        queue: str | None,
+        *,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        workflow: str | None = None,
+    ) -> int:
+        where, args = _filters(
+            status, queue, before=None, work=work, since=since, until=until, workflow=workflow
+        )
+        (found,) = self.db.execute(f"SELECT count(*) FROM jobs {where}", args).fetchone()
+        return int(found)
 
     def outcomes(self, job_ids: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
         """(status, return value) of each finished job among ``job_ids``."""
@@ -553,6 +563,31 @@ class Batch:
     def size(self) -> int:
         changes = len(self.schedules) + len(self.paused)
         return len(self.rows) + len(self.results) + len(self.forgotten) + changes
+
+
+def _filters(
+    status: str | None,
+    queue: str | None,
+    *,
+    before: int | None,
+    work: str | None,
+    since: float | None,
+    until: float | None,
+    workflow: str | None = None,
+) -> tuple[str, list[object]]:
+    """The WHERE clause of the filters given (None: not given) and its arguments."""
+    given = (
+        ("work = ?", work),
+        ("workflow = ? AND workflow <> ''", workflow),  # the partial index's condition
+        ("created >= ?", since),
+        ("created < ?", until),
+        ("seq < ?", before),
+        ("status = ?", status),
+        ("queue = ?", queue),
+    )
+    clauses = [clause for clause, value in given if value is not None]
+    args: list[object] = [value for _, value in given if value is not None]
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
 def prepare(effects: Iterable[object], *, files: bool = True) -> Batch:
@@ -912,6 +947,22 @@ class SQLiteStore:
                 since=since,
                 until=until,
                 workflow=workflow,
+            )
+        )
+
+    async def count(
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        work: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        workflow: str | None = None,
+    ) -> int:
+        return await self._run(
+            lambda db: db.count(
+                status, queue, work=work, since=since, until=until, workflow=workflow
             )
         )
 

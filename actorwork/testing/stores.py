@@ -329,6 +329,32 @@ async def check_paging(harness: StoreHarness) -> None:
         assert [j.id for j in found] == ["w1"]
 
 
+async def check_counting(harness: StoreHarness) -> None:
+    """``count``: how many jobs ``find`` would return with the same filters, unlimited."""
+    async with harness.store() as store:
+        assert await store.count(status=None, queue=None) == 0
+        await store.apply(
+            [
+                Persist(job(f"c{seq:02}", seq, status, queue=queue, work=work, created=NOW + seq))
+                for seq, (status, queue, work) in enumerate(
+                    [("failed", "default", "mail")] * 3
+                    + [("failed", "other", "mail")] * 2
+                    + [("succeeded", "default", "mail")] * 4
+                    + [("failed", "default", "pdf")] * 1
+                )
+            ]
+        )
+        assert await store.count(status=None, queue=None) == 10
+        assert await store.count(status="failed", queue=None, work="mail") == 5
+        assert await store.count(status="failed", queue="default", work="mail") == 3
+        assert await store.count(status=None, queue=None, work="pdf") == 1
+        assert await store.count(status="dead", queue=None) == 0
+        assert await store.count(status=None, queue=None, since=NOW + 2, until=NOW + 5) == 3
+        # A later commit that changes a job's status moves it between counts.
+        await store.apply([Persist(job("c00", 0, "succeeded", work="mail", created=NOW))])
+        assert await store.count(status="failed", queue=None, work="mail") == 4
+
+
 async def check_unique_keys_and_fields_round_trip(harness: StoreHarness) -> None:
     """Every persisted field of a job comes back as written, unique key included."""
     async with harness.store() as store:
@@ -486,6 +512,7 @@ STORE_CHECKS: tuple[Callable[[StoreHarness], Awaitable[None]], ...] = (
     check_retention_by_rows_and_hours,
     check_live_jobs_are_never_expired_nor_forgotten,
     check_paging,
+    check_counting,
     check_unique_keys_and_fields_round_trip,
     check_dependencies_and_workflow_nodes,
     check_attempts_history,

@@ -149,6 +149,16 @@ def _number(params: Any, key: str, *, whole: bool = False, low: float = 0.0, hig
     return value
 
 
+def _flag(params: Any, key: str) -> bool:
+    """A yes-or-no query parameter: ``true`` or ``false``, absent being false."""
+    text = params.get(key)
+    if text is None or text == "false":
+        return False
+    if text == "true":
+        return True
+    raise ApiError(422, f"{key} must be true or false", key, text[:80])
+
+
 def _filters(params: Any) -> dict[str, Any]:
     """The job filters of a query string (or a JSON object): status, queue, work, time."""
     status = params.get("status")
@@ -208,10 +218,12 @@ class _Api:
             filters["status"] = status
         limit = _number(params, "limit", whole=True, low=1, high=MAX_PAGE)
         cursor = _number(params, "cursor", whole=True, low=-1, high=2**62)
+        count = _flag(params, "count")
         page = await self.client.page(
-            **filters, limit=100 if limit is None else limit, before=cursor
+            **filters, limit=100 if limit is None else limit, before=cursor, count=count
         )
-        return _json({"jobs": [_view(v) for v in page.jobs], "next": page.next})
+        listed = {"jobs": [_view(v) for v in page.jobs], "next": page.next}
+        return _json({**listed, "count": page.count} if count else listed)
 
     async def submit(self, request: Request) -> Response:
         body = await _body(request)

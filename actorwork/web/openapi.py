@@ -86,6 +86,7 @@ _PAGE = _ok(
         "properties": {
             "jobs": {"type": "array", "items": _ref("JobView")},
             "next": {"type": ["integer", "null"]},
+            "count": {"type": "integer", "minimum": 0},
         },
         "required": ["jobs", "next"],
     }
@@ -95,6 +96,7 @@ _LIST: dict[str, Any] = {
         *_FILTERS,
         _param("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
         _param("cursor", {"type": "integer", "minimum": -1, "maximum": 2**62}),
+        _param("count", {"type": "string", "enum": ["true", "false"]}),
     ],
     "responses": {**_PAGE, **_errors(422)},
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 
@@ -351,3 +352,80 @@ def test_a_worker_overrunning_a_handed_back_attempt_is_held_busy_and_a_removed_o
     assert (state.free, state.overrunning) == (0, {"w0": JobKey("a", 1)})
     state.remove_worker("w0")  # a killed process worker
     assert (state.free, state.overrunning) == (0, {})
+
+
+# --- the enforcement's own cancellation, on the worker's task ---------------------------
+
+
+async def _attempt_stopped_after(started: anyio.Event, work: str, registry: Any) -> WorkResult:
+    """Run ``work`` as an attempt with no grace; ask it to stop once it started."""
+    from actorwork.worker import run_attempt
+
+    contexts: list[WorkContext] = []
+    spec = JobSpec(id="j1", work=work, payload=msgspec.msgpack.encode(None), attempt=1)
+    async with anyio.create_task_group() as tg:
+
+        async def stop() -> None:
+            await started.wait()
+            contexts[0].request_stop("cancelled")
+
+        tg.start_soon(stop)
+        return await run_attempt(spec, registry=registry, grace=0.0, on_context=contexts.append)
+    raise AssertionError("unreachable")
+
+
+async def test_an_enforced_cancel_the_work_swallows_leaves_the_worker_task_uncancelled() -> None:
+    """The work catches the cancellation and returns: the attempt is cancelled, and the
+    worker's task carries no cancellation left over into its next await."""
+    import asyncio
+
+    from actorwork.work import WorkRegistry, work
+
+    registry = WorkRegistry()
+    started = anyio.Event()
+
+    @work(name="swallow", registry=registry)
+    async def swallow(ctx: WorkContext) -> str:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except BaseException:  # what this work is about
+            return "swallowed"
+        return "unreachable"
+
+    result = await _attempt_stopped_after(started, "swallow", registry)
+    assert result.outcome == "cancelled"
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+    await anyio.lowlevel.checkpoint()  # would raise CancelledError if one were pending
+
+
+async def test_a_cancellation_from_outside_an_attempt_asked_to_stop_still_propagates() -> None:
+    """A stopping Pool cancels its worker while the enforcement's own cancel is due:
+    the outer cancellation is not taken for the enforcement's and swallowed."""
+    from actorwork.work import WorkRegistry, work
+
+    registry = WorkRegistry()
+    started = anyio.Event()
+    finished: list[str] = []
+
+    @work(name="hold", registry=registry)
+    async def hold(ctx: WorkContext) -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            finished.append("finally")
+
+    with anyio.CancelScope() as outer:
+
+        async def cancel_outer() -> None:
+            await started.wait()
+            outer.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_outer)
+            await _attempt_stopped_after(started, "hold", registry)
+    assert outer.cancelled_caught
+    assert finished == ["finally"]

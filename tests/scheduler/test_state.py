@@ -1299,6 +1299,12 @@ class SchedulerUnderFaults(RuleBasedStateMachine):
         assert all(count <= 1 for count in self.final_commits.values())
 
     @invariant()
+    def live_jobs_go_by_seq(self) -> None:
+        """The Scheduler's listing stops at the first live job older than a full page."""
+        seqs = [job.seq for job in self.state.jobs.values()]
+        assert seqs == sorted(seqs)
+
+    @invariant()
     def credit_matches_what_each_pool_asked_for(self) -> None:
         for slot in self.state.pools.values():
             assert slot.credit >= 0

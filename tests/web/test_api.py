@@ -69,6 +69,26 @@ async def test_jobs_list_filters_by_work_and_time_and_pages_by_cursor(
     assert len((await http.get("/jobs", params={"until": now + 1})).json()["jobs"]) == 4
 
 
+async def test_jobs_list_counts_what_its_filters_match_when_asked(
+    jobs: InlineJobs, http: httpx.AsyncClient
+) -> None:
+    for text in ("a", "b", "c"):
+        await jobs.submit(works.refuse)
+        await jobs.submit(works.boom, text, retries=0)
+    await jobs.submit(works.noop)
+    await jobs.run_until_idle()
+    reply = await http.get("/jobs", params={"status": "failed", "work": "refuse", "count": "true"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["count"] == 3
+    assert [j["work"] for j in body["jobs"]] == ["refuse"] * 3
+    small = (await http.get("/jobs", params={"count": "true", "limit": 1})).json()
+    assert (small["count"], len(small["jobs"])) == (7, 1)  # the count ignores the page
+    assert "count" not in (await http.get("/jobs")).json()  # only when asked
+    reply = await http.get("/jobs", params={"count": "yes"})
+    assert (reply.status_code, reply.json()["field"]) == (422, "count")
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
