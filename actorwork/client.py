@@ -24,7 +24,10 @@ Given several addresses of Schedulers sharing a store (``Client(system, ["tcp://
 "tcp://b:7400"])``, or one string separated by commas), the client follows the one that
 leads (:mod:`actorwork.runtime.follow`): standbys name it, and when it goes away the
 others are asked again. Its submits then carry job ids drawn here, so that a submit, a
-get or a wait cut off by the leader's death is asked again of the next leader.
+get or a wait cut off by the leader's death is asked again of the next leader. With
+one address or several, a Scheduler in standby is not an error by itself: it did
+nothing, so the ask goes to the leader it names, or is made again while a leader is
+chosen, for up to ``connect_timeout``; then :class:`~actorwork.errors.NoLeader`.
 :meth:`Client.ping` is the readiness check; :meth:`Client.submit_many` submits a whole
 list in a few messages.
 """
@@ -32,7 +35,6 @@ list in a few messages.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import re
 import time
@@ -244,24 +246,57 @@ class Client(anyio.abc.AsyncResource):
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         """Ask the Scheduler; following several, a read or submit whose Scheduler went
-        away (or no longer leads) is asked again of the one that leads now."""
+        away is asked again of the one that leads now.
+
+        A Scheduler in standby answers NotLeaderReply having done nothing, so any ask
+        is made again: of the leader it names, or, while it knows none, of the same
+        addresses until ``connect_timeout`` seconds have passed since the first such
+        answer; then NoLeader names the addresses.
+        """
         again = self._following and isinstance(message, _REPEATABLE)
-        for tries in itertools.count(1):
+        standby = _Standby(self.connect_timeout)
+        tries = 0
+        while True:
             ref = self._ref
             if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
                 ref = await self._connect(self.connect_timeout)
             try:
                 reply = await ref.ask(message, timeout=timeout)
             except (ActorStopped, TransportError):
+                tries += 1
                 if not again or tries == _TRIES:
                     raise
                 log.info("scheduler_lost", message=type(message).__name__, tries=tries)
                 self._ref = None
                 continue
-            if not isinstance(reply, NotLeaderReply) or not again or tries == _TRIES:
+            if not isinstance(reply, NotLeaderReply):
                 return reply
             self._ref = None
-        raise AssertionError("unreachable")  # pragma: no cover
+            await self._redirect(reply, standby)
+
+    async def _redirect(self, reply: NotLeaderReply, standby: _Standby) -> None:
+        """After a standby's ``reply``: connect to the leader it names, else wait a
+        little before the addresses are tried again; NoLeader once out of patience."""
+        waited = standby.waited()
+        if waited >= standby.patience:
+            addresses = self.addresses or [str(self.scheduler)]
+            raise NoLeader(
+                f"no Scheduler leads at {addresses!r}: answered in standby "
+                f"(leader: {reply.leader or 'unknown'}) for {waited:.1f} s "
+                f"(connect_timeout={standby.patience!r})",
+                standbys=True,
+            )
+        log.debug("scheduler_in_standby", leader=reply.leader, waited=round(waited, 3))
+        if reply.leader and not isinstance(self.scheduler, ActorRef):
+            try:
+                self._ref = await self.system.remote(reply.leader, self.scheduler_name)
+            except HandshakeError:
+                raise
+            except TransportError as exc:
+                log.debug("leader_not_reachable", address=reply.leader, error=str(exc))
+            else:
+                return
+        await anyio.sleep(standby.pause())
 
     @property
     def _following(self) -> bool:
@@ -332,13 +367,18 @@ class Client(anyio.abc.AsyncResource):
         """
         patience = self.connect_timeout if timeout is None else timeout
         started = time.monotonic()
-        ref = self._ref
-        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
-            ref = await self._connect(patience)
-        left = max(patience - (time.monotonic() - started), 0.001)
-        reply = await ref.ask(Ping(b"ready"), timeout=left)
-        assert isinstance(reply, Pong), reply
-        return time.monotonic() - started
+        standby = _Standby(patience)
+        while True:
+            ref = self._ref
+            if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+                ref = await self._connect(patience)
+            left = max(patience - (time.monotonic() - started), 0.001)
+            reply = await ref.ask(Ping(b"ready"), timeout=left)
+            if not isinstance(reply, NotLeaderReply):
+                assert isinstance(reply, Pong), reply
+                return time.monotonic() - started
+            self._ref = None
+            await self._redirect(reply, standby)
 
     async def submit(
         self,
@@ -1114,6 +1154,28 @@ class _SubmitBatch:
         for future in self.replies:
             if not future.done():  # a cancelled submitter's is
                 future.set_exception(exc)
+
+
+class _Standby:
+    """How long one ask has been answered by Schedulers in standby, and the pause
+    before it is made again (doubling from ``_RETRY_FIRST`` to ``_RETRY_CAP``)."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self._since: float | None = None
+        self._delay = _RETRY_FIRST
+
+    def waited(self) -> float:
+        """Seconds since the first standby answer (0 at the first)."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        return now - self._since
+
+    def pause(self) -> float:
+        """Seconds to wait before asking again, never past the patience."""
+        delay, self._delay = self._delay, min(self._delay * 2, _RETRY_CAP)
+        return max(0.0, min(delay, self.patience - self.waited()))
 
 
 class JobHandle:
