@@ -35,6 +35,7 @@ list in a few messages.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import time
@@ -246,37 +247,45 @@ class Client(anyio.abc.AsyncResource):
 
     async def _ask(self, message: Message, timeout: float | None = None) -> Any:
         """Ask the Scheduler; following several, a read or submit whose Scheduler went
-        away is asked again of the one that leads now.
-
-        A Scheduler in standby answers NotLeaderReply having done nothing, so any ask
-        is made again: of the leader it names, or, while it knows none, of the same
-        addresses until ``connect_timeout`` seconds have passed since the first such
-        answer; then NoLeader names the addresses.
-        """
+        away (or no longer leads) is asked again of the one that leads now."""
         again = self._following and isinstance(message, _REPEATABLE)
-        standby = _Standby(self.connect_timeout)
-        tries = 0
-        while True:
+        for tries in itertools.count(1):
             ref = self._ref
             if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
                 ref = await self._connect(self.connect_timeout)
             try:
                 reply = await ref.ask(message, timeout=timeout)
+                if isinstance(reply, NotLeaderReply):
+                    return await self._ask_leader(message, reply, timeout)
+            except NoLeader:
+                raise
             except (ActorStopped, TransportError):
-                tries += 1
                 if not again or tries == _TRIES:
                     raise
                 log.info("scheduler_lost", message=type(message).__name__, tries=tries)
                 self._ref = None
                 continue
-            if not isinstance(reply, NotLeaderReply):
-                return reply
-            self._ref = None
-            await self._redirect(reply, standby)
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _redirect(self, reply: NotLeaderReply, standby: _Standby) -> None:
-        """After a standby's ``reply``: connect to the leader it names, else wait a
-        little before the addresses are tried again; NoLeader once out of patience."""
+    async def _ask_leader(self, message: Message, reply: Any, timeout: float | None) -> Any:
+        """Ask again after a Scheduler in standby answered ``reply``, NotLeaderReply.
+
+        It did nothing with the ask, so any ask may be made again: at the leader it
+        names, or, while none is named, at the addresses, with backoff, for up to
+        ``connect_timeout`` since its first answer; then NoLeader names the addresses.
+        """
+        standby = _Standby(self.connect_timeout)
+        while isinstance(reply, NotLeaderReply):
+            self._ref = await self._redirect(reply, standby)
+            ref = self._ref or await self._connect(self.connect_timeout)
+            reply = await ref.ask(message, timeout=timeout)
+        return reply
+
+    async def _redirect(self, reply: NotLeaderReply, standby: _Standby) -> RemoteRef | None:
+        """After a standby's ``reply``: the ref of the leader it names, connected; else
+        None after a pause (the addresses are tried again); NoLeader once out of
+        patience."""
         waited = standby.waited()
         if waited >= standby.patience:
             addresses = self.addresses or [str(self.scheduler)]
@@ -289,14 +298,13 @@ class Client(anyio.abc.AsyncResource):
         log.debug("scheduler_in_standby", leader=reply.leader, waited=round(waited, 3))
         if reply.leader and not isinstance(self.scheduler, ActorRef):
             try:
-                self._ref = await self.system.remote(reply.leader, self.scheduler_name)
+                return await self.system.remote(reply.leader, self.scheduler_name)
             except HandshakeError:
                 raise
             except TransportError as exc:
                 log.debug("leader_not_reachable", address=reply.leader, error=str(exc))
-            else:
-                return
         await anyio.sleep(standby.pause())
+        return None
 
     @property
     def _following(self) -> bool:
@@ -377,8 +385,7 @@ class Client(anyio.abc.AsyncResource):
             if not isinstance(reply, NotLeaderReply):
                 assert isinstance(reply, Pong), reply
                 return time.monotonic() - started
-            self._ref = None
-            await self._redirect(reply, standby)
+            self._ref = await self._redirect(reply, standby)
 
     async def submit(
         self,
