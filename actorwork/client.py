@@ -25,7 +25,10 @@ Given several addresses of Schedulers sharing a store (``Client(system, ["tcp://
 resolves to several IP addresses), the client follows the one that
 leads (:mod:`actorwork.runtime.follow`): standbys name it, and when it goes away the
 others are asked again. Its submits then carry job ids drawn here, so that a submit, a
-get or a wait cut off by the leader's death is asked again of the next leader.
+get or a wait cut off by the leader's death is asked again of the next leader. With
+one address or several, a Scheduler in standby is not an error by itself: it did
+nothing, so the ask goes to the leader it names, or is made again while a leader is
+chosen, for up to ``connect_timeout``; then :class:`~actorwork.errors.NoLeader`.
 :meth:`Client.ping` is the readiness check; :meth:`Client.submit_many` submits a whole
 list in a few messages.
 """
@@ -245,16 +248,56 @@ class Client(anyio.abc.AsyncResource):
                 ref = await self._connect(self.connect_timeout)
             try:
                 reply = await ref.ask(message, timeout=timeout)
+                if isinstance(reply, NotLeaderReply):
+                    return await self._ask_leader(message, reply, timeout)
+            except NoLeader:
+                raise
             except (ActorStopped, TransportError):
                 if not again or tries == _TRIES:
                     raise
                 log.info("scheduler_lost", message=type(message).__name__, tries=tries)
                 self._ref = None
                 continue
-            if not isinstance(reply, NotLeaderReply) or not again or tries == _TRIES:
-                return reply
-            self._ref = None
+            return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _ask_leader(self, message: Message, reply: Any, timeout: float | None) -> Any:
+        """Ask again after a Scheduler in standby answered ``reply``, NotLeaderReply.
+
+        It did nothing with the ask, so any ask may be made again: at the leader it
+        names, or, while none is named, at the addresses, with backoff, for up to
+        ``connect_timeout`` since its first answer; then NoLeader names the addresses.
+        """
+        standby = _Standby(self.connect_timeout)
+        while isinstance(reply, NotLeaderReply):
+            self._ref = await self._redirect(reply, standby)
+            ref = self._ref or await self._connect(self.connect_timeout)
+            reply = await ref.ask(message, timeout=timeout)
+        return reply
+
+    async def _redirect(self, reply: NotLeaderReply, standby: _Standby) -> RemoteRef | None:
+        """After a standby's ``reply``: the ref of the leader it names, connected; else
+        None after a pause (the addresses are tried again); NoLeader once out of
+        patience."""
+        waited = standby.waited()
+        if waited >= standby.patience:
+            addresses = self.addresses or [str(self.scheduler)]
+            raise NoLeader(
+                f"no Scheduler leads at {addresses!r}: answered in standby "
+                f"(leader: {reply.leader or 'unknown'}) for {waited:.1f} s "
+                f"(connect_timeout={standby.patience!r})",
+                standbys=True,
+            )
+        log.debug("scheduler_in_standby", leader=reply.leader, waited=round(waited, 3))
+        if reply.leader and not isinstance(self.scheduler, ActorRef):
+            try:
+                return await self.system.remote(reply.leader, self.scheduler_name)
+            except HandshakeError:
+                raise
+            except TransportError as exc:
+                log.debug("leader_not_reachable", address=reply.leader, error=str(exc))
+        await anyio.sleep(standby.pause())
+        return None
 
     @property
     def follows_leader(self) -> bool:
@@ -330,13 +373,17 @@ class Client(anyio.abc.AsyncResource):
         """
         patience = self.connect_timeout if timeout is None else timeout
         started = time.monotonic()
-        ref = self._ref
-        if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
-            ref = await self._connect(patience)
-        left = max(patience - (time.monotonic() - started), 0.001)
-        reply = await ref.ask(Ping(b"ready"), timeout=left)
-        assert isinstance(reply, Pong), reply
-        return time.monotonic() - started
+        standby = _Standby(patience)
+        while True:
+            ref = self._ref
+            if ref is None or (isinstance(ref, RemoteRef) and not ref.connected):
+                ref = await self._connect(patience)
+            left = max(patience - (time.monotonic() - started), 0.001)
+            reply = await ref.ask(Ping(b"ready"), timeout=left)
+            if not isinstance(reply, NotLeaderReply):
+                assert isinstance(reply, Pong), reply
+                return time.monotonic() - started
+            self._ref = await self._redirect(reply, standby)
 
     async def submit(
         self,
@@ -1013,6 +1060,28 @@ class _SubmitBatch:
         for future in self.replies:
             if not future.done():  # a cancelled submitter's is
                 future.set_exception(exc)
+
+
+class _Standby:
+    """How long one ask has been answered by Schedulers in standby, and the pause
+    before it is made again (doubling from ``_RETRY_FIRST`` to ``_RETRY_CAP``)."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self._since: float | None = None
+        self._delay = _RETRY_FIRST
+
+    def waited(self) -> float:
+        """Seconds since the first standby answer (0 at the first)."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        return now - self._since
+
+    def pause(self) -> float:
+        """Seconds to wait before asking again, never past the patience."""
+        delay, self._delay = self._delay, min(self._delay * 2, _RETRY_CAP)
+        return max(0.0, min(delay, self.patience - self.waited()))
 
 
 class JobHandle:

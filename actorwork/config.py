@@ -88,6 +88,7 @@ from actorwork.errors import ActorworkError, ConfigError
 from actorwork.messages import MAX_SECONDS, MAX_SLOTS
 from actorwork.middleware import load as load_middleware
 from actorwork.runtime.follow import split_addresses
+from actorwork.runtime.system import DEFAULT_LIVENESS_TIMEOUT
 from actorwork.schedules import Schedule, schedules_from_config
 from actorwork.stores.base import Retention
 from actorwork.transports._framing import DEFAULT_MAX_FRAME_SIZE, HEADER
@@ -182,6 +183,9 @@ class SystemSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     mailbox_capacity: int = 1024
     ask_timeout: float = 30.0
+    #: Seconds a peer this process connected to (a Scheduler) may stay silent while it
+    #: owes answers before the connection is taken as lost (0: never; see ActorSystem).
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
     tls: TLSSettings = TLSSettings()
 
     def secret_bytes(self) -> bytes | None:
@@ -784,7 +788,7 @@ def _check(config: Config) -> None:
 
 
 def _check_connection_limits(system: SystemSettings, where: str) -> None:
-    for key in ("idle_timeout", "frame_timeout"):
+    for key in ("idle_timeout", "frame_timeout", "liveness_timeout"):
         value = getattr(system, key)
         if not 0 <= value < math.inf:
             raise ConfigError(

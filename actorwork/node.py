@@ -91,6 +91,7 @@ def system_from_settings(
         max_connections=settings.max_connections,
         mailbox_capacity=settings.mailbox_capacity,
         ask_timeout=settings.ask_timeout,
+        liveness_timeout=settings.liveness_timeout or None,
     )
 
 

@@ -17,6 +17,7 @@ from actorwork import JobSystem, work
 from actorwork.chromium.works import current_settings
 from actorwork.config import ChromiumSettings, Config, load_config
 from actorwork.errors import ConfigError
+from actorwork.node import system_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +72,7 @@ def test_actor_placement_from_environment(tmp_path: Path) -> None:
             "ACTORWORK_SYSTEM__ASK_TIMEOUT = 'soon' (system.ask_timeout)",
         ),
         ("[system]\nask_timeout = -1\n", {}, "system.ask_timeout = -1"),
+        ("[system]\nliveness_timeout = -1\n", {}, "system.liveness_timeout = -1"),
         (
             "[system]\nlisten = 'tpc://127.0.0.1:1'\n",
             {},
@@ -415,3 +417,10 @@ def test_a_scheduler_of_several_needs_its_listen_address_and_advertises_it(
         },
     ).scheduler
     assert named.advertised == "tcp://b:7400"
+
+
+def test_liveness_timeout_reaches_the_system_and_0_turns_it_off(tmp_path: Path) -> None:
+    path = write(tmp_path, "[system]\nliveness_timeout = 4.5\n")
+    assert system_from_settings(load_config(path).system).liveness_timeout == 4.5
+    path = write(tmp_path, "[system]\nliveness_timeout = 0\n")
+    assert system_from_settings(load_config(path).system).liveness_timeout is None

@@ -10,6 +10,15 @@ nothing is queued ahead of it. When either side ends, the link fails every pendi
 :class:`~actorwork.errors.ActorStopped`, tells watchers of actors behind it that they
 are :class:`~actorwork.messages.Terminated`, and leaves the system.
 
+A peer whose host died or was cut off sends no FIN: the connection stays open and
+silent, and an ask would wait out its whole timeout, which cannot tell a dead peer
+from a slow answer. So a link this system opened watches the peer while it owes
+answers: after half of ``liveness_timeout`` with nothing heard it sends the peer's
+``_system`` actor a :class:`~actorwork.messages.Ping`, which a live system answers at
+once however long the asks take; if the rest of the period passes in silence too, the
+link is declared lost and its pending asks fail with
+:class:`~actorwork.errors.ConnectionBroken`, so the asker can go elsewhere.
+
 A peer that asked and waits for the answer may be silent for as long as the answer
 takes: the link tells the transport so (``peer_may_be_silent``), and a listener's
 idle deadline then spares the connection. Watches a peer placed on local actors
@@ -36,6 +45,7 @@ from actorwork.codec import Codec, Envelope
 from actorwork.errors import (
     ActorNotFound,
     ActorStopped,
+    ConnectionBroken,
     ConnectionClosed,
     EndOfStream,
     FrameTooLarge,
@@ -45,7 +55,7 @@ from actorwork.errors import (
     RemoteActorError,
     TransportError,
 )
-from actorwork.messages import FailureReply, Message, Terminated
+from actorwork.messages import FailureReply, Message, Ping, Terminated
 from actorwork.runtime.ref import (
     ASK,
     FAILURE,
@@ -69,6 +79,7 @@ log = get_logger(__name__)
 _HIGH_WATER = 1024  # frames queued before senders wait for the writer
 _BACKLOG = 1024  # deliveries parked behind full mailboxes before the reader stops reading
 _MAX_WATCHES = 4096  # watches one peer may hold on local actors at once
+_PROBE = b"alive?"  # what the liveness probe carries
 
 
 class Link:
@@ -112,6 +123,17 @@ class Link:
         #: Watches the peer holds on local actors: dropped when this link ends.
         self._held_watches: set[tuple[_Cell, ActorRef]] = set()
         connection.peer_may_be_silent = self._peer_waits
+        #: Seconds the peer may stay silent while it owes answers (None: for ever);
+        #: only links this system opened watch, its own peers come to it.
+        self.liveness_timeout = system.liveness_timeout if address is not None else None
+        #: Probes sent to the peer's ``_system`` actor, for diagnostics.
+        self.probes = 0
+        #: Set whenever frames arrive; the liveness watch clears it each half period.
+        self._heard = False
+        #: Woken by the first ask while none is pending, to start the watch.
+        self._owing: asyncio.Future[None] | None = None
+        #: The peer went silent while it owed answers: its pending asks are broken.
+        self._lost = False
 
     def __repr__(self) -> str:
         return f"<Link to {self.peer_name!r} ({self.connection.peer_description})>"
@@ -155,6 +177,9 @@ class Link:
         corr = next(self._corr)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[corr] = future
+        owing = self._owing
+        if owing is not None and not owing.done():
+            owing.set_result(None)
         return corr, future
 
     def forget_ask(self, corr: int) -> None:
@@ -224,6 +249,8 @@ class Link:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._write_loop, tg.cancel_scope)
                 tg.start_soon(self._drain_backlog)
+                if self.liveness_timeout is not None:
+                    tg.start_soon(self._watch_peer, tg.cancel_scope, self.liveness_timeout / 2)
                 reason = await self._read_loop()
                 tg.cancel_scope.cancel()
         except Exception as exc:  # a bug here must not take the system down
@@ -249,6 +276,7 @@ class Link:
                 return str(exc)
             except TransportError as exc:
                 return f"connection broken: {exc}"
+            self._heard = True
             for frame in frames:
                 try:
                     envelope = decode(frame)
@@ -275,6 +303,7 @@ class Link:
         any frame while deliveries wait for full mailboxes (the reader keeps order and
         stops reading when too many wait).
         """
+        self._heard = True
         if self._backlog:
             return False
         decode = self.codec.decode_envelope
@@ -312,6 +341,33 @@ class Link:
         except TransportError as exc:
             self.close_reason = self.close_reason or f"send failed: {exc}"
             scope.cancel()
+
+    async def _watch_peer(self, scope: anyio.CancelScope, half: float) -> None:
+        """Declare the peer lost when it owes answers and stays silent for two halves
+        of ``liveness_timeout``, probed after the first (see the module docstring)."""
+        probed = False
+        while True:
+            if not self._pending:
+                self._owing = self._loop.create_future()
+                await self._owing
+                self._owing = None
+                self._heard = probed = False
+            await anyio.sleep(half)
+            if self._heard or not self._pending:
+                self._heard = probed = False
+            elif not probed:
+                probed = True
+                self.probes += 1
+                self.enqueue(self.codec.encode(ASK, next(self._corr), "_system", "", Ping(_PROBE)))
+            else:
+                self._lost = True
+                self.close_reason = self.close_reason or (
+                    f"nothing heard within liveness_timeout={self.liveness_timeout}s "
+                    "while answers were owed (a probe went unanswered)"
+                )
+                log.warning("peer_lost", peer=self.peer_name, reason=self.close_reason)
+                scope.cancel()
+                return
 
     def _deliver(self, envelope: Envelope) -> None:
         ask = envelope.kind is ASK
@@ -412,10 +468,12 @@ class Link:
         self.closed = True
         self.close_reason = self.close_reason or reason
         await self.connection.aclose()
+        # A silent peer may still be running: whether it acted on an ask is unknown.
+        error = ConnectionBroken if self._lost else ActorStopped
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(
-                    ActorStopped(
+                    error(
                         f"connection to {self.peer_name!r} lost before the reply: "
                         f"{self.close_reason}"
                     )

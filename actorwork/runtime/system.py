@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
@@ -59,10 +60,14 @@ from actorwork.transports.registry import resolve_transport
 if TYPE_CHECKING:
     from actorwork.runtime.child import ChildProcess
 
-__all__ = ["ActorSystem"]
+__all__ = ["DEFAULT_LIVENESS_TIMEOUT", "ActorSystem"]
 
 log = get_logger(__name__)
 
+#: Half of the default ask timeout: an ask to a dead peer fails in time to be asked again
+#: elsewhere, while a live system, however loaded, answers the ping sent half-way in
+#: well under the 7.5 s it is given.
+DEFAULT_LIVENESS_TIMEOUT = 15.0
 _FAIRNESS = 64  # messages an actor handles back to back before letting others run
 
 Item = tuple[Message, ActorRef | None, Any]
@@ -120,6 +125,10 @@ class ActorSystem(anyio.abc.AsyncResource):
     for :meth:`ActorRef.ask`. ``allow_remote_spawn`` lets peers create actors here
     from importable classes (used by child processes, off by default). On close,
     actors get ``stop_grace`` seconds, together, to finish the message in hand.
+    ``liveness_timeout`` is how long a system this one connected to may stay silent
+    while it owes answers before the connection is declared lost and those asks fail
+    with ConnectionBroken (half-way it is pinged, which a live system answers however
+    slow its actors are; None: never, the asks wait out their own timeouts).
     ``idle_timeout``, ``frame_timeout``, ``max_buffered`` and ``max_connections``
     bound what the peers of its listener may hold (see
     :class:`~actorwork.transports.base.ConnectionOptions`).
@@ -139,6 +148,7 @@ class ActorSystem(anyio.abc.AsyncResource):
         ask_timeout: float = 30.0,
         allow_remote_spawn: bool = False,
         stop_grace: float = 5.0,
+        liveness_timeout: float | None = DEFAULT_LIVENESS_TIMEOUT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
         max_buffered: int | None = None,
@@ -158,6 +168,10 @@ class ActorSystem(anyio.abc.AsyncResource):
         if max_frame_size is not None:
             kwargs["max_frame_size"] = max_frame_size
         self.options = ConnectionOptions(**kwargs)
+        if liveness_timeout is not None and not 0 < liveness_timeout < math.inf:
+            raise ValueError(
+                f"liveness_timeout must be positive and finite (or None), got {liveness_timeout!r}"
+            )
         if mailbox_capacity < 1:
             raise ValueError(f"mailbox_capacity must be at least 1, got {mailbox_capacity!r}")
         self.name = name
@@ -165,6 +179,7 @@ class ActorSystem(anyio.abc.AsyncResource):
         self.ask_timeout = ask_timeout
         self.allow_remote_spawn = allow_remote_spawn
         self.stop_grace = stop_grace
+        self.liveness_timeout = liveness_timeout
         self.codec = Codec()
         self.address: str | None = None
         self._listen = listen
