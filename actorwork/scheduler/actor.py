@@ -28,8 +28,9 @@ The shell is split by role, one mixin a module: the commit loop in
 :mod:`~actorwork.scheduler.commits`, answers about jobs in
 :mod:`~actorwork.scheduler.queries`, operators' asks in
 :mod:`~actorwork.scheduler.operations`, the tick, lease renewal and pruning in
-:mod:`~actorwork.scheduler.upkeep`; :mod:`~actorwork.scheduler.submits` makes jobs of
-submits. Here are the Scheduler's fields, its start and stop, and what each message does.
+:mod:`~actorwork.scheduler.upkeep`, and what clients change (submits, cancels, retries,
+deletes, a workflow's expansion) in :mod:`~actorwork.scheduler.submits`. Here are the
+Scheduler's fields, its start and stop, and what each message does.
 """
 
 from __future__ import annotations
@@ -42,18 +43,15 @@ from pathlib import Path
 from typing import Any, assert_never
 
 import anyio
-import msgspec
 
 from actorwork.clock import system_now
 from actorwork.errors import (
     ActorworkError,
-    JobNotFound,
     LeadershipLost,
     PayloadError,
 )
 from actorwork.events import (
     Event,
-    JobDeleted,
     PoolJoined,
     Subscribe,
     SubscribedReply,
@@ -107,26 +105,23 @@ from actorwork.scheduler.operations import Operations
 from actorwork.scheduler.queries import Answers
 from actorwork.scheduler.state import (
     Backoff,
-    Finished,
-    Forget,
     Job,
     Now,
     SchedulerState,
 )
 from actorwork.scheduler.state import Reply as ReplyEffect
-from actorwork.scheduler.submits import build_job, new_job, new_job_id
+from actorwork.scheduler.submits import Submits, new_job, new_job_id
 from actorwork.scheduler.subscribers import (
     Subscribers,
     output_events,
     result_events,
 )
 from actorwork.scheduler.upkeep import Upkeep
-from actorwork.scheduler.waiters import Gather, Slot, Waiters
+from actorwork.scheduler.waiters import Waiters
 from actorwork.schedules import Schedule
 from actorwork.stores import JobStore, open_store
 from actorwork.stores.base import Retention
 from actorwork.work import WorkRegistry, default_registry
-from actorwork.workflow import EXPAND, Expansion
 
 __all__ = ["Scheduler", "SchedulerInbound", "new_job_id"]
 
@@ -162,13 +157,8 @@ SchedulerInbound = (
     | RunSchedule
 )
 
-_expansion = msgspec.msgpack.Decoder(Expansion)
 
-#: The statuses of a job a retry runs again.
-RETRYABLE = ("dead", "failed", "cancelled", "skipped")
-
-
-class Scheduler(Operations, Upkeep, Answers, CommitLoop):
+class Scheduler(Operations, Upkeep, Submits, Answers, CommitLoop):
     """Queues, leases, retries and results; see the module docstring.
 
     ``store`` is a store URL or a SQLite file (or a :class:`~actorwork.stores.JobStore`);
@@ -404,24 +394,6 @@ class Scheduler(Operations, Upkeep, Answers, CommitLoop):
                 if parent in outcomes:
                     job.parents[parent] = outcomes[parent]
 
-    async def _parents(self, job: Job) -> SubmitRefusedReply | None:
-        """Fill in how the parents of a new job that ended did; refuse unknown parents."""
-        state = self.state
-        if not job.depends_on or job.id in state.jobs:
-            return None
-        unknown = [p for p in job.depends_on if p not in state.jobs and state.outcome(p) is None]
-        if unknown:
-            stored = await self.store.outcomes(unknown)
-            job.parents.update(stored)
-            unknown = [p for p in unknown if p not in stored and p not in state.jobs]
-        if unknown:
-            names = ", ".join(repr(p) for p in unknown[:10])
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            return SubmitRefusedReply(
-                JobNotFound.__name__, f"depends_on names unknown jobs: {names}{more}"
-            )
-        return None
-
     def _pool_ready(self, ready: PoolReady, now: Now) -> None:
         pool = ready.pool
         if self.sender is None:
@@ -453,52 +425,6 @@ class Scheduler(Operations, Upkeep, Answers, CommitLoop):
             joined = PoolJoined(pool=pool, queues=ready.queues, free=ready.free)
             self.subscribers.publish([joined])
 
-    async def _submit_many(self, submits: list[SubmitJob], now: Now) -> None:
-        handle = self.defer_reply()
-        gather = None if handle is None else Gather(handle, len(submits))
-        for index, submit in enumerate(submits):
-            slot = None if gather is None else Slot(gather, index)
-            finished = await self._finished(submit.job_id)
-            job = new_job(self.registry, submit, now, self.state.next_seq)
-            if not isinstance(job, SubmitRefusedReply) and not finished:
-                job = await self._parents(job) or job
-            if not isinstance(job, SubmitRefusedReply):
-                self._apply(self.state.submit(job, now, finished=finished), slot)
-            elif slot is not None:
-                slot.resolve(job)
-
-    async def _change(self, message: CancelJob | RetryJob | DeleteJob, now: Now) -> Message | None:
-        """Cancel, retry or delete a job; answered with its view once that is stored."""
-        state, job_id = self.state, message.job_id
-        match message:
-            case CancelJob(reason=reason) if job_id in state.jobs:
-                effects = state.cancel(job_id, reason, now)
-                self._apply(effects, None)
-                final = next(e.view for e in effects if isinstance(e, Finished))
-                await self._reply_after_commit(job_id, final)
-                return None
-            case RetryJob() if job_id not in state.jobs:
-                stored = await self.store.get(job_id)
-                if job_id in self._pruned:
-                    stored = None
-                if stored is not None and stored.status in RETRYABLE:
-                    await self._parents(stored)  # how those that ended did, for its gate
-                    self._apply(state.revive(stored, now), None)
-                    await self._reply_after_commit(job_id)
-                    return None
-            case DeleteJob():
-                view = await self._view(job_id)
-                if view is not None and view.status in TERMINAL:
-                    self._apply([Forget(job_id)], None)
-                    if self.subscribers:
-                        deleted = JobDeleted(job_id=job_id, work=view.work, queue=view.queue)
-                        self._unpublished.append(deleted)
-                    await self._reply_after_commit(job_id, view)
-                    return None
-            case _:
-                pass
-        return JobReply(await self._view(job_id))
-
     def _results(self, results: list[WorkResult], now: Now) -> None:
         for result in results:
             pool = result.pool
@@ -514,37 +440,6 @@ class Scheduler(Operations, Upkeep, Answers, CommitLoop):
             if result.outcome == "succeeded" and result.job_id in self.state.jobs:
                 applied = self._expand(result, now)
             self._apply(self.state.result(pool, applied, now), None)
-
-    def _expand(self, result: WorkResult, now: Now) -> WorkResult:
-        """Add the nodes a workflow's expander decided on, before its result is applied,
-        so the group's gathering node waits for them when the expander ends; the result
-        is made a failure if they cannot be added (named in its error)."""
-        job = self.state.jobs[result.job_id]
-        current = job.status == "running" and job.attempt == result.attempt
-        if job.work != EXPAND or not current or result.value is None:
-            return result
-        try:
-            expansion = _expansion.decode(result.value)
-            jobs = [
-                build_job(self.registry, submit, now, self.state.next_seq)
-                for submit in expansion.jobs
-            ]
-            skipped = [
-                build_job(self.registry, submit, now, self.state.next_seq)
-                for submit in expansion.skipped
-            ]
-        except (msgspec.DecodeError, msgspec.ValidationError, ActorworkError, ValueError) as exc:
-            error = f"workflow node {job.path!r} could not add its nodes: {exc}"
-            return msgspec.structs.replace(result, outcome="failed", value=None, error=error)
-        for child in jobs:
-            # Its parents are the expander, live, or the node before it, whose outcome
-            # the expander's own gate learnt.
-            child.parents.update((p, job.parents[p]) for p in child.depends_on if p in job.parents)
-            self._apply(self.state.submit(child, now), None)
-        for child in skipped:
-            self._apply(self.state.skip(child, expansion.reason, now), None)
-        self._apply(self.state.extend(expansion.gather, expansion.tails, now), None)
-        return result
 
     # --- events -----------------------------------------------------------------------
 
