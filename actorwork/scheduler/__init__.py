@@ -6,6 +6,14 @@
 batched submits; :mod:`~actorwork.scheduler.leadership` makes one Scheduler lead a
 store; :mod:`~actorwork.scheduler.cron` turns schedules into jobs, with their timing
 decided in the pure :mod:`~actorwork.scheduler.cron_state`.
+
+Both halves are split by role. The shell's parts: :mod:`~actorwork.scheduler.commits`
+(the group commit), :mod:`~actorwork.scheduler.queries` (job views and lists),
+:mod:`~actorwork.scheduler.operations` (operators' asks), :mod:`~actorwork.scheduler.upkeep`
+(tick, leader lease, pruning) and :mod:`~actorwork.scheduler.submits` (what clients
+change). The state's: :mod:`~actorwork.scheduler.pools`, :mod:`~actorwork.scheduler.graph`
+(dependencies and workflows), :mod:`~actorwork.scheduler.limits`,
+:mod:`~actorwork.scheduler.views` and :mod:`~actorwork.scheduler.effects`.
 """
 
 from actorwork.scheduler.actor import Scheduler
