@@ -280,3 +280,80 @@ async def test_a_schedule_is_disabled_enabled_and_run_now(
             submitted = await anext(aiter(events))
     assert (await jobs.client.get(submitted.job_id)).work == "dash.fragile"
     await _not_reloaded(page)
+
+
+async def test_a_workflows_tree_is_drawn_live_from_one_of_its_jobs_pages(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = False
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-live")
+    fetch = f"{flow}:report.fetch"
+    page = await _open(browser, f"{base}/#/job/{fetch}")
+    await _until(page, "() => document.querySelector('a.workflow-link') !== null")
+    await page.click("a.workflow-link")
+    node = "(path) => document.querySelector(`tr[data-path='${path}'] .status`)?.textContent"
+    await _until(page, f"() => ({node})('report.fetch') === 'running'")
+    await _until_live(page)
+    assert await page.evaluate("() => location.hash") == f"#/workflows/{flow}"
+    await page.screenshot({"path": str(DOCS / "dashboard-workflow.png")})
+    gate("wf-live/1").set()
+    await _until(page, f"() => ({node})('report.publish') === 'succeeded'")
+    assert await page.evaluate(f"() => ({node})('report.fetch')") == "succeeded"
+    await _until(
+        page, "() => document.querySelector('#workflow-status').textContent === 'succeeded'"
+    )
+    took = "() => document.querySelector(\"tr[data-path='report.fetch'] .took\").textContent"
+    assert (await page.evaluate(took)).endswith(" s")
+    await _not_reloaded(page)
+
+
+async def test_retry_of_a_failed_workflow_from_its_page_reruns_only_the_failed_node(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = True
+    gate("wf-retry/1").set()
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-retry")
+    page = await _open(browser, f"{base}/#/workflows/{flow}")
+    await _until(page, "() => document.querySelector('.workflow-retry') !== null")
+    assert await page.evaluate("() => document.querySelector('#workflow-status').textContent") == (
+        "failed"
+    )
+    dashboard_works.BROKEN["now"] = False
+    await page.click(".workflow-retry")
+    await _until(
+        page, "() => document.querySelector('#workflow-status').textContent === 'succeeded'"
+    )
+    tree = await jobs.client.workflow(flow)
+    assert {n.path: (n.status, n.attempts) for n in tree.nodes} == {
+        "report.fetch": ("succeeded", 1),
+        "report.charts": ("succeeded", 1),
+        "report.charts.bar": ("succeeded", 1),
+        "report.charts.pie": ("succeeded", 1),
+        "report.publish": ("succeeded", 2),
+    }
+    runs = dashboard_works.RUNS
+    assert [runs[name] for name in ("steps/wf-retry", "steps/wf-retry-bar", "wf-retry")] == [
+        1,
+        1,
+        2,
+    ]
+    await _not_reloaded(page)
+
+
+async def test_a_read_only_session_sees_no_buttons_on_a_workflows_page(
+    jobs: InlineJobs, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = True
+    gate("wf-read/1").set()
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-read")
+    security = Security(token=TOKEN, read_token=READ_TOKEN)
+    async with served(create_app(jobs.client, security=security)) as base:
+        page = await _open(browser, f"{base}/#/workflows/{flow}")
+        await _until(page, "() => document.querySelector('form.login input') !== null")
+        await page.type("form.login input", READ_TOKEN)
+        await page.click("form.login button")
+        await _until(
+            page, "() => document.querySelector('#workflow-status')?.textContent === 'failed'"
+        )
+        assert await page.evaluate("() => document.querySelectorAll('main button').length") == 0
+        await _not_reloaded(page)
