@@ -36,6 +36,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 DEADLINE = 60.0
 TOKEN = "t" * 32
 READ_TOKEN = "r" * 32
+#: The address of the PDF viewer built into Chromium (an extension of fixed id).
+PDF_VIEWER = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
 
 pytestmark = pytest.mark.slow
 
@@ -357,3 +359,28 @@ async def test_a_read_only_session_sees_no_buttons_on_a_workflows_page(
         )
         assert await page.evaluate("() => document.querySelectorAll('main button').length") == 0
         await _not_reloaded(page)
+
+
+async def test_a_pdf_artifacts_view_link_opens_it_in_chromiums_pdf_viewer(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    handle = await jobs.client.submit("dash.pdf", "Quarterly report")
+    await handle.wait(timeout=DEADLINE)
+    page = await _open(browser, f"{base}/#/job/{handle.id}")
+    link = ".artifacts a[target=_blank]"
+    await _until(page, f'() => document.querySelector("{link}") !== null')
+    href = await page.evaluate(f'() => document.querySelector("{link}").href')
+    assert href.endswith(f"/jobs/{handle.id}/artifacts/report.pdf?view=1")
+    await page.click(link)
+    # The tab the link opened shows the PDF (not a download), in the viewer Chromium
+    # ships as a built-in extension: its frame appears as a target of its own.
+    with anyio.fail_after(DEADLINE):
+        while True:
+            urls = {target.url for target in page.browser.targets()}
+            if href in urls and any(url.startswith(PDF_VIEWER) for url in urls):
+                break
+            await anyio.sleep(0.05)
+    [tab] = [t for t in page.browser.targets() if t.url == href and t.type == "page"]
+    shown = await (await tab.page()).evaluate("() => document.contentType")
+    assert shown == "application/pdf"
+    await _not_reloaded(page)
