@@ -74,6 +74,15 @@ async def _open(browser: Any, url: str) -> Any:
     return page
 
 
+async def _page_of_finished(
+    jobs: InlineJobs, browser: Any, base: str, work: str, payload: Any
+) -> Any:
+    """The page of a job of ``work`` submitted with ``payload``, once it finished."""
+    handle = await jobs.client.submit(work, payload)
+    await handle.wait(timeout=DEADLINE)
+    return await _open(browser, f"{base}/#/job/{handle.id}")
+
+
 async def _until(page: Any, condition: str, *args: Any) -> None:
     """Wait until the JavaScript function ``condition`` returns true in the page."""
     try:
@@ -156,9 +165,7 @@ async def test_a_queue_is_paused_and_resumed(jobs: InlineJobs, base: str, browse
 async def test_a_script_in_a_log_line_shows_as_text_and_inline_script_is_blocked(
     jobs: InlineJobs, base: str, browser: Any
 ) -> None:
-    handle = await jobs.client.submit("dash.hostile", "<b>label</b>")
-    await handle.wait(timeout=DEADLINE)
-    page = await _open(browser, f"{base}/#/job/{handle.id}")
+    page = await _page_of_finished(jobs, browser, base, "dash.hostile", "<b>label</b>")
     await _until(
         page, "(text) => document.querySelector('#log')?.textContent.includes(text)", HOSTILE[0]
     )
@@ -364,13 +371,11 @@ async def test_a_read_only_session_sees_no_buttons_on_a_workflows_page(
 async def test_a_pdf_artifacts_view_link_opens_it_in_chromiums_pdf_viewer(
     jobs: InlineJobs, base: str, browser: Any
 ) -> None:
-    handle = await jobs.client.submit("dash.pdf", "Quarterly report")
-    await handle.wait(timeout=DEADLINE)
-    page = await _open(browser, f"{base}/#/job/{handle.id}")
+    page = await _page_of_finished(jobs, browser, base, "dash.pdf", "Quarterly report")
     link = ".artifacts a[target=_blank]"
     await _until(page, f'() => document.querySelector("{link}") !== null')
     href = await page.evaluate(f'() => document.querySelector("{link}").href')
-    assert href.endswith(f"/jobs/{handle.id}/artifacts/report.pdf?view=1")
+    assert href.endswith("/artifacts/report.pdf?view=1")
     await page.click(link)
     # The tab the link opened shows the PDF (not a download), in the viewer Chromium
     # ships as a built-in extension: its frame appears as a target of its own.
