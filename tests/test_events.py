@@ -11,11 +11,13 @@ from pathlib import Path
 import anyio
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from actorwork import ActorSystem
 from actorwork import events as ev
 from actorwork.client import Client, EventStream
 from actorwork.messages import LogLine
+from actorwork.runtime import Actor, ActorRef
 from actorwork.scheduler.actor import Scheduler
 from actorwork.scheduler.subscribers import Subscribers
 from actorwork.testing import job_system
@@ -223,6 +225,50 @@ async def test_subscribing_over_unix_from_another_system_and_leaving_with_the_li
             await leaving.__aenter__()
             await until_subscribers(scheduler, 1)
         await until_subscribers(scheduler, 0)
+
+
+class _Leaving(Actor):
+    """A subscriber whose stop the test holds open: its mailbox is closed, and the
+    Scheduler, not told yet, keeps sending it batches."""
+
+    def __init__(self, scheduler: ActorRef, release: anyio.Event) -> None:
+        self.scheduler = scheduler
+        self.release = release
+
+    async def on_start(self) -> None:
+        await self.scheduler.ask(ev.Subscribe("leaving", ev.EventFilter(), 100))
+
+    async def receive(self, message: ev.EventBatch) -> None:
+        pass
+
+    async def on_stop(self) -> None:
+        await self.release.wait()
+
+
+async def test_a_batch_for_a_subscriber_that_stopped_is_dropped_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    address = f"unix://{tmp_path}/scheduler.sock"
+    scheduler = Scheduler(store=tmp_path / "jobs.db", modules=MODULES, tick=0.01)
+    release = anyio.Event()
+    async with ActorSystem("scheduler", listen=address) as server:
+        await server.spawn(scheduler, name="scheduler")
+        async with ActorSystem("peer") as peer, Client(peer, address) as client:
+            leaving = _Leaving(await client.scheduler_ref(), release)
+            ref = await peer.spawn(leaving, name="leaving")
+            with capture_logs() as logs:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(peer.stop, ref)  # held in on_stop until released
+                    try:
+                        with anyio.fail_after(20):
+                            while not any(e.get("recipient") == "leaving" for e in logs):
+                                await client.submit(works.noop)  # events sent to it
+                    finally:
+                        release.set()
+                await until_subscribers(scheduler, 0)  # and then it heard the subscriber left
+    assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+    dropped = next(e for e in logs if e.get("recipient") == "leaving")
+    assert (dropped["event"], dropped["log_level"]) == ("message_dropped", "debug")
 
 
 async def until_subscribers(scheduler: Scheduler, count: int) -> None:

@@ -427,9 +427,22 @@ class Link:
                 room.set_result(None)
 
     def _reject(self, envelope: Envelope, error: Exception) -> None:
-        log.warning(
-            "message_rejected", peer=self.peer_name, recipient=envelope.recipient, reason=str(error)
-        )
+        if isinstance(error, ActorStopped):
+            # The peer sent it before it could know the actor stopped (an event batch to
+            # a subscriber that just left): an expected race, not a fault of either side.
+            log.debug(
+                "message_dropped",
+                peer=self.peer_name,
+                recipient=envelope.recipient,
+                reason=str(error),
+            )
+        else:
+            log.warning(
+                "message_rejected",
+                peer=self.peer_name,
+                recipient=envelope.recipient,
+                reason=str(error),
+            )
         if envelope.kind is ASK:
             self.reply_failure(envelope.corr, error)
 

@@ -4,7 +4,8 @@ One socket carries any number of subscriptions, each one :meth:`Client.events`
 subscription at the Scheduler. Frames are JSON text; a client sends::
 
     {"op": "subscribe", "sub": "<its own id>", "filter": {"job_id": ..., "work": ...,
-        "queue": ..., "status": [...], "kinds": [...]}}      every filter field optional
+        "queue": ..., "workflow": ..., "status": [...], "kinds": [...]}}
+                                                             every filter field optional
     {"op": "unsubscribe", "sub": "<id>"}
     {"op": "ping"}
 
@@ -84,7 +85,7 @@ FRAME_BYTES = 256 * 1024
 
 _STATUSES = frozenset(get_args(JobStatus))
 _KINDS = frozenset(EVENT_KINDS.values())
-_FILTER_NAMES = ("job_id", "work", "queue")
+_FILTER_NAMES = ("job_id", "work", "queue", "workflow")
 _FILTER_LISTS = {"status": _STATUSES, "kinds": _KINDS}
 
 

@@ -36,6 +36,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 DEADLINE = 60.0
 TOKEN = "t" * 32
 READ_TOKEN = "r" * 32
+#: The address of the PDF viewer built into Chromium (an extension of fixed id).
+PDF_VIEWER = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +72,15 @@ async def _open(browser: Any, url: str) -> Any:
     await page.goto(url)
     await page.evaluate("() => { window.__mark = 'not reloaded'; }")
     return page
+
+
+async def _page_of_finished(
+    jobs: InlineJobs, browser: Any, base: str, work: str, payload: Any
+) -> Any:
+    """The page of a job of ``work`` submitted with ``payload``, once it finished."""
+    handle = await jobs.client.submit(work, payload)
+    await handle.wait(timeout=DEADLINE)
+    return await _open(browser, f"{base}/#/job/{handle.id}")
 
 
 async def _until(page: Any, condition: str, *args: Any) -> None:
@@ -154,9 +165,7 @@ async def test_a_queue_is_paused_and_resumed(jobs: InlineJobs, base: str, browse
 async def test_a_script_in_a_log_line_shows_as_text_and_inline_script_is_blocked(
     jobs: InlineJobs, base: str, browser: Any
 ) -> None:
-    handle = await jobs.client.submit("dash.hostile", "<b>label</b>")
-    await handle.wait(timeout=DEADLINE)
-    page = await _open(browser, f"{base}/#/job/{handle.id}")
+    page = await _page_of_finished(jobs, browser, base, "dash.hostile", "<b>label</b>")
     await _until(
         page, "(text) => document.querySelector('#log')?.textContent.includes(text)", HOSTILE[0]
     )
@@ -279,4 +288,104 @@ async def test_a_schedule_is_disabled_enabled_and_run_now(
         with anyio.fail_after(DEADLINE):
             submitted = await anext(aiter(events))
     assert (await jobs.client.get(submitted.job_id)).work == "dash.fragile"
+    await _not_reloaded(page)
+
+
+async def test_a_workflows_tree_is_drawn_live_from_one_of_its_jobs_pages(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = False
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-live")
+    fetch = f"{flow}:report.fetch"
+    page = await _open(browser, f"{base}/#/job/{fetch}")
+    await _until(page, "() => document.querySelector('a.workflow-link') !== null")
+    await page.click("a.workflow-link")
+    node = "(path) => document.querySelector(`tr[data-path='${path}'] .status`)?.textContent"
+    await _until(page, f"() => ({node})('report.fetch') === 'running'")
+    await _until_live(page)
+    assert await page.evaluate("() => location.hash") == f"#/workflows/{flow}"
+    await page.screenshot({"path": str(DOCS / "dashboard-workflow.png")})
+    gate("wf-live/1").set()
+    await _until(page, f"() => ({node})('report.publish') === 'succeeded'")
+    assert await page.evaluate(f"() => ({node})('report.fetch')") == "succeeded"
+    await _until(
+        page, "() => document.querySelector('#workflow-status').textContent === 'succeeded'"
+    )
+    took = "() => document.querySelector(\"tr[data-path='report.fetch'] .took\").textContent"
+    assert (await page.evaluate(took)).endswith(" s")
+    await _not_reloaded(page)
+
+
+async def test_retry_of_a_failed_workflow_from_its_page_reruns_only_the_failed_node(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = True
+    gate("wf-retry/1").set()
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-retry")
+    page = await _open(browser, f"{base}/#/workflows/{flow}")
+    await _until(page, "() => document.querySelector('.workflow-retry') !== null")
+    assert await page.evaluate("() => document.querySelector('#workflow-status').textContent") == (
+        "failed"
+    )
+    dashboard_works.BROKEN["now"] = False
+    await page.click(".workflow-retry")
+    await _until(
+        page, "() => document.querySelector('#workflow-status').textContent === 'succeeded'"
+    )
+    tree = await jobs.client.workflow(flow)
+    assert {n.path: (n.status, n.attempts) for n in tree.nodes} == {
+        "report.fetch": ("succeeded", 1),
+        "report.charts": ("succeeded", 1),
+        "report.charts.bar": ("succeeded", 1),
+        "report.charts.pie": ("succeeded", 1),
+        "report.publish": ("succeeded", 2),
+    }
+    runs = dashboard_works.RUNS
+    assert [runs[name] for name in ("steps/wf-retry", "steps/wf-retry-bar", "wf-retry")] == [
+        1,
+        1,
+        2,
+    ]
+    await _not_reloaded(page)
+
+
+async def test_a_read_only_session_sees_no_buttons_on_a_workflows_page(
+    jobs: InlineJobs, browser: Any
+) -> None:
+    dashboard_works.BROKEN["now"] = True
+    gate("wf-read/1").set()
+    flow = await jobs.client.submit_workflow(dashboard_works.report, "wf-read")
+    security = Security(token=TOKEN, read_token=READ_TOKEN)
+    async with served(create_app(jobs.client, security=security)) as base:
+        page = await _open(browser, f"{base}/#/workflows/{flow}")
+        await _until(page, "() => document.querySelector('form.login input') !== null")
+        await page.type("form.login input", READ_TOKEN)
+        await page.click("form.login button")
+        await _until(
+            page, "() => document.querySelector('#workflow-status')?.textContent === 'failed'"
+        )
+        assert await page.evaluate("() => document.querySelectorAll('main button').length") == 0
+        await _not_reloaded(page)
+
+
+async def test_a_pdf_artifacts_view_link_opens_it_in_chromiums_pdf_viewer(
+    jobs: InlineJobs, base: str, browser: Any
+) -> None:
+    page = await _page_of_finished(jobs, browser, base, "dash.pdf", "Quarterly report")
+    link = ".artifacts a[target=_blank]"
+    await _until(page, f'() => document.querySelector("{link}") !== null')
+    href = await page.evaluate(f'() => document.querySelector("{link}").href')
+    assert href.endswith("/artifacts/report.pdf?view=1")
+    await page.click(link)
+    # The tab the link opened shows the PDF (not a download), in the viewer Chromium
+    # ships as a built-in extension: its frame appears as a target of its own.
+    with anyio.fail_after(DEADLINE):
+        while True:
+            urls = {target.url for target in page.browser.targets()}
+            if href in urls and any(url.startswith(PDF_VIEWER) for url in urls):
+                break
+            await anyio.sleep(0.05)
+    [tab] = [t for t in page.browser.targets() if t.url == href and t.type == "page"]
+    shown = await (await tab.page()).evaluate("() => document.contentType")
+    assert shown == "application/pdf"
     await _not_reloaded(page)

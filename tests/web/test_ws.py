@@ -156,6 +156,18 @@ HOSTILE_IDS = [
 ]
 
 
+async def test_a_workflow_filter_passes_only_that_workflows_node_events() -> None:
+    async with api() as (jobs, base), websockets.connect(f"{base}/ws") as ws:
+        await subscribe(ws, "flow", workflow="wf-watched")
+        other = await jobs.submit(ws_works.steps, ws_works.Steps("alone", 0))
+        await other.wait(timeout=20)
+        await jobs.client.submit_workflow(ws_works.pair, workflow_id="wf-other")
+        await jobs.client.submit_workflow(ws_works.pair, workflow_id="wf-watched")
+        seen = await until(ws, "job.succeeded", path="pair.second")
+    assert {e["workflow"] for e in seen} == {"wf-watched"}
+    assert {e["path"] for e in seen} == {"pair.first", "pair.second"}
+
+
 @pytest.mark.parametrize(("sent", "field", "value"), HOSTILE, ids=HOSTILE_IDS)
 async def test_a_hostile_frame_is_answered_with_an_error_naming_it_and_the_socket_stays_open(
     sent: str | bytes, field: str, value: Any

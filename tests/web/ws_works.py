@@ -1,5 +1,5 @@
 """Works the WebSocket and browser tests run: one that steps when the test says so,
-one that logs long lines (many bytes of events)."""
+one that logs long lines (many bytes of events), and a workflow of two steps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import anyio
 import msgspec
 
 from actorwork import WorkContext, work
+from actorwork.workflow import Node, sequence, workflow
+from actorwork.workflow import step as node
 
 #: Gates a ``steps`` job waits on, by name (``"<job name>/<step>"``); the test opens them.
 GATES: dict[str, anyio.Event] = {}
@@ -48,3 +50,10 @@ async def loud(ctx: WorkContext, job: Loud) -> int:
         ctx.log.info("x" * width, index=index)
         ctx.progress((index + 1) / lines)
     return lines
+
+
+@workflow
+def pair() -> Node:
+    """Two ``ws.steps`` nodes of no steps, one after the other."""
+    first, second = node(steps, Steps("first", 0)), node(steps, Steps("second", 0))
+    return sequence(first=first, second=second)

@@ -1,10 +1,11 @@
-// The dashboard: a page per route of the URL's hash (#/queues, #/job/ID...), each fed
+// The dashboard: a page per route of the URL's hash (#/queues, #/job/ID, #/workflows/ID...), each fed
 // a snapshot from the API and then the events pushed over /ws. Nothing reloads or polls.
 import { api, fill, h, notice } from "./dom.js";
 import { job } from "./job.js";
 import { jobs, statusPage } from "./jobs.js";
 import { schedules } from "./schedules.js";
 import { overview, pools, queues } from "./system.js";
+import { workflow } from "./workflow.js";
 
 const ROUTES = {
   "": overview,
@@ -16,6 +17,7 @@ const ROUTES = {
   retrying: statusPage("retrying"),
   dead: statusPage("dead"),
   schedules,
+  workflows: workflow,
 };
 const NAV = [
   ["", "Overview"],

@@ -48,6 +48,8 @@ function facts(view) {
     ["updated", when(view.updated)],
     view.error ? ["error", h("span", { class: "error" }, view.error)] : null,
     view.waiting ? ["waiting", view.waiting] : null,
+    view.workflow ? ["workflow", h("a", { href: `#/workflows/${encodeURIComponent(view.workflow)}`, class: "mono workflow-link" }, view.workflow)] : null,
+    view.workflow ? ["path", h("span", { class: "mono" }, view.path)] : null,
   ].filter(Boolean);
 }
 

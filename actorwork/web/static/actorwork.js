@@ -119,7 +119,7 @@ export class Connection {
     }
   }
 
-  /** Subscribe with `filter` ({job_id, work, queue, status: [...], kinds: [...]});
+  /** Subscribe with `filter` ({job_id, work, queue, workflow, status: [...], kinds: [...]});
    * `handlers` are {onEvent(event), onLost(count), onSubscribed(), onError(frame)}.
    * Returns the subscription's id, for unsubscribe(). */
   subscribe(filter, handlers) {
