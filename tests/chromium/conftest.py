@@ -135,15 +135,22 @@ def chromium_processes() -> list[int]:
     return found
 
 
-def chromium_browsers() -> set[str]:
-    """The profile directories of the local browsers running: one per browser."""
+def chromium_browsers(owner: int | None = None) -> set[str]:
+    """The profile directories of the local browsers running: one per browser; with
+    ``owner``, only those launched by that process (other test runs on the machine may
+    run browsers of their own)."""
+    mine = f"--user-data-dir={Path(tempfile.gettempdir(), PROFILE_PREFIX)}{owner}-"
     profiles = set()
     for pid in chromium_processes():
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        profiles |= {a.decode() for a in args if a.startswith(b"--user-data-dir=")}
+        profiles |= {
+            a.decode()
+            for a in args
+            if a.startswith(b"--user-data-dir=") and (owner is None or a.startswith(mine.encode()))
+        }
     return profiles
 
 

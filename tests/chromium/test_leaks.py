@@ -8,6 +8,7 @@ browsers leaves none.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import tempfile
@@ -68,13 +69,14 @@ async def _running(settings: ChromiumSettings) -> int:
 
 
 def _count(settings: ChromiumSettings) -> int:
+    """Browsers this process launched (other runs on the machine may have their own)."""
     if settings.mode == "local":
-        return len(chromium_browsers())
+        return len(chromium_browsers(os.getpid()))
     return len(chromium_containers())
 
 
 def _profiles() -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"{PROFILE_PREFIX}*"))
+    return _files_of(os.getpid())
 
 
 @pytest.mark.slow
