@@ -3,13 +3,17 @@ a live inline job system served by uvicorn on loopback, and everything below hap
 without a reload: a mark set on ``window`` at the start is still there at the end.
 
 Jobs proceed when the test opens their gates (anyio Events), never after a sleep; the
-browser is waited on for conditions (``waitForFunction``). The screenshots in
-``docs/`` (shown in the README) are saved here, from the current code.
+browser is waited on for conditions (``waitForFunction``). The screenshots the README
+shows are taken here, from the current code: into ``docs/`` when the environment sets
+``ACTORWORK_SCREENSHOTS=docs``, otherwise beside the test run's other files (so a run
+of the suite leaves the checkout as it found it).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,11 @@ from actorwork.web import Security, create_app
 from tests.web import dashboard_works
 from tests.web.dashboard_works import HOSTILE, Steps, gate
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = (
+    Path(__file__).resolve().parents[2] / "docs"
+    if os.environ.get("ACTORWORK_SCREENSHOTS") == "docs"
+    else Path(tempfile.mkdtemp(prefix="actorwork-screenshots-"))
+)
 #: Upper bound on any wait (a hang fails the test; nothing is timed).
 DEADLINE = 60.0
 TOKEN = "t" * 32
