@@ -44,7 +44,7 @@ from actorwork.messages import TERMINAL, JobView
 from actorwork.pool._outbox_format import PUT, scan
 from tests.docker.conftest import POOL_PREFIX, REPO, pool_containers, shared_dir, source_mounts
 from tests.docker.netns import OtherHost, other_host, unavailable
-from tests.jobs.harness import connected, eventually
+from tests.jobs.harness import connected, eventually, kill_group
 
 # The first test may wait for the rendering image to be built (minutes on a fresh machine).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -244,11 +244,7 @@ mode = "docker"          # the development shape's; in a worker container it run
 
     def kill(self, role: str) -> None:
         proc = self.procs.pop(role)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        kill_group(proc)
 
     async def stop(self, role: str) -> None:
         proc = self.procs[role]

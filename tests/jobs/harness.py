@@ -10,6 +10,9 @@ namespaces, PostgreSQL) both drive their processes through these.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +32,16 @@ from tests.jobs.history import History, Recorded
 from tests.jobs.works import Step
 
 DEADLINE = 60.0  # generous: a bound for liveness, never a measure of speed
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc``'s whole process group (it was started in a session of its own)
+    and reap it; one that is gone already is only reaped."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 async def eventually(condition: Callable[[], Any], what: str, *, deadline: float = DEADLINE) -> Any:

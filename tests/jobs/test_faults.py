@@ -27,7 +27,14 @@ from actorwork.client import Client
 from actorwork.pool._outbox_format import scan
 from actorwork.pool.outbox import CRASH_POINTS
 from actorwork.stores.sqlite import SQLiteStore
-from tests.jobs.harness import DEADLINE, Driver, eventually, in_outbox, outbox_entries
+from tests.jobs.harness import (
+    DEADLINE,
+    Driver,
+    eventually,
+    in_outbox,
+    kill_group,
+    outbox_entries,
+)
 from tests.jobs.history import History
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,11 +116,7 @@ grace = {self.grace}
     def kill(self, role: str) -> None:
         """SIGKILL the role's whole process group and reap it."""
         proc = self.procs.pop(role)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        kill_group(proc)
 
     async def exited(self, role: str) -> int:
         proc = self.procs[role]

@@ -10,8 +10,6 @@ deadline; nothing asserts on speed.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +28,7 @@ from actorwork.pool.actor import Pool
 from actorwork.topology import start_pools, start_scheduler
 from tests.jobs import works
 from tests.jobs.fault_proxy import Direction, FaultProxy
-from tests.jobs.harness import connected, eventually
+from tests.jobs.harness import connected, eventually, kill_group
 from tests.jobs.test_faults import REPO, Cluster
 
 pytestmark = pytest.mark.slow
@@ -89,11 +87,7 @@ outbox = "{self.tmp}/outbox-{pool}"
 
     def cleanup(self) -> None:
         for proc in self.procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            kill_group(proc)
 
     def connected(self, config: Path) -> AbstractAsyncContextManager[Client]:
         return connected(config)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actorwork.testing.stores import TemporaryPostgres
+from tests.jobs.harness import kill_group
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "leader-following-test-secret"
@@ -113,11 +114,7 @@ heartbeat = 0.5
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        kill_group(proc)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
